@@ -1,0 +1,1 @@
+//! The PostgreSQL event log. Work in progress: see issue 3.
