@@ -1,1 +1,35 @@
-//! placeholder
+//! The payment ledger's domain: plain data and plain functions, no I/O.
+//!
+//! A reader can learn the whole payment lifecycle here. Commands ask; [`payment::decide`] and
+//! [`settlement::decide`] either refuse with a [`DomainError`] naming the broken rule, or return
+//! the events that record what happened; `evolve` folds events into state. Every event that
+//! moves money becomes a balanced [`journal::JournalEntry`].
+//!
+//! # Layout
+//! - [`currency`], [`money`]: ISO 4217 currencies and exact, bounded, checked amounts.
+//! - [`ids`], [`text`]: validated identifiers and bounded free text.
+//! - [`payment`]: the payment aggregate (commands, events, state, rules, invariants).
+//! - [`settlement`]: settlement batches and payouts, and the cross-stream batch decision.
+//! - [`journal`]: the chart of accounts, postings and the trial balance.
+//! - [`codec`]: the stable JSON of events, schema versions and upcasting.
+//! - [`aggregate`]: what the event store needs to fold and store any stream.
+//! - [`error`]: [`DomainError`], one variant per business rule.
+//!
+//! # Architecture invariant
+//! This crate performs no I/O and depends on no async runtime, database or web crate. It reads
+//! no clock: times that rules depend on arrive inside commands.
+
+pub mod aggregate;
+pub mod codec;
+pub mod currency;
+pub mod error;
+pub mod ids;
+pub mod journal;
+pub mod money;
+pub mod payment;
+pub mod settlement;
+pub mod text;
+
+pub use currency::Currency;
+pub use error::DomainError;
+pub use money::{Money, MoneyError, PositiveMoney};

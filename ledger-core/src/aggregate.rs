@@ -1,0 +1,89 @@
+//! What the event store needs to know of an aggregate to run commands against it.
+
+use crate::codec::CodecError;
+use crate::payment::{self, PaymentEvent, PaymentState};
+use crate::settlement::{SettlementBatchState, SettlementEvent};
+
+/// The kinds of stream in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamType {
+    Payment,
+    SettlementBatch,
+}
+
+impl StreamType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamType::Payment => "payment",
+            StreamType::SettlementBatch => "settlement_batch",
+        }
+    }
+}
+
+/// An event type that can be stored and read back.
+pub trait DomainEvent: Sized {
+    fn event_type(&self) -> &'static str;
+    fn schema_version(&self) -> u32;
+    fn to_payload(&self) -> Result<serde_json::Value, CodecError>;
+    fn from_stored(
+        event_type: &str,
+        schema_version: u32,
+        payload: serde_json::Value,
+    ) -> Result<Self, CodecError>;
+}
+
+/// A stream's state folded from its events.
+pub trait Aggregate {
+    const STREAM_TYPE: StreamType;
+    type Event: DomainEvent;
+    fn evolve(self, event: &Self::Event) -> Self;
+    fn version(&self) -> u64;
+}
+
+macro_rules! domain_event {
+    ($event:ty) => {
+        impl DomainEvent for $event {
+            fn event_type(&self) -> &'static str {
+                <$event>::event_type(self)
+            }
+            fn schema_version(&self) -> u32 {
+                <$event>::schema_version(self)
+            }
+            fn to_payload(&self) -> Result<serde_json::Value, CodecError> {
+                <$event>::to_payload(self)
+            }
+            fn from_stored(
+                event_type: &str,
+                schema_version: u32,
+                payload: serde_json::Value,
+            ) -> Result<Self, CodecError> {
+                <$event>::from_stored(event_type, schema_version, payload)
+            }
+        }
+    };
+}
+
+domain_event!(PaymentEvent);
+domain_event!(SettlementEvent);
+
+impl Aggregate for PaymentState {
+    const STREAM_TYPE: StreamType = StreamType::Payment;
+    type Event = PaymentEvent;
+    fn evolve(self, event: &PaymentEvent) -> Self {
+        payment::evolve(self, event)
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+impl Aggregate for SettlementBatchState {
+    const STREAM_TYPE: StreamType = StreamType::SettlementBatch;
+    type Event = SettlementEvent;
+    fn evolve(self, event: &SettlementEvent) -> Self {
+        crate::settlement::evolve(self, event)
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+}

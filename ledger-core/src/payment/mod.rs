@@ -1,0 +1,18 @@
+//! The payment aggregate: one stream per payment.
+//!
+//! Read in this order: [`command`] (what can be asked), [`event`] (what gets recorded),
+//! [`state`] (what the events add up to, and `evolve`), [`decide`] (the rules),
+//! [`invariants`] (what must always hold).
+
+pub mod command;
+pub mod decide;
+pub mod decline;
+pub mod event;
+pub mod invariants;
+pub mod state;
+
+pub use command::*;
+pub use decide::decide;
+pub use decline::DeclineCategory;
+pub use event::*;
+pub use state::{evolve, fold, Payment, PaymentState, PaymentStatus};
