@@ -1,0 +1,275 @@
+//! The stored JSON of every event type is a contract with the log: these tests pin it to
+//! `tests/golden/events.json`, so a change of shape fails here until it gets a new schema
+//! version and an upcaster. Regenerate on purpose with `UPDATE_GOLDEN=1 cargo test`.
+
+mod support;
+
+use chrono::NaiveDate;
+use ledger_core::codec::CodecError;
+use ledger_core::ids::*;
+use ledger_core::payment::*;
+use ledger_core::settlement::*;
+use ledger_core::Currency;
+use serde_json::{json, Value};
+use support::*;
+
+fn payment_id() -> PaymentId {
+    PaymentId::parse("6f1c2b1e-3a44-4d8b-9a55-1f0e9c7b2d10").expect("uuid")
+}
+
+fn batch_id() -> SettlementBatchId {
+    SettlementBatchId::parse("0b7a3c55-91d2-4e0f-8c3b-5a6d7e8f9a01").expect("uuid")
+}
+
+fn payout_id() -> PayoutId {
+    PayoutId::parse("po_1OaB2cD3eF4gH5iJ").expect("payout id")
+}
+
+fn payment_examples() -> Vec<PaymentEvent> {
+    vec![
+        PaymentEvent::PaymentInitiated(PaymentInitiated {
+            merchant_id: merchant(),
+            order_id: OrderId::parse("order_1001").expect("order"),
+            environment: Environment::Live,
+            amount: usd("125.50"),
+            capture_mode: CaptureMode::Manual,
+            payment_method: Some(text("card")),
+        }),
+        PaymentEvent::PaymentAuthorized(PaymentAuthorized {
+            authorized_amount: usd("125.50"),
+            authorization_code: Some(text("A1B2C3")),
+            gateway_reference: Some(text("pi_3Mtw9kLkdIwHu7ix0dUjBz3f")),
+            expires_at: Some(at(12)),
+        }),
+        PaymentEvent::PaymentDeclined(PaymentDeclined {
+            decline_code: text("insufficient_funds"),
+            category: DeclineCategory::SoftDecline,
+            retry_may_help: true,
+        }),
+        PaymentEvent::PaymentCaptured(PaymentCaptured {
+            capture_id: capture_id("ch_3Mtw9kLkdIwHu7ix0snN0B15"),
+            amount: usd("100.00"),
+            final_capture: false,
+        }),
+        PaymentEvent::CaptureFailed(CaptureFailed {
+            capture_id: capture_id("cap_2"),
+            amount: usd("25.50"),
+            reason: text("authorization_expired"),
+            retryable: false,
+        }),
+        PaymentEvent::AuthorizationVoided(AuthorizationVoided {
+            reason: Some(text("requested_by_customer")),
+            released_amount: usd("25.50"),
+        }),
+        PaymentEvent::AuthorizationExpired(AuthorizationExpired {
+            released_amount: usd("25.50"),
+        }),
+        PaymentEvent::RefundRequested(RefundRequested {
+            refund_id: refund_id("re_3Mtw9kLkdIwHu7ix0J1kq9nR"),
+            amount: usd("20.00"),
+            reason: Some(text("requested_by_customer")),
+        }),
+        PaymentEvent::RefundSucceeded(RefundSucceeded {
+            refund_id: refund_id("re_3Mtw9kLkdIwHu7ix0J1kq9nR"),
+            amount: usd("20.00"),
+        }),
+        PaymentEvent::RefundFailed(RefundFailed {
+            refund_id: refund_id("re_2"),
+            amount: usd("5.00"),
+            reason: Some(text("expired_or_canceled_card")),
+        }),
+        PaymentEvent::DisputeOpened(DisputeOpened {
+            dispute_id: dispute_id("dp_1Mtw9kLkdIwHu7ixAbCdEf"),
+            amount: usd("80.00"),
+            reason: text("fraudulent"),
+            evidence_due_by: Some(at(20)),
+            fee: usd("15.00"),
+        }),
+        PaymentEvent::DisputeEvidenceSubmitted(DisputeEvidenceSubmitted {
+            dispute_id: dispute_id("dp_1Mtw9kLkdIwHu7ixAbCdEf"),
+            evidence: json!({"customer_email_address": "jenny@example.com", "shipping_tracking_number": "1Z999AA10123456784"}),
+        }),
+        PaymentEvent::DisputeWon(DisputeWon {
+            dispute_id: dispute_id("dp_1Mtw9kLkdIwHu7ixAbCdEf"),
+            amount: usd("80.00"),
+        }),
+        PaymentEvent::DisputeLost(DisputeLost {
+            dispute_id: dispute_id("dp_2"),
+            amount: usd("10.00"),
+        }),
+        PaymentEvent::CaptureSettled(CaptureSettled {
+            capture_id: capture_id("ch_3Mtw9kLkdIwHu7ix0snN0B15"),
+            batch_id: batch_id(),
+        }),
+        PaymentEvent::RefundSettled(RefundSettled {
+            refund_id: refund_id("re_3Mtw9kLkdIwHu7ix0J1kq9nR"),
+            batch_id: batch_id(),
+        }),
+        PaymentEvent::DisputeSettled(DisputeSettled {
+            dispute_id: dispute_id("dp_2"),
+            batch_id: batch_id(),
+        }),
+    ]
+}
+
+fn settlement_examples() -> Vec<SettlementEvent> {
+    let jpy = |amount: &str| ledger_core::Money::parse(amount, Currency::JPY).expect("jpy");
+    vec![
+        SettlementEvent::SettlementBatchRecorded(SettlementBatchRecorded {
+            merchant_id: merchant(),
+            environment: Environment::Live,
+            currency: Currency::JPY,
+            items: vec![
+                SettlementItem {
+                    payment_id: payment_id(),
+                    item: SettledItem::Capture(capture_id("ch_1")),
+                    gross: jpy("5000"),
+                    fee: jpy("180"),
+                },
+                SettlementItem {
+                    payment_id: payment_id(),
+                    item: SettledItem::Refund(refund_id("re_1")),
+                    gross: jpy("1000"),
+                    fee: jpy("0"),
+                },
+            ],
+            gross: jpy("4000"),
+            fees: jpy("180"),
+            reserve: jpy("100"),
+            net: jpy("3720"),
+        }),
+        SettlementEvent::PayoutInitiated(PayoutInitiated {
+            payout_id: payout_id(),
+            amount: jpy("3720"),
+            expected_arrival_date: NaiveDate::from_ymd_opt(2026, 11, 30),
+        }),
+        SettlementEvent::PayoutPaid(PayoutPaid {
+            payout_id: payout_id(),
+            amount: jpy("3720"),
+        }),
+        SettlementEvent::PayoutFailed(PayoutFailed {
+            payout_id: payout_id(),
+            amount: jpy("3720"),
+            reason: Some(text("account_closed")),
+        }),
+    ]
+}
+
+fn stored(event_type: &str, schema_version: u32, payload: Value) -> Value {
+    json!({"event_type": event_type, "schema_version": schema_version, "payload": payload})
+}
+
+fn current_shapes() -> Value {
+    let payments = payment_examples().into_iter().map(|event| {
+        stored(
+            event.event_type(),
+            event.schema_version(),
+            event.to_payload().expect("encodes"),
+        )
+    });
+    let settlements = settlement_examples().into_iter().map(|event| {
+        stored(
+            event.event_type(),
+            event.schema_version(),
+            event.to_payload().expect("encodes"),
+        )
+    });
+    Value::Array(payments.chain(settlements).collect())
+}
+
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/events.json");
+
+#[test]
+fn stored_shapes_match_the_golden_file() {
+    let current = current_shapes();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let text = serde_json::to_string_pretty(&current).expect("pretty");
+        std::fs::write(GOLDEN, text + "\n").expect("write golden file");
+    }
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(GOLDEN).expect("golden file exists"))
+            .expect("golden file is JSON");
+    assert_eq!(
+        current, golden,
+        "event JSON changed: bump the schema version and add an upcaster, then regenerate"
+    );
+}
+
+#[test]
+fn every_event_type_has_a_golden_example() {
+    let golden: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(GOLDEN).expect("golden file exists"))
+            .expect("golden file is JSON");
+    let covered: Vec<(String, u64)> = golden
+        .iter()
+        .map(|entry| {
+            (
+                entry["event_type"].as_str().expect("type").to_owned(),
+                entry["schema_version"].as_u64().expect("version"),
+            )
+        })
+        .collect();
+    for (event_type, version) in PaymentEvent::EVENT_TYPES
+        .iter()
+        .chain(SettlementEvent::EVENT_TYPES)
+    {
+        assert!(
+            covered.contains(&(event_type.to_string(), u64::from(*version))),
+            "{event_type} v{version} has no golden example"
+        );
+    }
+}
+
+#[test]
+fn golden_events_read_back_to_the_same_events() {
+    for event in payment_examples() {
+        let payload = event.to_payload().expect("encodes");
+        let decoded = PaymentEvent::from_stored(event.event_type(), event.schema_version(), payload)
+            .expect("decodes");
+        assert_eq!(decoded, event);
+    }
+    for event in settlement_examples() {
+        let payload = event.to_payload().expect("encodes");
+        let decoded =
+            SettlementEvent::from_stored(event.event_type(), event.schema_version(), payload)
+                .expect("decodes");
+        assert_eq!(decoded, event);
+    }
+}
+
+#[test]
+fn a_version_1_decline_is_upcast_by_classifying_its_code() {
+    let v1 = json!({"decline_code": "stolen_card"});
+    let event = PaymentEvent::from_stored("PaymentDeclined", 1, v1).expect("upcasts");
+    assert_eq!(
+        event,
+        PaymentEvent::PaymentDeclined(PaymentDeclined {
+            decline_code: text("stolen_card"),
+            category: DeclineCategory::HardDecline,
+            retry_may_help: false,
+        })
+    );
+}
+
+#[test]
+fn unknown_types_future_versions_and_bad_payloads_are_errors() {
+    assert!(matches!(
+        PaymentEvent::from_stored("PaymentTeleported", 1, json!({})),
+        Err(CodecError::UnknownEventType { .. })
+    ));
+    assert!(matches!(
+        PaymentEvent::from_stored("PaymentCaptured", 2, json!({})),
+        Err(CodecError::UnsupportedSchemaVersion { .. })
+    ));
+    assert!(matches!(
+        PaymentEvent::from_stored("PaymentCaptured", 0, json!({})),
+        Err(CodecError::UnsupportedSchemaVersion { .. })
+    ));
+    let float_amount = json!({"capture_id": "c1", "amount": {"amount": 10.5, "currency": "USD"}, "final_capture": true});
+    assert!(matches!(
+        PaymentEvent::from_stored("PaymentCaptured", 1, float_amount),
+        Err(CodecError::InvalidPayload { .. })
+    ));
+    let wrong_scale = json!({"capture_id": "c1", "amount": {"amount": "10.505", "currency": "USD"}, "final_capture": true});
+    assert!(PaymentEvent::from_stored("PaymentCaptured", 1, wrong_scale).is_err());
+}
