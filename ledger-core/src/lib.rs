@@ -19,6 +19,8 @@
 //! This crate performs no I/O and depends on no async runtime, database or web crate. It reads
 //! no clock: times that rules depend on arrive inside commands.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod aggregate;
 pub mod codec;
 pub mod currency;

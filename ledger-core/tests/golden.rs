@@ -224,8 +224,9 @@ fn every_event_type_has_a_golden_example() {
 fn golden_events_read_back_to_the_same_events() {
     for event in payment_examples() {
         let payload = event.to_payload().expect("encodes");
-        let decoded = PaymentEvent::from_stored(event.event_type(), event.schema_version(), payload)
-            .expect("decodes");
+        let decoded =
+            PaymentEvent::from_stored(event.event_type(), event.schema_version(), payload)
+                .expect("decodes");
         assert_eq!(decoded, event);
     }
     for event in settlement_examples() {

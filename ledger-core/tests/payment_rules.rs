@@ -34,7 +34,11 @@ fn initiate_twice_is_refused() {
 
 #[test]
 fn any_command_before_initiate_is_refused() {
-    assert_refused(&PaymentState::default(), &approve(None), "payment_not_found");
+    assert_refused(
+        &PaymentState::default(),
+        &approve(None),
+        "payment_not_found",
+    );
     assert_refused(
         &PaymentState::default(),
         &capture("c1", None, true),
@@ -211,8 +215,8 @@ fn a_capture_id_is_used_once() {
 #[test]
 fn a_capture_in_another_currency_is_refused() {
     let (_, state) = given(&[manual("100.00"), approve(None)]);
-    let euros = ledger_core::PositiveMoney::parse("10.00", ledger_core::Currency::EUR)
-        .expect("valid");
+    let euros =
+        ledger_core::PositiveMoney::parse("10.00", ledger_core::Currency::EUR).expect("valid");
     let command = PaymentCommand::Capture(CapturePayment {
         capture_id: capture_id("c1"),
         amount: Some(euros),
@@ -231,7 +235,10 @@ fn a_capture_failure_is_recorded_and_leaves_the_authorization_open() {
         retryable: true,
     });
     let events = decide(&state, &command).expect("accepted");
-    assert!(matches!(events.as_slice(), [PaymentEvent::CaptureFailed(_)]));
+    assert!(matches!(
+        events.as_slice(),
+        [PaymentEvent::CaptureFailed(_)]
+    ));
     let state = events.iter().fold(state, evolve);
     assert_eq!(state.status(), Some(PaymentStatus::Authorized));
     assert!(decide(&state, &capture("c1", None, true)).is_ok());
@@ -347,7 +354,11 @@ fn a_full_refund_makes_the_payment_refunded_and_accepts_only_disputes() {
     commands.extend([refund("r1", None), refund_outcome("r1", true)]);
     let (_, state) = given(&commands);
     assert_eq!(state.status(), Some(PaymentStatus::Refunded));
-    assert_refused(&state, &refund("r2", Some("1.00")), "payment_fully_refunded");
+    assert_refused(
+        &state,
+        &refund("r2", Some("1.00")),
+        "payment_fully_refunded",
+    );
     assert_refused(&state, &void(), "payment_fully_refunded");
     // Nothing is left to dispute, but the dispute rules, not the status, say so.
     assert_refused(
@@ -368,7 +379,11 @@ fn refund_outcome_is_recorded_once_for_a_known_refund() {
     let mut commands = captured_100();
     commands.extend([refund("r1", Some("10.00")), refund_outcome("r1", true)]);
     let (_, state) = given(&commands);
-    assert_refused(&state, &refund_outcome("r1", false), "refund_already_resolved");
+    assert_refused(
+        &state,
+        &refund_outcome("r1", false),
+        "refund_already_resolved",
+    );
     assert_refused(&state, &refund_outcome("r9", true), "refund_not_found");
     assert_refused(&state, &refund("r1", Some("1.00")), "duplicate_refund_id");
 }
@@ -432,7 +447,9 @@ fn evidence_only_while_the_dispute_needs_a_response() {
     let state = events.iter().fold(state, evolve);
     let payment = state.payment.as_ref().expect("payment");
     assert_eq!(
-        payment.dispute(&dispute_id("d1")).map(|dispute| dispute.status),
+        payment
+            .dispute(&dispute_id("d1"))
+            .map(|dispute| dispute.status),
         Some(ledger_core::payment::state::DisputeStatus::UnderReview)
     );
     assert_refused(&state, &evidence, "dispute_not_awaiting_evidence");
@@ -523,8 +540,8 @@ fn a_fully_refunded_payment_still_settles_its_capture_and_refund() {
     let mut commands = captured_100();
     commands.extend([refund("r1", None), refund_outcome("r1", true)]);
     let (_, state) = given(&commands);
-    let capture = decide(&state, &settle(SettledItem::Capture(capture_id("c1"))))
-        .expect("capture settles");
+    let capture =
+        decide(&state, &settle(SettledItem::Capture(capture_id("c1")))).expect("capture settles");
     let state = capture.iter().fold(state, evolve);
     assert!(decide(&state, &settle(SettledItem::Refund(refund_id("r1")))).is_ok());
 }

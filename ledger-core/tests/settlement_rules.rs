@@ -142,9 +142,12 @@ fn one_bad_item_rejects_the_whole_batch() {
     let world = world();
     let mut command = full_batch(&world);
     if let SettlementCommand::RecordBatch(record) = &mut command {
-        record
-            .items
-            .push(item(3, SettledItem::Capture(capture_id("c1")), "1.00", "0.00"));
+        record.items.push(item(
+            3,
+            SettledItem::Capture(capture_id("c1")),
+            "1.00",
+            "0.00",
+        ));
     }
     refused(&world, &command, "settlement_item_not_found");
 }
@@ -212,7 +215,11 @@ fn a_batch_is_recorded_once() {
     let decision =
         settlement::decide(&world.batch, &world.payments, &full_batch(&world)).expect("accepted");
     apply(&mut world, &decision);
-    refused(&world, &full_batch(&world), "settlement_batch_already_recorded");
+    refused(
+        &world,
+        &full_batch(&world),
+        "settlement_batch_already_recorded",
+    );
 }
 
 fn payout(id: &str, amount: &str, update: PayoutUpdate) -> SettlementCommand {
