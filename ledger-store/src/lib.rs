@@ -1,1 +1,55 @@
-//! The PostgreSQL event log. Work in progress: see issue 3.
+//! The PostgreSQL event log of the payment ledger: atomic multi-stream appends with optimistic
+//! concurrency and idempotency, a gap-free global order, a hash chain auditors can re-verify,
+//! and live subscriptions. Payloads are JSON objects: this crate knows no domain types.
+//!
+//! # Layout
+//! - [`event`]: the values appended and read back (`NewEvent`, `AppendRequest`,
+//!   `RecordedEvent`, …).
+//! - [`error`]: [`StoreError`], the crate's one error type.
+//! - [`store`]: [`EventStore`], the handle: append, read, subscribe, verify.
+//! - `validate`: rejects bad input before it reaches the database; the size limits.
+//! - `plan`: decides a group-commit batch without I/O (versions, claims, positions, hashes).
+//! - `writer`: the single writer task that commits batches (group commit); documents ordering.
+//! - `read`: reading one stream, the global log, idempotency claims, the head.
+//! - `subscribe`: live subscriptions (catch up by position, `LISTEN` to wake).
+//! - [`hash_chain`]: the chain's hash and the audit export line.
+//! - `verify`: re-verifying the chain over stored events.
+//! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is set.
+//! - `server_binaries`: finding PostgreSQL's server programs and the user to run them as.
+//! - `testing` (feature `testing`): a fresh migrated database per test.
+//!
+//! Schema: `migrations/` at the workspace root, embedded as [`MIGRATOR`].
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod embedded;
+pub mod error;
+pub mod event;
+pub mod hash_chain;
+mod plan;
+mod read;
+mod rows;
+mod server_binaries;
+pub mod store;
+mod subscribe;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod validate;
+mod verify;
+mod writer;
+
+pub use error::StoreError;
+pub use event::{
+    AppendOutcome, AppendRequest, AppendResult, Environment, EventMetadata, ExpectedVersion,
+    IdempotencyClaim, IdempotencyRecord, NewEvent, RecordedEvent, StreamAppend, StreamType,
+};
+pub use hash_chain::export_line;
+pub use read::{LogHead, MAX_PAGE_SIZE};
+pub use store::{migrate, EventStore, MIGRATOR};
+pub use subscribe::{SubscribeOptions, NOTIFY_CHANNEL};
+pub use validate::{
+    MAX_EVENTS_PER_APPEND, MAX_EVENT_TYPE_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_METADATA_BYTES,
+    MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, MAX_STREAMS_PER_APPEND,
+};
+pub use verify::{ChainBreak, ChainVerification};
+pub use writer::{MAX_BATCH_EVENTS, MAX_BATCH_REQUESTS, WRITER_QUEUE_CAPACITY};

@@ -1,0 +1,134 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+use crate::event::{Environment, ExpectedVersion, StreamType};
+
+/// Everything that can go wrong in the event log, typed so callers can map each case to a
+/// precise answer (a conflict is retryable, a reused idempotency key is the client's mistake).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer appended to the stream since the caller read it. Re-read and retry.
+    #[error("stream {stream_id} is at version {actual}, but the append expected {expected}")]
+    ConcurrencyConflict {
+        stream_id: Uuid,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
+
+    /// The stream exists with another type than the append names.
+    #[error("stream {stream_id} is a {existing} stream, not a {requested} stream")]
+    StreamTypeMismatch {
+        stream_id: Uuid,
+        existing: StreamType,
+        requested: StreamType,
+    },
+
+    /// The idempotency key was already used for a different request.
+    #[error("idempotency key {key:?} in environment {environment} was already used for a different request")]
+    IdempotencyKeyReused {
+        environment: Environment,
+        key: String,
+    },
+
+    /// One event's payload is larger than the log accepts.
+    #[error("payload of event {event_id} is {size_bytes} bytes, the limit is {limit_bytes} bytes")]
+    PayloadTooLarge {
+        event_id: Uuid,
+        size_bytes: usize,
+        limit_bytes: usize,
+    },
+
+    /// One event's payload cannot be stored as it is.
+    #[error("payload of event {event_id} is invalid: {reason}")]
+    InvalidPayload { event_id: Uuid, reason: String },
+
+    /// A stream type name that the log does not know.
+    #[error("unknown stream type {0:?}: expected \"payment\" or \"settlement_batch\"")]
+    UnknownStreamType(String),
+
+    /// An environment name other than `test` or `live`.
+    #[error("unknown environment {0:?}: expected \"test\" or \"live\"")]
+    UnknownEnvironment(String),
+
+    /// A stream version or log position outside the range the log can hold.
+    #[error("invalid version or position {value}: {reason}")]
+    InvalidVersion { value: i128, reason: &'static str },
+
+    /// The append request is malformed as a whole (empty, too large, a stream named twice).
+    #[error("invalid append request: {0}")]
+    InvalidRequest(String),
+
+    /// A stored row does not decode; the log was changed outside this crate.
+    #[error("stored event at position {position} is corrupt: {reason}")]
+    CorruptEvent { position: i64, reason: String },
+
+    /// An event id of the append is already in the log (event ids are unique forever).
+    #[error("an event id of this append is already recorded in the log")]
+    EventIdAlreadyRecorded,
+
+    /// The group-commit transaction this append was part of failed; nothing was recorded.
+    #[error("the batch this append was written in failed, nothing was recorded: {0}")]
+    BatchFailed(String),
+
+    /// The single writer task has stopped (the store is shutting down).
+    #[error("the event log writer has stopped")]
+    WriterStopped,
+
+    /// The embedded PostgreSQL server binaries were not found.
+    #[error("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH or in {searched:?}; install PostgreSQL (e.g. `apt-get install postgresql`) or set DATABASE_URL")]
+    PostgresBinariesNotFound { searched: Vec<PathBuf> },
+
+    /// The embedded cluster's directory cannot be used by the user that runs PostgreSQL.
+    #[error("directory {path} is not usable by user {user}: {reason}")]
+    DirectoryNotAccessible {
+        path: PathBuf,
+        user: String,
+        reason: String,
+    },
+
+    /// A PostgreSQL server command (initdb, pg_ctl, postgres) failed.
+    #[error("{command} failed: {detail}")]
+    ClusterCommand { command: String, detail: String },
+
+    /// A file-system operation for the embedded cluster failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Applying the schema migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+
+    /// The database failed or is unreachable.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed when tried again (after re-reading, for a conflict).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::ConcurrencyConflict { .. }
+            | StoreError::WriterStopped
+            | StoreError::BatchFailed(_) => true,
+            StoreError::Database(error) => matches!(
+                error,
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            ),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

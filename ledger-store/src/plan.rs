@@ -1,0 +1,245 @@
+//! Decides, without I/O, what one group-commit batch writes: which requests are accepted,
+//! which conflict, which replay an earlier result, and the positions and hashes of every new
+//! event. The writer gathers the current state under the log-head lock, calls [`plan_batch`],
+//! and writes the plan in one transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{Environment, RecordedEvent, StreamType};
+use crate::hash_chain::compute_hash;
+use crate::validate::PreparedRequest;
+
+/// The log head as locked at the start of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub position: u64,
+    pub hash: [u8; 32],
+}
+
+/// A stream's state as stored before the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StreamState {
+    pub stream_type: StreamType,
+    pub version: u64,
+}
+
+/// A stored idempotency claim, as the batch found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredClaim {
+    pub request_hash: Vec<u8>,
+    pub first_position: u64,
+    pub last_position: u64,
+}
+
+/// What happens to one request of the batch.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// Recorded now: these indices of [`Plan::events`].
+    Recorded {
+        events: std::ops::Range<usize>,
+    },
+    /// Same key and request as a claim stored before: read back its events.
+    ReplayStored {
+        first_position: u64,
+        last_position: u64,
+    },
+    /// Same key and request as an earlier request of this batch.
+    ReplayInBatch {
+        request_index: usize,
+    },
+    Rejected(StoreError),
+}
+
+/// An idempotency claim to insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewClaim {
+    pub environment: Environment,
+    pub key: String,
+    pub request_hash: Vec<u8>,
+    pub first_position: u64,
+    pub last_position: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub decisions: Vec<Decision>,
+    pub events: Vec<RecordedEvent>,
+    /// The final version of every stream the batch appends to, one entry per stream.
+    pub stream_versions: Vec<(Uuid, StreamType, u64)>,
+    pub claims: Vec<NewClaim>,
+    pub head: Head,
+}
+
+type ClaimKey = (Environment, String);
+
+/// The streams the batch appends to, each once, in first-touched order.
+#[derive(Default)]
+struct Touched {
+    seen: HashSet<Uuid>,
+    in_order: Vec<Uuid>,
+}
+
+/// Plans a batch. Requests are decided in queue order, each seeing the effect of the ones
+/// accepted before it, so the outcome equals running them one after another.
+pub(crate) fn plan_batch(
+    head: Head,
+    mut streams: HashMap<Uuid, StreamState>,
+    stored_claims: &HashMap<ClaimKey, StoredClaim>,
+    requests: &[&PreparedRequest],
+    recorded_at: DateTime<Utc>,
+) -> Result<Plan, StoreError> {
+    let mut plan = Plan {
+        decisions: Vec::with_capacity(requests.len()),
+        events: Vec::new(),
+        stream_versions: Vec::new(),
+        claims: Vec::new(),
+        head,
+    };
+    let mut batch_claims: HashMap<ClaimKey, (Vec<u8>, usize)> = HashMap::new();
+    let mut touched = Touched::default();
+    for (request_index, request) in requests.iter().enumerate() {
+        let decision = match claim_decision(request, stored_claims, &batch_claims) {
+            Some(decision) => decision,
+            None => match check_streams(request, &streams) {
+                Err(error) => Decision::Rejected(error),
+                Ok(()) => {
+                    let range = apply(request, &mut streams, &mut plan, &mut touched, recorded_at)?;
+                    if let Some(claim) = &request.idempotency {
+                        let key = (claim.environment, claim.key.clone());
+                        batch_claims.insert(key, (claim.request_hash.to_vec(), request_index));
+                        plan.claims
+                            .push(new_claim(claim, &plan.events[range.clone()]));
+                    }
+                    Decision::Recorded { events: range }
+                }
+            },
+        };
+        plan.decisions.push(decision);
+    }
+    plan.stream_versions = touched
+        .in_order
+        .into_iter()
+        .filter_map(|id| streams.get(&id).map(|s| (id, s.stream_type, s.version)))
+        .collect();
+    Ok(plan)
+}
+
+/// A decision forced by the request's idempotency key, if it was used before.
+fn claim_decision(
+    request: &PreparedRequest,
+    stored_claims: &HashMap<ClaimKey, StoredClaim>,
+    batch_claims: &HashMap<ClaimKey, (Vec<u8>, usize)>,
+) -> Option<Decision> {
+    let claim = request.idempotency.as_ref()?;
+    let key = (claim.environment, claim.key.clone());
+    let reused = || {
+        Decision::Rejected(StoreError::IdempotencyKeyReused {
+            environment: claim.environment,
+            key: claim.key.clone(),
+        })
+    };
+    if let Some(stored) = stored_claims.get(&key) {
+        return Some(if stored.request_hash == claim.request_hash {
+            Decision::ReplayStored {
+                first_position: stored.first_position,
+                last_position: stored.last_position,
+            }
+        } else {
+            reused()
+        });
+    }
+    let (request_hash, request_index) = batch_claims.get(&key)?;
+    Some(if request_hash.as_slice() == claim.request_hash {
+        Decision::ReplayInBatch {
+            request_index: *request_index,
+        }
+    } else {
+        reused()
+    })
+}
+
+fn check_streams(
+    request: &PreparedRequest,
+    streams: &HashMap<Uuid, StreamState>,
+) -> Result<(), StoreError> {
+    for stream in &request.streams {
+        let current = streams.get(&stream.stream_id);
+        if let Some(state) = current {
+            if state.stream_type != stream.stream_type {
+                return Err(StoreError::StreamTypeMismatch {
+                    stream_id: stream.stream_id,
+                    existing: state.stream_type,
+                    requested: stream.stream_type,
+                });
+            }
+        }
+        let actual = current.map_or(0, |state| state.version);
+        if !stream.expected_version.accepts(actual) {
+            return Err(StoreError::ConcurrencyConflict {
+                stream_id: stream.stream_id,
+                expected: stream.expected_version,
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Gives the request's events their versions, positions and hashes; returns their indices.
+fn apply(
+    request: &PreparedRequest,
+    streams: &mut HashMap<Uuid, StreamState>,
+    plan: &mut Plan,
+    touched: &mut Touched,
+    recorded_at: DateTime<Utc>,
+) -> Result<std::ops::Range<usize>, StoreError> {
+    let start = plan.events.len();
+    for stream in &request.streams {
+        if touched.seen.insert(stream.stream_id) {
+            touched.in_order.push(stream.stream_id);
+        }
+        let state = streams.entry(stream.stream_id).or_insert(StreamState {
+            stream_type: stream.stream_type,
+            version: 0,
+        });
+        for event in &stream.events {
+            state.version += 1;
+            let mut recorded = RecordedEvent {
+                position: plan.head.position + 1,
+                event_id: event.event_id,
+                stream_id: stream.stream_id,
+                stream_type: stream.stream_type,
+                stream_version: state.version,
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                recorded_at,
+                occurred_at: event.occurred_at,
+                payload: event.payload.clone(),
+                metadata: event.metadata.clone(),
+                prev_hash: plan.head.hash,
+                hash: [0; 32],
+            };
+            recorded.hash = compute_hash(&recorded)?;
+            plan.head = Head {
+                position: recorded.position,
+                hash: recorded.hash,
+            };
+            plan.events.push(recorded);
+        }
+    }
+    Ok(start..plan.events.len())
+}
+
+fn new_claim(claim: &crate::event::IdempotencyClaim, events: &[RecordedEvent]) -> NewClaim {
+    NewClaim {
+        environment: claim.environment,
+        key: claim.key.clone(),
+        request_hash: claim.request_hash.to_vec(),
+        first_position: events.first().map_or(0, |event| event.position),
+        last_position: events.last().map_or(0, |event| event.position),
+    }
+}

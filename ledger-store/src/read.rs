@@ -1,0 +1,130 @@
+//! Reading the log: one stream, the global order by position, idempotency claims, the head.
+//! Reads need no lock: the writer only makes position N+1 visible after N (see `writer`).
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{Environment, IdempotencyRecord, RecordedEvent};
+use crate::rows::{from_stored, to_stored, EventRow};
+
+/// Most events one [`read_all`] page returns, whatever the caller asks.
+pub const MAX_PAGE_SIZE: usize = 10_000;
+
+/// The last position written and its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogHead {
+    pub last_position: u64,
+    pub last_hash: [u8; 32],
+}
+
+fn decode(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>, StoreError> {
+    rows.into_iter().map(RecordedEvent::try_from).collect()
+}
+
+/// A stream's events from `from_version` on (1 for all), in version order.
+pub(crate) async fn read_stream(
+    pool: &PgPool,
+    stream_id: Uuid,
+    from_version: u64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = sqlx::query_as!(
+        EventRow,
+        r#"SELECT position, event_id, stream_id, stream_type, stream_version, event_type,
+               schema_version, recorded_at, occurred_at, payload, metadata, prev_hash, hash
+           FROM events
+           WHERE stream_id = $1 AND stream_version >= $2
+           ORDER BY stream_version"#,
+        stream_id,
+        to_stored(from_version)?,
+    )
+    .fetch_all(pool)
+    .await?;
+    decode(rows)
+}
+
+/// Up to `limit` events (capped at [`MAX_PAGE_SIZE`]) from `from_position` on, in position
+/// order. The next page starts after the last position returned.
+pub(crate) async fn read_all(
+    pool: &PgPool,
+    from_position: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let limit = i64::try_from(limit.min(MAX_PAGE_SIZE)).unwrap_or(0);
+    let rows = sqlx::query_as!(
+        EventRow,
+        r#"SELECT position, event_id, stream_id, stream_type, stream_version, event_type,
+               schema_version, recorded_at, occurred_at, payload, metadata, prev_hash, hash
+           FROM events
+           WHERE position >= $1
+           ORDER BY position
+           LIMIT $2"#,
+        to_stored(from_position)?,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?;
+    decode(rows)
+}
+
+/// The events at positions `first..=last`: what one earlier append recorded.
+pub(crate) async fn events_between(
+    pool: &PgPool,
+    first_position: u64,
+    last_position: u64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = sqlx::query_as!(
+        EventRow,
+        r#"SELECT position, event_id, stream_id, stream_type, stream_version, event_type,
+               schema_version, recorded_at, occurred_at, payload, metadata, prev_hash, hash
+           FROM events
+           WHERE position BETWEEN $1 AND $2
+           ORDER BY position"#,
+        to_stored(first_position)?,
+        to_stored(last_position)?,
+    )
+    .fetch_all(pool)
+    .await?;
+    decode(rows)
+}
+
+pub(crate) async fn idempotency_record(
+    pool: &PgPool,
+    environment: Environment,
+    key: &str,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let row = sqlx::query!(
+        r#"SELECT environment, key, request_hash, result, created_at
+           FROM idempotency_keys WHERE environment = $1 AND key = $2"#,
+        environment.as_str(),
+        key,
+    )
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| {
+        Ok(IdempotencyRecord {
+            environment: row.environment.parse()?,
+            key: row.key,
+            request_hash: row.request_hash,
+            result: row.result,
+            created_at: row.created_at,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn head(pool: &PgPool) -> Result<LogHead, StoreError> {
+    let row = sqlx::query!("SELECT last_position, last_hash FROM log_head WHERE id = 1")
+        .fetch_one(pool)
+        .await?;
+    Ok(LogHead {
+        last_position: from_stored(row.last_position)?,
+        last_hash: row
+            .last_hash
+            .try_into()
+            .map_err(|_| StoreError::CorruptEvent {
+                position: row.last_position,
+                reason: "log head hash is not 32 bytes".into(),
+            })?,
+    })
+}

@@ -1,0 +1,127 @@
+//! [`EventStore`]: the handle the rest of the ledger uses.
+
+use futures::Stream;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{AppendOutcome, AppendRequest, Environment, IdempotencyRecord, RecordedEvent};
+use crate::read::LogHead;
+use crate::subscribe::SubscribeOptions;
+use crate::verify::ChainVerification;
+use crate::writer::Job;
+
+/// The schema, embedded: apply with [`migrate`] before using a database.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Connections a store opens by default: the writer holds one, readers share the rest.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+/// Applies every pending migration.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// The event log. Cheap to clone; every clone shares one writer task, which stops when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct EventStore {
+    pool: PgPool,
+    writer: mpsc::Sender<Job>,
+}
+
+impl EventStore {
+    /// Connects, applies pending migrations and starts the writer.
+    pub async fn connect(database_url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(DEFAULT_MAX_CONNECTIONS)
+            .connect(database_url)
+            .await?;
+        migrate(&pool).await?;
+        Ok(Self::new(pool))
+    }
+
+    /// Starts the writer on a pool whose database is migrated. Needs a Tokio runtime.
+    pub fn new(pool: PgPool) -> Self {
+        let writer = crate::writer::spawn(pool.clone());
+        EventStore { pool, writer }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Appends atomically to one or more streams, or replays an idempotent earlier result.
+    /// Concurrent calls are committed together (see the `writer` module).
+    #[tracing::instrument(skip_all, fields(streams = request.streams.len()))]
+    pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let request = crate::validate::prepare(request)?;
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Job { request, reply })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// One stream's events from `from_version` on (1 for all), in version order.
+    pub async fn read_stream(
+        &self,
+        stream_id: Uuid,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        crate::read::read_stream(&self.pool, stream_id, from_version).await
+    }
+
+    /// A page of the global log: up to `limit` events (at most [`crate::MAX_PAGE_SIZE`]) from
+    /// `from_position` on, in position order, with no gap.
+    pub async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        crate::read::read_all(&self.pool, from_position, limit).await
+    }
+
+    /// The stored claim on an idempotency key, if any.
+    pub async fn idempotency_record(
+        &self,
+        environment: Environment,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        crate::read::idempotency_record(&self.pool, environment, key).await
+    }
+
+    /// The last position written and its hash.
+    pub async fn head(&self) -> Result<LogHead, StoreError> {
+        crate::read::head(&self.pool).await
+    }
+
+    /// Every event from `from_position` on, live, in position order (see `subscribe`).
+    pub fn subscribe(
+        &self,
+        from_position: u64,
+    ) -> impl Stream<Item = Result<RecordedEvent, StoreError>> + Send + 'static {
+        self.subscribe_with(from_position, SubscribeOptions::default())
+    }
+
+    pub fn subscribe_with(
+        &self,
+        from_position: u64,
+        options: SubscribeOptions,
+    ) -> impl Stream<Item = Result<RecordedEvent, StoreError>> + Send + 'static {
+        crate::subscribe::subscribe(self.pool.clone(), from_position, options)
+    }
+
+    /// Re-verifies the hash chain from `from_position` to `to_position` (the head if `None`).
+    pub async fn verify_chain(
+        &self,
+        from_position: u64,
+        to_position: Option<u64>,
+    ) -> Result<ChainVerification, StoreError> {
+        crate::verify::verify_chain(&self.pool, from_position, to_position).await
+    }
+}

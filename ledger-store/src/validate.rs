@@ -1,0 +1,276 @@
+//! Checks an append request before it reaches the writer, so bad input is rejected with a
+//! typed error and never touches the database, and turns it into the stored shapes.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{
+    AppendRequest, ExpectedVersion, IdempotencyClaim, NewEvent, StreamAppend, StreamType,
+};
+use crate::hash_chain::{format_time, truncate_to_microseconds};
+
+/// Largest payload accepted, in bytes of its compact JSON text.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Deepest nesting of arrays and objects accepted in a payload.
+pub const MAX_PAYLOAD_DEPTH: usize = 64;
+/// Largest metadata object accepted, in bytes of its compact JSON text.
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+/// Most events one append may record, over all its streams.
+pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
+/// Most streams one append may touch (a settlement batch and the payments it settles).
+pub const MAX_STREAMS_PER_APPEND: usize = 1_000;
+/// Longest event type name accepted.
+pub const MAX_EVENT_TYPE_LENGTH: usize = 200;
+/// Longest idempotency key accepted; the database checks the same bound.
+pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
+
+/// An event ready to be stored: times truncated to what the database keeps, metadata as the
+/// JSON object that is stored and hashed.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub occurred_at: DateTime<Utc>,
+    pub payload: Value,
+    pub metadata: Value,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedStream {
+    pub stream_id: Uuid,
+    pub stream_type: StreamType,
+    pub expected_version: ExpectedVersion,
+    pub events: Vec<PreparedEvent>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedRequest {
+    pub streams: Vec<PreparedStream>,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+impl PreparedRequest {
+    pub fn event_count(&self) -> usize {
+        self.streams.iter().map(|stream| stream.events.len()).sum()
+    }
+}
+
+/// Validates a whole request; the first problem found is returned.
+pub(crate) fn prepare(request: AppendRequest) -> Result<PreparedRequest, StoreError> {
+    check_shape(&request)?;
+    if let Some(claim) = &request.idempotency {
+        check_idempotency_key(&claim.key)?;
+    }
+    let streams = request
+        .streams
+        .into_iter()
+        .map(prepare_stream)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PreparedRequest {
+        streams,
+        idempotency: request.idempotency,
+    })
+}
+
+fn check_shape(request: &AppendRequest) -> Result<(), StoreError> {
+    if request.streams.is_empty() {
+        return Err(StoreError::InvalidRequest("no stream to append to".into()));
+    }
+    if request.streams.len() > MAX_STREAMS_PER_APPEND {
+        return Err(StoreError::InvalidRequest(format!(
+            "{} streams, at most {MAX_STREAMS_PER_APPEND} per append",
+            request.streams.len()
+        )));
+    }
+    let event_count: usize = request.streams.iter().map(|s| s.events.len()).sum();
+    if event_count > MAX_EVENTS_PER_APPEND {
+        return Err(StoreError::InvalidRequest(format!(
+            "{event_count} events, at most {MAX_EVENTS_PER_APPEND} per append"
+        )));
+    }
+    let mut stream_ids = HashSet::new();
+    let mut event_ids = HashSet::new();
+    for stream in &request.streams {
+        if stream.events.is_empty() {
+            return Err(StoreError::InvalidRequest(format!(
+                "stream {} has no event to append",
+                stream.stream_id
+            )));
+        }
+        if !stream_ids.insert(stream.stream_id) {
+            return Err(StoreError::InvalidRequest(format!(
+                "stream {} is named twice",
+                stream.stream_id
+            )));
+        }
+        for event in &stream.events {
+            if !event_ids.insert(event.event_id) {
+                return Err(StoreError::InvalidRequest(format!(
+                    "event id {} is used twice",
+                    event.event_id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_idempotency_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LENGTH || key.contains('\0') {
+        return Err(StoreError::InvalidRequest(format!(
+            "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} bytes without NUL"
+        )));
+    }
+    Ok(())
+}
+
+fn prepare_stream(stream: StreamAppend) -> Result<PreparedStream, StoreError> {
+    if let ExpectedVersion::Exactly(version) = stream.expected_version {
+        check_version(version)?;
+    }
+    let stream_type = stream.stream_type;
+    let events = stream
+        .events
+        .into_iter()
+        .map(|event| prepare_event(event, stream_type))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PreparedStream {
+        stream_id: stream.stream_id,
+        stream_type,
+        expected_version: stream.expected_version,
+        events,
+    })
+}
+
+/// Versions and positions are stored as `bigint`, so anything above `i64::MAX` is refused.
+pub(crate) fn check_version(version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version).map_err(|_| StoreError::InvalidVersion {
+        value: i128::from(version),
+        reason: "larger than the log can store (2^63 - 1)",
+    })
+}
+
+fn prepare_event(event: NewEvent, stream_type: StreamType) -> Result<PreparedEvent, StoreError> {
+    let event_id = event.event_id;
+    let invalid = |reason: String| StoreError::InvalidPayload { event_id, reason };
+    if event.event_type.is_empty()
+        || event.event_type.len() > MAX_EVENT_TYPE_LENGTH
+        || event.event_type.contains('\0')
+    {
+        return Err(invalid(format!(
+            "event type must be 1 to {MAX_EVENT_TYPE_LENGTH} bytes without NUL"
+        )));
+    }
+    if event.schema_version < 1 {
+        return Err(invalid(format!(
+            "schema version {} is below 1",
+            event.schema_version
+        )));
+    }
+    check_payload(event_id, &event.payload)?;
+    let occurred_at = truncate_to_microseconds(event.occurred_at);
+    let metadata = stored_metadata(&event, occurred_at, stream_type)?;
+    Ok(PreparedEvent {
+        event_id,
+        event_type: event.event_type,
+        schema_version: event.schema_version,
+        occurred_at,
+        payload: event.payload,
+        metadata,
+    })
+}
+
+/// The metadata object as stored: the caller's fields plus copies of `occurred_at` and
+/// `stream_type`, so the hash chain covers those columns too (see `hash_chain`).
+fn stored_metadata(
+    event: &NewEvent,
+    occurred_at: DateTime<Utc>,
+    stream_type: StreamType,
+) -> Result<Value, StoreError> {
+    let invalid = |reason: String| StoreError::InvalidPayload {
+        event_id: event.event_id,
+        reason,
+    };
+    let mut metadata = serde_json::to_value(&event.metadata)
+        .map_err(|error| invalid(format!("metadata does not serialize: {error}")))?;
+    let Value::Object(fields) = &mut metadata else {
+        return Err(invalid("metadata is not a JSON object".into()));
+    };
+    fields.insert(
+        "occurred_at".into(),
+        Value::String(format_time(occurred_at)),
+    );
+    fields.insert(
+        "stream_type".into(),
+        Value::String(stream_type.as_str().into()),
+    );
+    let size_bytes = serde_json::to_vec(&metadata)
+        .map_err(|error| invalid(format!("metadata does not serialize: {error}")))?
+        .len();
+    if size_bytes > MAX_METADATA_BYTES {
+        return Err(invalid(format!(
+            "metadata is {size_bytes} bytes, at most {MAX_METADATA_BYTES}"
+        )));
+    }
+    check_no_nul(event.event_id, &metadata)?;
+    Ok(metadata)
+}
+
+fn check_payload(event_id: Uuid, payload: &Value) -> Result<(), StoreError> {
+    if !payload.is_object() {
+        return Err(StoreError::InvalidPayload {
+            event_id,
+            reason: "payload must be a JSON object".into(),
+        });
+    }
+    let size_bytes = serde_json::to_vec(payload)
+        .map_err(|error| StoreError::InvalidPayload {
+            event_id,
+            reason: format!("does not serialize: {error}"),
+        })?
+        .len();
+    if size_bytes > MAX_PAYLOAD_BYTES {
+        return Err(StoreError::PayloadTooLarge {
+            event_id,
+            size_bytes,
+            limit_bytes: MAX_PAYLOAD_BYTES,
+        });
+    }
+    check_no_nul(event_id, payload)
+}
+
+/// PostgreSQL's `jsonb` cannot hold the NUL character, and nesting is bounded; walked with an
+/// explicit stack so a deep value cannot overflow ours.
+fn check_no_nul(event_id: Uuid, value: &Value) -> Result<(), StoreError> {
+    let invalid = |reason: &str| StoreError::InvalidPayload {
+        event_id,
+        reason: reason.into(),
+    };
+    let mut pending = vec![(value, 0usize)];
+    while let Some((value, depth)) = pending.pop() {
+        if depth > MAX_PAYLOAD_DEPTH {
+            return Err(invalid("nested deeper than the limit"));
+        }
+        match value {
+            Value::String(text) if text.contains('\0') => {
+                return Err(invalid("contains the NUL character (\\u0000)"));
+            }
+            Value::Array(items) => pending.extend(items.iter().map(|item| (item, depth + 1))),
+            Value::Object(fields) => {
+                for (key, item) in fields {
+                    if key.contains('\0') {
+                        return Err(invalid("contains the NUL character (\\u0000) in a key"));
+                    }
+                    pending.push((item, depth + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

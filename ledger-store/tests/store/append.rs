@@ -1,0 +1,165 @@
+//! Appending and reading back; optimistic concurrency; atomic multi-stream appends.
+
+use ledger_store::testing::TestDatabase;
+use ledger_store::{AppendRequest, ExpectedVersion, StoreError, StreamType};
+use uuid::Uuid;
+
+use crate::helpers::{count_events, single, stream};
+
+/// What an append returns is exactly what reading the stream and the log gives back,
+/// every column included, with versions from 1 and positions from 1.
+#[tokio::test]
+async fn appended_events_read_back_identically() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let stream_id = Uuid::new_v4();
+    let outcome = store
+        .append(single(stream_id, ExpectedVersion::NoStream, 3))
+        .await
+        .unwrap();
+    assert!(!outcome.is_replayed());
+    let recorded = outcome.into_result();
+    assert_eq!(recorded.last_position, 3);
+    let versions: Vec<u64> = recorded.events.iter().map(|e| e.stream_version).collect();
+    assert_eq!(versions, [1, 2, 3]);
+
+    let from_stream = store.read_stream(stream_id, 1).await.unwrap();
+    assert_eq!(from_stream, recorded.events);
+    assert_eq!(store.read_stream(stream_id, 3).await.unwrap().len(), 1);
+    let page = store.read_all(2, 1).await.unwrap();
+    assert_eq!(page, recorded.events[1..2]);
+    let head = store.head().await.unwrap();
+    assert_eq!(head.last_position, 3);
+    assert_eq!(head.last_hash, recorded.events[2].hash);
+    let metadata = recorded.events[0].parsed_metadata().unwrap();
+    assert_eq!(metadata.actor_role, "service");
+}
+
+/// An append expecting a stale version fails with a retryable conflict naming the actual
+/// version, and records nothing.
+#[tokio::test]
+async fn stale_expected_version_is_a_conflict() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let stream_id = Uuid::new_v4();
+    store
+        .append(single(stream_id, ExpectedVersion::NoStream, 2))
+        .await
+        .unwrap();
+
+    let error = store
+        .append(single(stream_id, ExpectedVersion::NoStream, 1))
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable());
+    assert!(matches!(
+        error,
+        StoreError::ConcurrencyConflict { stream_id: id, expected: ExpectedVersion::NoStream, actual: 2 } if id == stream_id
+    ));
+    let error = store
+        .append(single(stream_id, ExpectedVersion::Exactly(1), 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        StoreError::ConcurrencyConflict { actual: 2, .. }
+    ));
+    assert_eq!(count_events(db.pool()).await, 2);
+
+    store
+        .append(single(stream_id, ExpectedVersion::Exactly(2), 1))
+        .await
+        .unwrap();
+    let any = store
+        .append(single(stream_id, ExpectedVersion::Any, 1))
+        .await
+        .unwrap();
+    assert_eq!(any.result().events[0].stream_version, 4);
+}
+
+/// Of many concurrent appends expecting the same version, exactly one wins; the others get
+/// their own conflict without failing the winner (they share group-commit batches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_to_one_version_have_one_winner() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let stream_id = Uuid::new_v4();
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(single(stream_id, ExpectedVersion::NoStream, 1))
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => winners += 1,
+            Err(StoreError::ConcurrencyConflict { .. }) => {}
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(count_events(db.pool()).await, 1);
+}
+
+/// A settlement batch and the payments it settles are appended together: one stale stream
+/// rejects the whole append and nothing of it is written; fresh versions record all of it,
+/// at consecutive positions.
+#[tokio::test]
+async fn multi_stream_append_is_all_or_nothing() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let payments = [Uuid::new_v4(), Uuid::new_v4()];
+    for payment in payments {
+        store
+            .append(single(payment, ExpectedVersion::NoStream, 2))
+            .await
+            .unwrap();
+    }
+    let batch_id = Uuid::new_v4();
+    let settle = |second_expected: u64| AppendRequest {
+        streams: vec![
+            ledger_store::StreamAppend {
+                stream_type: StreamType::SettlementBatch,
+                ..stream(batch_id, ExpectedVersion::NoStream, 2)
+            },
+            stream(payments[0], ExpectedVersion::Exactly(2), 1),
+            stream(payments[1], ExpectedVersion::Exactly(second_expected), 1),
+        ],
+        idempotency: None,
+    };
+
+    let error = store.append(settle(1)).await.unwrap_err();
+    assert!(
+        matches!(error, StoreError::ConcurrencyConflict { stream_id, .. } if stream_id == payments[1])
+    );
+    assert_eq!(count_events(db.pool()).await, 4);
+    assert!(store.read_stream(batch_id, 1).await.unwrap().is_empty());
+    assert_eq!(store.read_stream(payments[0], 1).await.unwrap().len(), 2);
+
+    let recorded = store.append(settle(2)).await.unwrap().into_result();
+    let positions: Vec<u64> = recorded.events.iter().map(|e| e.position).collect();
+    assert_eq!(positions, [5, 6, 7, 8]);
+    assert_eq!(recorded.events[0].stream_type, StreamType::SettlementBatch);
+    assert_eq!(store.read_stream(payments[1], 1).await.unwrap().len(), 3);
+}
+
+/// A stream keeps its type: appending to it as another type is refused.
+#[tokio::test]
+async fn stream_type_cannot_change() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let stream_id = Uuid::new_v4();
+    store
+        .append(single(stream_id, ExpectedVersion::NoStream, 1))
+        .await
+        .unwrap();
+    let mut request = single(stream_id, ExpectedVersion::Any, 1);
+    request.streams[0].stream_type = StreamType::SettlementBatch;
+    let error = store.append(request).await.unwrap_err();
+    assert!(matches!(error, StoreError::StreamTypeMismatch { .. }));
+}
