@@ -168,3 +168,65 @@ fn a_refund_before_its_payment_waits_and_records_nothing() {
         RefusalKind::AwaitsEarlierFact
     );
 }
+
+#[test]
+fn a_refund_of_an_authorized_but_uncaptured_payment_waits_for_the_capture() {
+    let mut state = PaymentState::default();
+    for name in [
+        "payment_intent.created",
+        "payment_intent.amount_capturable_updated",
+    ] {
+        assert!(apply(&mut state, &deliver(name)).unwrap(), "{name}");
+    }
+    assert!(!apply(&mut state, &deliver("refund.updated")).unwrap());
+    assert!(apply(&mut state, &deliver("charge.captured")).unwrap());
+    assert!(apply(&mut state, &deliver("refund.updated")).unwrap());
+    assert_eq!(state.status(), Some(PaymentStatus::PartiallyRefunded));
+}
+
+#[test]
+fn an_authorization_delivered_after_the_cancel_is_skipped() {
+    let mut state = PaymentState::default();
+    let canceled = deliver("payment_intent.canceled");
+    assert!(apply(&mut state, &canceled).unwrap());
+    // The same intent's authorization, delivered late: Stripe had authorized, then canceled.
+    let GatewayFact::Payment(fact) = map_event(&canceled, &context()).unwrap() else {
+        panic!("expected a payment fact");
+    };
+    let approve = ledger_core::payment::PaymentCommand::RecordAuthorization(
+        ledger_core::payment::RecordAuthorization::Approved {
+            authorized_amount: None,
+            authorization_code: None,
+            gateway_reference: None,
+            expires_at: None,
+        },
+    );
+    let late = [fact.commands[0].clone(), approve];
+    assert_eq!(decide_fact(&state, &late), Ok(Vec::new()));
+    assert_eq!(state.status(), Some(PaymentStatus::Voided));
+}
+
+#[test]
+fn evidence_too_large_for_the_ledger_is_recorded_by_reference() {
+    let text = "scan log line\n".repeat(2_000);
+    let body = with_value(
+        "charge.dispute.updated",
+        "/data/object/evidence/uncategorized_text",
+        serde_json::json!(text),
+    );
+    let mut state = deliver_all(&[
+        "payment_intent.created",
+        "payment_intent.amount_capturable_updated",
+        "charge.captured",
+    ]);
+    assert!(apply(&mut state, &deliver_body(&body)).unwrap());
+    let dispute = &state.payment.as_ref().unwrap().disputes[0];
+    assert_eq!(
+        dispute.evidence[0]["stripe_dispute_id"],
+        "dp_1MtwDdLkdIwHu7ixMz5hUtzH"
+    );
+    assert!(dispute.evidence[0]["submitted_fields"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("uncategorized_text")));
+}

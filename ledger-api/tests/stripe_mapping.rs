@@ -528,3 +528,16 @@ fn redelivering_an_event_maps_to_identical_commands() {
         assert_eq!(map_fixture(name), map_fixture(name), "{name}");
     }
 }
+
+#[test]
+fn null_metadata_and_lists_read_as_empty() {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&fixture("payment_intent.created")).unwrap();
+    event["data"]["object"]["metadata"] = json!(null);
+    event["data"]["object"]["payment_method_types"] = json!(null);
+    let body = serde_json::to_vec(&event).unwrap();
+    let GatewayFact::Payment(fact) = map_event(&deliver_body(&body), &context()).unwrap() else {
+        panic!("expected a payment fact");
+    };
+    assert_eq!(fact.payment_id, order_8472_payment_id());
+}

@@ -8,8 +8,9 @@
 //!   (`authorization_already_recorded`), the capture, refund or dispute id is known
 //!   (`duplicate_capture_id`, `duplicate_refund_id`, `duplicate_dispute_id`), the refund or
 //!   dispute is resolved (`refund_already_resolved`, `dispute_already_resolved`), the evidence
-//!   stage is past (`dispute_not_awaiting_evidence`), or the authorization is closed for a
-//!   decline or void. Skip it.
+//!   stage is past (`dispute_not_awaiting_evidence`), a decline or void reaches a payment
+//!   already closed, or an approval reaches a voided payment (Stripe never reopens a canceled
+//!   PaymentIntent, so the approval is older news). Skip it.
 //! - [`RefusalKind::AwaitsEarlierFact`]: the event arrived before one it depends on (no
 //!   payment yet, a refund or dispute of a payment not captured yet). Record nothing; park the
 //!   event or answer 5xx so Stripe retries.
@@ -81,8 +82,15 @@ fn effect_already_recorded(state: &PaymentState, command: &PaymentCommand) -> bo
     );
     match command {
         PaymentCommand::Initiate(_) => true,
+        // Stripe never reopens a canceled PaymentIntent, so an approval reaching a voided or
+        // expired payment is older news. After a decline it is not: the customer may have
+        // retried with another card, which the ledger cannot record on this payment.
         PaymentCommand::RecordAuthorization(RecordAuthorization::Approved { .. }) => {
             matches!(payment.authorization, Authorization::Approved { .. })
+                || matches!(
+                    payment.status(),
+                    PaymentStatus::Voided | PaymentStatus::Expired
+                )
         }
         // A decline reported after the outcome is known, or after the payment closed in any
         // way, changes nothing.
