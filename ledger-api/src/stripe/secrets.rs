@@ -51,11 +51,21 @@ impl WebhookSecret {
             "live" => Environment::Live,
             _ => return Err(invalid("the environment must be `test` or `live`")),
         };
-        WebhookSecret::new(environment, secret).map_err(invalid)
+        WebhookSecret::build(environment, secret).map_err(invalid)
     }
 
-    /// Builds a secret for one environment, e.g. for tests and `ledger demo`.
-    pub fn new(environment: Environment, secret: &str) -> Result<WebhookSecret, &'static str> {
+    /// Builds one secret, e.g. for tests and `ledger demo`; a malformed one is reported as
+    /// entry 1 of a configuration.
+    pub fn new(environment: Environment, secret: &str) -> Result<WebhookSecret, StripeError> {
+        WebhookSecret::build(environment, secret).map_err(|reason| {
+            StripeError::InvalidSecretsConfiguration {
+                position: 1,
+                reason,
+            }
+        })
+    }
+
+    fn build(environment: Environment, secret: &str) -> Result<WebhookSecret, &'static str> {
         let key = secret
             .strip_prefix(SECRET_PREFIX)
             .ok_or("the secret must start with `whsec_`")?;
