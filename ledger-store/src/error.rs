@@ -105,6 +105,17 @@ pub enum StoreError {
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 
+    /// The domain refused the command: a business rule of ledger-core is broken. Nothing was
+    /// recorded.
+    #[error("{0}")]
+    Rejected(#[from] ledger_core::DomainError),
+
+    /// The stream kept changing under the command; every attempt lost the race.
+    #[error(
+        "the stream kept changing while the command was decided ({attempts} attempts); try again"
+    )]
+    ConflictRetriesExhausted { attempts: usize },
+
     /// The database failed or is unreachable.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -115,6 +126,7 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::ConcurrencyConflict { .. }
+            | StoreError::ConflictRetriesExhausted { .. }
             | StoreError::WriterStopped
             | StoreError::BatchFailed(_) => true,
             StoreError::Database(error) => matches!(

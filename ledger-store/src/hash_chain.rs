@@ -80,6 +80,58 @@ pub fn compute_hash(event: &RecordedEvent) -> Result<[u8; 32], StoreError> {
     Ok(hasher.finalize().into())
 }
 
+/// Largest integer JCS writes as plain digits (2^53); beyond it numbers take other forms.
+const MAX_PLAIN_INTEGER: u64 = 1 << 53;
+
+/// The JCS text of an event's variable parts, computed once per event by the appending task
+/// (in parallel, off the single writer's path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CanonicalParts {
+    pub event_type: String,
+    pub payload: String,
+    pub metadata: String,
+}
+
+impl CanonicalParts {
+    pub fn new(event_type: &str, payload: &Value, metadata: &Value) -> serde_json::Result<Self> {
+        Ok(CanonicalParts {
+            event_type: serde_json_canonicalizer::to_string(&event_type)?,
+            payload: serde_json_canonicalizer::to_string(payload)?,
+            metadata: serde_json_canonicalizer::to_string(metadata)?,
+        })
+    }
+}
+
+/// The same hash as [`compute_hash`], assembling the canonical line from pre-canonicalized
+/// parts: JCS is recursive, so a canonical object is its members' canonical texts in sorted
+/// key order (`event_id` < `event_type` < `metadata` < `payload` < `position` <
+/// `recorded_at` < `schema_version` < `stream_id` < `stream_version`).
+pub(crate) fn compute_hash_with_parts(
+    event: &RecordedEvent,
+    parts: &CanonicalParts,
+    recorded_at_text: &str,
+) -> Result<[u8; 32], StoreError> {
+    if event.position >= MAX_PLAIN_INTEGER || event.stream_version >= MAX_PLAIN_INTEGER {
+        return compute_hash(event);
+    }
+    let line = format!(
+        r#"{{"event_id":"{}","event_type":{},"metadata":{},"payload":{},"position":{},"recorded_at":"{}","schema_version":{},"stream_id":"{}","stream_version":{}}}"#,
+        event.event_id,
+        parts.event_type,
+        parts.metadata,
+        parts.payload,
+        event.position,
+        recorded_at_text,
+        event.schema_version,
+        event.stream_id,
+        event.stream_version,
+    );
+    let mut hasher = Sha256::new();
+    hasher.update(event.prev_hash);
+    hasher.update(line.as_bytes());
+    Ok(hasher.finalize().into())
+}
+
 /// Why one stored event breaks the chain, or `None` when it links to `expected_prev_hash`
 /// at `expected_position` and its hash and copied metadata are right.
 pub fn check_link(
@@ -199,6 +251,25 @@ mod tests {
         let mut moved = event;
         moved.occurred_at += chrono::Duration::seconds(1);
         assert!(check_link(&moved, 1, &GENESIS_HASH).is_some());
+    }
+
+    /// Assembling the line from canonical parts gives exactly the generic JCS hash, with
+    /// escapes, non-ASCII text and numbers in the parts.
+    #[test]
+    fn hash_from_parts_equals_generic_hash() {
+        let mut event = sample_event();
+        event.event_type = "Événement \"quoted\" \u{1}".into();
+        event.payload = json!({"z": 1.50, "a": [1e30, -0.0, "\u{20ac}"], "m": {"b": null, "a": true}});
+        event.position = 12_345;
+        event.stream_version = 7;
+        event.schema_version = -3;
+        event.prev_hash = [9; 32];
+        let parts = CanonicalParts::new(&event.event_type, &event.payload, &event.metadata).unwrap();
+        let text = format_time(event.recorded_at);
+        assert_eq!(
+            compute_hash_with_parts(&event, &parts, &text).unwrap(),
+            compute_hash(&event).unwrap()
+        );
     }
 
     /// The export line carries both hashes in lowercase hex.

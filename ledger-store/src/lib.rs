@@ -1,6 +1,7 @@
 //! The PostgreSQL event log of the payment ledger: atomic multi-stream appends with optimistic
 //! concurrency and idempotency, a gap-free global order, a hash chain auditors can re-verify,
-//! and live subscriptions. Payloads are JSON objects: this crate knows no domain types.
+//! and live subscriptions. Payloads are JSON objects: the log knows no domain types; only
+//! [`commands`] folds streams through ledger-core.
 //!
 //! # Layout
 //! - [`event`]: the values appended and read back (`NewEvent`, `AppendRequest`,
@@ -14,6 +15,8 @@
 //! - `subscribe`: live subscriptions (catch up by position, `LISTEN` to wake).
 //! - [`hash_chain`]: the chain's hash and the audit export line.
 //! - `verify`: re-verifying the chain over stored events.
+//! - [`commands`]: command handling: load a stream, fold it through ledger-core, decide,
+//!   append; retry on conflict; idempotent replay; environment isolation.
 //! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is set.
 //! - `server_binaries`: finding PostgreSQL's server programs and the user to run them as.
 //! - `testing` (feature `testing`): a fresh migrated database per test.
@@ -22,6 +25,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod commands;
 pub mod embedded;
 pub mod error;
 pub mod event;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::{Environment, RecordedEvent, StreamType};
-use crate::hash_chain::compute_hash;
+use crate::hash_chain::{compute_hash_with_parts, format_time};
 use crate::validate::PreparedRequest;
 
 /// The log head as locked at the start of the batch.
@@ -101,13 +101,21 @@ pub(crate) fn plan_batch(
     };
     let mut batch_claims: HashMap<ClaimKey, (Vec<u8>, usize)> = HashMap::new();
     let mut touched = Touched::default();
+    let recorded_at_text = format_time(recorded_at);
     for (request_index, request) in requests.iter().enumerate() {
         let decision = match claim_decision(request, stored_claims, &batch_claims) {
             Some(decision) => decision,
             None => match check_streams(request, &streams) {
                 Err(error) => Decision::Rejected(error),
                 Ok(()) => {
-                    let range = apply(request, &mut streams, &mut plan, &mut touched, recorded_at)?;
+                    let range = apply(
+                        request,
+                        &mut streams,
+                        &mut plan,
+                        &mut touched,
+                        recorded_at,
+                        &recorded_at_text,
+                    )?;
                     if let Some(claim) = &request.idempotency {
                         let key = (claim.environment, claim.key.clone());
                         batch_claims.insert(key, (claim.request_hash.to_vec(), request_index));
@@ -196,6 +204,7 @@ fn apply(
     plan: &mut Plan,
     touched: &mut Touched,
     recorded_at: DateTime<Utc>,
+    recorded_at_text: &str,
 ) -> Result<std::ops::Range<usize>, StoreError> {
     let start = plan.events.len();
     for stream in &request.streams {
@@ -223,7 +232,7 @@ fn apply(
                 prev_hash: plan.head.hash,
                 hash: [0; 32],
             };
-            recorded.hash = compute_hash(&recorded)?;
+            recorded.hash = compute_hash_with_parts(&recorded, &event.canonical, recorded_at_text)?;
             plan.head = Head {
                 position: recorded.position,
                 hash: recorded.hash,

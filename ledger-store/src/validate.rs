@@ -11,7 +11,7 @@ use crate::error::StoreError;
 use crate::event::{
     AppendRequest, ExpectedVersion, IdempotencyClaim, NewEvent, StreamAppend, StreamType,
 };
-use crate::hash_chain::{format_time, truncate_to_microseconds};
+use crate::hash_chain::{format_time, truncate_to_microseconds, CanonicalParts};
 
 /// Largest payload accepted, in bytes of its compact JSON text.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -38,6 +38,8 @@ pub(crate) struct PreparedEvent {
     pub occurred_at: DateTime<Utc>,
     pub payload: Value,
     pub metadata: Value,
+    /// Canonical JSON of the hashed parts, computed here so the writer only concatenates.
+    pub canonical: CanonicalParts,
 }
 
 #[derive(Debug, Clone)]
@@ -175,7 +177,10 @@ fn prepare_event(event: NewEvent, stream_type: StreamType) -> Result<PreparedEve
     check_payload(event_id, &event.payload)?;
     let occurred_at = truncate_to_microseconds(event.occurred_at);
     let metadata = stored_metadata(&event, occurred_at, stream_type)?;
+    let canonical = CanonicalParts::new(&event.event_type, &event.payload, &metadata)
+        .map_err(|error| invalid(format!("cannot be canonicalized: {error}")))?;
     Ok(PreparedEvent {
+        canonical,
         event_id,
         event_type: event.event_type,
         schema_version: event.schema_version,

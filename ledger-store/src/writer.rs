@@ -1,22 +1,38 @@
 //! The single writer task: group commit.
 //!
 //! Every append goes through one bounded queue to one task. The task takes what is queued (up
-//! to [`MAX_BATCH_REQUESTS`] requests and about [`MAX_BATCH_EVENTS`] events), and writes the
-//! batch in one transaction:
+//! to [`MAX_BATCH_REQUESTS`] requests and about [`MAX_BATCH_EVENTS`] events; when fewer are
+//! waiting than last time it lingers up to [`MAX_BATCH_LINGER`] for them, since the callers
+//! just answered are composing their next request), and writes the batch in one transaction,
+//! in at most six round trips whatever its size:
 //!
-//! 1. lock the single `log_head` row (`SELECT … FOR UPDATE`): the serialization point of every
-//!    writer in every process, so positions are assigned in commit order;
-//! 2. read the stored idempotency claims and stream versions the batch names;
-//! 3. decide each request in queue order without I/O ([`crate::plan`]);
-//! 4. write the accepted events, stream versions and claims with one `UNNEST` insert each, move
-//!    the head (its trigger sends the notification), commit once;
-//! 5. answer every request: recorded, replayed, or its own typed rejection.
+//! 1. `BEGIN`;
+//! 2. lock the single `log_head` row (`SELECT … FOR UPDATE`), the serialization point of every
+//!    writer in every process, then read the versions of the batch's streams (a separate
+//!    statement, so that it sees what the previous holder of the lock committed);
+//! 3. read the stored idempotency claims the batch names (only if it names any);
+//! 4. decide each request in queue order without I/O (`plan`), hashing from the canonical
+//!    JSON the callers' tasks prepared;
+//! 5. write the accepted events, stream versions and claims and move the head in one
+//!    statement (`UNNEST` arrays in data-modifying CTEs; the head's trigger notifies);
+//! 6. `COMMIT` once (one fsync for the whole batch), then answer every request: recorded,
+//!    replayed, or its own typed rejection.
+//!
+//! Ordering: the head row stays locked until the commit, and PostgreSQL makes a transaction
+//! visible before it releases its locks, so the batch that writes positions N+1… can only lock
+//! the head after the batch that wrote N is committed and visible. A reader therefore never
+//! sees position N+1 while N is still invisible, and reading by position skips nothing.
+//! Sequences would not give this (they hand out numbers in call order, commits land in
+//! another).
 //!
 //! A conflict or reused key rejects only its own request. Should the transaction fail on a
 //! constraint the plan did not foresee (an event id already in the log), each request is
 //! written again alone, so one bad request cannot sink the others.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
@@ -36,6 +52,8 @@ pub const WRITER_QUEUE_CAPACITY: usize = 4_096;
 pub const MAX_BATCH_REQUESTS: usize = 512;
 /// A batch stops taking requests once it holds this many events.
 pub const MAX_BATCH_EVENTS: usize = 4_096;
+/// Longest wait for more requests before writing a batch smaller than the previous one.
+pub const MAX_BATCH_LINGER: Duration = Duration::from_millis(2);
 
 pub(crate) type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
 
@@ -53,18 +71,29 @@ pub(crate) fn spawn(pool: PgPool) -> mpsc::Sender<Job> {
 
 async fn run(pool: PgPool, mut receiver: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH_REQUESTS);
+    let mut previous_batch_size = 1;
     while let Some(first) = receiver.recv().await {
         let mut event_count = first.request.event_count();
         batch.push(first);
+        let linger_until = Instant::now() + MAX_BATCH_LINGER;
         while batch.len() < MAX_BATCH_REQUESTS && event_count < MAX_BATCH_EVENTS {
-            match receiver.try_recv() {
-                Ok(job) => {
-                    event_count += job.request.event_count();
-                    batch.push(job);
+            let job = match receiver.try_recv() {
+                Ok(job) => job,
+                // The callers answered last time are likely composing their next request:
+                // wait a moment for as many as came last time, so one fsync serves them all.
+                Err(_) if batch.len() < previous_batch_size => {
+                    let remaining = linger_until.saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(remaining, receiver.recv()).await {
+                        Ok(Some(job)) => job,
+                        Ok(None) | Err(_) => break,
+                    }
                 }
                 Err(_) => break,
-            }
+            };
+            event_count += job.request.event_count();
+            batch.push(job);
         }
+        previous_batch_size = batch.len();
         write_and_answer(&pool, &mut batch).await;
     }
 }
@@ -113,41 +142,68 @@ fn classify(error: StoreError) -> StoreError {
     error
 }
 
-/// Writes one batch in one transaction; one answer per request, in order.
+/// Writes one batch in one transaction (four or five round trips whatever its size); one
+/// answer per request, in order.
 async fn write_batch(
     pool: &PgPool,
     requests: &[&PreparedRequest],
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
     let mut transaction = pool.begin().await?;
-    let head = lock_head(&mut transaction).await?;
+    let (head, streams) = lock_head_and_read_streams(&mut transaction, requests).await?;
     let claims = stored_claims(&mut transaction, requests).await?;
-    let streams = stream_states(&mut transaction, requests).await?;
     let recorded_at = truncate_to_microseconds(Utc::now());
     let plan = plan_batch(head, streams, &claims, requests, recorded_at)?;
     if !plan.events.is_empty() {
-        insert_events(&mut transaction, &plan.events).await?;
-        upsert_streams(&mut transaction, &plan).await?;
-        insert_claims(&mut transaction, &plan).await?;
-        move_head(&mut transaction, plan.head).await?;
+        write_plan(&mut transaction, &plan).await?;
     }
     transaction.commit().await?;
     answers(pool, plan).await
 }
 
-async fn lock_head(connection: &mut PgConnection) -> Result<Head, StoreError> {
-    let row = sqlx::query!("SELECT last_position, last_hash FROM log_head WHERE id = 1 FOR UPDATE")
-        .fetch_one(connection)
-        .await?;
-    Ok(Head {
-        position: from_stored(row.last_position)?,
-        hash: row
+/// Locks the single `log_head` row, the serialization point of every writer in every
+/// process, then reads the versions of the streams the batch names.
+///
+/// The two must be separate statements. In READ COMMITTED a statement's snapshot is taken when
+/// it starts: a `SELECT … FOR UPDATE` that waits for another writer's lock re-reads only the
+/// locked row when it gets it, and would see the streams as they were before that writer
+/// committed. A statement started after the lock is granted sees every batch committed before.
+async fn lock_head_and_read_streams(
+    connection: &mut PgConnection,
+    requests: &[&PreparedRequest],
+) -> Result<(Head, HashMap<Uuid, StreamState>), StoreError> {
+    let ids: Vec<Uuid> = requests
+        .iter()
+        .flat_map(|request| request.streams.iter().map(|stream| stream.stream_id))
+        .collect();
+    let head_row =
+        sqlx::query!("SELECT last_position, last_hash FROM log_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *connection)
+            .await?;
+    let head = Head {
+        position: from_stored(head_row.last_position)?,
+        hash: head_row
             .last_hash
             .try_into()
             .map_err(|_| StoreError::CorruptEvent {
-                position: row.last_position,
+                position: head_row.last_position,
                 reason: "log head hash is not 32 bytes".into(),
             })?,
-    })
+    };
+    let rows = sqlx::query!(
+        "SELECT stream_id, stream_type, version FROM streams WHERE stream_id = ANY($1::uuid[])",
+        &ids,
+    )
+    .fetch_all(connection)
+    .await?;
+    let mut states = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let state = StreamState {
+            stream_type: row.stream_type.parse()?,
+            version: from_stored(row.version)?,
+        };
+        states.insert(row.stream_id, state);
+    }
+    Ok((head, states))
 }
 
 async fn stored_claims(
@@ -192,59 +248,54 @@ async fn stored_claims(
     Ok(claims)
 }
 
-async fn stream_states(
-    connection: &mut PgConnection,
-    requests: &[&PreparedRequest],
-) -> Result<HashMap<Uuid, StreamState>, StoreError> {
-    let ids: Vec<Uuid> = requests
-        .iter()
-        .flat_map(|request| request.streams.iter().map(|stream| stream.stream_id))
-        .collect();
-    let rows = sqlx::query!(
-        "SELECT stream_id, stream_type, version FROM streams WHERE stream_id = ANY($1::uuid[])",
-        &ids,
-    )
-    .fetch_all(connection)
-    .await?;
-    let mut states = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let state = StreamState {
-            stream_type: row.stream_type.parse()?,
-            version: from_stored(row.version)?,
-        };
-        states.insert(row.stream_id, state);
+/// Writes the accepted events, the streams' new versions, the idempotency claims and the new
+/// head in one statement (one round trip); the head's trigger notifies subscribers.
+async fn write_plan(connection: &mut PgConnection, plan: &Plan) -> Result<(), StoreError> {
+    let mut events = EventColumns::with_capacity(plan.events.len());
+    for event in &plan.events {
+        events.push(event)?;
     }
-    Ok(states)
-}
-
-async fn insert_events(
-    connection: &mut PgConnection,
-    events: &[RecordedEvent],
-) -> Result<(), StoreError> {
-    let mut columns = EventColumns::with_capacity(events.len());
-    for event in events {
-        columns.push(event)?;
-    }
+    let streams = StreamColumns::new(plan)?;
+    let claims = ClaimColumns::new(plan);
     sqlx::query!(
-        r#"INSERT INTO events (position, event_id, stream_id, stream_type, stream_version,
-               event_type, schema_version, recorded_at, occurred_at, payload, metadata,
-               prev_hash, hash)
-           SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[],
-               $6::text[], $7::integer[], $8::timestamptz[], $9::timestamptz[], $10::jsonb[],
-               $11::jsonb[], $12::bytea[], $13::bytea[])"#,
-        &columns.positions,
-        &columns.event_ids,
-        &columns.stream_ids,
-        &columns.stream_types,
-        &columns.stream_versions,
-        &columns.event_types,
-        &columns.schema_versions,
-        &columns.recorded_ats,
-        &columns.occurred_ats,
-        &columns.payloads,
-        &columns.metadatas,
-        &columns.prev_hashes,
-        &columns.hashes,
+        r#"WITH new_events AS (
+               INSERT INTO events (position, event_id, stream_id, stream_type, stream_version,
+                   event_type, schema_version, recorded_at, occurred_at, payload, metadata,
+                   prev_hash, hash)
+               SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[],
+                   $5::bigint[], $6::text[], $7::integer[], $8::timestamptz[],
+                   $9::timestamptz[], $10::jsonb[], $11::jsonb[], $12::bytea[], $13::bytea[])
+           ), new_streams AS (
+               INSERT INTO streams (stream_id, stream_type, version)
+               SELECT * FROM UNNEST($14::uuid[], $15::text[], $16::bigint[])
+               ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version
+           ), new_claims AS (
+               INSERT INTO idempotency_keys (environment, key, request_hash, result)
+               SELECT * FROM UNNEST($17::text[], $18::text[], $19::bytea[], $20::jsonb[])
+           )
+           UPDATE log_head SET last_position = $21, last_hash = $22 WHERE id = 1"#,
+        &events.positions,
+        &events.event_ids,
+        &events.stream_ids,
+        &events.stream_types,
+        &events.stream_versions,
+        &events.event_types,
+        &events.schema_versions,
+        &events.recorded_ats,
+        &events.occurred_ats,
+        &events.payloads,
+        &events.metadatas,
+        &events.prev_hashes,
+        &events.hashes,
+        &streams.ids,
+        &streams.types,
+        &streams.versions,
+        &claims.environments,
+        &claims.keys,
+        &claims.hashes,
+        &claims.results,
+        to_stored(plan.head.position)?,
+        &plan.head.hash[..],
     )
     .execute(connection)
     .await?;
@@ -307,67 +358,56 @@ impl EventColumns {
     }
 }
 
-async fn upsert_streams(connection: &mut PgConnection, plan: &Plan) -> Result<(), StoreError> {
-    let mut ids = Vec::with_capacity(plan.stream_versions.len());
-    let mut types = Vec::with_capacity(plan.stream_versions.len());
-    let mut versions = Vec::with_capacity(plan.stream_versions.len());
-    for (stream_id, stream_type, version) in &plan.stream_versions {
-        ids.push(*stream_id);
-        types.push(stream_type.as_str().to_owned());
-        versions.push(to_stored(*version)?);
-    }
-    sqlx::query!(
-        r#"INSERT INTO streams (stream_id, stream_type, version)
-           SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[])
-           ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version"#,
-        &ids,
-        &types,
-        &versions,
-    )
-    .execute(connection)
-    .await?;
-    Ok(())
+/// The final version of each stream the batch appends to, one array per column.
+struct StreamColumns {
+    ids: Vec<Uuid>,
+    types: Vec<String>,
+    versions: Vec<i64>,
 }
 
-async fn insert_claims(connection: &mut PgConnection, plan: &Plan) -> Result<(), StoreError> {
-    if plan.claims.is_empty() {
-        return Ok(());
+impl StreamColumns {
+    fn new(plan: &Plan) -> Result<Self, StoreError> {
+        let mut columns = StreamColumns {
+            ids: Vec::with_capacity(plan.stream_versions.len()),
+            types: Vec::with_capacity(plan.stream_versions.len()),
+            versions: Vec::with_capacity(plan.stream_versions.len()),
+        };
+        for (stream_id, stream_type, version) in &plan.stream_versions {
+            columns.ids.push(*stream_id);
+            columns.types.push(stream_type.as_str().to_owned());
+            columns.versions.push(to_stored(*version)?);
+        }
+        Ok(columns)
     }
-    let mut environments = Vec::with_capacity(plan.claims.len());
-    let mut keys = Vec::with_capacity(plan.claims.len());
-    let mut hashes = Vec::with_capacity(plan.claims.len());
-    let mut results = Vec::with_capacity(plan.claims.len());
-    for claim in &plan.claims {
-        environments.push(claim.environment.as_str().to_owned());
-        keys.push(claim.key.clone());
-        hashes.push(claim.request_hash.clone());
-        results.push(serde_json::json!({
-            "first_position": claim.first_position,
-            "last_position": claim.last_position,
-        }));
-    }
-    sqlx::query!(
-        r#"INSERT INTO idempotency_keys (environment, key, request_hash, result)
-           SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::jsonb[])"#,
-        &environments,
-        &keys,
-        &hashes,
-        &results,
-    )
-    .execute(connection)
-    .await?;
-    Ok(())
 }
 
-async fn move_head(connection: &mut PgConnection, head: Head) -> Result<(), StoreError> {
-    sqlx::query!(
-        "UPDATE log_head SET last_position = $1, last_hash = $2 WHERE id = 1",
-        to_stored(head.position)?,
-        &head.hash[..],
-    )
-    .execute(connection)
-    .await?;
-    Ok(())
+/// The idempotency claims the batch records, one array per column.
+struct ClaimColumns {
+    environments: Vec<String>,
+    keys: Vec<String>,
+    hashes: Vec<Vec<u8>>,
+    results: Vec<serde_json::Value>,
+}
+
+impl ClaimColumns {
+    fn new(plan: &Plan) -> Self {
+        let mut columns = ClaimColumns {
+            environments: Vec::with_capacity(plan.claims.len()),
+            keys: Vec::with_capacity(plan.claims.len()),
+            hashes: Vec::with_capacity(plan.claims.len()),
+            results: Vec::with_capacity(plan.claims.len()),
+        };
+        for claim in &plan.claims {
+            columns.environments.push(claim.environment.as_str().to_owned());
+            columns.keys.push(claim.key.clone());
+            columns.hashes.push(claim.request_hash.clone());
+            columns.results.push(serde_json::json!({
+                "first_position": claim.first_position,
+                "last_position": claim.last_position,
+            }));
+        }
+        columns
+    }
 }
 
 /// One answer per request, reading back the events of replays of earlier batches.

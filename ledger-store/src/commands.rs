@@ -1,0 +1,443 @@
+//! Command handling: the one place where the log meets the domain. Load the stream, fold it
+//! through `ledger-core`, `decide`, append with the version that was read; when another writer
+//! got there first, read again and decide again, a bounded number of times.
+//!
+//! Idempotency: a command with a key is answered from the original append when the key was
+//! already used for the same request, before anything is decided again, so a retried capture
+//! is not refused because the first one already consumed the authorization. The claim is
+//! written with the events, which settles races between concurrent copies inside the store.
+//!
+//! Environments: a stream that belongs to the other environment does not exist for the caller.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use ledger_core::aggregate::{Aggregate, DomainEvent};
+use ledger_core::ids::{Environment as DomainEnvironment, PaymentId, SettlementBatchId};
+use ledger_core::payment::{self, PaymentCommand, PaymentState};
+use ledger_core::settlement::{self, SettlementBatchState, SettlementCommand};
+use ledger_core::DomainError;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{
+    AppendOutcome, AppendRequest, AppendResult, Environment, EventMetadata, ExpectedVersion,
+    IdempotencyClaim, IdempotencyRecord, NewEvent, RecordedEvent, StreamAppend, StreamType,
+};
+use crate::store::EventStore;
+
+/// How often a command is decided again after losing a race for its stream to another process.
+pub const MAX_CONFLICT_RETRIES: usize = 8;
+
+/// Commands of one process on one stream take turns (see [`StreamLocks`]); this many stripes
+/// keep unrelated streams from waiting on each other.
+const STREAM_LOCK_STRIPES: usize = 1024;
+
+/// The longest pause before deciding again after a conflict, in milliseconds; the pause grows
+/// with each attempt and is jittered so that racing writers spread out.
+const CONFLICT_BACKOFF_MS_MAX: u64 = 20;
+
+/// Who asks, on whose behalf, and how the request can be recognised when it comes again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandContext {
+    pub environment: DomainEnvironment,
+    pub actor_id: String,
+    pub actor_role: String,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    /// When the fact happened: now for API commands, the gateway's time for webhooks.
+    pub occurred_at: DateTime<Utc>,
+    pub idempotency: Option<Idempotency>,
+}
+
+/// An idempotency key and the fingerprint of the request it was sent with. The fingerprint is
+/// of the caller's raw input (before defaults such as generated ids are filled in), so that a
+/// retry of the same input is recognised as the same request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: [u8; 32],
+}
+
+impl Idempotency {
+    pub fn for_request(
+        key: impl Into<String>,
+        request: &serde_json::Value,
+    ) -> Result<Self, StoreError> {
+        Ok(Idempotency {
+            key: key.into(),
+            request_hash: IdempotencyClaim::hash_request(request)?,
+        })
+    }
+}
+
+/// The answer to a command: the stream's state after it, the events recorded (or, for an
+/// idempotent replay, the events the original call recorded) and the log position reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handled<State> {
+    pub state: State,
+    pub events: Vec<RecordedEvent>,
+    pub position: u64,
+    pub replayed: bool,
+}
+
+fn store_environment(environment: DomainEnvironment) -> Environment {
+    match environment {
+        DomainEnvironment::Test => Environment::Test,
+        DomainEnvironment::Live => Environment::Live,
+    }
+}
+
+fn store_stream_type(stream_type: ledger_core::aggregate::StreamType) -> StreamType {
+    match stream_type {
+        ledger_core::aggregate::StreamType::Payment => StreamType::Payment,
+        ledger_core::aggregate::StreamType::SettlementBatch => StreamType::SettlementBatch,
+    }
+}
+
+/// Serializes this process's commands per stream. Optimistic concurrency alone keeps the log
+/// correct, but when many requests for one payment arrive at once (a client retrying, a burst
+/// of webhooks) most of them would lose the race, re-read and lose again; taking turns inside
+/// the process leaves conflicts to writers in other processes.
+struct StreamLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl StreamLocks {
+    fn new() -> Self {
+        StreamLocks {
+            stripes: (0..STREAM_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    async fn lock(&self, stream_id: Uuid) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = (stream_id.as_u128() % STREAM_LOCK_STRIPES as u128) as usize;
+        self.stripes[stripe].lock().await
+    }
+}
+
+/// Waits a little before the next attempt: longer after each loss, jittered.
+async fn back_off(attempt: usize) {
+    let ceiling_ms = (1u64 << attempt.min(5)).min(CONFLICT_BACKOFF_MS_MAX);
+    let jitter_ms = (Uuid::new_v4().as_u128() % u128::from(ceiling_ms + 1)) as u64;
+    tokio::time::sleep(std::time::Duration::from_millis(jitter_ms)).await;
+}
+
+/// Runs payment and settlement commands against the log.
+#[derive(Clone)]
+pub struct CommandHandler {
+    store: EventStore,
+    locks: std::sync::Arc<StreamLocks>,
+}
+
+impl CommandHandler {
+    pub fn new(store: EventStore) -> Self {
+        CommandHandler {
+            store,
+            locks: std::sync::Arc::new(StreamLocks::new()),
+        }
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    /// Folds a stream from its events.
+    pub async fn load<State>(&self, stream_id: Uuid) -> Result<State, StoreError>
+    where
+        State: Aggregate + Default,
+    {
+        let events = self.store.read_stream(stream_id, 1).await?;
+        fold_recorded::<State>(&events)
+    }
+
+    /// A payment as the caller's environment sees it: a payment of the other environment is
+    /// absent.
+    pub async fn load_payment(
+        &self,
+        environment: DomainEnvironment,
+        payment_id: PaymentId,
+    ) -> Result<PaymentState, StoreError> {
+        let state: PaymentState = self.load(payment_id.as_uuid()).await?;
+        Ok(visible_payment(state, environment))
+    }
+
+    #[tracing::instrument(skip_all, fields(payment_id = %payment_id))]
+    pub async fn handle_payment(
+        &self,
+        payment_id: PaymentId,
+        command: &PaymentCommand,
+        context: &CommandContext,
+    ) -> Result<Handled<PaymentState>, StoreError> {
+        if let Some(replayed) = self
+            .replay::<PaymentState>(payment_id.as_uuid(), context)
+            .await?
+        {
+            return Ok(replayed);
+        }
+        let _turn = self.locks.lock(payment_id.as_uuid()).await;
+        for attempt in 0..MAX_CONFLICT_RETRIES {
+            let state: PaymentState = self.load(payment_id.as_uuid()).await?;
+            let hidden_elsewhere = state
+                .payment
+                .as_ref()
+                .is_some_and(|payment| payment.environment != context.environment);
+            if hidden_elsewhere {
+                return Err(StoreError::Rejected(match command {
+                    PaymentCommand::Initiate(_) => DomainError::PaymentAlreadyExists,
+                    _ => DomainError::PaymentNotFound,
+                }));
+            }
+            let events = payment::decide(&state, command)?;
+            let stream = stream_append(payment_id.as_uuid(), &state, &events, context)?;
+            match self.append(vec![stream], context).await {
+                Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
+                Err(error) => return Err(error),
+                Ok(outcome) => return self.answer(payment_id.as_uuid(), outcome).await,
+            }
+        }
+        Err(StoreError::ConflictRetriesExhausted {
+            attempts: MAX_CONFLICT_RETRIES,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(batch_id = %batch_id))]
+    pub async fn handle_settlement(
+        &self,
+        batch_id: SettlementBatchId,
+        command: &SettlementCommand,
+        context: &CommandContext,
+    ) -> Result<Handled<SettlementBatchState>, StoreError> {
+        if let Some(replayed) = self
+            .replay::<SettlementBatchState>(batch_id.as_uuid(), context)
+            .await?
+        {
+            return Ok(replayed);
+        }
+        let _turn = self.locks.lock(batch_id.as_uuid()).await;
+        for attempt in 0..MAX_CONFLICT_RETRIES {
+            let batch: SettlementBatchState = self.load(batch_id.as_uuid()).await?;
+            if batch
+                .batch
+                .as_ref()
+                .is_some_and(|batch| batch.environment != context.environment)
+            {
+                return Err(StoreError::Rejected(DomainError::SettlementBatchNotFound));
+            }
+            let mut payments = BTreeMap::new();
+            for payment_id in settlement::payments_named(command) {
+                let state = self.load_payment(context.environment, payment_id).await?;
+                payments.insert(payment_id, state);
+            }
+            let decision = settlement::decide(&batch, &payments, command)?;
+            let mut streams = vec![stream_append(
+                batch_id.as_uuid(),
+                &batch,
+                &decision.batch_events,
+                context,
+            )?];
+            for (payment_id, events) in &decision.payment_events {
+                let state = payments.get(payment_id).cloned().unwrap_or_default();
+                streams.push(stream_append(
+                    payment_id.as_uuid(),
+                    &state,
+                    events,
+                    context,
+                )?);
+            }
+            match self.append(streams, context).await {
+                Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
+                Err(error) => return Err(error),
+                Ok(outcome) => return self.answer(batch_id.as_uuid(), outcome).await,
+            }
+        }
+        Err(StoreError::ConflictRetriesExhausted {
+            attempts: MAX_CONFLICT_RETRIES,
+        })
+    }
+
+    async fn append(
+        &self,
+        streams: Vec<StreamAppend>,
+        context: &CommandContext,
+    ) -> Result<AppendOutcome, StoreError> {
+        let idempotency = context
+            .idempotency
+            .as_ref()
+            .map(|idempotency| IdempotencyClaim {
+                environment: store_environment(context.environment),
+                key: idempotency.key.clone(),
+                request_hash: idempotency.request_hash,
+            });
+        self.store
+            .append(AppendRequest {
+                streams,
+                idempotency,
+            })
+            .await
+    }
+
+    /// The original answer for a key already used with the same request, if any.
+    async fn replay<State>(
+        &self,
+        stream_id: Uuid,
+        context: &CommandContext,
+    ) -> Result<Option<Handled<State>>, StoreError>
+    where
+        State: Aggregate + Default,
+    {
+        let Some(idempotency) = &context.idempotency else {
+            return Ok(None);
+        };
+        let environment = store_environment(context.environment);
+        let Some(record) = self
+            .store
+            .idempotency_record(environment, &idempotency.key)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if record.request_hash.as_slice() != idempotency.request_hash.as_slice() {
+            return Err(StoreError::IdempotencyKeyReused {
+                environment,
+                key: idempotency.key.clone(),
+            });
+        }
+        let result = replayed_result(&self.store, &record).await?;
+        self.answer(stream_id, AppendOutcome::Replayed(result))
+            .await
+            .map(Some)
+    }
+
+    async fn answer<State>(
+        &self,
+        stream_id: Uuid,
+        outcome: AppendOutcome,
+    ) -> Result<Handled<State>, StoreError>
+    where
+        State: Aggregate + Default,
+    {
+        let replayed = outcome.is_replayed();
+        let AppendResult {
+            events,
+            last_position,
+        } = outcome.into_result();
+        let state = self.load::<State>(stream_id).await?;
+        Ok(Handled {
+            state,
+            events,
+            position: last_position,
+            replayed,
+        })
+    }
+}
+
+/// Reads back the events an earlier call recorded under an idempotency key: the claim keeps
+/// the first and last positions, and one request's events are always contiguous in the log.
+async fn replayed_result(
+    store: &EventStore,
+    record: &IdempotencyRecord,
+) -> Result<AppendResult, StoreError> {
+    let position = |name: &str| {
+        record
+            .result
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| StoreError::CorruptEvent {
+                position: 0,
+                reason: format!("idempotency result for key {:?} lacks {name}", record.key),
+            })
+    };
+    let first_position = position("first_position")?;
+    let last_position = position("last_position")?;
+    let count =
+        usize::try_from(last_position.saturating_sub(first_position) + 1).unwrap_or(usize::MAX);
+    let events = store.read_all(first_position, count).await?;
+    Ok(AppendResult {
+        events,
+        last_position,
+    })
+}
+
+fn visible_payment(state: PaymentState, environment: DomainEnvironment) -> PaymentState {
+    match &state.payment {
+        Some(payment) if payment.environment != environment => PaymentState::default(),
+        _ => state,
+    }
+}
+
+/// Decodes and folds recorded events.
+pub fn fold_recorded<State>(events: &[RecordedEvent]) -> Result<State, StoreError>
+where
+    State: Aggregate + Default,
+{
+    events.iter().try_fold(State::default(), |state, recorded| {
+        Ok(state.evolve(&decode::<State::Event>(recorded)?))
+    })
+}
+
+/// Reads a recorded event back as a domain event.
+pub fn decode<Event: DomainEvent>(recorded: &RecordedEvent) -> Result<Event, StoreError> {
+    let schema_version = u32::try_from(recorded.schema_version).unwrap_or(0);
+    Event::from_stored(
+        &recorded.event_type,
+        schema_version,
+        recorded.payload.clone(),
+    )
+    .map_err(|error| StoreError::CorruptEvent {
+        position: i64::try_from(recorded.position).unwrap_or(i64::MAX),
+        reason: error.to_string(),
+    })
+}
+
+fn stream_append<State, Event>(
+    stream_id: Uuid,
+    state: &State,
+    events: &[Event],
+    context: &CommandContext,
+) -> Result<StreamAppend, StoreError>
+where
+    State: Aggregate<Event = Event>,
+    Event: DomainEvent,
+{
+    let metadata = EventMetadata {
+        environment: store_environment(context.environment),
+        actor_id: context.actor_id.clone(),
+        actor_role: context.actor_role.clone(),
+        correlation_id: context.correlation_id,
+        causation_id: context.causation_id,
+        idempotency_key: context
+            .idempotency
+            .as_ref()
+            .map(|idempotency| idempotency.key.clone()),
+    };
+    let events = events
+        .iter()
+        .map(|event| {
+            Ok(NewEvent {
+                event_id: Uuid::new_v4(),
+                event_type: event.event_type().to_owned(),
+                schema_version: i32::try_from(event.schema_version()).unwrap_or(i32::MAX),
+                occurred_at: context.occurred_at,
+                payload: event
+                    .to_payload()
+                    .map_err(|error| StoreError::InvalidPayload {
+                        event_id: Uuid::nil(),
+                        reason: error.to_string(),
+                    })?,
+                metadata: metadata.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(StreamAppend {
+        stream_id,
+        stream_type: store_stream_type(State::STREAM_TYPE),
+        expected_version: match state.version() {
+            0 => ExpectedVersion::NoStream,
+            version => ExpectedVersion::Exactly(version),
+        },
+        events,
+    })
+}
