@@ -1,0 +1,153 @@
+//! One page of the log, decoded and folded once, shared by every read model of a projector.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use ledger_core::journal::{self, JournalEntry};
+use ledger_core::payment::PaymentState;
+use ledger_core::settlement::SettlementBatchState;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::{from_stored, to_stored, ProjectionError};
+use crate::stream_states::{decode, DomainEvent, StreamNeed, StreamState, StreamStates};
+
+/// One event of the batch: where it is in the log, what it says, and its journal entry.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchEvent {
+    pub position: u64,
+    pub event_id: Uuid,
+    pub stream_id: Uuid,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub event: DomainEvent,
+    pub entry: Option<JournalEntry>,
+}
+
+/// A page of consecutive positions with each touched stream's state after the page.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub events: Vec<BatchEvent>,
+    pub payments: BTreeMap<Uuid, PaymentState>,
+    pub settlements: BTreeMap<Uuid, SettlementBatchState>,
+}
+
+impl Batch {
+    pub(crate) fn last_position(&self) -> u64 {
+        self.events.last().map_or(0, |event| event.position)
+    }
+
+    pub(crate) fn last_recorded_at(&self) -> Option<DateTime<Utc>> {
+        self.events.last().map(|event| event.recorded_at)
+    }
+
+    /// The events a projection at checkpoint `after` has not applied yet.
+    pub(crate) fn events_after(&self, after: u64) -> impl Iterator<Item = &BatchEvent> {
+        self.events
+            .iter()
+            .filter(move |event| event.position > after)
+    }
+}
+
+/// Reads up to `limit` events from `from_position` (up to `to_position` when given) and folds
+/// them. `None` when there is nothing to read.
+#[tracing::instrument(skip(connection, states))]
+pub(crate) async fn read_batch(
+    connection: &mut PgConnection,
+    states: &mut StreamStates,
+    from_position: u64,
+    to_position: Option<u64>,
+    limit: usize,
+) -> Result<Option<Batch>, ProjectionError> {
+    let to_position = to_stored(to_position.unwrap_or(i64::MAX as u64))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = sqlx::query!(
+        r#"SELECT position, event_id, stream_id, stream_type, stream_version, event_type,
+               schema_version, recorded_at, occurred_at, payload
+           FROM events
+           WHERE position >= $1 AND position <= $2
+           ORDER BY position
+           LIMIT $3"#,
+        to_stored(from_position)?,
+        to_position,
+        limit,
+    )
+    .fetch_all(&mut *connection)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut needs = Vec::new();
+    let mut seen = HashSet::new();
+    for row in &rows {
+        if seen.insert(row.stream_id) {
+            needs.push(StreamNeed {
+                stream_id: row.stream_id,
+                first_version: from_stored(row.stream_version)?,
+            });
+        }
+    }
+    states.prepare(connection, &needs, from_position).await?;
+
+    let mut batch = Batch::default();
+    batch.events.reserve(rows.len());
+    for row in rows {
+        let position = from_stored(row.position)?;
+        let version = from_stored(row.stream_version)?;
+        let event = decode(
+            position,
+            &row.stream_type,
+            &row.event_type,
+            row.schema_version,
+            row.payload,
+        )?;
+        let state_version = states.version(&row.stream_id);
+        if state_version + 1 != version {
+            return Err(ProjectionError::StreamOutOfOrder {
+                stream_id: row.stream_id,
+                position,
+                state_version,
+                event_version: version,
+            });
+        }
+        let entry = states.fold(row.stream_id, position, &event, |before| {
+            journal_entry(before, &event)
+        });
+        batch.events.push(BatchEvent {
+            position,
+            event_id: row.event_id,
+            stream_id: row.stream_id,
+            event_type: row.event_type,
+            occurred_at: row.occurred_at,
+            recorded_at: row.recorded_at,
+            event,
+            entry,
+        });
+    }
+    for stream_id in seen.iter() {
+        match states.get(stream_id) {
+            Some(StreamState::Payment(state)) => {
+                batch.payments.insert(*stream_id, state.clone());
+            }
+            Some(StreamState::Settlement(state)) => {
+                batch.settlements.insert(*stream_id, state.clone());
+            }
+            None => {}
+        }
+    }
+    states.evict(&seen);
+    Ok(Some(batch))
+}
+
+fn journal_entry(before: &StreamState, event: &DomainEvent) -> Option<JournalEntry> {
+    match (before, event) {
+        (StreamState::Payment(state), DomainEvent::Payment(event)) => {
+            journal::payment_entry(state, event)
+        }
+        (StreamState::Settlement(state), DomainEvent::Settlement(event)) => {
+            journal::settlement_entry(state, event)
+        }
+        _ => None,
+    }
+}

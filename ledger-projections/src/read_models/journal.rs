@@ -1,0 +1,285 @@
+//! The journal read model: one entry per money-moving event with its postings (from
+//! `ledger_core::journal`, given the state before the event), running balances per
+//! environment, merchant, currency and account, the merchant summary, and balances as of any
+//! past position.
+
+use std::collections::BTreeMap;
+
+use ledger_core::ids::Environment;
+use ledger_core::journal::{Account, Side};
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgPool};
+
+use crate::batch::Batch;
+use crate::error::{to_stored, ProjectionError};
+
+type AccountKey = (String, String, String, &'static str);
+
+pub(crate) async fn apply(
+    connection: &mut PgConnection,
+    batch: &Batch,
+    after: u64,
+) -> Result<(), ProjectionError> {
+    let mut entries = EntryColumns::default();
+    let mut postings = PostingColumns::default();
+    let mut deltas: BTreeMap<AccountKey, (Decimal, i64)> = BTreeMap::new();
+    for event in batch.events_after(after) {
+        let Some(entry) = &event.entry else {
+            continue;
+        };
+        let position = to_stored(event.position)?;
+        let environment = entry.environment.as_str().to_owned();
+        let merchant_id = entry.merchant_id.as_str().to_owned();
+        let currency = entry.currency.code().to_owned();
+        entries.positions.push(position);
+        entries.event_ids.push(event.event_id);
+        entries.stream_ids.push(event.stream_id);
+        entries.event_types.push(event.event_type.clone());
+        entries.environments.push(environment.clone());
+        entries.merchant_ids.push(merchant_id.clone());
+        entries.currencies.push(currency.clone());
+        entries.occurred_at.push(event.occurred_at);
+        entries.recorded_at.push(event.recorded_at);
+        for (line, posting) in entry.postings.iter().enumerate() {
+            postings.positions.push(position);
+            postings
+                .line_numbers
+                .push(i32::try_from(line + 1).unwrap_or(i32::MAX));
+            postings.environments.push(environment.clone());
+            postings.merchant_ids.push(merchant_id.clone());
+            postings.currencies.push(currency.clone());
+            postings.accounts.push(posting.account.as_str().to_owned());
+            postings.sides.push(side_name(posting.side).to_owned());
+            postings.amounts.push(posting.amount.amount());
+            let key = (
+                environment.clone(),
+                merchant_id.clone(),
+                currency.clone(),
+                posting.account.as_str(),
+            );
+            let delta = deltas.entry(key).or_insert((Decimal::ZERO, position));
+            delta.0 += posting.signed_amount();
+            delta.1 = position;
+        }
+    }
+    if entries.positions.is_empty() {
+        return Ok(());
+    }
+    entries.write(connection).await?;
+    postings.write(connection).await?;
+    write_balances(connection, deltas).await
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Debit => "debit",
+        Side::Credit => "credit",
+    }
+}
+
+#[derive(Default)]
+struct EntryColumns {
+    positions: Vec<i64>,
+    event_ids: Vec<uuid::Uuid>,
+    stream_ids: Vec<uuid::Uuid>,
+    event_types: Vec<String>,
+    environments: Vec<String>,
+    merchant_ids: Vec<String>,
+    currencies: Vec<String>,
+    occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
+    recorded_at: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+impl EntryColumns {
+    async fn write(self, connection: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::query!(
+            r#"INSERT INTO projection_journal_entries (position, event_id, stream_id, event_type,
+                   environment, merchant_id, currency, occurred_at, recorded_at)
+               SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                   $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[])"#,
+            &self.positions,
+            &self.event_ids,
+            &self.stream_ids,
+            &self.event_types,
+            &self.environments,
+            &self.merchant_ids,
+            &self.currencies,
+            &self.occurred_at,
+            &self.recorded_at,
+        )
+        .execute(connection)
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct PostingColumns {
+    positions: Vec<i64>,
+    line_numbers: Vec<i32>,
+    environments: Vec<String>,
+    merchant_ids: Vec<String>,
+    currencies: Vec<String>,
+    accounts: Vec<String>,
+    sides: Vec<String>,
+    amounts: Vec<Decimal>,
+}
+
+impl PostingColumns {
+    async fn write(self, connection: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::query!(
+            r#"INSERT INTO projection_postings (position, line_number, environment, merchant_id,
+                   currency, account, side, amount)
+               SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[],
+                   $6::text[], $7::text[], $8::numeric[])"#,
+            &self.positions,
+            &self.line_numbers,
+            &self.environments,
+            &self.merchant_ids,
+            &self.currencies,
+            &self.accounts,
+            &self.sides,
+            &self.amounts,
+        )
+        .execute(connection)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn write_balances(
+    connection: &mut PgConnection,
+    deltas: BTreeMap<AccountKey, (Decimal, i64)>,
+) -> Result<(), ProjectionError> {
+    let mut environments = Vec::with_capacity(deltas.len());
+    let mut merchant_ids = Vec::with_capacity(deltas.len());
+    let mut currencies = Vec::with_capacity(deltas.len());
+    let mut accounts = Vec::with_capacity(deltas.len());
+    let mut amounts = Vec::with_capacity(deltas.len());
+    let mut positions = Vec::with_capacity(deltas.len());
+    for ((environment, merchant_id, currency, account), (amount, position)) in deltas {
+        environments.push(environment);
+        merchant_ids.push(merchant_id);
+        currencies.push(currency);
+        accounts.push(account.to_owned());
+        amounts.push(amount);
+        positions.push(position);
+    }
+    sqlx::query!(
+        r#"INSERT INTO projection_balances (environment, merchant_id, currency, account, balance,
+               last_position)
+           SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+               $6::bigint[])
+           ON CONFLICT (environment, merchant_id, currency, account) DO UPDATE SET
+               balance = projection_balances.balance + EXCLUDED.balance,
+               last_position = EXCLUDED.last_position"#,
+        &environments,
+        &merchant_ids,
+        &currencies,
+        &accounts,
+        &amounts,
+        &positions,
+    )
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// The balance of one account; debit balances are positive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balance {
+    pub environment: String,
+    pub merchant_id: String,
+    pub currency: String,
+    pub account: String,
+    pub balance: Decimal,
+}
+
+/// A merchant's money in one currency, by where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantSummary {
+    pub currency: String,
+    /// Captured, not yet settled by the gateway (gateway_pending).
+    pub pending: Decimal,
+    /// Settled by the gateway, not yet paid out (gateway_settled).
+    pub settled: Decimal,
+    /// Paid out, not yet arrived (payouts_in_transit).
+    pub in_transit: Decimal,
+    /// Arrived at the bank (bank).
+    pub paid_out: Decimal,
+    /// Withheld by the gateway as a reserve (gateway_reserve).
+    pub reserved: Decimal,
+}
+
+/// Current balances of a merchant (every merchant when `None`) in an environment.
+#[tracing::instrument(skip(pool))]
+pub async fn balances(
+    pool: &PgPool,
+    environment: Environment,
+    merchant_id: Option<&str>,
+) -> Result<Vec<Balance>, ProjectionError> {
+    let rows = sqlx::query_as!(
+        Balance,
+        r#"SELECT environment, merchant_id, currency, account, balance
+           FROM projection_balances
+           WHERE environment = $1 AND ($2::text IS NULL OR merchant_id = $2)
+           ORDER BY merchant_id, currency, account"#,
+        environment.as_str(),
+        merchant_id,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// Balances from the postings of events up to `position` (inclusive). The caller makes sure
+/// the journal has reached `position` (see [`crate::rebuild::balances_as_of`]).
+pub(crate) async fn balances_up_to(
+    connection: &mut PgConnection,
+    environment: Environment,
+    merchant_id: Option<&str>,
+    position: u64,
+) -> Result<Vec<Balance>, ProjectionError> {
+    let rows = sqlx::query_as!(
+        Balance,
+        r#"SELECT environment, merchant_id, currency, account,
+                  SUM(CASE side WHEN 'debit' THEN amount ELSE -amount END) AS "balance!"
+           FROM projection_postings
+           WHERE environment = $1 AND ($2::text IS NULL OR merchant_id = $2) AND position <= $3
+           GROUP BY environment, merchant_id, currency, account
+           ORDER BY merchant_id, currency, account"#,
+        environment.as_str(),
+        merchant_id,
+        to_stored(position)?,
+    )
+    .fetch_all(connection)
+    .await?;
+    Ok(rows)
+}
+
+/// The merchant summary per currency from balances (current, or as of a past position).
+pub fn merchant_summary(balances: &[Balance]) -> Vec<MerchantSummary> {
+    let mut by_currency: BTreeMap<&str, MerchantSummary> = BTreeMap::new();
+    for balance in balances {
+        let summary = by_currency
+            .entry(balance.currency.as_str())
+            .or_insert_with(|| MerchantSummary {
+                currency: balance.currency.clone(),
+                pending: Decimal::ZERO,
+                settled: Decimal::ZERO,
+                in_transit: Decimal::ZERO,
+                paid_out: Decimal::ZERO,
+                reserved: Decimal::ZERO,
+            });
+        let slot = match balance.account.as_str() {
+            name if name == Account::GatewayPending.as_str() => &mut summary.pending,
+            name if name == Account::GatewaySettled.as_str() => &mut summary.settled,
+            name if name == Account::PayoutsInTransit.as_str() => &mut summary.in_transit,
+            name if name == Account::Bank.as_str() => &mut summary.paid_out,
+            name if name == Account::GatewayReserve.as_str() => &mut summary.reserved,
+            _ => continue,
+        };
+        *slot += balance.balance;
+    }
+    by_currency.into_values().collect()
+}

@@ -1,0 +1,307 @@
+//! The orders read model: an order's payment status, derived from all of its payments. It
+//! keeps what it needs of each payment (`projection_order_payments`) so that it depends on no
+//! other read model and can be rebuilt alone.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use ledger_core::ids::Environment;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::batch::Batch;
+use crate::error::{to_stored, ProjectionError};
+use crate::stream_states::DomainEvent;
+
+/// The payment status of an order, as support and finance speak of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderPaymentStatus {
+    /// No payment has been authorized or captured.
+    Unpaid,
+    /// Money is held for the order but nothing is captured.
+    Authorized,
+    Paid,
+    PartiallyRefunded,
+    Refunded,
+    /// A payment has an open or lost dispute: money is withheld from the merchant.
+    Disputed,
+}
+
+impl OrderPaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderPaymentStatus::Unpaid => "UNPAID",
+            OrderPaymentStatus::Authorized => "AUTHORIZED",
+            OrderPaymentStatus::Paid => "PAID",
+            OrderPaymentStatus::PartiallyRefunded => "PARTIALLY_REFUNDED",
+            OrderPaymentStatus::Refunded => "REFUNDED",
+            OrderPaymentStatus::Disputed => "DISPUTED",
+        }
+    }
+}
+
+/// What the order status needs of one payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPayment {
+    /// The payment's status name (`CAPTURED`, `REFUNDED`, …).
+    pub payment_status: String,
+    pub has_disputed_funds: bool,
+}
+
+/// The order status from its payments. Payments may be in different currencies, so the rule
+/// works on statuses, never on sums: any disputed payment makes the order disputed; otherwise
+/// captured payments decide (all refunded, some refunded, or paid); otherwise an authorized
+/// one makes it authorized; declined, voided, expired or pending payments leave it unpaid.
+pub fn order_status(payments: &[OrderPayment]) -> OrderPaymentStatus {
+    if payments.iter().any(|payment| payment.has_disputed_funds) {
+        return OrderPaymentStatus::Disputed;
+    }
+    let captured: Vec<&str> = payments
+        .iter()
+        .map(|payment| payment.payment_status.as_str())
+        .filter(|status| {
+            matches!(
+                *status,
+                "CAPTURED" | "PARTIALLY_CAPTURED" | "PARTIALLY_REFUNDED" | "REFUNDED"
+            )
+        })
+        .collect();
+    if !captured.is_empty() {
+        if captured.iter().all(|status| *status == "REFUNDED") {
+            return OrderPaymentStatus::Refunded;
+        }
+        if captured
+            .iter()
+            .any(|status| matches!(*status, "REFUNDED" | "PARTIALLY_REFUNDED"))
+        {
+            return OrderPaymentStatus::PartiallyRefunded;
+        }
+        return OrderPaymentStatus::Paid;
+    }
+    if payments
+        .iter()
+        .any(|payment| payment.payment_status == "AUTHORIZED")
+    {
+        return OrderPaymentStatus::Authorized;
+    }
+    OrderPaymentStatus::Unpaid
+}
+
+type OrderKey = (String, String, String);
+
+pub(crate) async fn apply(
+    connection: &mut PgConnection,
+    batch: &Batch,
+    after: u64,
+) -> Result<(), ProjectionError> {
+    let mut touched_orders: BTreeMap<OrderKey, (DateTime<Utc>, u64)> = BTreeMap::new();
+    let mut payment_ids = Vec::new();
+    let mut environments = Vec::new();
+    let mut merchant_ids = Vec::new();
+    let mut order_ids = Vec::new();
+    let mut statuses = Vec::new();
+    let mut disputed = Vec::new();
+    let mut seen = BTreeSet::new();
+    for event in batch
+        .events_after(after)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
+        if !matches!(event.event, DomainEvent::Payment(_)) || !seen.insert(event.stream_id) {
+            continue;
+        }
+        let Some(payment) = batch
+            .payments
+            .get(&event.stream_id)
+            .and_then(|state| state.payment.as_ref())
+        else {
+            continue;
+        };
+        let key = (
+            payment.environment.as_str().to_owned(),
+            payment.merchant_id.as_str().to_owned(),
+            payment.order_id.as_str().to_owned(),
+        );
+        // Walking backwards, the first event seen of an order is its latest.
+        touched_orders
+            .entry(key)
+            .or_insert((event.occurred_at, event.position));
+        payment_ids.push(event.stream_id);
+        environments.push(payment.environment.as_str().to_owned());
+        merchant_ids.push(payment.merchant_id.as_str().to_owned());
+        order_ids.push(payment.order_id.as_str().to_owned());
+        statuses.push(payment.status().as_str().to_owned());
+        disputed.push(payment.disputed_amount().is_positive());
+    }
+    if payment_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        r#"INSERT INTO projection_order_payments (payment_id, environment, merchant_id, order_id,
+               payment_status, has_disputed_funds)
+           SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+               $6::bool[])
+           ON CONFLICT (payment_id) DO UPDATE SET
+               payment_status = EXCLUDED.payment_status,
+               has_disputed_funds = EXCLUDED.has_disputed_funds"#,
+        &payment_ids,
+        &environments,
+        &merchant_ids,
+        &order_ids,
+        &statuses,
+        &disputed,
+    )
+    .execute(&mut *connection)
+    .await?;
+    write_orders(connection, &touched_orders).await
+}
+
+async fn write_orders(
+    connection: &mut PgConnection,
+    touched: &BTreeMap<OrderKey, (DateTime<Utc>, u64)>,
+) -> Result<(), ProjectionError> {
+    let environments: Vec<String> = touched.keys().map(|key| key.0.clone()).collect();
+    let merchant_ids: Vec<String> = touched.keys().map(|key| key.1.clone()).collect();
+    let order_ids: Vec<String> = touched.keys().map(|key| key.2.clone()).collect();
+    let rows = sqlx::query!(
+        r#"SELECT p.environment, p.merchant_id, p.order_id, p.payment_status, p.has_disputed_funds
+           FROM projection_order_payments p
+           JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(environment, merchant_id, order_id)
+             ON p.environment = k.environment AND p.merchant_id = k.merchant_id
+            AND p.order_id = k.order_id"#,
+        &environments,
+        &merchant_ids,
+        &order_ids,
+    )
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut payments: BTreeMap<OrderKey, Vec<OrderPayment>> = BTreeMap::new();
+    for row in rows {
+        payments
+            .entry((row.environment, row.merchant_id, row.order_id))
+            .or_default()
+            .push(OrderPayment {
+                payment_status: row.payment_status,
+                has_disputed_funds: row.has_disputed_funds,
+            });
+    }
+    let mut statuses = Vec::with_capacity(touched.len());
+    let mut counts = Vec::with_capacity(touched.len());
+    let mut updated_at = Vec::with_capacity(touched.len());
+    let mut positions = Vec::with_capacity(touched.len());
+    for (key, (occurred_at, position)) in touched {
+        let of_order = payments.get(key).map(Vec::as_slice).unwrap_or_default();
+        statuses.push(order_status(of_order).as_str().to_owned());
+        counts.push(i32::try_from(of_order.len()).unwrap_or(i32::MAX));
+        updated_at.push(*occurred_at);
+        positions.push(to_stored(*position)?);
+    }
+    sqlx::query!(
+        r#"INSERT INTO projection_orders (environment, merchant_id, order_id, payment_status,
+               payment_count, updated_at, last_position)
+           SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
+               $6::timestamptz[], $7::bigint[])
+           ON CONFLICT (environment, merchant_id, order_id) DO UPDATE SET
+               payment_status = EXCLUDED.payment_status,
+               payment_count = EXCLUDED.payment_count,
+               updated_at = EXCLUDED.updated_at,
+               last_position = EXCLUDED.last_position"#,
+        &environments,
+        &merchant_ids,
+        &order_ids,
+        &statuses,
+        &counts,
+        &updated_at,
+        &positions,
+    )
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OrderRow {
+    pub environment: String,
+    pub merchant_id: String,
+    pub order_id: String,
+    pub payment_status: String,
+    pub payment_count: i32,
+    pub updated_at: DateTime<Utc>,
+    pub last_position: i64,
+}
+
+/// The orders of that id in an environment (one per merchant using the id), with the ids of
+/// their payments.
+#[tracing::instrument(skip(pool))]
+pub async fn order(
+    pool: &PgPool,
+    environment: Environment,
+    order_id: &str,
+) -> Result<Vec<(OrderRow, Vec<Uuid>)>, ProjectionError> {
+    let orders = sqlx::query_as!(
+        OrderRow,
+        "SELECT * FROM projection_orders WHERE environment = $1 AND order_id = $2 ORDER BY merchant_id",
+        environment.as_str(),
+        order_id,
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut result = Vec::with_capacity(orders.len());
+    for order in orders {
+        let payment_ids = sqlx::query_scalar!(
+            r#"SELECT payment_id FROM projection_order_payments
+               WHERE environment = $1 AND merchant_id = $2 AND order_id = $3
+               ORDER BY payment_id"#,
+            order.environment,
+            order.merchant_id,
+            order.order_id,
+        )
+        .fetch_all(pool)
+        .await?;
+        result.push((order, payment_ids));
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment(status: &str, disputed: bool) -> OrderPayment {
+        OrderPayment {
+            payment_status: status.to_owned(),
+            has_disputed_funds: disputed,
+        }
+    }
+
+    /// Every order status follows from the statuses of its payments.
+    #[test]
+    fn derives_the_order_status_from_its_payments() {
+        assert_eq!(order_status(&[]), OrderPaymentStatus::Unpaid);
+        assert_eq!(
+            order_status(&[payment("DECLINED", false)]),
+            OrderPaymentStatus::Unpaid
+        );
+        assert_eq!(
+            order_status(&[payment("DECLINED", false), payment("AUTHORIZED", false)]),
+            OrderPaymentStatus::Authorized
+        );
+        assert_eq!(
+            order_status(&[payment("CAPTURED", false)]),
+            OrderPaymentStatus::Paid
+        );
+        assert_eq!(
+            order_status(&[payment("CAPTURED", false), payment("REFUNDED", false)]),
+            OrderPaymentStatus::PartiallyRefunded
+        );
+        assert_eq!(
+            order_status(&[payment("REFUNDED", false), payment("VOIDED", false)]),
+            OrderPaymentStatus::Refunded
+        );
+        assert_eq!(
+            order_status(&[payment("REFUNDED", true)]),
+            OrderPaymentStatus::Disputed
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! The settlement read model: batches with their items, totals and payouts, and the
+//! settlement exceptions finance works through (reserves withheld, failed or late payouts,
+//! captures that no batch has settled after N days).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger_core::ids::Environment;
+use ledger_core::settlement::SettlementEvent;
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::payout_status_name;
+use crate::batch::Batch;
+use crate::error::{to_stored, ProjectionError};
+use crate::stream_states::DomainEvent;
+
+#[derive(Default)]
+struct PayoutTimes {
+    initiated: HashMap<(Uuid, String), DateTime<Utc>>,
+    paid: HashMap<(Uuid, String), DateTime<Utc>>,
+    failed: HashMap<(Uuid, String), DateTime<Utc>>,
+}
+
+pub(crate) async fn apply(
+    connection: &mut PgConnection,
+    batch: &Batch,
+    after: u64,
+) -> Result<(), ProjectionError> {
+    let mut touched: BTreeMap<Uuid, (DateTime<Utc>, u64)> = BTreeMap::new();
+    let mut recorded: Vec<(Uuid, DateTime<Utc>)> = Vec::new();
+    let mut times = PayoutTimes::default();
+    for event in batch.events_after(after) {
+        let DomainEvent::Settlement(settlement_event) = &event.event else {
+            continue;
+        };
+        touched.insert(event.stream_id, (event.occurred_at, event.position));
+        let (map, payout_id) = match settlement_event {
+            SettlementEvent::SettlementBatchRecorded(_) => {
+                recorded.push((event.stream_id, event.occurred_at));
+                continue;
+            }
+            SettlementEvent::PayoutInitiated(payout) => (&mut times.initiated, &payout.payout_id),
+            SettlementEvent::PayoutPaid(payout) => (&mut times.paid, &payout.payout_id),
+            SettlementEvent::PayoutFailed(payout) => (&mut times.failed, &payout.payout_id),
+        };
+        map.insert(
+            (event.stream_id, payout_id.as_str().to_owned()),
+            event.occurred_at,
+        );
+    }
+    write_batches(connection, batch, &touched, &recorded).await?;
+    write_items(connection, batch, &recorded).await?;
+    write_payouts(connection, batch, &touched, &times).await
+}
+
+async fn write_batches(
+    connection: &mut PgConnection,
+    batch: &Batch,
+    touched: &BTreeMap<Uuid, (DateTime<Utc>, u64)>,
+    recorded: &[(Uuid, DateTime<Utc>)],
+) -> Result<(), ProjectionError> {
+    let recorded_at: HashMap<Uuid, DateTime<Utc>> = recorded.iter().copied().collect();
+    let mut ids = Vec::new();
+    let mut environments = Vec::new();
+    let mut merchant_ids = Vec::new();
+    let mut currencies = Vec::new();
+    let (mut gross, mut fees, mut reserve, mut net) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut item_counts = Vec::new();
+    let mut payout_statuses = Vec::new();
+    let mut recorded_times = Vec::new();
+    let mut versions = Vec::new();
+    let mut positions = Vec::new();
+    for (batch_id, (occurred_at, position)) in touched {
+        let Some(state) = batch.settlements.get(batch_id) else {
+            continue;
+        };
+        let Some(settlement) = &state.batch else {
+            continue;
+        };
+        ids.push(*batch_id);
+        environments.push(settlement.environment.as_str().to_owned());
+        merchant_ids.push(settlement.merchant_id.as_str().to_owned());
+        currencies.push(settlement.currency.code().to_owned());
+        gross.push(settlement.gross.amount());
+        fees.push(settlement.fees.amount());
+        reserve.push(settlement.reserve.amount());
+        net.push(settlement.net.amount());
+        item_counts.push(i32::try_from(settlement.items.len()).unwrap_or(i32::MAX));
+        payout_statuses.push(
+            settlement
+                .payouts
+                .last()
+                .map(|payout| payout_status_name(payout.status).to_owned()),
+        );
+        // Only inserts use it: the batch was recorded by its first event.
+        recorded_times.push(recorded_at.get(batch_id).copied().unwrap_or(*occurred_at));
+        versions.push(to_stored(state.version)?);
+        positions.push(to_stored(*position)?);
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        r#"INSERT INTO projection_settlement_batches (batch_id, environment, merchant_id,
+               currency, gross, fees, reserve, net, item_count, payout_status, recorded_at,
+               version, last_position)
+           SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+               $6::numeric[], $7::numeric[], $8::numeric[], $9::int[], $10::text[],
+               $11::timestamptz[], $12::bigint[], $13::bigint[])
+           ON CONFLICT (batch_id) DO UPDATE SET
+               payout_status = EXCLUDED.payout_status,
+               version = EXCLUDED.version,
+               last_position = EXCLUDED.last_position"#,
+        &ids,
+        &environments,
+        &merchant_ids,
+        &currencies,
+        &gross,
+        &fees,
+        &reserve,
+        &net,
+        &item_counts,
+        &payout_statuses as &[Option<String>],
+        &recorded_times,
+        &versions,
+        &positions,
+    )
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+async fn write_items(
+    connection: &mut PgConnection,
+    batch: &Batch,
+    recorded: &[(Uuid, DateTime<Utc>)],
+) -> Result<(), ProjectionError> {
+    let mut batch_ids = Vec::new();
+    let mut line_numbers = Vec::new();
+    let mut payment_ids = Vec::new();
+    let mut kinds = Vec::new();
+    let mut item_ids = Vec::new();
+    let mut currencies = Vec::new();
+    let mut gross = Vec::new();
+    let mut fees = Vec::new();
+    for (batch_id, _) in recorded {
+        let Some(settlement) = batch
+            .settlements
+            .get(batch_id)
+            .and_then(|state| state.batch.as_ref())
+        else {
+            continue;
+        };
+        for (line, item) in settlement.items.iter().enumerate() {
+            batch_ids.push(*batch_id);
+            line_numbers.push(i32::try_from(line + 1).unwrap_or(i32::MAX));
+            payment_ids.push(item.payment_id.as_uuid());
+            kinds.push(item.item.kind().to_uppercase());
+            item_ids.push(item.item.item_id().to_owned());
+            currencies.push(item.gross.currency().code().to_owned());
+            gross.push(item.gross.amount());
+            fees.push(item.fee.amount());
+        }
+    }
+    if batch_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        r#"INSERT INTO projection_settlement_items (batch_id, line_number, payment_id, kind,
+               item_id, currency, gross, fee)
+           SELECT * FROM UNNEST($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::text[],
+               $6::text[], $7::numeric[], $8::numeric[])
+           ON CONFLICT (batch_id, line_number) DO NOTHING"#,
+        &batch_ids,
+        &line_numbers,
+        &payment_ids,
+        &kinds,
+        &item_ids,
+        &currencies,
+        &gross,
+        &fees,
+    )
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+async fn write_payouts(
+    connection: &mut PgConnection,
+    batch: &Batch,
+    touched: &BTreeMap<Uuid, (DateTime<Utc>, u64)>,
+    times: &PayoutTimes,
+) -> Result<(), ProjectionError> {
+    let mut batch_ids = Vec::new();
+    let mut payout_ids = Vec::new();
+    let mut environments = Vec::new();
+    let mut merchant_ids = Vec::new();
+    let mut currencies = Vec::new();
+    let mut amounts = Vec::new();
+    let mut statuses = Vec::new();
+    let mut expected = Vec::new();
+    let mut failure_reasons = Vec::new();
+    let mut initiated_at = Vec::new();
+    let mut paid_at = Vec::new();
+    let mut failed_at = Vec::new();
+    for (batch_id, (occurred_at, _)) in touched {
+        let Some(settlement) = batch
+            .settlements
+            .get(batch_id)
+            .and_then(|state| state.batch.as_ref())
+        else {
+            continue;
+        };
+        for payout in &settlement.payouts {
+            let key = (*batch_id, payout.payout_id.as_str().to_owned());
+            batch_ids.push(*batch_id);
+            environments.push(settlement.environment.as_str().to_owned());
+            merchant_ids.push(settlement.merchant_id.as_str().to_owned());
+            currencies.push(settlement.currency.code().to_owned());
+            amounts.push(payout.amount.amount());
+            statuses.push(payout_status_name(payout.status).to_owned());
+            expected.push(payout.expected_arrival_date);
+            failure_reasons.push(
+                payout
+                    .failure_reason
+                    .as_ref()
+                    .map(|text| text.as_str().to_owned()),
+            );
+            // Only inserts use it: a payout initiated earlier keeps its stored time.
+            initiated_at.push(times.initiated.get(&key).copied().unwrap_or(*occurred_at));
+            paid_at.push(times.paid.get(&key).copied());
+            failed_at.push(times.failed.get(&key).copied());
+            payout_ids.push(key.1);
+        }
+    }
+    if batch_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        r#"INSERT INTO projection_payouts (batch_id, payout_id, environment, merchant_id,
+               currency, amount, status, expected_arrival_date, failure_reason, initiated_at,
+               paid_at, failed_at)
+           SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+               $6::numeric[], $7::text[], $8::date[], $9::text[], $10::timestamptz[],
+               $11::timestamptz[], $12::timestamptz[])
+           ON CONFLICT (batch_id, payout_id) DO UPDATE SET
+               status = EXCLUDED.status,
+               failure_reason = EXCLUDED.failure_reason,
+               paid_at = COALESCE(projection_payouts.paid_at, EXCLUDED.paid_at),
+               failed_at = COALESCE(projection_payouts.failed_at, EXCLUDED.failed_at)"#,
+        &batch_ids,
+        &payout_ids,
+        &environments,
+        &merchant_ids,
+        &currencies,
+        &amounts,
+        &statuses,
+        &expected as &[Option<NaiveDate>],
+        &failure_reasons as &[Option<String>],
+        &initiated_at,
+        &paid_at as &[Option<DateTime<Utc>>],
+        &failed_at as &[Option<DateTime<Utc>>],
+    )
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SettlementBatchRow {
+    pub batch_id: Uuid,
+    pub environment: String,
+    pub merchant_id: String,
+    pub currency: String,
+    pub gross: Decimal,
+    pub fees: Decimal,
+    pub reserve: Decimal,
+    pub net: Decimal,
+    pub item_count: i32,
+    pub payout_status: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+    pub version: i64,
+    pub last_position: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PayoutRow {
+    pub batch_id: Uuid,
+    pub payout_id: String,
+    pub currency: String,
+    pub amount: Decimal,
+    pub status: String,
+    pub expected_arrival_date: Option<NaiveDate>,
+    pub failure_reason: Option<String>,
+    pub initiated_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+/// Largest page of batches one query returns.
+pub const MAX_BATCHES_PAGE: usize = 500;
+
+/// Settlement batches of an environment, newest first, optionally of one merchant.
+#[tracing::instrument(skip(pool))]
+pub async fn list_batches(
+    pool: &PgPool,
+    environment: Environment,
+    merchant_id: Option<&str>,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<SettlementBatchRow>, ProjectionError> {
+    let limit = i64::try_from(limit.min(MAX_BATCHES_PAGE)).unwrap_or(0);
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let rows = sqlx::query_as!(
+        SettlementBatchRow,
+        r#"SELECT * FROM projection_settlement_batches
+           WHERE environment = $1 AND ($2::text IS NULL OR merchant_id = $2)
+           ORDER BY recorded_at DESC, batch_id
+           OFFSET $3 LIMIT $4"#,
+        environment.as_str(),
+        merchant_id,
+        offset,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// The payouts of many batches at once.
+#[tracing::instrument(skip(pool))]
+pub async fn payouts_of(
+    pool: &PgPool,
+    batch_ids: &[Uuid],
+) -> Result<Vec<PayoutRow>, ProjectionError> {
+    let rows = sqlx::query_as!(
+        PayoutRow,
+        r#"SELECT batch_id, payout_id, currency, amount, status, expected_arrival_date,
+                  failure_reason, initiated_at, paid_at, failed_at
+           FROM projection_payouts WHERE batch_id = ANY($1::uuid[])
+           ORDER BY batch_id, initiated_at, payout_id"#,
+        batch_ids,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// Something in settlement that finance should look at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettlementException {
+    /// `RESERVE_WITHHELD`, `PAYOUT_FAILED`, `PAYOUT_LATE` or `CAPTURE_NOT_SETTLED`.
+    pub kind: String,
+    pub environment: String,
+    pub merchant_id: String,
+    pub currency: String,
+    /// The batch, or the payment for an unsettled capture.
+    pub subject_id: Uuid,
+    /// The payout or capture id, when the exception is about one.
+    pub item_id: Option<String>,
+    pub amount: Decimal,
+    /// Since when: the batch, payout or capture time.
+    pub since: DateTime<Utc>,
+}
+
+/// Every open settlement exception at `now`: batches with a reserve withheld; payouts whose
+/// latest attempt failed; payouts paid after, or still in transit past, their expected arrival
+/// date; captures not settled `unsettled_after_days` days after they were made.
+#[tracing::instrument(skip(pool))]
+pub async fn settlement_exceptions(
+    pool: &PgPool,
+    environment: Environment,
+    now: DateTime<Utc>,
+    unsettled_after_days: i32,
+) -> Result<Vec<SettlementException>, ProjectionError> {
+    let rows = sqlx::query_as!(
+        SettlementException,
+        r#"SELECT 'RESERVE_WITHHELD' AS "kind!", environment AS "environment!",
+                  merchant_id AS "merchant_id!", currency AS "currency!",
+                  batch_id AS "subject_id!", NULL::text AS item_id, reserve AS "amount!",
+                  recorded_at AS "since!"
+           FROM projection_settlement_batches
+           WHERE environment = $1 AND reserve > 0
+           UNION ALL
+           SELECT 'PAYOUT_FAILED', p.environment, p.merchant_id, p.currency, p.batch_id,
+                  p.payout_id, p.amount, COALESCE(p.failed_at, p.initiated_at)
+           FROM projection_payouts p
+           JOIN projection_settlement_batches b ON b.batch_id = p.batch_id
+           WHERE p.environment = $1 AND p.status = 'FAILED' AND b.payout_status = 'FAILED'
+           UNION ALL
+           SELECT 'PAYOUT_LATE', environment, merchant_id, currency, batch_id, payout_id, amount,
+                  initiated_at
+           FROM projection_payouts
+           WHERE environment = $1 AND expected_arrival_date IS NOT NULL
+             AND ((status = 'IN_TRANSIT' AND expected_arrival_date < ($2::timestamptz AT TIME ZONE 'UTC')::date)
+               OR (status = 'PAID' AND (paid_at AT TIME ZONE 'UTC')::date > expected_arrival_date))
+           UNION ALL
+           SELECT 'CAPTURE_NOT_SETTLED', environment, merchant_id, currency, payment_id,
+                  capture_id, amount, captured_at
+           FROM projection_captures
+           WHERE environment = $1 AND settled_batch_id IS NULL
+             AND captured_at < $2 - make_interval(days => $3)
+           ORDER BY 8, 5"#,
+        environment.as_str(),
+        now,
+        unsettled_after_days,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}

@@ -1,0 +1,336 @@
+//! `ledger verify`: the full audit, reporting every discrepancy found rather than stopping at
+//! the first.
+//!
+//! 1. The hash chain, recomputed over every stored event (ledger-store).
+//! 2. Every stream folded from nothing through ledger-core, in `(stream, version)` order so
+//!    memory holds one stream at a time: each event must decode and follow its predecessor, and
+//!    each payment must satisfy `ledger_core::payment::invariants::check` after every event.
+//! 3. The journal of that fold: every entry balanced, and the trial balance zero per currency.
+//! 4. The read models: the live projections are compared row by row with a fresh build into a
+//!    scratch schema up to the same checkpoints (`projection_compare_tables`, `EXCEPT` both
+//!    ways), which is dropped afterwards.
+
+use std::collections::BTreeMap;
+
+use ledger_core::journal::TrialBalance;
+use ledger_core::payment::invariants;
+use ledger_store::{ChainVerification, EventStore};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::checkpoint;
+use crate::error::{from_stored, to_stored, ProjectionError};
+use crate::projection::{tables_of, Projection};
+use crate::projector::{Projector, ProjectorOptions};
+use crate::schema::{create_schema, drop_schema, SchemaName};
+use crate::stream_states::{decode, StreamState};
+
+/// Events folded per page while verifying streams.
+const VERIFY_PAGE_SIZE: i64 = 5_000;
+/// Differing rows reported per table and side.
+const MAX_ROWS_REPORTED: i32 = 50;
+/// Attempts to catch the live projections standing still for the comparison.
+const COMPARE_ATTEMPTS: usize = 5;
+
+/// One thing found wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Discrepancy {
+    /// The hash chain breaks at this position.
+    ChainBroken { position: u64, reason: String },
+    /// A stored event that does not decode, or does not follow its stream's previous event.
+    BadEvent { position: u64, reason: String },
+    /// A payment breaks a domain invariant after the event at `position`.
+    InvariantBroken {
+        stream_id: Uuid,
+        position: u64,
+        violation: String,
+    },
+    /// A journal entry whose postings do not balance.
+    UnbalancedEntry { position: u64 },
+    /// The trial balance of a currency is not zero.
+    TrialBalanceNotZero { currency: String, total: Decimal },
+    /// A read-model row that the fresh fold does not have (`only_in` = `live`), or that the
+    /// live read model lacks (`only_in` = `fresh fold`).
+    ReadModelRow {
+        table: String,
+        only_in: String,
+        row: Value,
+    },
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerificationReport {
+    pub chain: ChainVerification,
+    pub events_folded: u64,
+    pub streams_folded: u64,
+    /// Per currency; all zero when the books balance.
+    pub trial_balance_totals: BTreeMap<String, Decimal>,
+    /// The checkpoint each live projection was compared at.
+    pub compared_at: BTreeMap<String, u64>,
+    pub discrepancies: Vec<Discrepancy>,
+}
+
+impl VerificationReport {
+    pub fn is_clean(&self) -> bool {
+        self.discrepancies.is_empty()
+    }
+}
+
+/// Runs every check (see the module docs).
+#[tracing::instrument(skip_all)]
+pub async fn verify(
+    store: &EventStore,
+    options: ProjectorOptions,
+) -> Result<VerificationReport, ProjectionError> {
+    let pool = store.pool();
+    let chain = store.verify_chain(1, None).await?;
+    let mut discrepancies = Vec::new();
+    if let Some(broken) = &chain.first_broken {
+        discrepancies.push(Discrepancy::ChainBroken {
+            position: broken.position,
+            reason: broken.reason.clone(),
+        });
+    }
+    let folded = fold_streams(pool).await?;
+    discrepancies.extend(folded.discrepancies);
+    let totals: BTreeMap<String, Decimal> = folded
+        .trial_balance
+        .totals_by_currency()
+        .into_iter()
+        .map(|(currency, total)| (currency.code().to_owned(), total))
+        .collect();
+    for (currency, total) in &totals {
+        if !total.is_zero() {
+            discrepancies.push(Discrepancy::TrialBalanceNotZero {
+                currency: currency.clone(),
+                total: *total,
+            });
+        }
+    }
+    let (compared_at, rows) = compare_read_models(pool, options).await?;
+    discrepancies.extend(rows);
+    Ok(VerificationReport {
+        chain,
+        events_folded: folded.events,
+        streams_folded: folded.streams,
+        trial_balance_totals: totals,
+        compared_at,
+        discrepancies,
+    })
+}
+
+struct Folded {
+    events: u64,
+    streams: u64,
+    trial_balance: TrialBalance,
+    discrepancies: Vec<Discrepancy>,
+}
+
+/// Folds every stream from nothing, one stream at a time.
+async fn fold_streams(pool: &PgPool) -> Result<Folded, ProjectionError> {
+    let mut folded = Folded {
+        events: 0,
+        streams: 0,
+        trial_balance: TrialBalance::default(),
+        discrepancies: Vec::new(),
+    };
+    let mut cursor = (Uuid::nil(), 0_i64);
+    let mut current: Option<(Uuid, Option<StreamState>)> = None;
+    loop {
+        let rows = sqlx::query!(
+            r#"SELECT position, stream_id, stream_type, stream_version, event_type,
+                   schema_version, payload
+               FROM events
+               WHERE (stream_id, stream_version) > ($1, $2)
+               ORDER BY stream_id, stream_version
+               LIMIT $3"#,
+            cursor.0,
+            cursor.1,
+            VERIFY_PAGE_SIZE,
+        )
+        .fetch_all(pool)
+        .await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        cursor = (last.stream_id, last.stream_version);
+        for row in rows {
+            folded.events += 1;
+            let position = from_stored(row.position)?;
+            if current.as_ref().map(|(stream_id, _)| *stream_id) != Some(row.stream_id) {
+                folded.streams += 1;
+                current = Some((row.stream_id, None));
+            }
+            let Some((stream_id, slot)) = current.as_mut() else {
+                continue;
+            };
+            // After the first bad event a stream's later events prove nothing more.
+            if matches!(slot, Some(StreamState::Payment(state)) if state.version == u64::MAX) {
+                continue;
+            }
+            let event = match decode(
+                position,
+                &row.stream_type,
+                &row.event_type,
+                row.schema_version,
+                row.payload,
+            ) {
+                Ok(event) => event,
+                Err(error) => {
+                    folded.discrepancies.push(Discrepancy::BadEvent {
+                        position,
+                        reason: error.to_string(),
+                    });
+                    *slot = Some(poisoned());
+                    continue;
+                }
+            };
+            let state = slot
+                .take()
+                .unwrap_or_else(|| StreamState::empty_for(&event));
+            if state.version() + 1 != from_stored(row.stream_version)? {
+                folded.discrepancies.push(Discrepancy::BadEvent {
+                    position,
+                    reason: format!(
+                        "stream version {} follows version {}",
+                        row.stream_version,
+                        state.version()
+                    ),
+                });
+                *slot = Some(poisoned());
+                continue;
+            }
+            if let Some(entry) = journal_entry(&state, &event) {
+                if !entry.is_balanced() {
+                    folded
+                        .discrepancies
+                        .push(Discrepancy::UnbalancedEntry { position });
+                }
+                folded.trial_balance.post(&entry);
+            }
+            let state = state.evolve(&event);
+            if let StreamState::Payment(payment) = &state {
+                if let Err(violation) = invariants::check(payment) {
+                    folded.discrepancies.push(Discrepancy::InvariantBroken {
+                        stream_id: *stream_id,
+                        position,
+                        violation: violation.to_string(),
+                    });
+                    *slot = Some(poisoned());
+                    continue;
+                }
+            }
+            *slot = Some(state);
+        }
+    }
+    Ok(folded)
+}
+
+/// Marks a stream whose remaining events are skipped.
+fn poisoned() -> StreamState {
+    StreamState::Payment(ledger_core::payment::PaymentState {
+        payment: None,
+        version: u64::MAX,
+    })
+}
+
+fn journal_entry(
+    state: &StreamState,
+    event: &crate::stream_states::DomainEvent,
+) -> Option<ledger_core::journal::JournalEntry> {
+    use crate::stream_states::DomainEvent;
+    match (state, event) {
+        (StreamState::Payment(state), DomainEvent::Payment(event)) => {
+            ledger_core::journal::payment_entry(state, event)
+        }
+        (StreamState::Settlement(state), DomainEvent::Settlement(event)) => {
+            ledger_core::journal::settlement_entry(state, event)
+        }
+        _ => None,
+    }
+}
+
+/// Builds a scratch copy at the live checkpoints and compares it with the live tables.
+async fn compare_read_models(
+    pool: &PgPool,
+    options: ProjectorOptions,
+) -> Result<(BTreeMap<String, u64>, Vec<Discrepancy>), ProjectionError> {
+    let scratch = SchemaName::unique("projection_verify");
+    let tables = tables_of(&Projection::ALL);
+    let mut connection = pool.acquire().await?;
+    create_schema(&mut connection, &scratch, &tables).await?;
+    let compared = compare_with_scratch(pool, &scratch, &tables, options).await;
+    drop_schema(&mut connection, &scratch).await?;
+    compared
+}
+
+async fn compare_with_scratch(
+    pool: &PgPool,
+    scratch: &SchemaName,
+    tables: &[String],
+    options: ProjectorOptions,
+) -> Result<(BTreeMap<String, u64>, Vec<Discrepancy>), ProjectionError> {
+    for _ in 0..COMPARE_ATTEMPTS {
+        let live = {
+            let mut connection = pool.acquire().await?;
+            checkpoint::read_all(&mut connection).await?
+        };
+        build_scratch_to(pool, scratch, &live, options).await?;
+        let mut transaction = pool.begin().await?;
+        let names: Vec<String> = live.keys().cloned().collect();
+        let locked = checkpoint::lock(&mut transaction, &names).await?;
+        if locked != live {
+            continue;
+        }
+        let rows = sqlx::query!(
+            r#"SELECT table_name AS "table_name!", only_in AS "only_in!", row_data AS "row_data!"
+               FROM projection_compare_tables('public', $1, $2, $3)"#,
+            scratch.as_str(),
+            tables,
+            MAX_ROWS_REPORTED,
+        )
+        .fetch_all(&mut *transaction)
+        .await?;
+        transaction.rollback().await?;
+        let discrepancies = rows
+            .into_iter()
+            .map(|row| Discrepancy::ReadModelRow {
+                table: row.table_name,
+                only_in: if row.only_in == "public" {
+                    "live".to_owned()
+                } else {
+                    "fresh fold".to_owned()
+                },
+                row: row.row_data,
+            })
+            .collect();
+        return Ok((live, discrepancies));
+    }
+    Err(ProjectionError::LiveProjectionsMoving)
+}
+
+/// Brings each scratch projection to the live checkpoint of the same projection.
+async fn build_scratch_to(
+    pool: &PgPool,
+    scratch: &SchemaName,
+    live: &BTreeMap<String, u64>,
+    options: ProjectorOptions,
+) -> Result<(), ProjectionError> {
+    let mut groups: BTreeMap<u64, Vec<Projection>> = BTreeMap::new();
+    for (name, position) in live {
+        let projection: Projection = name.parse()?;
+        groups.entry(*position).or_default().push(projection);
+    }
+    for (position, projections) in groups {
+        to_stored(position)?;
+        if position == 0 {
+            continue;
+        }
+        let mut projector = Projector::new(pool.clone(), scratch.clone(), &projections, options);
+        projector.catch_up(Some(position)).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Every read model holds what the domain says after a log of every lifecycle.
+
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use ledger_core::ids::Environment;
+use ledger_projections::read_models::{disputes, journal, metrics, orders, payments, settlement};
+use ledger_projections::{projection_lag, Projector};
+use ledger_store::testing::TestDatabase;
+use rust_decimal::Decimal;
+
+use crate::support::{at, every_lifecycle, Ledger};
+
+fn decimal(text: &str) -> Decimal {
+    Decimal::from_str(text).unwrap()
+}
+
+/// Payments, children, orders, disputes, settlement, balances and metrics after one catch-up.
+#[tokio::test]
+async fn read_models_show_every_lifecycle() {
+    let database = TestDatabase::new().await;
+    let ledger = Ledger::new(database.store());
+    let world = every_lifecycle(&ledger).await;
+    let mut projector = Projector::live(database.pool().clone());
+    let applied = projector.catch_up(None).await.unwrap();
+    let head = ledger.store.head().await.unwrap().last_position;
+    assert_eq!(applied, head);
+    let pool = database.pool();
+    let [auto, manual, declined, voided, disputed, won, yen] = world.payments;
+
+    let ids: Vec<_> = world.payments.iter().map(|id| id.as_uuid()).collect();
+    let rows = payments::payments_by_id(pool, Environment::Test, &ids)
+        .await
+        .unwrap();
+    let row = |id: ledger_core::ids::PaymentId| {
+        rows.iter()
+            .find(|row| row.payment_id == id.as_uuid())
+            .unwrap()
+            .clone()
+    };
+    let auto_row = row(auto);
+    assert_eq!(auto_row.status, "PARTIALLY_REFUNDED");
+    assert_eq!(auto_row.captured_amount, decimal("100.00"));
+    assert_eq!(auto_row.refunded_amount, decimal("30.00"));
+    assert_eq!(auto_row.refundable_amount, decimal("70.00"));
+    assert_eq!(auto_row.refundable_amount.to_string(), "70.00");
+    assert_eq!(auto_row.capture_mode, "AUTOMATIC");
+    assert_eq!(auto_row.created_at, at(1, 9));
+    assert_eq!(auto_row.updated_at, at(3, 12));
+    assert_eq!(row(manual).status, "CAPTURED");
+    assert_eq!(row(manual).captured_amount, decimal("50.00"));
+    assert_eq!(row(manual).refunded_amount, decimal("0.00"));
+    assert_eq!(row(declined).status, "DECLINED");
+    assert_eq!(
+        row(declined).decline_code.as_deref(),
+        Some("insufficient_funds")
+    );
+    assert_eq!(
+        row(declined).decline_category.as_deref(),
+        Some("SOFT_DECLINE")
+    );
+    assert_eq!(row(voided).status, "VOIDED");
+    assert_eq!(row(disputed).disputed_amount, decimal("80.00"));
+    assert_eq!(row(won).disputed_amount, decimal("0.00"));
+    assert_eq!(row(yen).currency, "JPY");
+    assert_eq!(row(yen).captured_amount.to_string(), "5000");
+
+    let captures = payments::captures_of(pool, &[manual.as_uuid(), auto.as_uuid()])
+        .await
+        .unwrap();
+    assert_eq!(captures.len(), 3);
+    let settled = captures
+        .iter()
+        .find(|capture| capture.capture_id == "ca_1")
+        .unwrap();
+    assert_eq!(settled.settled_batch_id, Some(world.batch.as_uuid()));
+    assert_eq!(settled.captured_at, at(1, 12));
+    assert_eq!(settled.settled_at, Some(at(3, 12)));
+    let refunds = payments::refunds_of(pool, &[manual.as_uuid()])
+        .await
+        .unwrap();
+    assert_eq!(refunds[0].status, "FAILED");
+    assert_eq!(refunds[0].resolved_at, Some(at(3, 10)));
+
+    let order_status = |order: &'static str| async move {
+        orders::order(pool, Environment::Test, order).await.unwrap()[0]
+            .0
+            .payment_status
+            .clone()
+    };
+    assert_eq!(order_status("order_1").await, "PARTIALLY_REFUNDED");
+    assert_eq!(order_status("order_2").await, "PAID");
+    assert_eq!(order_status("order_3").await, "UNPAID");
+    assert_eq!(order_status("order_4").await, "DISPUTED");
+    assert_eq!(order_status("order_5").await, "PAID");
+    let order_3 = orders::order(pool, Environment::Test, "order_3")
+        .await
+        .unwrap();
+    assert_eq!(order_3[0].1.len(), 2);
+
+    let open = disputes::list_disputes(
+        pool,
+        Environment::Test,
+        &disputes::DisputeFilter::default(),
+        0,
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(open.len(), 2);
+    let lost = open
+        .iter()
+        .find(|dispute| dispute.dispute_id == "dp_1")
+        .unwrap();
+    assert_eq!(
+        (lost.status.as_str(), lost.outcome.as_deref()),
+        ("LOST", Some("LOST"))
+    );
+    assert_eq!(lost.fee, decimal("15.00"));
+    assert_eq!(lost.evidence_count, 1);
+    assert_eq!(lost.evidence_due_by, Some(at(20, 0)));
+    assert_eq!(lost.opened_at, at(4, 9));
+    assert_eq!(lost.resolved_at, Some(at(9, 9)));
+    let day = |day: u32| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
+    let rate = disputes::dispute_rate(pool, Environment::Test, "merchant_a", day(1), day(30))
+        .await
+        .unwrap();
+    assert_eq!((rate.disputes_opened, rate.captures), (1, 4));
+    assert_eq!(rate.rate, Some(decimal("0.25")));
+
+    let batches = settlement::list_batches(pool, Environment::Test, Some("merchant_a"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].net, decimal("75.92"));
+    assert_eq!(batches[0].payout_status.as_deref(), Some("PAID"));
+    let payouts = settlement::payouts_of(pool, &[world.batch.as_uuid()])
+        .await
+        .unwrap();
+    assert_eq!(payouts[0].paid_at, Some(at(6, 9)));
+    let exceptions = settlement::settlement_exceptions(pool, Environment::Test, at(30, 0), 7)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = exceptions
+        .iter()
+        .map(|exception| exception.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|kind| **kind == "RESERVE_WITHHELD")
+            .count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|kind| **kind == "PAYOUT_LATE").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|kind| **kind == "CAPTURE_NOT_SETTLED")
+            .count(),
+        4,
+        "{kinds:?}"
+    );
+
+    let balances = journal::balances(pool, Environment::Test, Some("merchant_a"))
+        .await
+        .unwrap();
+    let summary = journal::merchant_summary(&balances);
+    assert_eq!(summary.len(), 1);
+    assert_eq!(summary[0].pending, decimal("15.00"));
+    assert_eq!(summary[0].settled, decimal("0.00"));
+    assert_eq!(summary[0].in_transit, decimal("0.00"));
+    assert_eq!(summary[0].paid_out, decimal("75.92"));
+    assert_eq!(summary[0].reserved, decimal("10.00"));
+    let all = journal::balances(pool, Environment::Test, None)
+        .await
+        .unwrap();
+    let mut totals = std::collections::BTreeMap::<String, Decimal>::new();
+    for balance in &all {
+        *totals.entry(balance.currency.clone()).or_default() += balance.balance;
+    }
+    assert!(
+        totals.values().all(Decimal::is_zero),
+        "trial balance {totals:?}"
+    );
+
+    let daily = metrics::merchant_metrics(pool, Environment::Test, "merchant_a", day(1), day(1))
+        .await
+        .unwrap();
+    assert_eq!(daily[0].payments_initiated, 5);
+    assert_eq!(daily[0].authorization_rate(), Some(decimal("0.8")));
+    let day_3 = metrics::merchant_metrics(pool, Environment::Test, "merchant_a", day(3), day(3))
+        .await
+        .unwrap();
+    assert_eq!(day_3[0].settled_captures, 2);
+    assert_eq!(day_3[0].settlement_seconds_total, 51 * 3600 + 48 * 3600);
+    let declines = metrics::decline_codes(pool, Environment::Test, "merchant_a", day(1), day(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        declines,
+        vec![(
+            "insufficient_funds".to_owned(),
+            "SOFT_DECLINE".to_owned(),
+            1
+        )]
+    );
+
+    let lag = projection_lag(pool).await.unwrap();
+    assert_eq!(lag.len(), 6);
+    assert!(lag
+        .iter()
+        .all(|lag| lag.positions_behind == 0 && lag.seconds_behind == 0.0));
+}
+
+/// Lag counts positions and the age of the oldest event not yet applied.
+#[tokio::test]
+async fn lag_measures_what_is_not_applied() {
+    let database = TestDatabase::new().await;
+    let ledger = Ledger::new(database.store());
+    every_lifecycle(&ledger).await;
+    let mut projector = Projector::live(database.pool().clone());
+    projector.run_batch(Some(10)).await.unwrap();
+    let head = ledger.store.head().await.unwrap().last_position;
+    let lag = projection_lag(database.pool()).await.unwrap();
+    for projection in &lag {
+        assert_eq!(projection.checkpoint_position, 10);
+        assert_eq!(projection.positions_behind, head - 10);
+        assert!(projection.seconds_behind >= 0.0);
+        assert!(projection.last_applied_recorded_at.is_some());
+    }
+}

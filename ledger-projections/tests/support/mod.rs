@@ -1,0 +1,609 @@
+//! Realistic event logs for the tests and the benchmark: commands run through ledger-core's
+//! `decide` against the folded state, and the events appended with ledger-store, so every
+//! stream in the log is one the domain would have produced.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use ledger_core::aggregate::DomainEvent;
+use ledger_core::ids::*;
+use ledger_core::payment::{self, *};
+use ledger_core::settlement::{self, *};
+use ledger_core::text::ShortText;
+use ledger_core::{Currency, Money, PositiveMoney};
+use ledger_store::{
+    AppendRequest, EventMetadata, EventStore, ExpectedVersion, NewEvent, RecordedEvent,
+    StreamAppend, StreamType,
+};
+use uuid::Uuid;
+
+pub fn money(amount: &str, currency: Currency) -> Money {
+    Money::parse(amount, currency).unwrap()
+}
+
+pub fn positive(amount: &str, currency: Currency) -> PositiveMoney {
+    PositiveMoney::parse(amount, currency).unwrap()
+}
+
+pub fn text(value: &str) -> ShortText {
+    ShortText::parse(value).unwrap()
+}
+
+pub fn at(day: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0)
+        .single()
+        .unwrap()
+}
+
+pub fn initiate(
+    merchant: &str,
+    order: &str,
+    amount: &str,
+    currency: Currency,
+    mode: CaptureMode,
+) -> PaymentCommand {
+    PaymentCommand::Initiate(InitiatePayment {
+        merchant_id: MerchantId::parse(merchant).unwrap(),
+        order_id: OrderId::parse(order).unwrap(),
+        environment: Environment::Test,
+        amount: positive(amount, currency),
+        capture_mode: mode,
+        payment_method: Some(text("card")),
+    })
+}
+
+pub fn approve(amount: Option<PositiveMoney>, expires_at: DateTime<Utc>) -> PaymentCommand {
+    PaymentCommand::RecordAuthorization(RecordAuthorization::Approved {
+        authorized_amount: amount,
+        authorization_code: Some(text("A1B2C3")),
+        gateway_reference: Some(text("pi_123")),
+        expires_at: Some(expires_at),
+    })
+}
+
+pub fn decline(code: &str) -> PaymentCommand {
+    PaymentCommand::RecordAuthorization(RecordAuthorization::Declined {
+        decline_code: text(code),
+        category: None,
+        retry_may_help: None,
+    })
+}
+
+pub fn capture(id: &str, amount: Option<PositiveMoney>, final_capture: bool) -> PaymentCommand {
+    PaymentCommand::Capture(CapturePayment {
+        capture_id: CaptureId::parse(id).unwrap(),
+        amount,
+        final_capture,
+    })
+}
+
+pub fn refund(id: &str, amount: Option<PositiveMoney>) -> PaymentCommand {
+    PaymentCommand::Refund(RefundPayment {
+        refund_id: RefundId::parse(id).unwrap(),
+        amount,
+        reason: Some(text("requested_by_customer")),
+    })
+}
+
+pub fn refund_outcome(id: &str, succeeded: bool) -> PaymentCommand {
+    PaymentCommand::RecordRefundOutcome(RecordRefundOutcome {
+        refund_id: RefundId::parse(id).unwrap(),
+        outcome: if succeeded {
+            RefundOutcome::Succeeded
+        } else {
+            RefundOutcome::Failed {
+                failure_reason: Some(text("expired_or_canceled_card")),
+            }
+        },
+    })
+}
+
+pub fn open_dispute(
+    id: &str,
+    amount: PositiveMoney,
+    fee: Money,
+    due: DateTime<Utc>,
+) -> PaymentCommand {
+    PaymentCommand::OpenDispute(OpenDispute {
+        dispute_id: DisputeId::parse(id).unwrap(),
+        amount,
+        reason: text("fraudulent"),
+        evidence_due_by: Some(due),
+        fee: Some(fee),
+    })
+}
+
+pub fn submit_evidence(id: &str) -> PaymentCommand {
+    PaymentCommand::SubmitDisputeEvidence(SubmitDisputeEvidence {
+        dispute_id: DisputeId::parse(id).unwrap(),
+        evidence: serde_json::json!({"receipt": "r_1", "note": "signed for ✓"}),
+    })
+}
+
+pub fn resolve(id: &str, outcome: DisputeOutcome) -> PaymentCommand {
+    PaymentCommand::ResolveDispute(ResolveDispute {
+        dispute_id: DisputeId::parse(id).unwrap(),
+        outcome,
+    })
+}
+
+pub fn void() -> PaymentCommand {
+    PaymentCommand::Void(VoidPayment {
+        reason: Some(text("customer_cancelled")),
+    })
+}
+
+pub fn metadata() -> EventMetadata {
+    EventMetadata {
+        environment: ledger_store::Environment::Test,
+        actor_id: "key_test_1".into(),
+        actor_role: "service".into(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: None,
+        idempotency_key: None,
+    }
+}
+
+pub fn new_event<E: DomainEvent>(event: &E, occurred_at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: event.event_type().to_owned(),
+        schema_version: i32::try_from(event.schema_version()).unwrap(),
+        occurred_at,
+        payload: event.to_payload().unwrap(),
+        metadata: metadata(),
+    }
+}
+
+/// A payment stream's append of events decided on `version`.
+pub fn payment_append(
+    payment_id: PaymentId,
+    version: u64,
+    events: &[PaymentEvent],
+    occurred_at: DateTime<Utc>,
+) -> StreamAppend {
+    StreamAppend {
+        stream_id: payment_id.as_uuid(),
+        stream_type: StreamType::Payment,
+        expected_version: ExpectedVersion::Exactly(version),
+        events: events
+            .iter()
+            .map(|event| new_event(event, occurred_at))
+            .collect(),
+    }
+}
+
+/// Runs commands against the log: read, fold, decide, append (with the expected version).
+pub struct Ledger {
+    pub store: EventStore,
+}
+
+impl Ledger {
+    pub fn new(store: EventStore) -> Self {
+        Ledger { store }
+    }
+
+    pub async fn payment_state(&self, payment_id: PaymentId) -> PaymentState {
+        let events = self
+            .store
+            .read_stream(payment_id.as_uuid(), 1)
+            .await
+            .unwrap();
+        let decoded: Vec<PaymentEvent> = events
+            .into_iter()
+            .map(|event| {
+                PaymentEvent::from_stored(
+                    &event.event_type,
+                    event.schema_version as u32,
+                    event.payload,
+                )
+                .unwrap()
+            })
+            .collect();
+        payment::fold(&decoded)
+    }
+
+    pub async fn settlement_state(&self, batch_id: SettlementBatchId) -> SettlementBatchState {
+        let events = self.store.read_stream(batch_id.as_uuid(), 1).await.unwrap();
+        let decoded: Vec<SettlementEvent> = events
+            .into_iter()
+            .map(|event| {
+                SettlementEvent::from_stored(
+                    &event.event_type,
+                    event.schema_version as u32,
+                    event.payload,
+                )
+                .unwrap()
+            })
+            .collect();
+        settlement::fold(&decoded)
+    }
+
+    /// Decides and appends one payment command; panics when the domain refuses it.
+    pub async fn pay(
+        &self,
+        payment_id: PaymentId,
+        command: PaymentCommand,
+        occurred_at: DateTime<Utc>,
+    ) -> Vec<RecordedEvent> {
+        let state = self.payment_state(payment_id).await;
+        let events = payment::decide(&state, &command)
+            .unwrap_or_else(|error| panic!("{command:?} refused: {error}"));
+        let request = AppendRequest {
+            streams: vec![payment_append(
+                payment_id,
+                state.version,
+                &events,
+                occurred_at,
+            )],
+            idempotency: None,
+        };
+        self.store
+            .append(request)
+            .await
+            .unwrap()
+            .into_result()
+            .events
+    }
+
+    /// Decides and appends one settlement command across the batch and its payments.
+    pub async fn settle(
+        &self,
+        batch_id: SettlementBatchId,
+        command: SettlementCommand,
+        occurred_at: DateTime<Utc>,
+    ) -> Vec<RecordedEvent> {
+        let state = self.settlement_state(batch_id).await;
+        let mut payments = BTreeMap::new();
+        for payment_id in settlement::payments_named(&command) {
+            payments.insert(payment_id, self.payment_state(payment_id).await);
+        }
+        let decision = settlement::decide(&state, &payments, &command)
+            .unwrap_or_else(|error| panic!("{command:?} refused: {error}"));
+        let mut streams = vec![StreamAppend {
+            stream_id: batch_id.as_uuid(),
+            stream_type: StreamType::SettlementBatch,
+            expected_version: ExpectedVersion::Exactly(state.version),
+            events: decision
+                .batch_events
+                .iter()
+                .map(|event| new_event(event, occurred_at))
+                .collect(),
+        }];
+        for (payment_id, events) in &decision.payment_events {
+            let version = payments.get(payment_id).map_or(0, |state| state.version);
+            streams.push(payment_append(*payment_id, version, events, occurred_at));
+        }
+        let request = AppendRequest {
+            streams,
+            idempotency: None,
+        };
+        self.store
+            .append(request)
+            .await
+            .unwrap()
+            .into_result()
+            .events
+    }
+}
+
+pub fn batch_item(
+    payment_id: PaymentId,
+    item: SettledItem,
+    gross: PositiveMoney,
+    fee: Money,
+) -> BatchItem {
+    BatchItem {
+        payment_id,
+        item,
+        gross,
+        fee,
+    }
+}
+
+pub fn record_batch(
+    batch_id: SettlementBatchId,
+    merchant: &str,
+    currency: Currency,
+    items: Vec<BatchItem>,
+    reserve: Option<Money>,
+) -> SettlementCommand {
+    SettlementCommand::RecordBatch(RecordSettlementBatch {
+        batch_id,
+        merchant_id: MerchantId::parse(merchant).unwrap(),
+        environment: Environment::Test,
+        currency,
+        items,
+        reserve,
+    })
+}
+
+pub fn payout(payout_id: &str, amount: PositiveMoney, update: PayoutUpdate) -> SettlementCommand {
+    SettlementCommand::RecordPayout(RecordPayout {
+        payout_id: PayoutId::parse(payout_id).unwrap(),
+        amount,
+        update,
+    })
+}
+
+pub fn expected_arrival(day: u32) -> PayoutUpdate {
+    PayoutUpdate::Initiated {
+        expected_arrival_date: NaiveDate::from_ymd_opt(2026, 11, day),
+    }
+}
+
+/// A small world with every lifecycle: automatic and manual captures, a partial capture and
+/// partial refund, a decline, a void, a refund that fails, a lost and a won dispute, a
+/// settlement batch with a reserve and a payout paid, and a JPY payment.
+pub async fn every_lifecycle(ledger: &Ledger) -> World {
+    let usd = Currency::USD;
+    let world = World::default();
+    let [auto, manual, declined, voided, disputed, won, yen] = world.payments;
+    // 1. AUTOMATIC: authorized and captured at once, then refunded in part.
+    ledger
+        .pay(
+            auto,
+            initiate(
+                "merchant_a",
+                "order_1",
+                "100.00",
+                usd,
+                CaptureMode::Automatic,
+            ),
+            at(1, 9),
+        )
+        .await;
+    ledger.pay(auto, approve(None, at(8, 9)), at(1, 9)).await;
+    ledger
+        .pay(
+            auto,
+            refund("re_1", Some(positive("30.00", usd))),
+            at(2, 10),
+        )
+        .await;
+    ledger
+        .pay(auto, refund_outcome("re_1", true), at(2, 11))
+        .await;
+    // 2. MANUAL: partial capture then final capture, a refund that fails.
+    ledger
+        .pay(
+            manual,
+            initiate("merchant_a", "order_2", "50.00", usd, CaptureMode::Manual),
+            at(1, 10),
+        )
+        .await;
+    ledger
+        .pay(manual, approve(None, at(8, 10)), at(1, 10))
+        .await;
+    ledger
+        .pay(
+            manual,
+            capture("ca_1", Some(positive("20.00", usd)), false),
+            at(1, 12),
+        )
+        .await;
+    ledger
+        .pay(
+            manual,
+            capture("ca_2", Some(positive("30.00", usd)), true),
+            at(1, 13),
+        )
+        .await;
+    ledger
+        .pay(
+            manual,
+            refund("re_2", Some(positive("5.00", usd))),
+            at(3, 9),
+        )
+        .await;
+    ledger
+        .pay(manual, refund_outcome("re_2", false), at(3, 10))
+        .await;
+    // 3. Declined, on the same order as the next one.
+    ledger
+        .pay(
+            declined,
+            initiate("merchant_a", "order_3", "70.00", usd, CaptureMode::Manual),
+            at(1, 11),
+        )
+        .await;
+    ledger
+        .pay(declined, decline("insufficient_funds"), at(1, 11))
+        .await;
+    // 4. Voided.
+    ledger
+        .pay(
+            voided,
+            initiate("merchant_a", "order_3", "70.00", usd, CaptureMode::Manual),
+            at(1, 14),
+        )
+        .await;
+    ledger
+        .pay(voided, approve(None, at(8, 14)), at(1, 14))
+        .await;
+    ledger.pay(voided, void(), at(1, 15)).await;
+    // 5. A dispute lost, with a fee.
+    ledger
+        .pay(
+            disputed,
+            initiate(
+                "merchant_a",
+                "order_4",
+                "80.00",
+                usd,
+                CaptureMode::Automatic,
+            ),
+            at(1, 16),
+        )
+        .await;
+    ledger
+        .pay(disputed, approve(None, at(8, 16)), at(1, 16))
+        .await;
+    ledger
+        .pay(
+            disputed,
+            open_dispute(
+                "dp_1",
+                positive("80.00", usd),
+                money("15.00", usd),
+                at(20, 0),
+            ),
+            at(4, 9),
+        )
+        .await;
+    ledger
+        .pay(disputed, submit_evidence("dp_1"), at(5, 9))
+        .await;
+    ledger
+        .pay(disputed, resolve("dp_1", DisputeOutcome::Lost), at(9, 9))
+        .await;
+    // 6. A dispute won.
+    ledger
+        .pay(
+            won,
+            initiate(
+                "merchant_b",
+                "order_5",
+                "40.00",
+                usd,
+                CaptureMode::Automatic,
+            ),
+            at(2, 9),
+        )
+        .await;
+    ledger.pay(won, approve(None, at(9, 9)), at(2, 9)).await;
+    ledger
+        .pay(
+            won,
+            open_dispute(
+                "dp_2",
+                positive("10.00", usd),
+                money("0.00", usd),
+                at(21, 0),
+            ),
+            at(4, 9),
+        )
+        .await;
+    ledger
+        .pay(won, resolve("dp_2", DisputeOutcome::Won), at(10, 9))
+        .await;
+    // 7. A zero-decimal currency.
+    ledger
+        .pay(
+            yen,
+            initiate(
+                "merchant_b",
+                "order_6",
+                "5000",
+                Currency::JPY,
+                CaptureMode::Automatic,
+            ),
+            at(2, 10),
+        )
+        .await;
+    ledger.pay(yen, approve(None, at(9, 10)), at(2, 10)).await;
+    // Settlement of merchant_a's captures and the succeeded refund, with a reserve; paid out.
+    let items = vec![
+        batch_item(
+            auto,
+            SettledItem::Capture(CaptureId::parse("automatic").unwrap()),
+            positive("100.00", usd),
+            money("3.20", usd),
+        ),
+        batch_item(
+            manual,
+            SettledItem::Capture(CaptureId::parse("ca_1").unwrap()),
+            positive("20.00", usd),
+            money("0.88", usd),
+        ),
+        batch_item(
+            auto,
+            SettledItem::Refund(RefundId::parse("re_1").unwrap()),
+            positive("30.00", usd),
+            money("0.00", usd),
+        ),
+    ];
+    ledger
+        .settle(
+            world.batch,
+            record_batch(
+                world.batch,
+                "merchant_a",
+                usd,
+                items,
+                Some(money("10.00", usd)),
+            ),
+            at(3, 12),
+        )
+        .await;
+    let net = positive("75.92", usd);
+    ledger
+        .settle(
+            world.batch,
+            payout("po_1", net, expected_arrival(5)),
+            at(3, 13),
+        )
+        .await;
+    ledger
+        .settle(
+            world.batch,
+            payout("po_1", net, PayoutUpdate::Paid),
+            at(6, 9),
+        )
+        .await;
+    world
+}
+
+/// The ids of [`every_lifecycle`]'s streams.
+pub struct World {
+    pub payments: [PaymentId; 7],
+    pub batch: SettlementBatchId,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World {
+            payments: std::array::from_fn(|_| PaymentId::new_random()),
+            batch: SettlementBatchId::new_random(),
+        }
+    }
+}
+
+/// Appends `count` more simple payments (initiated, authorized, captured automatically) for
+/// tests that need a longer log.
+pub async fn many_payments(ledger: &Ledger, count: usize) {
+    let mut appends = Vec::new();
+    for index in 0..count {
+        let payment_id = PaymentId::new_random();
+        let mut state = PaymentState::default();
+        let mut events = Vec::new();
+        let commands = [
+            initiate(
+                "merchant_c",
+                &format!("order_m{index}"),
+                "12.34",
+                Currency::EUR,
+                CaptureMode::Automatic,
+            ),
+            approve(None, at(20, 0)),
+        ];
+        for command in &commands {
+            let decided = payment::decide(&state, command).unwrap();
+            state = decided.iter().fold(state, payment::evolve);
+            events.extend(decided);
+        }
+        appends.push(ledger.store.append(AppendRequest {
+            streams: vec![payment_append(
+                payment_id,
+                0,
+                &events,
+                at(7, 0) + Duration::minutes(index as i64),
+            )],
+            idempotency: None,
+        }));
+    }
+    for outcome in futures::future::join_all(appends).await {
+        outcome.unwrap();
+    }
+}
