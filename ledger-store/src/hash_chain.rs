@@ -259,12 +259,14 @@ mod tests {
     fn hash_from_parts_equals_generic_hash() {
         let mut event = sample_event();
         event.event_type = "Événement \"quoted\" \u{1}".into();
-        event.payload = json!({"z": 1.50, "a": [1e30, -0.0, "\u{20ac}"], "m": {"b": null, "a": true}});
+        event.payload =
+            json!({"z": 1.50, "a": [1e30, -0.0, "\u{20ac}"], "m": {"b": null, "a": true}});
         event.position = 12_345;
         event.stream_version = 7;
         event.schema_version = -3;
         event.prev_hash = [9; 32];
-        let parts = CanonicalParts::new(&event.event_type, &event.payload, &event.metadata).unwrap();
+        let parts =
+            CanonicalParts::new(&event.event_type, &event.payload, &event.metadata).unwrap();
         let text = format_time(event.recorded_at);
         assert_eq!(
             compute_hash_with_parts(&event, &parts, &text).unwrap(),

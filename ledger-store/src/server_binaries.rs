@@ -27,7 +27,6 @@ impl ServerBinaries {
     /// (symbolic links followed, as Debian links them), then the highest version under
     /// `/usr/lib/postgresql/*/bin`.
     pub fn find() -> Result<Self, StoreError> {
-        let mut searched = Vec::new();
         let mut candidates: Vec<PathBuf> = Vec::new();
         if let Some(dir) = std::env::var_os(BIN_DIR_VARIABLE) {
             candidates.push(PathBuf::from(dir));
@@ -42,6 +41,12 @@ impl ServerBinaries {
             }
         }
         candidates.extend(distribution_dirs());
+        Self::find_among(candidates)
+    }
+
+    /// The first candidate directory holding all three programs.
+    pub fn find_among(candidates: Vec<PathBuf>) -> Result<Self, StoreError> {
+        let mut searched = Vec::new();
         for dir in candidates {
             if PROGRAMS.iter().all(|program| dir.join(program).is_file()) {
                 return Ok(ServerBinaries { bin_dir: dir });
@@ -182,4 +187,31 @@ fn lookup_user(name: &str) -> Option<(u32, u32)> {
         let gid = fields.next()?.parse().ok()?;
         Some((uid, gid))
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// Without the programs, the error names what is missing and every place searched.
+    #[test]
+    fn missing_binaries_are_named_with_the_places_searched() {
+        let empty = std::env::temp_dir().join(format!("ledger-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        let error = ServerBinaries::find_among(vec![empty.clone()]).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, StoreError::PostgresBinariesNotFound { .. }));
+        assert!(message.contains("initdb, pg_ctl, postgres"), "{message}");
+        assert!(message.contains(&empty.display().to_string()), "{message}");
+        assert!(message.contains("DATABASE_URL"), "{message}");
+        std::fs::remove_dir_all(&empty).unwrap();
+    }
+
+    /// Users are looked up in /etc/passwd by name.
+    #[test]
+    fn passwd_lookup_finds_root() {
+        assert_eq!(lookup_user("root"), Some((0, 0)));
+        assert_eq!(lookup_user("no-such-user-here"), None);
+    }
 }

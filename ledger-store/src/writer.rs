@@ -398,7 +398,9 @@ impl ClaimColumns {
             results: Vec::with_capacity(plan.claims.len()),
         };
         for claim in &plan.claims {
-            columns.environments.push(claim.environment.as_str().to_owned());
+            columns
+                .environments
+                .push(claim.environment.as_str().to_owned());
             columns.keys.push(claim.key.clone());
             columns.hashes.push(claim.request_hash.clone());
             columns.results.push(serde_json::json!({

@@ -5,6 +5,7 @@
 mod append;
 mod bad_input;
 mod durability;
+mod embedded;
 mod hash_chain;
 mod helpers;
 mod idempotency;
