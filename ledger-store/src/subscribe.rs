@@ -75,7 +75,12 @@ impl Subscription {
                 self.next_position = event.position + 1;
                 return Ok(event);
             }
-            let page = read_all(&self.pool, self.next_position, self.options.page_size).await;
+            let page = read_all(
+                &self.pool,
+                self.next_position,
+                self.options.page_size.max(1),
+            )
+            .await;
             match page {
                 Ok(page) if !page.is_empty() => self.buffer.extend(page),
                 Ok(_) => self.wait().await,

@@ -219,9 +219,15 @@ async fn stored_claims(
         return Ok(HashMap::new());
     }
     let rows = sqlx::query!(
-        r#"SELECT environment, key, request_hash, result
-           FROM idempotency_keys
-           WHERE (environment, key) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))"#,
+        // A lateral join: one primary-key probe per wanted key, whatever plan PostgreSQL
+        // caches for the prepared statement (a hash join would scan the whole table).
+        r#"SELECT claim.environment, claim.key, claim.request_hash, claim.result
+           FROM UNNEST($1::text[], $2::text[]) AS wanted (environment, key)
+           CROSS JOIN LATERAL (
+               SELECT environment, key, request_hash, result FROM idempotency_keys
+               WHERE idempotency_keys.environment = wanted.environment
+                 AND idempotency_keys.key = wanted.key
+           ) AS claim"#,
         &environments,
         &keys,
     )
