@@ -22,6 +22,19 @@
 //! - `testing` (feature `testing`): a fresh migrated database per test.
 //!
 //! Schema: `migrations/` at the workspace root, embedded as [`MIGRATOR`].
+//!
+//! # Design in brief
+//! - Order: positions are assigned by the application while it holds the lock on the single
+//!   `log_head` row, which it keeps until commit; so position N+1 is only written after N is
+//!   committed and visible, and a reader going by position never skips one (`writer`).
+//! - Group commit: every append goes through one bounded queue to one writer task, which
+//!   writes what is queued in one transaction with one `COMMIT`; each request still gets its
+//!   own answer (recorded, replayed, or its own typed rejection) (`writer`, `plan`).
+//! - Hash chain: `hash = SHA-256(prev_hash ‖ JCS(export line without the hashes))`, computed
+//!   at append time, `recorded_at` in microseconds as `YYYY-MM-DDTHH:MM:SS.ffffffZ`
+//!   ([`hash_chain`]).
+//! - Immutability: a statement-level trigger refuses UPDATE, DELETE and TRUNCATE on `events`
+//!   for every role, the owner included (migration `20261126000001_event_log.sql`).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

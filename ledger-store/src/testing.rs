@@ -99,7 +99,7 @@ impl TestCluster {
         let binaries = ServerBinaries::find()?;
         let user = ServerUser::choose()?;
         let unique = &Uuid::new_v4().simple().to_string()[..8];
-        let dir = std::env::temp_dir().join(format!("ledger-test-{}-{unique}", std::process::id()));
+        let dir = short_temp_dir().join(format!("ledger-test-{}-{unique}", std::process::id()));
         let dir = prepare_private_dir(&user, &dir)?;
         let data_dir = dir.join("data");
         let sync = if durable {
@@ -221,6 +221,18 @@ impl Drop for TestCluster {
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// The temporary directory, unless its path is so long that the server's socket path inside
+/// it would pass the ~107-byte limit of Unix socket addresses; then `/tmp`.
+fn short_temp_dir() -> PathBuf {
+    const MAX_TEMP_DIR_BYTES: usize = 60;
+    let temp_dir = std::env::temp_dir();
+    if temp_dir.as_os_str().len() <= MAX_TEMP_DIR_BYTES {
+        temp_dir
+    } else {
+        PathBuf::from("/tmp")
     }
 }
 
