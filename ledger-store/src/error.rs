@@ -69,8 +69,12 @@ pub enum StoreError {
     #[error("an event id of this append is already recorded in the log")]
     EventIdAlreadyRecorded,
 
-    /// The group-commit transaction this append was part of failed; nothing was recorded.
-    #[error("the batch this append was written in failed, nothing was recorded: {0}")]
+    /// The group-commit transaction this append was part of failed. Nothing was recorded,
+    /// unless the connection broke during the commit itself, when the outcome is unknown:
+    /// retrying with the same idempotency key is safe either way.
+    #[error(
+        "the batch this append was written in failed; retry with the same idempotency key: {0}"
+    )]
     BatchFailed(String),
 
     /// The single writer task has stopped (the store is shutting down).
