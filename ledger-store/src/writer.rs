@@ -6,10 +6,10 @@
 //! just answered are composing their next request), and writes the batch in one transaction,
 //! in at most six round trips whatever its size:
 //!
-//! 1. `BEGIN`;
-//! 2. lock the single `log_head` row (`SELECT … FOR UPDATE`), the serialization point of every
-//!    writer in every process, then read the versions of the batch's streams (a separate
-//!    statement, so that it sees what the previous holder of the lock committed);
+//! 1. `BEGIN` and lock the single `log_head` row (`SELECT … FOR UPDATE`), the serialization
+//!    point of every writer in every process; both overlap with gathering the batch;
+//! 2. read the versions of the batch's streams (a separate statement, after the lock, so that
+//!    it sees what the previous holder of the lock committed);
 //! 3. read the stored idempotency claims the batch names (only if it names any);
 //! 4. decide each request in queue order without I/O (`plan`), hashing from the canonical
 //!    JSON the callers' tasks prepared;
@@ -35,7 +35,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use chrono::Utc;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -73,34 +73,50 @@ async fn run(pool: PgPool, mut receiver: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH_REQUESTS);
     let mut previous_batch_size = 1;
     while let Some(first) = receiver.recv().await {
-        let mut event_count = first.request.event_count();
         batch.push(first);
-        let linger_until = Instant::now() + MAX_BATCH_LINGER;
-        while batch.len() < MAX_BATCH_REQUESTS && event_count < MAX_BATCH_EVENTS {
-            let job = match receiver.try_recv() {
-                Ok(job) => job,
-                // The callers answered last time are likely composing their next request:
-                // wait a moment for as many as came last time, so one fsync serves them all.
-                Err(_) if batch.len() < previous_batch_size => {
-                    let remaining = linger_until.saturating_duration_since(Instant::now());
-                    match tokio::time::timeout(remaining, receiver.recv()).await {
-                        Ok(Some(job)) => job,
-                        Ok(None) | Err(_) => break,
-                    }
-                }
-                Err(_) => break,
-            };
-            event_count += job.request.event_count();
-            batch.push(job);
-        }
+        // Taking the head lock costs two round trips: they overlap with the wait for the rest
+        // of the batch instead of following it.
+        let (locked, ()) = tokio::join!(
+            begin_and_lock_head(&pool),
+            gather(&mut receiver, &mut batch, previous_batch_size)
+        );
         previous_batch_size = batch.len();
-        write_and_answer(&pool, &mut batch).await;
+        write_and_answer(&pool, locked, &mut batch).await;
     }
 }
 
-async fn write_and_answer(pool: &PgPool, batch: &mut Vec<Job>) {
+/// Adds what is queued to the batch, up to the limits. When fewer are waiting than came last
+/// time, the callers just answered are likely composing their next request: wait up to
+/// [`MAX_BATCH_LINGER`] for as many, so one commit serves them all.
+async fn gather(receiver: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, expected: usize) {
+    let linger_until = Instant::now() + MAX_BATCH_LINGER;
+    let mut event_count: usize = batch.iter().map(|job| job.request.event_count()).sum();
+    while batch.len() < MAX_BATCH_REQUESTS && event_count < MAX_BATCH_EVENTS {
+        let job = match receiver.try_recv() {
+            Ok(job) => job,
+            Err(_) if batch.len() < expected => {
+                let remaining = linger_until.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(remaining, receiver.recv()).await {
+                    Ok(Some(job)) => job,
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            Err(_) => break,
+        };
+        event_count += job.request.event_count();
+        batch.push(job);
+    }
+}
+
+type Locked = (Transaction<'static, Postgres>, Head);
+
+async fn write_and_answer(pool: &PgPool, locked: Result<Locked, StoreError>, batch: &mut Vec<Job>) {
     let requests: Vec<&PreparedRequest> = batch.iter().map(|job| &job.request).collect();
-    match write_batch(pool, &requests).await {
+    let written = match locked {
+        Ok((transaction, head)) => write_locked(pool, transaction, head, &requests).await,
+        Err(error) => Err(error),
+    };
+    match written {
         Ok(answers) => {
             for (job, answer) in batch.drain(..).zip(answers) {
                 // A caller that gave up waiting is no reason to stop.
@@ -142,14 +158,44 @@ fn classify(error: StoreError) -> StoreError {
     error
 }
 
-/// Writes one batch in one transaction (four or five round trips whatever its size); one
-/// answer per request, in order.
+/// Writes one batch in one transaction (five round trips whatever its size, four when no
+/// request carries an idempotency key); one answer per request, in order.
 async fn write_batch(
     pool: &PgPool,
     requests: &[&PreparedRequest],
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    let (transaction, head) = begin_and_lock_head(pool).await?;
+    write_locked(pool, transaction, head, requests).await
+}
+
+/// Begins the batch's transaction and locks the single `log_head` row, the serialization
+/// point of every writer in every process; the lock is held until the commit.
+async fn begin_and_lock_head(pool: &PgPool) -> Result<Locked, StoreError> {
     let mut transaction = pool.begin().await?;
-    let (head, streams) = lock_head_and_read_streams(&mut transaction, requests).await?;
+    let row = sqlx::query!("SELECT last_position, last_hash FROM log_head WHERE id = 1 FOR UPDATE")
+        .fetch_one(&mut *transaction)
+        .await?;
+    let head = Head {
+        position: from_stored(row.last_position)?,
+        hash: row
+            .last_hash
+            .try_into()
+            .map_err(|_| StoreError::CorruptEvent {
+                position: row.last_position,
+                reason: "log head hash is not 32 bytes".into(),
+            })?,
+    };
+    Ok((transaction, head))
+}
+
+/// The rest of the batch, once the head is locked: read, plan, write, commit, answer.
+async fn write_locked(
+    pool: &PgPool,
+    mut transaction: Transaction<'static, Postgres>,
+    head: Head,
+    requests: &[&PreparedRequest],
+) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    let streams = stream_states(&mut transaction, requests).await?;
     let claims = stored_claims(&mut transaction, requests).await?;
     let recorded_at = truncate_to_microseconds(Utc::now());
     let plan = plan_batch(head, streams, &claims, requests, recorded_at)?;
@@ -160,35 +206,21 @@ async fn write_batch(
     answers(pool, plan).await
 }
 
-/// Locks the single `log_head` row, the serialization point of every writer in every
-/// process, then reads the versions of the streams the batch names.
+/// The versions of the streams the batch names, read after the head is locked.
 ///
-/// The two must be separate statements. In READ COMMITTED a statement's snapshot is taken when
-/// it starts: a `SELECT … FOR UPDATE` that waits for another writer's lock re-reads only the
-/// locked row when it gets it, and would see the streams as they were before that writer
-/// committed. A statement started after the lock is granted sees every batch committed before.
-async fn lock_head_and_read_streams(
+/// This must be a statement of its own, after the one that took the lock. In READ COMMITTED a
+/// statement's snapshot is taken when it starts: a `SELECT … FOR UPDATE` that waits for
+/// another writer's lock re-reads only the locked row when it gets it, and would see the
+/// streams as they were before that writer committed. A statement started after the lock is
+/// granted sees every batch committed before.
+async fn stream_states(
     connection: &mut PgConnection,
     requests: &[&PreparedRequest],
-) -> Result<(Head, HashMap<Uuid, StreamState>), StoreError> {
+) -> Result<HashMap<Uuid, StreamState>, StoreError> {
     let ids: Vec<Uuid> = requests
         .iter()
         .flat_map(|request| request.streams.iter().map(|stream| stream.stream_id))
         .collect();
-    let head_row =
-        sqlx::query!("SELECT last_position, last_hash FROM log_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *connection)
-            .await?;
-    let head = Head {
-        position: from_stored(head_row.last_position)?,
-        hash: head_row
-            .last_hash
-            .try_into()
-            .map_err(|_| StoreError::CorruptEvent {
-                position: head_row.last_position,
-                reason: "log head hash is not 32 bytes".into(),
-            })?,
-    };
     let rows = sqlx::query!(
         "SELECT stream_id, stream_type, version FROM streams WHERE stream_id = ANY($1::uuid[])",
         &ids,
@@ -203,7 +235,7 @@ async fn lock_head_and_read_streams(
         };
         states.insert(row.stream_id, state);
     }
-    Ok((head, states))
+    Ok(states)
 }
 
 async fn stored_claims(
