@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::event::{Environment, IdempotencyRecord, RecordedEvent};
 use crate::rows::{from_stored, to_stored, EventRow};
 
-/// Most events one [`read_all`] page returns, whatever the caller asks.
+/// Most events one page of [`crate::EventStore::read_all`] returns, whatever the caller asks.
 pub const MAX_PAGE_SIZE: usize = 10_000;
 
 /// The last position written and its hash.
