@@ -12,7 +12,8 @@
 //!   about 107 bytes and a project path can be longer.
 //! - A second process that finds the cluster running (say `ledger export` while `ledger
 //!   serve` runs) connects to it and leaves it running; the process that started it stops it
-//!   ([`EmbeddedCluster::stop`], or on drop).
+//!   ([`EmbeddedCluster::stop`], or on drop). The owner's pid is kept in `<dir>/owner.pid`: a
+//!   process that finds the server running with its owner gone adopts it and stops it later.
 //! - Durability stays on (`fsync`, `synchronous_commit`, full page writes: PostgreSQL's
 //!   defaults); only tests pass settings that trade it for speed.
 
@@ -31,6 +32,9 @@ pub const SUPERUSER: &str = "ledger";
 pub const DATABASE: &str = "postgres";
 /// The port number in the socket's file name; no TCP port is opened.
 pub const PORT: u16 = 5432;
+/// The file, beside the data directory, naming the process that owns the running server.
+const OWNER_FILE: &str = "owner.pid";
+
 /// How long starting the server may take before we give up.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -72,6 +76,7 @@ impl EmbeddedCluster {
             user,
             started_here: false,
         };
+        let owner_file = base_dir.join(OWNER_FILE);
         if !cluster.is_running()? {
             let socket_dir = prepare_private_dir(&cluster.user, &socket_dir_for(&base_dir))?;
             match cluster.pg_ctl_start(&socket_dir, &base_dir.join("postgres.log"), settings) {
@@ -80,6 +85,15 @@ impl EmbeddedCluster {
                 Err(error) if !cluster.is_running()? => return Err(error),
                 Err(_) => {}
             }
+        } else if !owner_alive(&owner_file) {
+            // Its starter died without stopping it (killed, say): adopt it, so that it is
+            // stopped when this process is done instead of running on unowned.
+            cluster.started_here = true;
+        }
+        if cluster.started_here {
+            std::fs::write(&owner_file, std::process::id().to_string()).map_err(|error| {
+                StoreError::io(format!("writing {}", owner_file.display()), error)
+            })?;
         }
         cluster.url = url_from_pid_file(&cluster.data_dir)?;
         Ok(cluster)
@@ -165,6 +179,14 @@ impl Drop for EmbeddedCluster {
             tracing::warn!(%error, "stopping the embedded PostgreSQL cluster failed");
         }
     }
+}
+
+/// Whether the process named in the owner file still runs (Linux: `/proc/<pid>` exists).
+fn owner_alive(owner_file: &Path) -> bool {
+    std::fs::read_to_string(owner_file)
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Creates `dir` if needed, gives it to the server user with mode 0700, checks the user can

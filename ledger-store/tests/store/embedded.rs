@@ -83,3 +83,23 @@ async fn an_unreachable_directory_is_a_clear_error() {
     assert!(error.to_string().contains("DATABASE_URL"));
     std::fs::remove_dir_all(&closed).unwrap();
 }
+
+/// A server whose starter died without stopping it is adopted by the next process, which
+/// then stops it when done, so it does not run on unowned.
+#[tokio::test]
+async fn an_orphaned_server_is_adopted_and_stopped() {
+    let dir = scratch_dir("orphan");
+    let first = EmbeddedCluster::start_with_settings(&dir, &[("fsync", "off")]).unwrap();
+    let url = first.url().to_owned();
+    // Like a process killed before it could stop the server: no drop, and a pid that no
+    // process has (above Linux's largest pid).
+    std::mem::forget(first);
+    std::fs::write(dir.join("owner.pid"), "4194304999").unwrap();
+
+    let mut adopter = EmbeddedCluster::start(&dir).unwrap();
+    assert!(adopter.started_here());
+    assert_eq!(adopter.url(), url);
+    adopter.stop().unwrap();
+    assert!(!reachable(&url).await);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
