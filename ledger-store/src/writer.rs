@@ -4,18 +4,18 @@
 //! to [`MAX_BATCH_REQUESTS`] requests and about [`MAX_BATCH_EVENTS`] events; when fewer are
 //! waiting than last time it lingers up to [`MAX_BATCH_LINGER`] for them, since the callers
 //! just answered are composing their next request), and writes the batch in one transaction,
-//! in at most six round trips whatever its size:
+//! in five round trips whatever its size:
 //!
 //! 1. `BEGIN` and lock the single `log_head` row (`SELECT … FOR UPDATE`), the serialization
 //!    point of every writer in every process; both overlap with gathering the batch;
-//! 2. read the versions of the batch's streams (a separate statement, after the lock, so that
-//!    it sees what the previous holder of the lock committed);
-//! 3. read the stored idempotency claims the batch names (only if it names any);
-//! 4. decide each request in queue order without I/O (`plan`), hashing from the canonical
+//! 2. read the versions of the batch's streams and the idempotency claims it names, in one
+//!    statement after the lock, so that it sees what the previous holder of the lock
+//!    committed;
+//! 3. decide each request in queue order without I/O (`plan`), hashing from the canonical
 //!    JSON the callers' tasks prepared;
-//! 5. write the accepted events, stream versions and claims and move the head in one
+//! 4. write the accepted events, stream versions and claims and move the head in one
 //!    statement (`UNNEST` arrays in data-modifying CTEs; the head's trigger notifies);
-//! 6. `COMMIT` once (one fsync for the whole batch), then answer every request: recorded,
+//! 5. `COMMIT` once (one fsync for the whole batch), then answer every request: recorded,
 //!    replayed, or its own typed rejection.
 //!
 //! Ordering: the head row stays locked until the commit, and PostgreSQL makes a transaction
@@ -109,6 +109,7 @@ async fn gather(receiver: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, expect
 }
 
 type Locked = (Transaction<'static, Postgres>, Head);
+type ClaimKey = (Environment, String);
 
 async fn write_and_answer(pool: &PgPool, locked: Result<Locked, StoreError>, batch: &mut Vec<Job>) {
     let requests: Vec<&PreparedRequest> = batch.iter().map(|job| &job.request).collect();
@@ -158,8 +159,8 @@ fn classify(error: StoreError) -> StoreError {
     error
 }
 
-/// Writes one batch in one transaction (five round trips whatever its size, four when no
-/// request carries an idempotency key); one answer per request, in order.
+/// Writes one batch in one transaction (five round trips whatever its size); one answer per
+/// request, in order.
 async fn write_batch(
     pool: &PgPool,
     requests: &[&PreparedRequest],
@@ -195,8 +196,7 @@ async fn write_locked(
     head: Head,
     requests: &[&PreparedRequest],
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-    let streams = stream_states(&mut transaction, requests).await?;
-    let claims = stored_claims(&mut transaction, requests).await?;
+    let (streams, claims) = stored_state(&mut transaction, requests).await?;
     let recorded_at = truncate_to_microseconds(Utc::now());
     let plan = plan_batch(head, streams, &claims, requests, recorded_at)?;
     if !plan.events.is_empty() {
@@ -206,84 +206,98 @@ async fn write_locked(
     answers(pool, plan).await
 }
 
-/// The versions of the streams the batch names, read after the head is locked.
+/// What the batch's requests find stored: their streams' versions and their idempotency
+/// claims, read in one round trip after the head is locked.
 ///
 /// This must be a statement of its own, after the one that took the lock. In READ COMMITTED a
 /// statement's snapshot is taken when it starts: a `SELECT … FOR UPDATE` that waits for
 /// another writer's lock re-reads only the locked row when it gets it, and would see the
 /// streams as they were before that writer committed. A statement started after the lock is
 /// granted sees every batch committed before.
-async fn stream_states(
+async fn stored_state(
     connection: &mut PgConnection,
     requests: &[&PreparedRequest],
-) -> Result<HashMap<Uuid, StreamState>, StoreError> {
+) -> Result<(HashMap<Uuid, StreamState>, HashMap<ClaimKey, StoredClaim>), StoreError> {
     let ids: Vec<Uuid> = requests
         .iter()
         .flat_map(|request| request.streams.iter().map(|stream| stream.stream_id))
         .collect();
-    let rows = sqlx::query!(
-        "SELECT stream_id, stream_type, version FROM streams WHERE stream_id = ANY($1::uuid[])",
-        &ids,
-    )
-    .fetch_all(connection)
-    .await?;
-    let mut states = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let state = StreamState {
-            stream_type: row.stream_type.parse()?,
-            version: from_stored(row.version)?,
-        };
-        states.insert(row.stream_id, state);
-    }
-    Ok(states)
-}
-
-async fn stored_claims(
-    connection: &mut PgConnection,
-    requests: &[&PreparedRequest],
-) -> Result<HashMap<(Environment, String), StoredClaim>, StoreError> {
     let (environments, keys): (Vec<String>, Vec<String>) = requests
         .iter()
         .filter_map(|request| request.idempotency.as_ref())
         .map(|claim| (claim.environment.as_str().to_owned(), claim.key.clone()))
         .unzip();
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
     let rows = sqlx::query!(
-        // A lateral join: one primary-key probe per wanted key, whatever plan PostgreSQL
-        // caches for the prepared statement (a hash join would scan the whole table).
-        r#"SELECT claim.environment, claim.key, claim.request_hash, claim.result
-           FROM UNNEST($1::text[], $2::text[]) AS wanted (environment, key)
+        // Claims by a lateral join: one primary-key probe per wanted key, whatever plan
+        // PostgreSQL caches for the prepared statement (a hash join would scan the table).
+        r#"SELECT 'stream'::text AS "kind!", stream_id AS "stream_id?",
+               stream_type AS "stream_type?", version AS "version?",
+               NULL::text AS "environment?", NULL::text AS "key?",
+               NULL::bytea AS "request_hash?", NULL::jsonb AS "result?"
+           FROM streams WHERE stream_id = ANY($1::uuid[])
+           UNION ALL
+           SELECT 'claim'::text, NULL::uuid, NULL::text, NULL::bigint,
+               claim.environment, claim.key, claim.request_hash, claim.result
+           FROM UNNEST($2::text[], $3::text[]) AS wanted (environment, key)
            CROSS JOIN LATERAL (
                SELECT environment, key, request_hash, result FROM idempotency_keys
                WHERE idempotency_keys.environment = wanted.environment
                  AND idempotency_keys.key = wanted.key
            ) AS claim"#,
+        &ids,
         &environments,
         &keys,
     )
     .fetch_all(connection)
     .await?;
-    let mut claims = HashMap::with_capacity(rows.len());
+    let mut streams = HashMap::with_capacity(ids.len());
+    let mut claims = HashMap::with_capacity(keys.len());
     for row in rows {
-        let position = |name: &str| {
-            row.result
-                .get(name)
-                .and_then(serde_json::Value::as_u64)
-                .ok_or_else(|| StoreError::CorruptEvent {
-                    position: 0,
-                    reason: format!("idempotency result for key {:?} lacks {name}", row.key),
-                })
-        };
-        let claim = StoredClaim {
-            request_hash: row.request_hash.clone(),
-            first_position: position("first_position")?,
-            last_position: position("last_position")?,
-        };
-        claims.insert((row.environment.parse()?, row.key), claim);
+        match (row.stream_id, row.stream_type, row.version) {
+            (Some(stream_id), Some(stream_type), Some(version)) => {
+                let state = StreamState {
+                    stream_type: stream_type.parse()?,
+                    version: from_stored(version)?,
+                };
+                streams.insert(stream_id, state);
+            }
+            _ => {
+                let (Some(environment), Some(key), Some(request_hash), Some(result)) =
+                    (row.environment, row.key, row.request_hash, row.result)
+                else {
+                    return Err(StoreError::CorruptEvent {
+                        position: 0,
+                        reason: format!("unexpected {} row among stored state", row.kind),
+                    });
+                };
+                let claim = stored_claim(&key, request_hash, &result)?;
+                claims.insert((environment.parse()?, key), claim);
+            }
+        }
     }
-    Ok(claims)
+    Ok((streams, claims))
+}
+
+/// A stored claim; its result names the positions its request recorded.
+fn stored_claim(
+    key: &str,
+    request_hash: Vec<u8>,
+    result: &serde_json::Value,
+) -> Result<StoredClaim, StoreError> {
+    let position = |name: &str| {
+        result
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| StoreError::CorruptEvent {
+                position: 0,
+                reason: format!("idempotency result for key {key:?} lacks {name}"),
+            })
+    };
+    Ok(StoredClaim {
+        request_hash,
+        first_position: position("first_position")?,
+        last_position: position("last_position")?,
+    })
 }
 
 /// Writes the accepted events, the streams' new versions, the idempotency claims and the new
