@@ -38,6 +38,10 @@ impl Batch {
         self.events.last().map_or(0, |event| event.position)
     }
 
+    pub(crate) fn first_position(&self) -> Option<u64> {
+        self.events.first().map(|event| event.position)
+    }
+
     pub(crate) fn last_recorded_at(&self) -> Option<DateTime<Utc>> {
         self.events.last().map(|event| event.recorded_at)
     }

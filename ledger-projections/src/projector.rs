@@ -13,7 +13,11 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 
-use crate::batch::read_batch;
+use std::collections::BTreeMap;
+
+use sqlx::PgConnection;
+
+use crate::batch::{read_batch, Batch};
 use crate::checkpoint;
 use crate::error::ProjectionError;
 use crate::projection::{names_of, Projection};
@@ -33,7 +37,7 @@ pub struct ProjectorOptions {
 }
 
 /// Most events one transaction applies: bounds memory and lock time.
-pub const MAX_BATCH_SIZE: usize = 10_000;
+pub const MAX_BATCH_SIZE: usize = 50_000;
 
 impl Default for ProjectorOptions {
     fn default() -> Self {
@@ -110,6 +114,35 @@ impl Projector {
         &mut self,
         to_position: Option<u64>,
     ) -> Result<Option<BatchApplied>, ProjectionError> {
+        Ok(self.apply_batch(to_position, None, false).await?.0)
+    }
+
+    /// Applies batches until the log's end (or `to_position`); returns the events applied.
+    /// While one batch is written, the next is read and folded (the database and this
+    /// process work at the same time).
+    #[tracing::instrument(skip(self), fields(schema = %self.schema))]
+    pub async fn catch_up(&mut self, to_position: Option<u64>) -> Result<u64, ProjectionError> {
+        let mut applied = 0;
+        let mut prefetched = None;
+        loop {
+            let (batch, next) = self.apply_batch(to_position, prefetched, true).await?;
+            let Some(batch) = batch else {
+                return Ok(applied);
+            };
+            applied += batch.events as u64;
+            prefetched = next;
+        }
+    }
+
+    /// One transaction: lock the checkpoints, take the prefetched batch if it starts right
+    /// after them (or read one), write every projection and the checkpoints, commit. With
+    /// `prefetch`, the following batch is read and folded while this one is written.
+    async fn apply_batch(
+        &mut self,
+        to_position: Option<u64>,
+        prefetched: Option<Batch>,
+        prefetch: bool,
+    ) -> Result<(Option<BatchApplied>, Option<Batch>), ProjectionError> {
         let mut transaction = self.pool.begin().await?;
         self.schema.enter(&mut transaction).await?;
         sqlx::query!("SELECT set_config('synchronous_commit', 'off', true)")
@@ -123,52 +156,58 @@ impl Projector {
         let lowest = checkpoints.values().copied().min().unwrap_or(0);
         let from_position = lowest + 1;
         if to_position.is_some_and(|to| from_position > to) {
-            return Ok(None);
+            return Ok((None, None));
         }
-        let batch = read_batch(
-            &mut transaction,
-            &mut self.states,
-            from_position,
-            to_position,
-            self.options.batch_size,
-        )
-        .await?;
+        // A prefetched batch is used only if nobody else moved the checkpoints meanwhile.
+        let batch = match prefetched {
+            Some(batch) if batch.first_position() == Some(from_position) => Some(batch),
+            _ => {
+                read_batch(
+                    &mut transaction,
+                    &mut self.states,
+                    from_position,
+                    to_position,
+                    self.options.batch_size,
+                )
+                .await?
+            }
+        };
         let Some(batch) = batch else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let last_position = batch.last_position();
-        let mut advanced = Vec::with_capacity(self.projections.len());
-        for projection in &self.projections {
-            let after = checkpoints.get(projection.name()).copied().unwrap_or(0);
-            if after >= last_position {
-                continue;
+        let Projector {
+            pool,
+            projections,
+            options,
+            states,
+            ..
+        } = self;
+        let write = write_batch(&mut transaction, projections, &checkpoints, &batch);
+        let next = async {
+            if !prefetch || to_position.is_some_and(|to| last_position >= to) {
+                return Ok(None);
             }
-            read_models::apply(*projection, &mut transaction, &batch, after).await?;
-            advanced.push(projection.name().to_owned());
-        }
-        checkpoint::advance(
-            &mut transaction,
-            &advanced,
-            last_position,
-            batch.last_recorded_at(),
-        )
-        .await?;
+            let mut connection = pool.acquire().await?;
+            read_batch(
+                &mut connection,
+                states,
+                last_position + 1,
+                to_position,
+                options.batch_size,
+            )
+            .await
+        };
+        let (written, next) = tokio::join!(write, next);
+        written?;
         transaction.commit().await?;
-        Ok(Some(BatchApplied {
+        let applied = BatchApplied {
             first_position: from_position,
             last_position,
             events: batch.events.len(),
-        }))
-    }
-
-    /// Applies batches until the log's end (or `to_position`); returns the events applied.
-    #[tracing::instrument(skip(self), fields(schema = %self.schema))]
-    pub async fn catch_up(&mut self, to_position: Option<u64>) -> Result<u64, ProjectionError> {
-        let mut applied = 0;
-        while let Some(batch) = self.run_batch(to_position).await? {
-            applied += batch.events as u64;
-        }
-        Ok(applied)
+        };
+        // A failed prefetch is only a lost head start: the next batch reads again.
+        Ok((Some(applied), next.ok().flatten()))
     }
 
     /// Catches up, then follows the log live until `shutdown` completes: woken by the log's
@@ -204,6 +243,32 @@ impl Projector {
             }
         }
     }
+}
+
+/// Writes every projection's rows of the batch and moves their checkpoints.
+async fn write_batch(
+    connection: &mut PgConnection,
+    projections: &[Projection],
+    checkpoints: &BTreeMap<String, u64>,
+    batch: &Batch,
+) -> Result<(), ProjectionError> {
+    let last_position = batch.last_position();
+    let mut advanced = Vec::with_capacity(projections.len());
+    for projection in projections {
+        let after = checkpoints.get(projection.name()).copied().unwrap_or(0);
+        if after >= last_position {
+            continue;
+        }
+        read_models::apply(*projection, connection, batch, after).await?;
+        advanced.push(projection.name().to_owned());
+    }
+    checkpoint::advance(
+        connection,
+        &advanced,
+        last_position,
+        batch.last_recorded_at(),
+    )
+    .await
 }
 
 async fn listen(pool: &PgPool) -> Option<PgListener> {

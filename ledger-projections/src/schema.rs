@@ -126,3 +126,36 @@ pub(crate) async fn drop_schema(
     .await?;
     Ok(())
 }
+
+/// Readies freshly created tables for a build nobody reads until it is finished: UNLOGGED and
+/// without secondary indexes (see `migrations/20261126400000_projection_builds.sql`).
+pub(crate) async fn prepare_build(
+    connection: &mut PgConnection,
+    schema: &SchemaName,
+    tables: &[String],
+) -> Result<(), ProjectionError> {
+    sqlx::query!(
+        "SELECT projection_prepare_build($1, $2)",
+        schema.as_str(),
+        tables
+    )
+    .fetch_one(connection)
+    .await?;
+    Ok(())
+}
+
+/// Makes a finished build durable (LOGGED) and creates its secondary indexes.
+pub(crate) async fn finish_build(
+    connection: &mut PgConnection,
+    schema: &SchemaName,
+    tables: &[String],
+) -> Result<(), ProjectionError> {
+    sqlx::query!(
+        "SELECT projection_finish_build($1, $2)",
+        schema.as_str(),
+        tables
+    )
+    .fetch_one(connection)
+    .await?;
+    Ok(())
+}

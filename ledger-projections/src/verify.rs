@@ -24,7 +24,7 @@ use crate::checkpoint;
 use crate::error::{from_stored, to_stored, ProjectionError};
 use crate::projection::{tables_of, Projection};
 use crate::projector::{Projector, ProjectorOptions};
-use crate::schema::{create_schema, drop_schema, SchemaName};
+use crate::schema::{create_schema, drop_schema, prepare_build, SchemaName};
 use crate::stream_states::{decode, StreamState};
 
 /// Events folded per page while verifying streams.
@@ -262,6 +262,7 @@ async fn compare_read_models(
     let tables = tables_of(&Projection::ALL);
     let mut connection = pool.acquire().await?;
     create_schema(&mut connection, &scratch, &tables).await?;
+    prepare_build(&mut connection, &scratch, &tables).await?;
     let compared = compare_with_scratch(pool, &scratch, &tables, options).await;
     drop_schema(&mut connection, &scratch).await?;
     compared
