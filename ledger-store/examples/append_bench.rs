@@ -80,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let duration = Duration::from_secs(arguments.seconds);
     let store_figures = run_store(&store, arguments.writers, duration).await?;
     let baseline_rows_per_second = run_baseline(&pool, arguments.writers, duration).await?;
+    let statistics = store.writer_statistics();
     let chain = store.verify_chain(1, None).await?;
 
     let ratio = store_figures.events_per_second / baseline_rows_per_second;
@@ -109,6 +110,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "ratio:    store events/s ÷ baseline rows/s = {:.0}% (target ≥ 50%)",
         ratio * 100.0
+    );
+    println!(
+        "writer:   {} commits, {:.1} commands per commit on average",
+        statistics.batches,
+        statistics.requests as f64 / statistics.batches.max(1) as f64
     );
     println!(
         "chain:    {} events verified, intact: {}",

@@ -69,4 +69,6 @@ pub use validate::{
     MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, MAX_STREAMS_PER_APPEND,
 };
 pub use verify::{ChainBreak, ChainVerification};
-pub use writer::{MAX_BATCH_EVENTS, MAX_BATCH_REQUESTS, WRITER_QUEUE_CAPACITY};
+pub use writer::{
+    WriterStatistics, MAX_BATCH_EVENTS, MAX_BATCH_LINGER, MAX_BATCH_REQUESTS, WRITER_QUEUE_CAPACITY,
+};

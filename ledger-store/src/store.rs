@@ -1,5 +1,7 @@
 //! [`EventStore`]: the handle the rest of the ledger uses.
 
+use std::sync::Arc;
+
 use futures::Stream;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -11,7 +13,7 @@ use crate::event::{AppendOutcome, AppendRequest, Environment, IdempotencyRecord,
 use crate::read::LogHead;
 use crate::subscribe::SubscribeOptions;
 use crate::verify::ChainVerification;
-use crate::writer::Job;
+use crate::writer::{Job, WriterCounters, WriterStatistics};
 
 /// The schema, embedded: apply with [`migrate`] before using a database.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -31,6 +33,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 pub struct EventStore {
     pool: PgPool,
     writer: mpsc::Sender<Job>,
+    counters: Arc<WriterCounters>,
 }
 
 impl EventStore {
@@ -46,12 +49,21 @@ impl EventStore {
 
     /// Starts the writer on a pool whose database is migrated. Needs a Tokio runtime.
     pub fn new(pool: PgPool) -> Self {
-        let writer = crate::writer::spawn(pool.clone());
-        EventStore { pool, writer }
+        let (writer, counters) = crate::writer::spawn(pool.clone());
+        EventStore {
+            pool,
+            writer,
+            counters,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// How many batches the writer has committed and how many requests they carried.
+    pub fn writer_statistics(&self) -> WriterStatistics {
+        self.counters.snapshot()
     }
 
     /// Appends atomically to one or more streams, or replays an idempotent earlier result.

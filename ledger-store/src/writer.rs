@@ -30,6 +30,8 @@
 //! written again alone, so one bad request cannot sink the others.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -63,13 +65,39 @@ pub(crate) struct Job {
 }
 
 /// Starts the writer; it stops when every sender is dropped.
-pub(crate) fn spawn(pool: PgPool) -> mpsc::Sender<Job> {
+pub(crate) fn spawn(pool: PgPool) -> (mpsc::Sender<Job>, Arc<WriterCounters>) {
     let (sender, receiver) = mpsc::channel(WRITER_QUEUE_CAPACITY);
-    tokio::spawn(run(pool, receiver));
-    sender
+    let counters = Arc::new(WriterCounters::default());
+    tokio::spawn(run(pool, receiver, Arc::clone(&counters)));
+    (sender, counters)
 }
 
-async fn run(pool: PgPool, mut receiver: mpsc::Receiver<Job>) {
+/// Counts kept by the writer, for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub(crate) struct WriterCounters {
+    batches: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// What the writer has done since the store started: how well group commit is batching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStatistics {
+    /// Transactions written (each one commit).
+    pub batches: u64,
+    /// Append requests answered in them.
+    pub requests: u64,
+}
+
+impl WriterCounters {
+    pub fn snapshot(&self) -> WriterStatistics {
+        WriterStatistics {
+            batches: self.batches.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn run(pool: PgPool, mut receiver: mpsc::Receiver<Job>, counters: Arc<WriterCounters>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH_REQUESTS);
     let mut previous_batch_size = 1;
     while let Some(first) = receiver.recv().await {
@@ -81,6 +109,10 @@ async fn run(pool: PgPool, mut receiver: mpsc::Receiver<Job>) {
             gather(&mut receiver, &mut batch, previous_batch_size)
         );
         previous_batch_size = batch.len();
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters
+            .requests
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         write_and_answer(&pool, locked, &mut batch).await;
     }
 }

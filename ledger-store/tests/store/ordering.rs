@@ -71,6 +71,13 @@ async fn concurrent_writers_and_a_tailing_reader_see_every_event_once_in_order()
         *version += 1;
         assert_eq!(event.stream_version, *version);
     }
+    // Every append through the first store was counted in some commit of its writer.
+    let statistics = stores[0].writer_statistics();
+    assert_eq!(
+        statistics.requests as usize,
+        WRITERS / stores.len() * APPENDS_PER_WRITER
+    );
+    assert!(statistics.batches >= 1 && statistics.batches <= statistics.requests);
     let verification = stores[0].verify_chain(1, None).await.unwrap();
     assert!(verification.is_intact(), "{verification:?}");
     assert_eq!(verification.events_checked, total);
