@@ -24,6 +24,9 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// Connections the benchmark opens at most.
+const MAX_CONNECTIONS: u32 = 90;
+
 /// Rows per statement in the baseline, as in the pgbench figures of `performance.md`.
 const BASELINE_ROWS_PER_INSERT: usize = 10;
 
@@ -63,7 +66,8 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let pool = PgPoolOptions::new()
-        .max_connections(u32::try_from(arguments.writers)? + 4)
+        // PostgreSQL accepts 100 connections by default; more writers share them.
+        .max_connections((u32::try_from(arguments.writers)? + 4).min(MAX_CONNECTIONS))
         .connect(&url)
         .await?;
     ledger_store::migrate(&pool).await?;
@@ -78,7 +82,9 @@ async fn main() -> anyhow::Result<()> {
 
     let store = EventStore::new(pool.clone());
     let duration = Duration::from_secs(arguments.seconds);
+    let cpu_before = process_cpu_seconds();
     let store_figures = run_store(&store, arguments.writers, duration).await?;
+    let store_cpu_seconds = process_cpu_seconds() - cpu_before;
     let baseline_rows_per_second = run_baseline(&pool, arguments.writers, duration).await?;
     let statistics = store.writer_statistics();
     let chain = store.verify_chain(1, None).await?;
@@ -112,6 +118,10 @@ async fn main() -> anyhow::Result<()> {
         ratio * 100.0
     );
     println!(
+        "process:  {:.0} µs of this process's CPU per command (clients, validation, writer)",
+        store_cpu_seconds * 1e6 / (store_figures.commands_per_second * duration.as_secs_f64())
+    );
+    println!(
         "writer:   {} commits, {:.1} commands per commit on average",
         statistics.batches,
         statistics.requests as f64 / statistics.batches.max(1) as f64
@@ -129,6 +139,22 @@ async fn main() -> anyhow::Result<()> {
         std::fs::remove_dir_all(&bench_dir).ok();
     }
     Ok(())
+}
+
+/// User and system CPU time of this process so far (Linux, 100 ticks per second).
+fn process_cpu_seconds() -> f64 {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesized command name; utime and stime are the 12th and 13th.
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / TICKS_PER_SECOND
 }
 
 struct StoreFigures {
