@@ -82,9 +82,18 @@ async fn main() -> anyhow::Result<()> {
 
     let store = EventStore::new(pool.clone());
     let duration = Duration::from_secs(arguments.seconds);
+    let data_dir = cluster
+        .as_ref()
+        .map(|cluster| cluster.data_dir().to_path_buf());
     let cpu_before = process_cpu_seconds();
+    let server_cpu_before = data_dir.as_deref().map(server_cpu_seconds);
     let store_figures = run_store(&store, arguments.writers, duration).await?;
     let store_cpu_seconds = process_cpu_seconds() - cpu_before;
+    let server_cpu_seconds = data_dir
+        .as_deref()
+        .map(server_cpu_seconds)
+        .zip(server_cpu_before)
+        .map(|(after, before)| after - before);
     let baseline_rows_per_second = run_baseline(&pool, arguments.writers, duration).await?;
     let statistics = store.writer_statistics();
     let chain = store.verify_chain(1, None).await?;
@@ -121,6 +130,12 @@ async fn main() -> anyhow::Result<()> {
         "process:  {:.0} µs of this process's CPU per command (clients, validation, writer)",
         store_cpu_seconds * 1e6 / (store_figures.commands_per_second * duration.as_secs_f64())
     );
+    if let Some(seconds) = server_cpu_seconds {
+        println!(
+            "server:   {:.0} µs of PostgreSQL's CPU per command (all its processes)",
+            seconds * 1e6 / (store_figures.commands_per_second * duration.as_secs_f64())
+        );
+    }
     println!(
         "writer:   {} commits, {:.1} commands per commit on average",
         statistics.batches,
@@ -141,20 +156,49 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// User and system CPU time of this process so far (Linux, 100 ticks per second).
+/// Clock ticks per second in /proc (Linux's USER_HZ).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The parent pid and the user plus system CPU seconds of a process, from /proc/PID/stat.
+fn process_stat(pid: &str) -> Option<(u32, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the parenthesized command name: state, ppid, …; utime and stime are the 12th and
+    // 13th fields.
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let parent = fields.get(1)?.parse().ok()?;
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((parent, (utime + stime) / TICKS_PER_SECOND))
+}
+
+/// CPU seconds used by this process so far.
 fn process_cpu_seconds() -> f64 {
-    const TICKS_PER_SECOND: f64 = 100.0;
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesized command name; utime and stime are the 12th and 13th.
-    let after_name = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |index: usize| {
-        fields
-            .get(index)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
+    process_stat("self").map_or(0.0, |(_, seconds)| seconds)
+}
+
+/// CPU seconds used so far by the server: the postmaster and its child processes (ended
+/// backends are not counted; the store's connections live throughout).
+fn server_cpu_seconds(data_dir: &std::path::Path) -> f64 {
+    let pid_file = std::fs::read_to_string(data_dir.join("postmaster.pid")).unwrap_or_default();
+    let Some(postmaster) = pid_file
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok())
+    else {
+        return 0.0;
     };
-    (ticks(11) + ticks(12)) / TICKS_PER_SECOND
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let pid: u32 = name.parse().ok()?;
+            let (parent, seconds) = process_stat(&name)?;
+            (pid == postmaster || parent == postmaster).then_some(seconds)
+        })
+        .sum()
 }
 
 struct StoreFigures {
