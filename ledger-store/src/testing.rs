@@ -1,5 +1,12 @@
 //! Test harness (feature `testing`): every test gets its own fresh, migrated database.
 //!
+//! From another crate, as a dev-dependency:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! ledger-store = { workspace = true, features = ["testing"] }
+//! ```
+//!
 //! ```no_run
 //! # async fn example() {
 //! let db = ledger_store::testing::TestDatabase::new().await;

@@ -131,6 +131,14 @@ impl VerifiedEvent {
         &self.event
     }
 
+    /// An event that [`verify_event`] accepted earlier and the webhook endpoint kept (a parked
+    /// delivery), restored to be mapped again. Crate-private: only code that stored the event
+    /// after verifying it may vouch for it; its signature cannot be checked again, because
+    /// its timestamp is outside the tolerance by then.
+    pub(crate) fn restore(event: Event, environment: Environment) -> VerifiedEvent {
+        VerifiedEvent { event, environment }
+    }
+
     /// The environment of the secret that verified the event (and that `livemode` matched).
     pub fn environment(&self) -> Environment {
         self.environment
