@@ -1,19 +1,40 @@
-//! The `ledger` binary.
-//!
-//! Only the command-line surface exists so far; the server and its subcommands arrive with
-//! issue 5. Running it prints what it will do.
+//! The `ledger` binary: parses the command line, opens the database, runs the subcommand.
 
 use clap::Parser;
+use ledger_api::cli::{Cli, Command};
+use ledger_api::database::Database;
 
-/// An event-sourced payment ledger: every payment fact in an append-only, tamper-evident log.
-#[derive(Debug, Parser)]
-#[command(name = "ledger", version, about, long_about = None)]
-struct Cli {}
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    println!(
-        "ledger {}: the server is not built yet (see issue 5); run `ledger --help`.",
-        env!("CARGO_PKG_VERSION")
-    );
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let database = Database::open()?;
+    let outcome = run(&database, cli.command).await;
+    database.close()?;
+    outcome
+}
+
+async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
+    let pool = database.connect().await?;
+    match command {
+        Command::Serve { bind } => ledger_api::cli::serve::run(pool, bind).await,
+        Command::Migrate => {
+            println!("migrations are current");
+            Ok(())
+        }
+        Command::Keys { command } => ledger_api::cli::keys::run(&pool, command).await,
+    }
 }

@@ -76,6 +76,8 @@ impl Idempotency {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Handled<State> {
     pub state: State,
+    /// Every event of the stream after the command, which `state` is the fold of.
+    pub history: Vec<RecordedEvent>,
     pub events: Vec<RecordedEvent>,
     pub position: u64,
     pub replayed: bool,
@@ -149,8 +151,20 @@ impl CommandHandler {
     where
         State: Aggregate + Default,
     {
+        Ok(self.load_with_history::<State>(stream_id).await?.0)
+    }
+
+    /// Folds a stream and returns the events it was folded from.
+    pub async fn load_with_history<State>(
+        &self,
+        stream_id: Uuid,
+    ) -> Result<(State, Vec<RecordedEvent>), StoreError>
+    where
+        State: Aggregate + Default,
+    {
         let events = self.store.read_stream(stream_id, 1).await?;
-        fold_recorded::<State>(&events)
+        let state = fold_recorded::<State>(&events)?;
+        Ok((state, events))
     }
 
     /// A payment as the caller's environment sees it: a payment of the other environment is
@@ -324,9 +338,10 @@ impl CommandHandler {
             events,
             last_position,
         } = outcome.into_result();
-        let state = self.load::<State>(stream_id).await?;
+        let (state, history) = self.load_with_history::<State>(stream_id).await?;
         Ok(Handled {
             state,
+            history,
             events,
             position: last_position,
             replayed,

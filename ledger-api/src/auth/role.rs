@@ -1,0 +1,105 @@
+//! Roles and what each may do, per the roles table of interfaces.md.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Submits payment and settlement commands; reads payments.
+    Service,
+    /// Reads payments, orders, disputes and a payment's event history.
+    Support,
+    /// Reads everything but keys; records settlements; runs reconciliation.
+    Finance,
+    /// Reads everything, the global log, chain verification, as-of queries.
+    Auditor,
+    /// Everything, including refunds above the approval threshold and keys.
+    Admin,
+}
+
+/// The things a caller may try to do; each resolver asks for exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    ReadPayments,
+    ReadOrdersAndDisputes,
+    ReadPaymentHistory,
+    ReadSettlements,
+    ReadBalances,
+    ReadGlobalLog,
+    SubmitPaymentCommands,
+    RefundAboveThreshold,
+    RecordSettlements,
+    ManageKeys,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Service,
+        Role::Support,
+        Role::Finance,
+        Role::Auditor,
+        Role::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Service => "service",
+            Role::Support => "support",
+            Role::Finance => "finance",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn may(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::Service => matches!(
+                permission,
+                ReadPayments | SubmitPaymentCommands | RecordSettlements
+            ),
+            Role::Support => matches!(
+                permission,
+                ReadPayments | ReadOrdersAndDisputes | ReadPaymentHistory
+            ),
+            Role::Finance => matches!(
+                permission,
+                ReadPayments
+                    | ReadOrdersAndDisputes
+                    | ReadPaymentHistory
+                    | ReadSettlements
+                    | ReadBalances
+                    | RecordSettlements
+            ),
+            Role::Auditor => !matches!(
+                permission,
+                SubmitPaymentCommands | RefundAboveThreshold | RecordSettlements | ManageKeys
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "unknown role {text:?}: expected service, support, finance, auditor or admin"
+                )
+            })
+    }
+}

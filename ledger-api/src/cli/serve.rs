@@ -1,0 +1,95 @@
+//! `ledger serve`: the HTTP server, until Ctrl-C or SIGTERM, then a clean drain.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+use crate::graphql::{build_schema, AppState};
+use crate::http::{router, ServerState};
+use ledger_store::commands::CommandHandler;
+use ledger_store::EventStore;
+
+/// Refunds above this many major units need an admin key, unless configured otherwise.
+pub const DEFAULT_REFUND_APPROVAL_THRESHOLD: i64 = 10_000;
+
+/// The process-wide Prometheus recorder; installed once.
+pub fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .context("could not install the metrics recorder")?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+fn refund_approval_threshold() -> anyhow::Result<Decimal> {
+    match std::env::var("LEDGER_REFUND_APPROVAL_THRESHOLD") {
+        Ok(text) => text
+            .parse::<Decimal>()
+            .ok()
+            .filter(|threshold| !threshold.is_sign_negative())
+            .with_context(|| {
+                format!("LEDGER_REFUND_APPROVAL_THRESHOLD={text:?} is not a non-negative amount")
+            }),
+        Err(_) => Ok(Decimal::from(DEFAULT_REFUND_APPROVAL_THRESHOLD)),
+    }
+}
+
+/// Everything the server needs, built from a connected pool.
+pub fn application(pool: PgPool) -> anyhow::Result<(ServerState, Router)> {
+    let store = EventStore::new(pool.clone());
+    let app = AppState {
+        pool,
+        handler: CommandHandler::new(store),
+        refund_approval_threshold: refund_approval_threshold()?,
+    };
+    let state = ServerState {
+        schema: build_schema(Some(app.clone())),
+        app,
+        metrics: metrics_handle()?,
+    };
+    let routes = router(state.clone(), Router::new());
+    Ok((state, routes))
+}
+
+pub async fn run(pool: PgPool, bind: SocketAddr) -> anyhow::Result<()> {
+    let (_, routes) = application(pool)?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("could not listen on {bind}"))?;
+    tracing::info!(address = %bind, "ledger serving: GraphiQL at http://{bind}/graphql");
+    println!("ledger serving on http://{bind} (GraphiQL at http://{bind}/graphql); Ctrl-C stops");
+    axum::serve(listener, routes)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server failed")?;
+    tracing::info!("drained; stopping");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,32 @@
+//! The GraphQL schema of interfaces.md: queries, mutations, their types, and the limits on
+//! every request (depth, complexity, page sizes).
+
+pub mod context;
+pub mod mutation;
+pub mod parse;
+pub mod query;
+pub mod scalars;
+pub mod types;
+
+use async_graphql::{EmptySubscription, Schema};
+
+pub use context::AppState;
+use mutation::MutationRoot;
+use query::QueryRoot;
+
+pub type LedgerSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Deeper queries than this are refused before they run.
+pub const MAX_QUERY_DEPTH: usize = 12;
+/// A rough bound on the work one query may ask for.
+pub const MAX_QUERY_COMPLEXITY: usize = 2_000;
+
+pub fn build_schema(state: Option<AppState>) -> LedgerSchema {
+    let builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .limit_depth(MAX_QUERY_DEPTH)
+        .limit_complexity(MAX_QUERY_COMPLEXITY);
+    match state {
+        Some(state) => builder.data(state).finish(),
+        None => builder.finish(),
+    }
+}

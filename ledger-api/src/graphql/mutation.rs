@@ -1,0 +1,763 @@
+//! Mutations: each parses its input into a ledger-core command, runs it through the command
+//! handler under the caller's environment and idempotency key, and returns the new state, the
+//! events recorded and the log position. The fingerprint that recognises a retry is the
+//! mutation's name and its raw input, so defaults filled in here (generated ids) do not make a
+//! retry look like a new request.
+
+use async_graphql::{Context, Enum, InputObject, Json, Object};
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger_core::ids::{
+    CaptureId, DisputeId, MerchantId, OrderId, PaymentId, PayoutId, RefundId, SettlementBatchId,
+};
+use ledger_core::payment::{
+    CapturePayment, DisputeOutcome, InitiatePayment, OpenDispute, PaymentCommand,
+    RecordAuthorization, RecordRefundOutcome, RefundOutcome as CoreRefundOutcome, RefundPayment,
+    ResolveDispute, SettledItem, SubmitDisputeEvidence, VoidPayment,
+};
+use ledger_core::settlement::{
+    BatchItem, PayoutUpdate, RecordPayout, RecordSettlementBatch, SettlementCommand,
+};
+use ledger_core::{Currency, PositiveMoney};
+use ledger_store::commands::{CommandContext, Idempotency};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::context::{caller, state, AppState};
+use super::parse;
+use super::scalars::{DecimalText, Position};
+use super::types::{
+    CaptureMode, LedgerEvent, Payment, PaymentResult, SettlementBatch, SettlementResult,
+};
+use crate::auth::{Permission, Principal};
+use crate::error::{ApiError, ApiResult, IntoGraphql};
+
+/// The most items one `recordSettlementBatch` may carry.
+pub const MAX_SETTLEMENT_ITEMS_PER_REQUEST: usize = 1_000;
+/// The longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
+
+#[derive(InputObject, Serialize)]
+pub struct InitiatePaymentInput {
+    pub idempotency_key: String,
+    pub payment_id: Option<Uuid>,
+    pub order_id: String,
+    pub merchant_id: String,
+    pub amount: DecimalText,
+    pub currency: String,
+    #[graphql(default_with = "CaptureMode::Manual")]
+    pub capture_mode: CaptureMode,
+    pub payment_method: Option<String>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Serialize)]
+pub enum AuthorizationOutcome {
+    Approved,
+    Declined,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct RecordAuthorizationInput {
+    pub idempotency_key: String,
+    pub payment_id: Uuid,
+    pub outcome: AuthorizationOutcome,
+    pub authorized_amount: Option<DecimalText>,
+    pub authorization_code: Option<String>,
+    pub gateway_reference: Option<String>,
+    pub decline_code: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct CapturePaymentInput {
+    pub idempotency_key: String,
+    pub payment_id: Uuid,
+    pub amount: Option<DecimalText>,
+    pub capture_id: Option<String>,
+    #[graphql(default = true)]
+    pub r#final: bool,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct VoidPaymentInput {
+    pub idempotency_key: String,
+    pub payment_id: Uuid,
+    pub reason: Option<String>,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct RefundPaymentInput {
+    pub idempotency_key: String,
+    pub payment_id: Uuid,
+    pub amount: Option<DecimalText>,
+    pub refund_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Serialize)]
+pub enum RefundOutcome {
+    Succeeded,
+    Failed,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct RecordRefundOutcomeInput {
+    pub idempotency_key: String,
+    pub payment_id: Uuid,
+    pub refund_id: String,
+    pub outcome: RefundOutcome,
+    pub failure_reason: Option<String>,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct OpenDisputeInput {
+    pub idempotency_key: String,
+    pub payment_id: Uuid,
+    pub dispute_id: String,
+    pub amount: DecimalText,
+    pub reason: String,
+    pub evidence_due_by: Option<DateTime<Utc>>,
+    pub fee: Option<DecimalText>,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct SubmitDisputeEvidenceInput {
+    pub idempotency_key: String,
+    pub payment_id: Uuid,
+    pub dispute_id: String,
+    pub evidence: Option<Json<serde_json::Value>>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Serialize)]
+pub enum ResolveOutcome {
+    Won,
+    Lost,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct ResolveDisputeInput {
+    pub idempotency_key: String,
+    pub payment_id: Uuid,
+    pub dispute_id: String,
+    pub outcome: ResolveOutcome,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Serialize)]
+pub enum SettlementItemKind {
+    Capture,
+    Refund,
+    Dispute,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct SettlementItemInput {
+    pub payment_id: Uuid,
+    pub kind: SettlementItemKind,
+    pub item_id: String,
+    pub gross: DecimalText,
+    pub fee: DecimalText,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct RecordSettlementBatchInput {
+    pub idempotency_key: String,
+    pub batch_id: Uuid,
+    pub merchant_id: String,
+    pub currency: String,
+    pub items: Vec<SettlementItemInput>,
+    pub reserve: Option<DecimalText>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Serialize)]
+pub enum PayoutStatusInput {
+    Initiated,
+    Paid,
+    Failed,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct RecordPayoutInput {
+    pub idempotency_key: String,
+    pub batch_id: Uuid,
+    pub payout_id: String,
+    pub amount: DecimalText,
+    pub status: PayoutStatusInput,
+    pub expected_arrival_date: Option<NaiveDate>,
+    pub failure_reason: Option<String>,
+}
+
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Starts a payment. `paymentId` is generated when absent.
+    async fn initiate_payment(
+        &self,
+        context: &Context<'_>,
+        input: InitiatePaymentInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        initiate_payment(context, input).await.graphql()
+    }
+
+    /// Records the gateway's authorization answer: APPROVED (possibly for less than requested)
+    /// or DECLINED with its decline code.
+    async fn record_authorization(
+        &self,
+        context: &Context<'_>,
+        input: RecordAuthorizationInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        record_authorization(context, input).await.graphql()
+    }
+
+    /// Captures all or part of the authorization.
+    async fn capture_payment(
+        &self,
+        context: &Context<'_>,
+        input: CapturePaymentInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        capture_payment(context, input).await.graphql()
+    }
+
+    async fn void_payment(
+        &self,
+        context: &Context<'_>,
+        input: VoidPaymentInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        let reason = parse::optional_text("reason", input.reason.as_ref()).graphql()?;
+        let command = PaymentCommand::Void(VoidPayment { reason });
+        run_payment(
+            context,
+            "voidPayment",
+            &input,
+            &input.idempotency_key,
+            input.payment_id,
+            command,
+        )
+        .await
+        .graphql()
+    }
+
+    /// Refunds all that is refundable, or the amount given. Above the approval threshold only
+    /// an admin key may refund.
+    async fn refund_payment(
+        &self,
+        context: &Context<'_>,
+        input: RefundPaymentInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        refund_payment(context, input).await.graphql()
+    }
+
+    async fn record_refund_outcome(
+        &self,
+        context: &Context<'_>,
+        input: RecordRefundOutcomeInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        let command = (|| {
+            Ok::<_, ApiError>(PaymentCommand::RecordRefundOutcome(RecordRefundOutcome {
+                refund_id: parse::id("refundId", &input.refund_id, RefundId::parse)?,
+                outcome: match input.outcome {
+                    RefundOutcome::Succeeded => CoreRefundOutcome::Succeeded,
+                    RefundOutcome::Failed => CoreRefundOutcome::Failed {
+                        failure_reason: parse::optional_text(
+                            "failureReason",
+                            input.failure_reason.as_ref(),
+                        )?,
+                    },
+                },
+            }))
+        })()
+        .graphql()?;
+        run_payment(
+            context,
+            "recordRefundOutcome",
+            &input,
+            &input.idempotency_key,
+            input.payment_id,
+            command,
+        )
+        .await
+        .graphql()
+    }
+
+    async fn open_dispute(
+        &self,
+        context: &Context<'_>,
+        input: OpenDisputeInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        open_dispute(context, input).await.graphql()
+    }
+
+    async fn submit_dispute_evidence(
+        &self,
+        context: &Context<'_>,
+        input: SubmitDisputeEvidenceInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        let command = (|| {
+            Ok::<_, ApiError>(PaymentCommand::SubmitDisputeEvidence(
+                SubmitDisputeEvidence {
+                    dispute_id: parse::id("disputeId", &input.dispute_id, DisputeId::parse)?,
+                    evidence: input
+                        .evidence
+                        .as_ref()
+                        .map(|evidence| evidence.0.clone())
+                        .unwrap_or_else(|| serde_json::json!({})),
+                },
+            ))
+        })()
+        .graphql()?;
+        run_payment(
+            context,
+            "submitDisputeEvidence",
+            &input,
+            &input.idempotency_key,
+            input.payment_id,
+            command,
+        )
+        .await
+        .graphql()
+    }
+
+    async fn resolve_dispute(
+        &self,
+        context: &Context<'_>,
+        input: ResolveDisputeInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        let command = (|| {
+            Ok::<_, ApiError>(PaymentCommand::ResolveDispute(ResolveDispute {
+                dispute_id: parse::id("disputeId", &input.dispute_id, DisputeId::parse)?,
+                outcome: match input.outcome {
+                    ResolveOutcome::Won => DisputeOutcome::Won,
+                    ResolveOutcome::Lost => DisputeOutcome::Lost,
+                },
+            }))
+        })()
+        .graphql()?;
+        run_payment(
+            context,
+            "resolveDispute",
+            &input,
+            &input.idempotency_key,
+            input.payment_id,
+            command,
+        )
+        .await
+        .graphql()
+    }
+
+    /// Records a gateway settlement batch and, atomically, the settlement of every item it
+    /// names on its payment.
+    async fn record_settlement_batch(
+        &self,
+        context: &Context<'_>,
+        input: RecordSettlementBatchInput,
+    ) -> async_graphql::Result<SettlementResult> {
+        record_settlement_batch(context, input).await.graphql()
+    }
+
+    async fn record_payout(
+        &self,
+        context: &Context<'_>,
+        input: RecordPayoutInput,
+    ) -> async_graphql::Result<SettlementResult> {
+        record_payout(context, input).await.graphql()
+    }
+}
+
+fn command_context(
+    principal: &Principal,
+    mutation: &str,
+    input: &impl Serialize,
+    idempotency_key: &str,
+) -> ApiResult<CommandContext> {
+    let key = idempotency_key.trim();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LENGTH {
+        return Err(ApiError::validation(
+            "idempotencyKey",
+            format!("an idempotency key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"),
+        ));
+    }
+    let fingerprint = serde_json::json!({
+        "mutation": mutation,
+        "input": serde_json::to_value(input).map_err(ApiError::internal)?,
+    });
+    Ok(CommandContext {
+        environment: principal.environment,
+        actor_id: principal.key_id.to_string(),
+        actor_role: principal.role.as_str().to_owned(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: None,
+        occurred_at: Utc::now(),
+        idempotency: Some(Idempotency::for_request(key, &fingerprint)?),
+    })
+}
+
+async fn run_payment(
+    context: &Context<'_>,
+    mutation: &str,
+    input: &impl Serialize,
+    idempotency_key: &str,
+    payment_id: Uuid,
+    command: PaymentCommand,
+) -> ApiResult<PaymentResult> {
+    let principal = caller(context, Permission::SubmitPaymentCommands)?;
+    let app = state(context)?;
+    let command_context = command_context(&principal, mutation, input, idempotency_key)?;
+    let handled = app
+        .handler
+        .handle_payment(PaymentId::from_uuid(payment_id), &command, &command_context)
+        .await?;
+    let payment = handled
+        .state
+        .payment
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("a payment command left no payment"))?;
+    Ok(PaymentResult {
+        payment: Payment::new(payment_id, payment, &handled.history),
+        events: handled.events.iter().map(LedgerEvent::from).collect(),
+        position: Position(handled.position),
+        replayed: handled.replayed,
+    })
+}
+
+/// The currency of an existing payment, needed to read amounts given without one.
+async fn payment_currency(
+    app: &AppState,
+    principal: &Principal,
+    payment_id: Uuid,
+) -> ApiResult<Option<Currency>> {
+    let state = app
+        .handler
+        .load_payment(principal.environment, PaymentId::from_uuid(payment_id))
+        .await?;
+    Ok(state.payment.map(|payment| payment.currency()))
+}
+
+/// An amount of an existing payment: NOT_FOUND when the payment does not exist here.
+async fn payment_amount(
+    context: &Context<'_>,
+    payment_id: Uuid,
+    field: &str,
+    text: Option<&DecimalText>,
+) -> ApiResult<Option<PositiveMoney>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let principal = caller(context, Permission::SubmitPaymentCommands)?;
+    let currency = payment_currency(state(context)?, &principal, payment_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such payment in this environment".to_owned()))?;
+    parse::positive(field, text, currency).map(Some)
+}
+
+async fn initiate_payment(
+    context: &Context<'_>,
+    input: InitiatePaymentInput,
+) -> ApiResult<PaymentResult> {
+    let principal = caller(context, Permission::SubmitPaymentCommands)?;
+    let currency = parse::currency(&input.currency)?;
+    let command = PaymentCommand::Initiate(InitiatePayment {
+        merchant_id: parse::id("merchantId", &input.merchant_id, MerchantId::parse)?,
+        order_id: parse::id("orderId", &input.order_id, OrderId::parse)?,
+        environment: principal.environment,
+        amount: parse::positive("amount", &input.amount, currency)?,
+        capture_mode: input.capture_mode.into(),
+        payment_method: parse::optional_text("paymentMethod", input.payment_method.as_ref())?,
+    });
+    // A generated id must be the same on a retry of the same input, or the retry would be a
+    // second payment: derive it from the environment and the idempotency key.
+    let payment_id = input.payment_id.unwrap_or_else(|| {
+        Uuid::new_v5(
+            &Uuid::NAMESPACE_OID,
+            format!("{}:{}", principal.environment, input.idempotency_key.trim()).as_bytes(),
+        )
+    });
+    run_payment(
+        context,
+        "initiatePayment",
+        &input,
+        &input.idempotency_key,
+        payment_id,
+        command,
+    )
+    .await
+}
+
+async fn record_authorization(
+    context: &Context<'_>,
+    input: RecordAuthorizationInput,
+) -> ApiResult<PaymentResult> {
+    let command = match input.outcome {
+        AuthorizationOutcome::Approved => {
+            let authorized_amount = payment_amount(
+                context,
+                input.payment_id,
+                "authorizedAmount",
+                input.authorized_amount.as_ref(),
+            )
+            .await?;
+            RecordAuthorization::Approved {
+                authorized_amount,
+                authorization_code: parse::optional_text(
+                    "authorizationCode",
+                    input.authorization_code.as_ref(),
+                )?,
+                gateway_reference: parse::optional_text(
+                    "gatewayReference",
+                    input.gateway_reference.as_ref(),
+                )?,
+                expires_at: input.expires_at,
+            }
+        }
+        AuthorizationOutcome::Declined => {
+            let code = input.decline_code.as_deref().ok_or_else(|| {
+                ApiError::validation(
+                    "declineCode",
+                    "a declined authorization needs its decline code",
+                )
+            })?;
+            RecordAuthorization::Declined {
+                decline_code: parse::short_text("declineCode", code)?,
+                category: None,
+                retry_may_help: None,
+            }
+        }
+    };
+    run_payment(
+        context,
+        "recordAuthorization",
+        &input,
+        &input.idempotency_key,
+        input.payment_id,
+        PaymentCommand::RecordAuthorization(command),
+    )
+    .await
+}
+
+async fn capture_payment(
+    context: &Context<'_>,
+    input: CapturePaymentInput,
+) -> ApiResult<PaymentResult> {
+    let amount = payment_amount(context, input.payment_id, "amount", input.amount.as_ref()).await?;
+    let capture_id = match &input.capture_id {
+        Some(id) => parse::id("captureId", id, CaptureId::parse)?,
+        None => parse::id("captureId", &parse::generated_id("cap"), CaptureId::parse)?,
+    };
+    let command = PaymentCommand::Capture(CapturePayment {
+        capture_id,
+        amount,
+        final_capture: input.r#final,
+    });
+    run_payment(
+        context,
+        "capturePayment",
+        &input,
+        &input.idempotency_key,
+        input.payment_id,
+        command,
+    )
+    .await
+}
+
+async fn refund_payment(
+    context: &Context<'_>,
+    input: RefundPaymentInput,
+) -> ApiResult<PaymentResult> {
+    let principal = caller(context, Permission::SubmitPaymentCommands)?;
+    let app = state(context)?;
+    let amount = payment_amount(context, input.payment_id, "amount", input.amount.as_ref()).await?;
+    if !principal.role.may(Permission::RefundAboveThreshold) {
+        let refund_amount = match amount {
+            Some(amount) => Some(amount.amount()),
+            None => app
+                .handler
+                .load_payment(
+                    principal.environment,
+                    PaymentId::from_uuid(input.payment_id),
+                )
+                .await?
+                .payment
+                .map(|payment| payment.refundable_amount().amount()),
+        };
+        if refund_amount.is_some_and(|refund| refund > app.refund_approval_threshold) {
+            return Err(ApiError::Forbidden(format!(
+                "refunds above {} need approval: ask an admin to issue this refund",
+                app.refund_approval_threshold
+            )));
+        }
+    }
+    let refund_id = match &input.refund_id {
+        Some(id) => parse::id("refundId", id, RefundId::parse)?,
+        None => parse::id("refundId", &parse::generated_id("ref"), RefundId::parse)?,
+    };
+    let command = PaymentCommand::Refund(RefundPayment {
+        refund_id,
+        amount,
+        reason: parse::optional_text("reason", input.reason.as_ref())?,
+    });
+    run_payment(
+        context,
+        "refundPayment",
+        &input,
+        &input.idempotency_key,
+        input.payment_id,
+        command,
+    )
+    .await
+}
+
+async fn open_dispute(context: &Context<'_>, input: OpenDisputeInput) -> ApiResult<PaymentResult> {
+    let principal = caller(context, Permission::SubmitPaymentCommands)?;
+    let currency = payment_currency(state(context)?, &principal, input.payment_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such payment in this environment".to_owned()))?;
+    let command = PaymentCommand::OpenDispute(OpenDispute {
+        dispute_id: parse::id("disputeId", &input.dispute_id, DisputeId::parse)?,
+        amount: parse::positive("amount", &input.amount, currency)?,
+        reason: parse::short_text("reason", &input.reason)?,
+        evidence_due_by: input.evidence_due_by,
+        fee: input
+            .fee
+            .as_ref()
+            .map(|fee| parse::money("fee", fee, currency))
+            .transpose()?,
+    });
+    run_payment(
+        context,
+        "openDispute",
+        &input,
+        &input.idempotency_key,
+        input.payment_id,
+        command,
+    )
+    .await
+}
+
+async fn run_settlement(
+    context: &Context<'_>,
+    mutation: &str,
+    input: &impl Serialize,
+    idempotency_key: &str,
+    batch_id: Uuid,
+    command: SettlementCommand,
+) -> ApiResult<SettlementResult> {
+    let principal = caller(context, Permission::RecordSettlements)?;
+    let app = state(context)?;
+    let command_context = command_context(&principal, mutation, input, idempotency_key)?;
+    let handled = app
+        .handler
+        .handle_settlement(
+            SettlementBatchId::from_uuid(batch_id),
+            &command,
+            &command_context,
+        )
+        .await?;
+    let batch = handled
+        .state
+        .batch
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("a settlement command left no batch"))?;
+    Ok(SettlementResult {
+        batch: SettlementBatch::new(batch_id, batch, &handled.history),
+        events: handled.events.iter().map(LedgerEvent::from).collect(),
+        position: Position(handled.position),
+        replayed: handled.replayed,
+    })
+}
+
+async fn record_settlement_batch(
+    context: &Context<'_>,
+    input: RecordSettlementBatchInput,
+) -> ApiResult<SettlementResult> {
+    let principal = caller(context, Permission::RecordSettlements)?;
+    if input.items.len() > MAX_SETTLEMENT_ITEMS_PER_REQUEST {
+        return Err(ApiError::validation(
+            "items",
+            format!("a batch may carry at most {MAX_SETTLEMENT_ITEMS_PER_REQUEST} items"),
+        ));
+    }
+    let currency = parse::currency(&input.currency)?;
+    let items = input
+        .items
+        .iter()
+        .map(|item| {
+            let item_id = &item.item_id;
+            Ok(BatchItem {
+                payment_id: PaymentId::from_uuid(item.payment_id),
+                item: match item.kind {
+                    SettlementItemKind::Capture => {
+                        SettledItem::Capture(parse::id("items.itemId", item_id, CaptureId::parse)?)
+                    }
+                    SettlementItemKind::Refund => {
+                        SettledItem::Refund(parse::id("items.itemId", item_id, RefundId::parse)?)
+                    }
+                    SettlementItemKind::Dispute => {
+                        SettledItem::Dispute(parse::id("items.itemId", item_id, DisputeId::parse)?)
+                    }
+                },
+                gross: parse::positive("items.gross", &item.gross, currency)?,
+                fee: parse::money("items.fee", &item.fee, currency)?,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let command = SettlementCommand::RecordBatch(RecordSettlementBatch {
+        batch_id: SettlementBatchId::from_uuid(input.batch_id),
+        merchant_id: parse::id("merchantId", &input.merchant_id, MerchantId::parse)?,
+        environment: principal.environment,
+        currency,
+        items,
+        reserve: input
+            .reserve
+            .as_ref()
+            .map(|reserve| parse::money("reserve", reserve, currency))
+            .transpose()?,
+    });
+    run_settlement(
+        context,
+        "recordSettlementBatch",
+        &input,
+        &input.idempotency_key,
+        input.batch_id,
+        command,
+    )
+    .await
+}
+
+async fn record_payout(
+    context: &Context<'_>,
+    input: RecordPayoutInput,
+) -> ApiResult<SettlementResult> {
+    let principal = caller(context, Permission::RecordSettlements)?;
+    let app = state(context)?;
+    let batch: ledger_core::settlement::SettlementBatchState =
+        app.handler.load(input.batch_id).await?;
+    let currency = batch
+        .batch
+        .as_ref()
+        .filter(|batch| batch.environment == principal.environment)
+        .map(|batch| batch.currency)
+        .ok_or_else(|| {
+            ApiError::NotFound("no such settlement batch in this environment".to_owned())
+        })?;
+    let update = match input.status {
+        PayoutStatusInput::Initiated => PayoutUpdate::Initiated {
+            expected_arrival_date: input.expected_arrival_date,
+        },
+        PayoutStatusInput::Paid => PayoutUpdate::Paid,
+        PayoutStatusInput::Failed => PayoutUpdate::Failed {
+            failure_reason: parse::optional_text("failureReason", input.failure_reason.as_ref())?,
+        },
+    };
+    let command = SettlementCommand::RecordPayout(RecordPayout {
+        payout_id: parse::id("payoutId", &input.payout_id, PayoutId::parse)?,
+        amount: parse::positive("amount", &input.amount, currency)?,
+        update,
+    });
+    run_settlement(
+        context,
+        "recordPayout",
+        &input,
+        &input.idempotency_key,
+        input.batch_id,
+        command,
+    )
+    .await
+}

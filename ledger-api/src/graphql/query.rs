@@ -1,0 +1,155 @@
+//! Queries answered from the log itself: a payment or batch is its folded stream, so these
+//! answers are never behind the writes that preceded them.
+
+use async_graphql::{Context, Object};
+use ledger_core::ids::PaymentId;
+use ledger_core::settlement::SettlementBatchState;
+use ledger_store::RecordedEvent;
+use uuid::Uuid;
+
+use super::context::{caller, state};
+use super::scalars::Position;
+use super::types::{LedgerEvent, Payment, SettlementBatch};
+use crate::auth::{Permission, Principal};
+use crate::error::{ApiError, ApiResult, IntoGraphql};
+
+/// The most events one `events` page returns.
+pub const MAX_EVENTS_PAGE: usize = 500;
+/// How many log rows one `events` call may scan to fill a page of the caller's environment.
+const MAX_EVENTS_SCANNED: usize = 20_000;
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// One payment, as its events made it; null when it does not exist in the caller's
+    /// environment.
+    async fn payment(
+        &self,
+        context: &Context<'_>,
+        id: Uuid,
+    ) -> async_graphql::Result<Option<Payment>> {
+        payment(context, id).await.graphql()
+    }
+
+    /// One settlement batch with its items and payouts.
+    async fn settlement_batch(
+        &self,
+        context: &Context<'_>,
+        id: Uuid,
+    ) -> async_graphql::Result<Option<SettlementBatch>> {
+        settlement_batch(context, id).await.graphql()
+    }
+
+    /// One stream's history (`streamId`), or the global log from a position, in position
+    /// order. Page by asking again from the last position returned plus one.
+    async fn events(
+        &self,
+        context: &Context<'_>,
+        stream_id: Option<Uuid>,
+        from_position: Option<Position>,
+        #[graphql(default = 100)] first: i32,
+    ) -> async_graphql::Result<Vec<LedgerEvent>> {
+        events(context, stream_id, from_position, first)
+            .await
+            .graphql()
+    }
+}
+
+fn belongs_to(event: &RecordedEvent, principal: &Principal) -> bool {
+    event
+        .metadata
+        .get("environment")
+        .and_then(serde_json::Value::as_str)
+        == Some(principal.environment.as_str())
+}
+
+async fn payment(context: &Context<'_>, id: Uuid) -> ApiResult<Option<Payment>> {
+    let principal = caller(context, Permission::ReadPayments)?;
+    let app = state(context)?;
+    let (state, history) = app
+        .handler
+        .load_with_history::<ledger_core::payment::PaymentState>(PaymentId::from_uuid(id).as_uuid())
+        .await?;
+    Ok(state
+        .payment
+        .as_ref()
+        .filter(|payment| payment.environment == principal.environment)
+        .map(|payment| Payment::new(id, payment, &history)))
+}
+
+async fn settlement_batch(context: &Context<'_>, id: Uuid) -> ApiResult<Option<SettlementBatch>> {
+    let principal = caller(context, Permission::ReadPayments)?;
+    if !principal.role.may(Permission::ReadSettlements)
+        && !principal.role.may(Permission::RecordSettlements)
+    {
+        return Err(ApiError::Forbidden(format!(
+            "the {} role may not read settlement batches",
+            principal.role
+        )));
+    }
+    let app = state(context)?;
+    let (state, history) = app
+        .handler
+        .load_with_history::<SettlementBatchState>(id)
+        .await?;
+    Ok(state
+        .batch
+        .as_ref()
+        .filter(|batch| batch.environment == principal.environment)
+        .map(|batch| SettlementBatch::new(id, batch, &history)))
+}
+
+async fn events(
+    context: &Context<'_>,
+    stream_id: Option<Uuid>,
+    from_position: Option<Position>,
+    first: i32,
+) -> ApiResult<Vec<LedgerEvent>> {
+    let first = usize::try_from(first)
+        .ok()
+        .filter(|first| (1..=MAX_EVENTS_PAGE).contains(first))
+        .ok_or_else(|| {
+            ApiError::validation(
+                "first",
+                format!("first must be between 1 and {MAX_EVENTS_PAGE}"),
+            )
+        })?;
+    let from = from_position.map_or(1, |position| position.0.max(1));
+    let app = state(context)?;
+    match stream_id {
+        Some(stream_id) => {
+            let principal = caller(context, Permission::ReadPaymentHistory)?;
+            let history = app.handler.store().read_stream(stream_id, 1).await?;
+            if !history.iter().all(|event| belongs_to(event, &principal)) {
+                return Ok(Vec::new());
+            }
+            Ok(history
+                .iter()
+                .filter(|event| event.position >= from)
+                .take(first)
+                .map(LedgerEvent::from)
+                .collect())
+        }
+        None => {
+            let principal = caller(context, Permission::ReadGlobalLog)?;
+            let mut page = Vec::with_capacity(first);
+            let mut next = from;
+            let mut scanned = 0;
+            while page.len() < first && scanned < MAX_EVENTS_SCANNED {
+                let chunk = app.handler.store().read_all(next, first.max(100)).await?;
+                let Some(last) = chunk.last() else { break };
+                next = last.position + 1;
+                scanned += chunk.len();
+                page.extend(
+                    chunk
+                        .iter()
+                        .filter(|event| belongs_to(event, &principal))
+                        .take(first - page.len())
+                        .map(LedgerEvent::from),
+                );
+            }
+            Ok(page)
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! GraphQL output types: views built from ledger-core states and recorded events, with `From`
+//! conversions. Nothing here decides anything.
+
+use async_graphql::{Enum, Json, SimpleObject};
+use chrono::{DateTime, Utc};
+use ledger_core::payment::state::{self as core_payment, Authorization};
+use ledger_core::payment::{CaptureMode as CoreCaptureMode, PaymentStatus as CorePaymentStatus};
+use ledger_core::settlement::{self as core_settlement};
+use ledger_core::Money;
+use ledger_store::RecordedEvent;
+use uuid::Uuid;
+
+use super::scalars::{DecimalText, Position};
+
+pub fn amount(money: Money) -> DecimalText {
+    DecimalText(money.amount().to_string())
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum PaymentStatus {
+    Initiated,
+    Authorized,
+    PartiallyCaptured,
+    Captured,
+    PartiallyRefunded,
+    Refunded,
+    Voided,
+    Declined,
+    Expired,
+}
+
+impl From<CorePaymentStatus> for PaymentStatus {
+    fn from(status: CorePaymentStatus) -> Self {
+        match status {
+            CorePaymentStatus::Initiated => PaymentStatus::Initiated,
+            CorePaymentStatus::Authorized => PaymentStatus::Authorized,
+            CorePaymentStatus::PartiallyCaptured => PaymentStatus::PartiallyCaptured,
+            CorePaymentStatus::Captured => PaymentStatus::Captured,
+            CorePaymentStatus::PartiallyRefunded => PaymentStatus::PartiallyRefunded,
+            CorePaymentStatus::Refunded => PaymentStatus::Refunded,
+            CorePaymentStatus::Voided => PaymentStatus::Voided,
+            CorePaymentStatus::Declined => PaymentStatus::Declined,
+            CorePaymentStatus::Expired => PaymentStatus::Expired,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CaptureMode {
+    Automatic,
+    Manual,
+}
+
+impl From<CaptureMode> for CoreCaptureMode {
+    fn from(mode: CaptureMode) -> Self {
+        match mode {
+            CaptureMode::Automatic => CoreCaptureMode::Automatic,
+            CaptureMode::Manual => CoreCaptureMode::Manual,
+        }
+    }
+}
+
+impl From<CoreCaptureMode> for CaptureMode {
+    fn from(mode: CoreCaptureMode) -> Self {
+        match mode {
+            CoreCaptureMode::Automatic => CaptureMode::Automatic,
+            CoreCaptureMode::Manual => CaptureMode::Manual,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Environment {
+    Test,
+    Live,
+}
+
+impl From<ledger_core::ids::Environment> for Environment {
+    fn from(environment: ledger_core::ids::Environment) -> Self {
+        match environment {
+            ledger_core::ids::Environment::Test => Environment::Test,
+            ledger_core::ids::Environment::Live => Environment::Live,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum RefundStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum DisputeStatus {
+    NeedsResponse,
+    UnderReview,
+    Won,
+    Lost,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum PayoutStatus {
+    InTransit,
+    Paid,
+    Failed,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Capture {
+    pub capture_id: String,
+    pub amount: DecimalText,
+    pub final_capture: bool,
+    pub settled_in_batch: Option<Uuid>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Refund {
+    pub refund_id: String,
+    pub amount: DecimalText,
+    pub status: RefundStatus,
+    pub reason: Option<String>,
+    pub failure_reason: Option<String>,
+    pub settled_in_batch: Option<Uuid>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Dispute {
+    pub dispute_id: String,
+    pub amount: DecimalText,
+    pub fee: DecimalText,
+    pub reason: String,
+    pub evidence_due_by: Option<DateTime<Utc>>,
+    pub status: DisputeStatus,
+    pub settled_in_batch: Option<Uuid>,
+}
+
+/// One event of the log with its position and place in the hash chain.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct LedgerEvent {
+    pub position: Position,
+    pub event_id: Uuid,
+    pub stream_id: Uuid,
+    pub stream_type: String,
+    pub version: Position,
+    #[graphql(name = "type")]
+    pub event_type: String,
+    pub schema_version: i32,
+    pub recorded_at: DateTime<Utc>,
+    pub occurred_at: DateTime<Utc>,
+    pub payload: Json<serde_json::Value>,
+    pub metadata: Json<serde_json::Value>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<&RecordedEvent> for LedgerEvent {
+    fn from(event: &RecordedEvent) -> Self {
+        LedgerEvent {
+            position: Position(event.position),
+            event_id: event.event_id,
+            stream_id: event.stream_id,
+            stream_type: event.stream_type.as_str().to_owned(),
+            version: Position(event.stream_version),
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            recorded_at: event.recorded_at,
+            occurred_at: event.occurred_at,
+            payload: Json(event.payload.clone()),
+            metadata: Json(event.metadata.clone()),
+            prev_hash: hex::encode(event.prev_hash),
+            hash: hex::encode(event.hash),
+        }
+    }
+}
+
+/// A payment as its events made it.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Payment {
+    pub id: Uuid,
+    pub order_id: String,
+    pub merchant_id: String,
+    pub environment: Environment,
+    pub status: PaymentStatus,
+    pub currency: String,
+    pub amount: DecimalText,
+    pub authorized_amount: DecimalText,
+    pub captured_amount: DecimalText,
+    pub capturable_amount: DecimalText,
+    pub refunded_amount: DecimalText,
+    pub refund_pending_amount: DecimalText,
+    pub disputed_amount: DecimalText,
+    pub refundable_amount: DecimalText,
+    pub capture_mode: CaptureMode,
+    pub payment_method: Option<String>,
+    pub authorization_code: Option<String>,
+    pub decline_code: Option<String>,
+    pub retry_may_help: Option<bool>,
+    pub captures: Vec<Capture>,
+    pub refunds: Vec<Refund>,
+    pub disputes: Vec<Dispute>,
+    pub events: Vec<LedgerEvent>,
+    pub version: Position,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Payment {
+    /// Builds the view from the folded payment and the events it was folded from.
+    pub fn new(id: Uuid, payment: &core_payment::Payment, events: &[RecordedEvent]) -> Payment {
+        let (authorization_code, decline_code, retry_may_help) = match &payment.authorization {
+            Authorization::Approved {
+                authorization_code, ..
+            } => (
+                authorization_code.as_ref().map(ToString::to_string),
+                None,
+                None,
+            ),
+            Authorization::Declined {
+                decline_code,
+                retry_may_help,
+                ..
+            } => (None, Some(decline_code.to_string()), Some(*retry_may_help)),
+            Authorization::Pending => (None, None, None),
+        };
+        let first = events.first().map(|event| event.occurred_at);
+        let last = events.last().map(|event| event.occurred_at);
+        Payment {
+            id,
+            order_id: payment.order_id.to_string(),
+            merchant_id: payment.merchant_id.to_string(),
+            environment: payment.environment.into(),
+            status: payment.status().into(),
+            currency: payment.currency().code().to_owned(),
+            amount: amount(payment.requested_amount),
+            authorized_amount: amount(payment.authorized_amount()),
+            captured_amount: amount(payment.captured_amount()),
+            capturable_amount: amount(payment.capturable_amount()),
+            refunded_amount: amount(payment.refunded_amount()),
+            refund_pending_amount: amount(payment.refund_pending_amount()),
+            disputed_amount: amount(payment.disputed_amount()),
+            refundable_amount: amount(payment.refundable_amount()),
+            capture_mode: payment.capture_mode.into(),
+            payment_method: payment.payment_method.as_ref().map(ToString::to_string),
+            authorization_code,
+            decline_code,
+            retry_may_help,
+            captures: payment.captures.iter().map(capture).collect(),
+            refunds: payment.refunds.iter().map(refund).collect(),
+            disputes: payment.disputes.iter().map(dispute).collect(),
+            events: events.iter().map(LedgerEvent::from).collect(),
+            version: Position(events.len() as u64),
+            created_at: first.unwrap_or_default(),
+            updated_at: last.unwrap_or_default(),
+        }
+    }
+}
+
+fn capture(capture: &core_payment::Capture) -> Capture {
+    Capture {
+        capture_id: capture.capture_id.to_string(),
+        amount: amount(capture.amount),
+        final_capture: capture.final_capture,
+        settled_in_batch: capture.settled_in.map(|batch| batch.as_uuid()),
+    }
+}
+
+fn refund(refund: &core_payment::Refund) -> Refund {
+    Refund {
+        refund_id: refund.refund_id.to_string(),
+        amount: amount(refund.amount),
+        status: match refund.status {
+            core_payment::RefundStatus::Pending => RefundStatus::Pending,
+            core_payment::RefundStatus::Succeeded => RefundStatus::Succeeded,
+            core_payment::RefundStatus::Failed => RefundStatus::Failed,
+        },
+        reason: refund.reason.as_ref().map(ToString::to_string),
+        failure_reason: refund.failure_reason.as_ref().map(ToString::to_string),
+        settled_in_batch: refund.settled_in.map(|batch| batch.as_uuid()),
+    }
+}
+
+fn dispute(dispute: &core_payment::Dispute) -> Dispute {
+    Dispute {
+        dispute_id: dispute.dispute_id.to_string(),
+        amount: amount(dispute.amount),
+        fee: amount(dispute.fee),
+        reason: dispute.reason.to_string(),
+        evidence_due_by: dispute.evidence_due_by,
+        status: match dispute.status {
+            core_payment::DisputeStatus::NeedsResponse => DisputeStatus::NeedsResponse,
+            core_payment::DisputeStatus::UnderReview => DisputeStatus::UnderReview,
+            core_payment::DisputeStatus::Won => DisputeStatus::Won,
+            core_payment::DisputeStatus::Lost => DisputeStatus::Lost,
+        },
+        settled_in_batch: dispute.settled_in.map(|batch| batch.as_uuid()),
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SettlementItem {
+    pub payment_id: Uuid,
+    pub kind: String,
+    pub item_id: String,
+    pub gross: DecimalText,
+    pub fee: DecimalText,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Payout {
+    pub payout_id: String,
+    pub amount: DecimalText,
+    pub status: PayoutStatus,
+    pub expected_arrival_date: Option<chrono::NaiveDate>,
+    pub failure_reason: Option<String>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SettlementBatch {
+    pub id: Uuid,
+    pub merchant_id: String,
+    pub environment: Environment,
+    pub currency: String,
+    pub gross: DecimalText,
+    pub fees: DecimalText,
+    pub reserve: DecimalText,
+    pub net: DecimalText,
+    pub items: Vec<SettlementItem>,
+    pub payouts: Vec<Payout>,
+    pub events: Vec<LedgerEvent>,
+    pub version: Position,
+}
+
+impl SettlementBatch {
+    pub fn new(
+        id: Uuid,
+        batch: &core_settlement::SettlementBatch,
+        events: &[RecordedEvent],
+    ) -> SettlementBatch {
+        SettlementBatch {
+            id,
+            merchant_id: batch.merchant_id.to_string(),
+            environment: batch.environment.into(),
+            currency: batch.currency.code().to_owned(),
+            gross: amount(batch.gross),
+            fees: amount(batch.fees),
+            reserve: amount(batch.reserve),
+            net: amount(batch.net),
+            items: batch
+                .items
+                .iter()
+                .map(|item| SettlementItem {
+                    payment_id: item.payment_id.as_uuid(),
+                    kind: item.item.kind().to_uppercase(),
+                    item_id: item.item.item_id().to_owned(),
+                    gross: amount(item.gross),
+                    fee: amount(item.fee),
+                })
+                .collect(),
+            payouts: batch
+                .payouts
+                .iter()
+                .map(|payout| Payout {
+                    payout_id: payout.payout_id.to_string(),
+                    amount: amount(payout.amount),
+                    status: match payout.status {
+                        core_settlement::PayoutStatus::InTransit => PayoutStatus::InTransit,
+                        core_settlement::PayoutStatus::Paid => PayoutStatus::Paid,
+                        core_settlement::PayoutStatus::Failed => PayoutStatus::Failed,
+                    },
+                    expected_arrival_date: payout.expected_arrival_date,
+                    failure_reason: payout.failure_reason.as_ref().map(ToString::to_string),
+                })
+                .collect(),
+            events: events.iter().map(LedgerEvent::from).collect(),
+            version: Position(events.len() as u64),
+        }
+    }
+}
+
+/// What a payment mutation returns: the new state, the events recorded (for a replay, those
+/// the original call recorded) and the log position reached.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PaymentResult {
+    pub payment: Payment,
+    pub events: Vec<LedgerEvent>,
+    pub position: Position,
+    /// True when this answer repeats an earlier call with the same idempotency key.
+    pub replayed: bool,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SettlementResult {
+    pub batch: SettlementBatch,
+    pub events: Vec<LedgerEvent>,
+    pub position: Position,
+    pub replayed: bool,
+}

@@ -1,0 +1,72 @@
+//! `POST /graphql` (authenticated), `GET /graphql` (the GraphiQL page).
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+
+use super::ServerState;
+use crate::auth::{authenticate, ApiKey};
+use crate::error::ApiError;
+
+pub async fn graphiql() -> impl IntoResponse {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+/// Answers an authentication failure the way a GraphQL client reads errors, with HTTP 401.
+fn refuse(error: ApiError) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": error.client_message(),
+            "extensions": {"code": error.code(), "retryable": error.retryable()},
+        }]
+    });
+    (error.http_status(), Json(body)).into_response()
+}
+
+async fn principal(
+    state: &ServerState,
+    headers: &HeaderMap,
+) -> Result<crate::auth::Principal, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .ok_or(ApiError::Unauthenticated)?;
+    let presented = value
+        .strip_prefix("Bearer ")
+        .ok_or(ApiError::Unauthenticated)?;
+    let key = ApiKey::parse(presented.trim()).map_err(|_| ApiError::Unauthenticated)?;
+    authenticate(&state.app.pool, &key).await
+}
+
+pub async fn execute(
+    State(state): State<ServerState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let principal = match principal(&state, &headers).await {
+        Ok(principal) => principal,
+        Err(error) => return refuse(error),
+    };
+    let request = request.into_inner().data(principal);
+    let operation = request
+        .operation_name
+        .clone()
+        .unwrap_or_else(|| "anonymous".to_owned());
+    let started = std::time::Instant::now();
+    let response = state.schema.execute(request).await;
+    let outcome = response
+        .errors
+        .first()
+        .and_then(|error| error.extensions.as_ref())
+        .and_then(|extensions| extensions.get("code"))
+        .map(|code| code.to_string().trim_matches('"').to_owned())
+        .unwrap_or_else(|| "OK".to_owned());
+    metrics::counter!("ledger_graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("ledger_graphql_request_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+    GraphQLResponse::from(response).into_response()
+}

@@ -1,0 +1,142 @@
+//! Spawns the real server on a free port against a fresh database, with a key for every role
+//! and environment, and sends GraphQL over real HTTP.
+
+use std::collections::HashMap;
+
+use ledger_api::auth::{create_key, Role};
+use ledger_api::cli::serve::application;
+use ledger_core::ids::Environment;
+use ledger_store::testing::TestDatabase;
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    pub address: String,
+    pub database: TestDatabase,
+    pub client: reqwest::Client,
+    keys: HashMap<(Role, Environment), String>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let database = TestDatabase::new().await;
+    let (_, routes) = application(database.pool().clone()).expect("application builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    let mut keys = HashMap::new();
+    for role in Role::ALL {
+        for environment in [Environment::Test, Environment::Live] {
+            let (key, _) = create_key(database.pool(), role, environment, "test")
+                .await
+                .unwrap();
+            keys.insert((role, environment), key.reveal().to_owned());
+        }
+    }
+    TestApp {
+        address,
+        database,
+        client: reqwest::Client::new(),
+        keys,
+    }
+}
+
+/// A GraphQL answer: its data and the first error's extensions, if any.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn data(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
+        &self.body["data"]
+    }
+
+    pub fn error_code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    pub fn error_rule(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["rule"].as_str()
+    }
+}
+
+impl TestApp {
+    pub fn key(&self, role: Role, environment: Environment) -> &str {
+        &self.keys[&(role, environment)]
+    }
+
+    pub async fn graphql_as(&self, key: Option<&str>, query: &str, variables: Value) -> Answer {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Answer { status, body }
+    }
+
+    /// As the test environment's service.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Answer {
+        self.graphql_as(
+            Some(self.key(Role::Service, Environment::Test)),
+            query,
+            variables,
+        )
+        .await
+    }
+
+    pub async fn log_head(&self) -> u64 {
+        self.database.store().head().await.unwrap().last_position
+    }
+}
+
+pub const PAYMENT_FIELDS: &str = "id orderId merchantId environment status currency amount \
+    authorizedAmount capturedAmount refundedAmount refundPendingAmount disputedAmount \
+    refundableAmount captures { captureId amount } refunds { refundId amount status } \
+    disputes { disputeId amount status } version";
+
+pub fn mutation(name: &str, input_type: &str) -> String {
+    format!(
+        "mutation($input: {input_type}!) {{ {name}(input: $input) {{ \
+            payment {{ {PAYMENT_FIELDS} }} events {{ position type version hash }} position replayed }} }}"
+    )
+}
+
+/// Runs a payment mutation that must succeed and returns its result object.
+pub async fn payment_mutation(app: &TestApp, name: &str, input: Value) -> Value {
+    let input_type = format!("{}{}Input", name[..1].to_uppercase(), &name[1..]);
+    let answer = app
+        .graphql(&mutation(name, &input_type), json!({"input": input}))
+        .await;
+    answer.data()[name].clone()
+}
+
+pub async fn initiate(app: &TestApp, key: &str, amount: &str, mode: &str) -> String {
+    let result = payment_mutation(
+        app,
+        "initiatePayment",
+        json!({"idempotencyKey": key, "orderId": "order-1", "merchantId": "merchant-1",
+               "amount": amount, "currency": "USD", "captureMode": mode}),
+    )
+    .await;
+    result["payment"]["id"].as_str().unwrap().to_owned()
+}
+
+pub async fn authorize(app: &TestApp, payment_id: &str) -> Value {
+    payment_mutation(
+        app,
+        "recordAuthorization",
+        json!({"idempotencyKey": format!("auth-{payment_id}"), "paymentId": payment_id,
+               "outcome": "APPROVED", "authorizationCode": "A1B2C3"}),
+    )
+    .await
+}

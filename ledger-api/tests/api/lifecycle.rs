@@ -1,0 +1,185 @@
+//! The payment flows of domain.md, each through GraphQL from start to end.
+
+use ledger_api::auth::Role;
+use ledger_core::ids::Environment;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn manual_capture_refund_and_a_won_dispute() {
+    let app = spawn_app().await;
+    let id = initiate(&app, "flow-1", "100.00", "MANUAL").await;
+    let authorized = authorize(&app, &id).await;
+    assert_eq!(authorized["payment"]["status"], "AUTHORIZED");
+    assert_eq!(authorized["payment"]["authorizedAmount"], "100.00");
+
+    let captured = payment_mutation(
+        &app,
+        "capturePayment",
+        json!({"idempotencyKey": "cap-1", "paymentId": id, "amount": "60", "final": false}),
+    )
+    .await;
+    assert_eq!(captured["payment"]["status"], "PARTIALLY_CAPTURED");
+    assert_eq!(captured["payment"]["capturedAmount"], "60.00");
+    assert_eq!(captured["events"][0]["type"], "PaymentCaptured");
+    assert!(
+        captured["position"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 3
+    );
+
+    let captured = payment_mutation(
+        &app,
+        "capturePayment",
+        json!({"idempotencyKey": "cap-2", "paymentId": id}),
+    )
+    .await;
+    assert_eq!(captured["payment"]["status"], "CAPTURED");
+    assert_eq!(captured["payment"]["capturedAmount"], "100.00");
+
+    let refunded = payment_mutation(
+        &app,
+        "refundPayment",
+        json!({"idempotencyKey": "ref-1", "paymentId": id, "amount": "30.00", "refundId": "re_1"}),
+    )
+    .await;
+    assert_eq!(refunded["payment"]["refundPendingAmount"], "30.00");
+    assert_eq!(refunded["payment"]["refundableAmount"], "70.00");
+    let outcome = payment_mutation(
+        &app,
+        "recordRefundOutcome",
+        json!({"idempotencyKey": "ref-1-ok", "paymentId": id, "refundId": "re_1", "outcome": "SUCCEEDED"}),
+    )
+    .await;
+    assert_eq!(outcome["payment"]["status"], "PARTIALLY_REFUNDED");
+    assert_eq!(outcome["payment"]["refundedAmount"], "30.00");
+
+    let disputed = payment_mutation(
+        &app,
+        "openDispute",
+        json!({"idempotencyKey": "dp-1", "paymentId": id, "disputeId": "dp_1",
+               "amount": "50.00", "reason": "fraudulent", "fee": "15.00"}),
+    )
+    .await;
+    assert_eq!(disputed["payment"]["disputedAmount"], "50.00");
+    assert_eq!(disputed["payment"]["refundableAmount"], "20.00");
+    payment_mutation(
+        &app,
+        "submitDisputeEvidence",
+        json!({"idempotencyKey": "dp-1-ev", "paymentId": id, "disputeId": "dp_1",
+               "evidence": {"receipt": "https://shop.example/r/1"}}),
+    )
+    .await;
+    let won = payment_mutation(
+        &app,
+        "resolveDispute",
+        json!({"idempotencyKey": "dp-1-won", "paymentId": id, "disputeId": "dp_1", "outcome": "WON"}),
+    )
+    .await;
+    assert_eq!(won["payment"]["disputes"][0]["status"], "WON");
+    assert_eq!(won["payment"]["disputedAmount"], "0.00");
+    assert_eq!(won["payment"]["refundableAmount"], "70.00");
+
+    let query = format!("query($id: UUID!) {{ payment(id: $id) {{ {PAYMENT_FIELDS} events {{ position type hash }} }} }}");
+    let answer = app.graphql(&query, json!({"id": id})).await;
+    let payment = &answer.data()["payment"];
+    assert_eq!(payment["version"], "9");
+    assert_eq!(payment["events"].as_array().unwrap().len(), 9);
+    assert_eq!(payment["events"][0]["type"], "PaymentInitiated");
+}
+
+#[tokio::test]
+async fn automatic_capture_is_captured_on_authorization() {
+    let app = spawn_app().await;
+    let id = initiate(&app, "auto-1", "42.10", "AUTOMATIC").await;
+    let authorized = authorize(&app, &id).await;
+    assert_eq!(authorized["payment"]["status"], "CAPTURED");
+    assert_eq!(authorized["payment"]["capturedAmount"], "42.10");
+    assert_eq!(authorized["events"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_declined_payment_accepts_nothing_more() {
+    let app = spawn_app().await;
+    let id = initiate(&app, "decl-1", "10.00", "MANUAL").await;
+    let declined = payment_mutation(
+        &app,
+        "recordAuthorization",
+        json!({"idempotencyKey": "decl-1-auth", "paymentId": id, "outcome": "DECLINED",
+               "declineCode": "insufficient_funds"}),
+    )
+    .await;
+    assert_eq!(declined["payment"]["status"], "DECLINED");
+    let answer = app
+        .graphql(
+            &mutation("capturePayment", "CapturePaymentInput"),
+            json!({"input": {"idempotencyKey": "decl-1-cap", "paymentId": id}}),
+        )
+        .await;
+    assert_eq!(answer.error_code(), Some("RULE_VIOLATION"));
+    assert_eq!(answer.error_rule(), Some("payment_is_final"));
+}
+
+#[tokio::test]
+async fn a_void_releases_the_authorization() {
+    let app = spawn_app().await;
+    let id = initiate(&app, "void-1", "10.00", "MANUAL").await;
+    authorize(&app, &id).await;
+    let voided = payment_mutation(
+        &app,
+        "voidPayment",
+        json!({"idempotencyKey": "void-1-void", "paymentId": id, "reason": "customer cancelled"}),
+    )
+    .await;
+    assert_eq!(voided["payment"]["status"], "VOIDED");
+}
+
+#[tokio::test]
+async fn a_settlement_batch_and_its_payout() {
+    let app = spawn_app().await;
+    let id = initiate(&app, "settle-1", "100.00", "AUTOMATIC").await;
+    authorize(&app, &id).await;
+    let batch_id = uuid::Uuid::new_v4().to_string();
+    let settlement_fields = "batch { id gross fees reserve net items { paymentId kind itemId } payouts { payoutId status amount } } events { type } position";
+    let record = format!(
+        "mutation($input: RecordSettlementBatchInput!) {{ recordSettlementBatch(input: $input) {{ {settlement_fields} }} }}"
+    );
+    let finance = app.key(Role::Finance, Environment::Test).to_owned();
+    let answer = app
+        .graphql_as(
+            Some(&finance),
+            &record,
+            json!({"input": {"idempotencyKey": "batch-1", "batchId": batch_id, "merchantId": "merchant-1",
+                   "currency": "USD", "reserve": "5.00",
+                   "items": [{"paymentId": id, "kind": "CAPTURE", "itemId": "automatic", "gross": "100.00", "fee": "3.20"}]}}),
+        )
+        .await;
+    let batch = &answer.data()["recordSettlementBatch"];
+    assert_eq!(batch["batch"]["net"], "91.80");
+    assert_eq!(batch["events"].as_array().unwrap().len(), 2);
+    let payout = format!(
+        "mutation($input: RecordPayoutInput!) {{ recordPayout(input: $input) {{ {settlement_fields} }} }}"
+    );
+    let answer = app
+        .graphql_as(
+            Some(&finance),
+            &payout,
+            json!({"input": {"idempotencyKey": "payout-1", "batchId": batch_id, "payoutId": "po_1",
+                   "amount": "91.80", "status": "PAID"}}),
+        )
+        .await;
+    let payouts = &answer.data()["recordPayout"]["batch"]["payouts"];
+    assert_eq!(payouts[0]["status"], "PAID");
+    let query = format!(
+        "query($id: UUID!) {{ payment(id: $id) {{ captures {{ captureId settledInBatch }} }} }}"
+    );
+    let answer = app.graphql(&query, json!({"id": id})).await;
+    assert_eq!(
+        answer.data()["payment"]["captures"][0]["settledInBatch"],
+        batch_id.as_str()
+    );
+}

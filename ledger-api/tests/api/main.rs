@@ -1,0 +1,7 @@
+//! End-to-end tests of the GraphQL API through real HTTP against a real database.
+
+mod helpers;
+mod isolation;
+mod lifecycle;
+mod limits;
+mod rules;
