@@ -238,12 +238,12 @@ async fn every_order_of_a_four_event_lifecycle_ends_in_the_same_state() {
 async fn an_early_refund_waits_and_lands_on_the_linked_payment() {
     let app = spawn_app().await;
     let ledger_payment = Uuid::new_v4().to_string();
+    // Stripe copies the PaymentIntent's metadata to its charge; refunds carry none.
     let link = |name: &str| {
-        with_value(
-            &fixture(name),
-            "/data/object/metadata/ledger_payment_id",
-            serde_json::json!(ledger_payment),
-        )
+        let mut event: serde_json::Value = serde_json::from_slice(&fixture(name)).unwrap();
+        event["data"]["object"]["metadata"]["ledger_payment_id"] =
+            serde_json::json!(ledger_payment);
+        serde_json::to_vec(&event).unwrap()
     };
     let refund = fixture("refund.updated");
     let parked = deliver(&app, &refund).await;
@@ -594,4 +594,22 @@ async fn recent_deliveries_are_searchable() {
     .await
     .unwrap();
     assert!(live.is_empty(), "environments do not mix");
+}
+
+/// A signed event whose object does not fit the ledger (an unknown currency) is refused
+/// with 422 and kept as rejected for support; the log is untouched.
+#[tokio::test]
+async fn an_unmappable_event_is_rejected_and_kept_for_support() {
+    let app = spawn_app().await;
+    let body = with_value(
+        &fixture("charge.captured"),
+        "/data/object/currency",
+        serde_json::json!("xyz"),
+    );
+    let answer = deliver(&app, &body).await;
+    assert_refused(&answer, 422, "invalid_field");
+    assert_eq!(log_head(&app).await, 0);
+    let row = delivery(&app, &event_id(&body)).await;
+    assert_eq!(row.outcome, DeliveryOutcome::Rejected);
+    assert!(row.detail.unwrap().contains("currency"));
 }

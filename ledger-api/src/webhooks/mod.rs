@@ -71,7 +71,7 @@
 //! - `parking`: parking and retrying events that arrived early.
 //! - `tables`: the SQL of the webhook tables.
 //! - [`deliveries`]: [`recent_deliveries`], the support query.
-//! - [`outcome`]: [`DeliveryOutcome`].
+//! - [`outcome`]: [`DeliveryOutcome`], what became of an event.
 //! - [`metrics`]: metric names and recording.
 //! - [`error`]: [`WebhookError`], this module's one error type.
 
