@@ -58,17 +58,30 @@ fn parse_arguments() -> anyhow::Result<Arguments> {
 async fn main() -> anyhow::Result<()> {
     let arguments = parse_arguments()?;
     let bench_dir = std::env::temp_dir().join(format!("ledger-bench-{}", std::process::id()));
-    let (url, cluster) = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => (url, None),
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => run(&arguments, &url, None).await,
         _ => {
-            let cluster = EmbeddedCluster::start(&bench_dir)?;
-            (cluster.url().to_owned(), Some(cluster))
+            // Stopped and removed whatever the outcome: the benchmark leaves nothing behind.
+            let mut cluster = EmbeddedCluster::start(&bench_dir)?;
+            let url = cluster.url().to_owned();
+            let outcome = run(&arguments, &url, Some(cluster.data_dir())).await;
+            cluster.stop()?;
+            std::fs::remove_dir_all(&bench_dir)
+                .with_context(|| format!("removing {}", bench_dir.display()))?;
+            outcome
         }
-    };
+    }
+}
+
+async fn run(
+    arguments: &Arguments,
+    url: &str,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
         // PostgreSQL accepts 100 connections by default; more writers share them.
         .max_connections((u32::try_from(arguments.writers)? + 4).min(MAX_CONNECTIONS))
-        .connect(&url)
+        .connect(url)
         .await?;
     ledger_store::migrate(&pool).await?;
     let durability: (String, String) =
@@ -82,15 +95,11 @@ async fn main() -> anyhow::Result<()> {
 
     let store = EventStore::new(pool.clone());
     let duration = Duration::from_secs(arguments.seconds);
-    let data_dir = cluster
-        .as_ref()
-        .map(|cluster| cluster.data_dir().to_path_buf());
     let cpu_before = process_cpu_seconds();
-    let server_cpu_before = data_dir.as_deref().map(server_cpu_seconds);
+    let server_cpu_before = data_dir.map(server_cpu_seconds);
     let store_figures = run_store(&store, arguments.writers, duration).await?;
     let store_cpu_seconds = process_cpu_seconds() - cpu_before;
     let server_cpu_seconds = data_dir
-        .as_deref()
         .map(server_cpu_seconds)
         .zip(server_cpu_before)
         .map(|(after, before)| after - before);
@@ -149,10 +158,6 @@ async fn main() -> anyhow::Result<()> {
 
     drop(store);
     pool.close().await;
-    if let Some(mut cluster) = cluster {
-        cluster.stop()?;
-        std::fs::remove_dir_all(&bench_dir).ok();
-    }
     Ok(())
 }
 
