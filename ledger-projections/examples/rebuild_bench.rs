@@ -114,13 +114,14 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    let sizes: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT relname::text, n_live_tup FROM pg_stat_user_tables WHERE relname LIKE 'projection\\_%' AND schemaname = 'public' ORDER BY relname",
-    )
-    .fetch_all(&pool)
-    .await?;
-    for (table, rows) in sizes {
-        println!("  {table:<36} {rows:>9} rows");
+    for projection in Projection::ALL {
+        for table in projection.tables() {
+            // Table names come from the crate's own constant list.
+            let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(&pool)
+                .await?;
+            println!("  {table:<36} {rows:>9} rows");
+        }
     }
     Ok(())
 }

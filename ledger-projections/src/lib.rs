@@ -23,7 +23,41 @@
 //! - [`export`]: the JSON Lines audit export.
 //! - [`error`]: [`ProjectionError`], the crate's one error type.
 //!
-//! Schema: `migrations/20261126300000_projections.sql`.
+//! Schema: `migrations/20261126300000_projections.sql` (tables, clone/swap/compare functions)
+//! and `migrations/20261126400000_projection_builds.sql` (unlogged builds).
+//!
+//! # Design
+//! - **Checkpoints.** Each projection has a row in `projection_checkpoints`, locked
+//!   (`FOR UPDATE`) at the start of every batch transaction and moved in the same transaction
+//!   as the rows it covers. A crash, a killed task or a failed statement rolls both back, so the
+//!   rows always equal the fold of the events up to the checkpoint: the effect of each event is
+//!   exactly once. Two projectors on the same schema serialize on the lock. Transactions use
+//!   `synchronous_commit = off`: losing the last commits in a crash only means re-applying them.
+//! - **State.** Read models are upserted whole from the folded ledger-core state of each
+//!   touched stream. States are cached between batches by stream and version and folded again
+//!   from the log when missing (ledger-core's states are not deserializable, and the log is the
+//!   one truth anyway), so no rule is re-implemented here.
+//! - **Batches.** Up to [`ProjectorOptions::batch_size`] events per transaction, every table
+//!   written with one `UNNEST` statement per batch; while a batch is written the next one is
+//!   read and folded.
+//! - **Schemas.** Live tables are in `public` (prefix `projection_`). SQL names them without a
+//!   schema; a projector sets `search_path` to its own schema first, so rebuilds and
+//!   point-in-time builds run the very same compile-checked SQL into another schema.
+//! - **Rebuild and time travel.** See [`rebuild`]: build beside, swap tables in one
+//!   transaction, move the checkpoints with them; point-in-time builds stay in a named schema;
+//!   balances as of any position or time come from the postings (each carries its position).
+//! - **Live.** [`Projector::follow`] catches up, then waits for the log's notification (or the
+//!   poll interval) and catches up again; [`projection_lag`] measures how far behind it is.
+//!
+//! # For the `ledger` binary
+//! - `ledger serve`: spawn `Projector::live(pool).follow(shutdown)`; `/readyz` and `/metrics`
+//!   read [`projection_lag`].
+//! - `ledger replay`: [`rebuild`] (to the end, all or `--projection NAME` parsed with
+//!   `Projection::from_str`), or [`build_point_in_time`] with [`AsOf`] and a schema such as
+//!   [`SchemaName::for_point`].
+//! - `ledger verify`: [`verify`]; print the report (it implements `Display`), exit non-zero
+//!   unless [`VerificationReport::is_clean`].
+//! - `ledger export`: [`export()`] to a locked stdout.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

@@ -45,6 +45,11 @@ impl SchemaName {
         SchemaName(format!("{prefix}_{}", &suffix[..12]))
     }
 
+    /// The default schema of a point-in-time build: `as_of_position_N`.
+    pub fn for_point(position: u64) -> SchemaName {
+        SchemaName(format!("as_of_position_{position}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

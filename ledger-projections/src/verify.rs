@@ -11,6 +11,7 @@
 //!    ways), which is dropped afterwards.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use ledger_core::journal::TrialBalance;
 use ledger_core::payment::invariants;
@@ -58,6 +59,79 @@ pub enum Discrepancy {
         only_in: String,
         row: Value,
     },
+}
+
+impl fmt::Display for Discrepancy {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Discrepancy::ChainBroken { position, reason } => {
+                write!(
+                    formatter,
+                    "hash chain broken at position {position}: {reason}"
+                )
+            }
+            Discrepancy::BadEvent { position, reason } => {
+                write!(formatter, "event at position {position}: {reason}")
+            }
+            Discrepancy::InvariantBroken {
+                stream_id,
+                position,
+                violation,
+            } => write!(
+                formatter,
+                "payment {stream_id} after position {position}: {violation}"
+            ),
+            Discrepancy::UnbalancedEntry { position } => {
+                write!(
+                    formatter,
+                    "journal entry of position {position} does not balance"
+                )
+            }
+            Discrepancy::TrialBalanceNotZero { currency, total } => {
+                write!(
+                    formatter,
+                    "trial balance in {currency} is {total}, not zero"
+                )
+            }
+            Discrepancy::ReadModelRow {
+                table,
+                only_in,
+                row,
+            } => write!(formatter, "{table}: row only in the {only_in}: {row}"),
+        }
+    }
+}
+
+impl fmt::Display for VerificationReport {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chain = match &self.chain.first_broken {
+            None => format!("intact ({} events)", self.chain.events_checked),
+            Some(broken) => format!("BROKEN at position {}", broken.position),
+        };
+        writeln!(formatter, "hash chain: {chain}")?;
+        writeln!(
+            formatter,
+            "streams folded: {} ({} events)",
+            self.streams_folded, self.events_folded
+        )?;
+        for (currency, total) in &self.trial_balance_totals {
+            writeln!(formatter, "trial balance {currency}: {total}")?;
+        }
+        for (projection, position) in &self.compared_at {
+            writeln!(
+                formatter,
+                "read model {projection} compared at position {position}"
+            )?;
+        }
+        if self.discrepancies.is_empty() {
+            return writeln!(formatter, "no discrepancies");
+        }
+        writeln!(formatter, "{} discrepancies:", self.discrepancies.len())?;
+        for discrepancy in &self.discrepancies {
+            writeln!(formatter, "- {discrepancy}")?;
+        }
+        Ok(())
+    }
 }
 
 /// The result of [`verify`].

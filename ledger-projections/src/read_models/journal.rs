@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use ledger_core::ids::Environment;
-use ledger_core::journal::{Account, Side};
+use ledger_core::journal::{Account, Posting, Side};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 
@@ -40,7 +40,8 @@ pub(crate) async fn apply(
         entries.currencies.push(currency.clone());
         entries.occurred_at.push(event.occurred_at);
         entries.recorded_at.push(event.recorded_at);
-        for (line, posting) in entry.postings.iter().enumerate() {
+        for (line, (account, side, amount)) in consolidated(&entry.postings).into_iter().enumerate()
+        {
             postings.positions.push(position);
             postings
                 .line_numbers
@@ -48,17 +49,20 @@ pub(crate) async fn apply(
             postings.environments.push(environment.clone());
             postings.merchant_ids.push(merchant_id.clone());
             postings.currencies.push(currency.clone());
-            postings.accounts.push(posting.account.as_str().to_owned());
-            postings.sides.push(side_name(posting.side).to_owned());
-            postings.amounts.push(posting.amount.amount());
+            postings.accounts.push(account.as_str().to_owned());
+            postings.sides.push(side_name(side).to_owned());
+            postings.amounts.push(amount);
             let key = (
                 environment.clone(),
                 merchant_id.clone(),
                 currency.clone(),
-                posting.account.as_str(),
+                account.as_str(),
             );
             let delta = deltas.entry(key).or_insert((Decimal::ZERO, position));
-            delta.0 += posting.signed_amount();
+            delta.0 += match side {
+                Side::Debit => amount,
+                Side::Credit => -amount,
+            };
             delta.1 = position;
         }
     }
@@ -68,6 +72,24 @@ pub(crate) async fn apply(
     entries.write(connection).await?;
     postings.write(connection).await?;
     write_balances(connection, deltas).await
+}
+
+/// One line per account and side, amounts summed, in the order of first appearance. A
+/// settlement batch's entry has postings per item (processing_fees once per capture); its
+/// journal shows them as the one line per account a ledger would, and the batch's items
+/// keep the detail. Sums are exact, so balances are unchanged.
+pub fn consolidated(postings: &[Posting]) -> Vec<(Account, Side, Decimal)> {
+    let mut lines: Vec<(Account, Side, Decimal)> = Vec::with_capacity(postings.len().min(16));
+    for posting in postings {
+        match lines
+            .iter_mut()
+            .find(|(account, side, _)| *account == posting.account && *side == posting.side)
+        {
+            Some(line) => line.2 += posting.amount.amount(),
+            None => lines.push((posting.account, posting.side, posting.amount.amount())),
+        }
+    }
+    lines
 }
 
 fn side_name(side: Side) -> &'static str {
@@ -282,4 +304,43 @@ pub fn merchant_summary(balances: &[Balance]) -> Vec<MerchantSummary> {
         *slot += balance.balance;
     }
     by_currency.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use ledger_core::{Currency, Money};
+
+    use super::*;
+
+    fn posting(account: Account, side: Side, amount: &str) -> Posting {
+        Posting {
+            account,
+            side,
+            amount: Money::parse(amount, Currency::USD).unwrap(),
+        }
+    }
+
+    /// Lines of the same account and side are summed, in first-appearance order, and the
+    /// entry still balances.
+    #[test]
+    fn consolidates_postings_per_account_and_side() {
+        let postings = [
+            posting(Account::ProcessingFees, Side::Debit, "1.00"),
+            posting(Account::GatewaySettled, Side::Debit, "9.00"),
+            posting(Account::GatewayPending, Side::Credit, "10.00"),
+            posting(Account::ProcessingFees, Side::Debit, "2.00"),
+            posting(Account::GatewaySettled, Side::Debit, "18.00"),
+            posting(Account::GatewayPending, Side::Credit, "20.00"),
+        ];
+        let lines = consolidated(&postings);
+        let amount = |text: &str| Decimal::from_str_exact(text).unwrap();
+        assert_eq!(
+            lines,
+            vec![
+                (Account::ProcessingFees, Side::Debit, amount("3.00")),
+                (Account::GatewaySettled, Side::Debit, amount("27.00")),
+                (Account::GatewayPending, Side::Credit, amount("30.00")),
+            ]
+        );
+    }
 }

@@ -142,7 +142,7 @@ pub(crate) async fn apply(
                payment_status, has_disputed_funds)
            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                $6::bool[])
-           ON CONFLICT (payment_id) DO UPDATE SET
+           ON CONFLICT (environment, merchant_id, order_id, payment_id) DO UPDATE SET
                payment_status = EXCLUDED.payment_status,
                has_disputed_funds = EXCLUDED.has_disputed_funds"#,
         &payment_ids,

@@ -108,6 +108,12 @@ async fn a_tampered_log_row_is_reported() {
         .await
         .unwrap();
     assert!(!report.is_clean());
+    assert!(
+        report
+            .to_string()
+            .contains(&format!("hash chain broken at position {position}")),
+        "{report}"
+    );
     assert_eq!(
         report
             .chain
