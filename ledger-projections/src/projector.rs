@@ -188,7 +188,11 @@ impl Projector {
             if !prefetch || to_position.is_some_and(|to| last_position >= to) {
                 return Ok(None);
             }
-            let mut connection = pool.acquire().await?;
+            // Only with a spare connection: waiting for one could wait for this very
+            // transaction's, which is released after the join.
+            let Some(mut connection) = pool.try_acquire() else {
+                return Ok(None);
+            };
             read_batch(
                 &mut connection,
                 states,

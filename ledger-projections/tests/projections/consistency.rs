@@ -164,3 +164,30 @@ async fn concurrent_projectors_apply_each_event_once() {
     assert_eq!(one.unwrap() + two.unwrap(), head);
     assert_consistent(&ledger).await;
 }
+
+/// A pool of one connection is enough: reading the next batch ahead never waits for the
+/// connection the current batch's transaction holds.
+#[tokio::test]
+async fn a_single_connection_pool_catches_up() {
+    let database = TestDatabase::new().await;
+    let ledger = Ledger::new(database.store());
+    every_lifecycle(&ledger).await;
+    many_payments(&ledger, 50).await;
+    let single = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(database.url())
+        .await
+        .unwrap();
+    let mut projector = Projector::new(
+        single,
+        SchemaName::live(),
+        &Projection::ALL,
+        small_batches(10),
+    );
+    let applied = tokio::time::timeout(Duration::from_secs(60), projector.catch_up(None))
+        .await
+        .expect("no deadlock")
+        .unwrap();
+    assert_eq!(applied, ledger.store.head().await.unwrap().last_position);
+    assert_consistent(&ledger).await;
+}
