@@ -16,11 +16,11 @@
 //!   or an auditor's point-in-time copy).
 //! - [`read_models`]: one module per read model (payments, orders, disputes, settlement,
 //!   journal and balances, metrics), each with its writer and its queries.
-//! - [`rebuild`]: rebuild from zero beside the live tables and swap; point-in-time builds;
+//! - [`mod@rebuild`]: rebuild from zero beside the live tables and swap; point-in-time builds;
 //!   mapping an `as of` time to a position.
-//! - [`verify`]: the full audit (hash chain, invariants, trial balance, read models vs a
+//! - [`mod@verify`]: the full audit (hash chain, invariants, trial balance, read models vs a
 //!   fresh fold) as a [`VerificationReport`].
-//! - [`export`]: the JSON Lines audit export.
+//! - [`mod@export`]: the JSON Lines audit export.
 //! - [`error`]: [`ProjectionError`], the crate's one error type.
 //!
 //! Schema: `migrations/20261126300000_projections.sql` (tables, clone/swap/compare functions)
@@ -43,7 +43,7 @@
 //! - **Schemas.** Live tables are in `public` (prefix `projection_`). SQL names them without a
 //!   schema; a projector sets `search_path` to its own schema first, so rebuilds and
 //!   point-in-time builds run the very same compile-checked SQL into another schema.
-//! - **Rebuild and time travel.** See [`rebuild`]: build beside, swap tables in one
+//! - **Rebuild and time travel.** See [`mod@rebuild`]: build beside, swap tables in one
 //!   transaction, move the checkpoints with them; point-in-time builds stay in a named schema;
 //!   balances as of any position or time come from the postings (each carries its position).
 //! - **Live.** [`Projector::follow`] catches up, then waits for the log's notification (or the
@@ -52,10 +52,10 @@
 //! # For the `ledger` binary
 //! - `ledger serve`: spawn `Projector::live(pool).follow(shutdown)`; `/readyz` and `/metrics`
 //!   read [`projection_lag`].
-//! - `ledger replay`: [`rebuild`] (to the end, all or `--projection NAME` parsed with
+//! - `ledger replay`: [`rebuild()`] (to the end, all or `--projection NAME` parsed with
 //!   `Projection::from_str`), or [`build_point_in_time`] with [`AsOf`] and a schema such as
 //!   [`SchemaName::for_point`].
-//! - `ledger verify`: [`verify`]; print the report (it implements `Display`), exit non-zero
+//! - `ledger verify`: [`verify()`]; print the report (it implements `Display`), exit non-zero
 //!   unless [`VerificationReport::is_clean`].
 //! - `ledger export`: [`export()`] to a locked stdout.
 
