@@ -309,7 +309,8 @@ pub(crate) fn socket_url(socket_dir: &Path, port: &str, database: &str) -> Strin
 }
 
 /// Waits until `postmaster.pid` says the server accepts connections (line 8 is `ready`), as
-/// `pg_ctl -w` does.
+/// `pg_ctl -w` does. Only the test harness starts `postgres` itself (the binary uses `pg_ctl`).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) fn wait_ready(
     data_dir: &Path,
     timeout: Duration,

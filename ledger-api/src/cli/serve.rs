@@ -10,6 +10,10 @@ use sqlx::PgPool;
 
 use crate::graphql::{build_schema, AppState};
 use crate::http::{router, ServerState};
+use crate::stripe::secrets::WEBHOOK_SECRETS_VARIABLE;
+use crate::stripe::WebhookSecrets;
+use crate::webhooks::{stripe_router, WebhookConfig, WebhookState};
+use ledger_core::ids::MerchantId;
 use ledger_store::commands::CommandHandler;
 use ledger_store::EventStore;
 
@@ -41,12 +45,36 @@ fn refund_approval_threshold() -> anyhow::Result<Decimal> {
     }
 }
 
+/// The merchant of gateway events that name none, unless configured otherwise.
+pub const DEFAULT_MERCHANT_ID: &str = "default";
+
+/// The Stripe webhook route, when `LEDGER_STRIPE_WEBHOOK_SECRETS` configures its secrets.
+/// Without secrets no signature could be checked, so the route is not served at all.
+fn webhook_routes(handler: &CommandHandler) -> anyhow::Result<Router> {
+    let Ok(secrets) = std::env::var(WEBHOOK_SECRETS_VARIABLE) else {
+        tracing::warn!(
+            "{WEBHOOK_SECRETS_VARIABLE} is not set: POST /webhooks/stripe is not served"
+        );
+        return Ok(Router::new());
+    };
+    let secrets = WebhookSecrets::parse(&secrets)
+        .with_context(|| format!("{WEBHOOK_SECRETS_VARIABLE} is malformed"))?;
+    let merchant = std::env::var("LEDGER_DEFAULT_MERCHANT_ID")
+        .unwrap_or_else(|_| DEFAULT_MERCHANT_ID.to_owned());
+    let merchant = MerchantId::parse(merchant)
+        .context("LEDGER_DEFAULT_MERCHANT_ID is not a valid merchant id")?;
+    let state = WebhookState::new(handler.clone(), WebhookConfig::new(secrets, merchant));
+    crate::webhooks::metrics::describe();
+    Ok(stripe_router(state))
+}
+
 /// Everything the server needs, built from a connected pool.
 pub fn application(pool: PgPool) -> anyhow::Result<(ServerState, Router)> {
     let store = EventStore::new(pool.clone());
+    let handler = CommandHandler::new(store);
     let app = AppState {
         pool,
-        handler: CommandHandler::new(store),
+        handler: handler.clone(),
         refund_approval_threshold: refund_approval_threshold()?,
     };
     let state = ServerState {
@@ -54,7 +82,7 @@ pub fn application(pool: PgPool) -> anyhow::Result<(ServerState, Router)> {
         app,
         metrics: metrics_handle()?,
     };
-    let routes = router(state.clone(), Router::new());
+    let routes = router(state.clone(), webhook_routes(&handler)?);
     Ok((state, routes))
 }
 

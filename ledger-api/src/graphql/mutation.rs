@@ -35,6 +35,8 @@ use crate::error::{ApiError, ApiResult, IntoGraphql};
 pub const MAX_SETTLEMENT_ITEMS_PER_REQUEST: usize = 1_000;
 /// The longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
+/// Idempotency keys the webhook endpoint uses for Stripe events.
+pub const RESERVED_KEY_PREFIX: &str = "stripe:";
 
 #[derive(InputObject, Serialize)]
 pub struct InitiatePaymentInput {
@@ -373,6 +375,14 @@ fn command_context(
         return Err(ApiError::validation(
             "idempotencyKey",
             format!("an idempotency key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"),
+        ));
+    }
+    // Webhooks claim `stripe:<event id>` in the same key space: a client key there could block
+    // a gateway event.
+    if key.starts_with(RESERVED_KEY_PREFIX) {
+        return Err(ApiError::validation(
+            "idempotencyKey",
+            format!("keys starting with {RESERVED_KEY_PREFIX:?} are reserved for webhooks"),
         ));
     }
     let fingerprint = serde_json::json!({

@@ -9,9 +9,10 @@ use uuid::Uuid;
 
 use super::context::{caller, state};
 use super::scalars::Position;
-use super::types::{LedgerEvent, Payment, SettlementBatch};
+use super::types::{LedgerEvent, Payment, SettlementBatch, WebhookDelivery};
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult, IntoGraphql};
+use crate::webhooks;
 
 /// The most events one `events` page returns.
 pub const MAX_EVENTS_PAGE: usize = 500;
@@ -41,6 +42,20 @@ impl QueryRoot {
         settlement_batch(context, id).await.graphql()
     }
 
+    /// Recent Stripe webhook deliveries and what became of each, newest first; searchable by
+    /// Stripe event id (`evt_…`) and payment.
+    async fn webhook_deliveries(
+        &self,
+        context: &Context<'_>,
+        stripe_event_id: Option<String>,
+        payment_id: Option<Uuid>,
+        #[graphql(default = 50)] first: i32,
+    ) -> async_graphql::Result<Vec<WebhookDelivery>> {
+        webhook_deliveries(context, stripe_event_id, payment_id, first)
+            .await
+            .graphql()
+    }
+
     /// One stream's history (`streamId`), or the global log from a position, in position
     /// order. Page by asking again from the last position returned plus one.
     async fn events(
@@ -62,6 +77,36 @@ fn belongs_to(event: &RecordedEvent, principal: &Principal) -> bool {
         .get("environment")
         .and_then(serde_json::Value::as_str)
         == Some(principal.environment.as_str())
+}
+
+async fn webhook_deliveries(
+    context: &Context<'_>,
+    stripe_event_id: Option<String>,
+    payment_id: Option<Uuid>,
+    first: i32,
+) -> ApiResult<Vec<WebhookDelivery>> {
+    let principal = caller(context, Permission::ReadOrdersAndDisputes)?;
+    let limit = u32::try_from(first)
+        .ok()
+        .filter(|first| (1..=webhooks::MAX_RECENT_DELIVERIES).contains(first))
+        .ok_or_else(|| {
+            ApiError::validation(
+                "first",
+                format!(
+                    "first must be between 1 and {}",
+                    webhooks::MAX_RECENT_DELIVERIES
+                ),
+            )
+        })?;
+    let filter = webhooks::DeliveryFilter {
+        stripe_event_id,
+        payment_id: payment_id.map(PaymentId::from_uuid),
+    };
+    let rows =
+        webhooks::recent_deliveries(&state(context)?.pool, principal.environment, &filter, limit)
+            .await
+            .map_err(ApiError::internal)?;
+    Ok(rows.iter().map(WebhookDelivery::from).collect())
 }
 
 async fn payment(context: &Context<'_>, id: Uuid) -> ApiResult<Option<Payment>> {

@@ -397,3 +397,40 @@ pub struct SettlementResult {
     pub position: Position,
     pub replayed: bool,
 }
+
+/// A Stripe event as the webhook endpoint handled it.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct WebhookDelivery {
+    pub stripe_event_id: String,
+    pub event_type: String,
+    pub payment_intent_id: Option<String>,
+    pub payment_id: Option<Uuid>,
+    /// applied, duplicate, ignored, parked, conflict or rejected.
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub first_position: Option<Position>,
+    pub last_position: Option<Position>,
+    pub delivery_count: u32,
+    pub received_at: DateTime<Utc>,
+    pub last_received_at: DateTime<Utc>,
+    pub processed_at: DateTime<Utc>,
+}
+
+impl From<&crate::webhooks::WebhookDelivery> for WebhookDelivery {
+    fn from(delivery: &crate::webhooks::WebhookDelivery) -> Self {
+        WebhookDelivery {
+            stripe_event_id: delivery.stripe_event_id.clone(),
+            event_type: delivery.event_type.clone(),
+            payment_intent_id: delivery.payment_intent_id.clone(),
+            payment_id: delivery.payment_id.map(|payment_id| payment_id.as_uuid()),
+            outcome: delivery.outcome.as_str().to_owned(),
+            detail: delivery.detail.clone(),
+            first_position: delivery.first_position.map(Position),
+            last_position: delivery.last_position.map(Position),
+            delivery_count: delivery.delivery_count,
+            received_at: delivery.received_at,
+            last_received_at: delivery.last_received_at,
+            processed_at: delivery.processed_at,
+        }
+    }
+}

@@ -16,7 +16,15 @@ pub struct TestApp {
     keys: HashMap<(Role, Environment), String>,
 }
 
+/// The webhook secret every test server is configured with.
+pub const WEBHOOK_SECRET: &str = "whsec_api_tests_0123456789abcdef";
+
 pub async fn spawn_app() -> TestApp {
+    // Every test of this binary configures the same value, so setting it concurrently is safe.
+    std::env::set_var(
+        "LEDGER_STRIPE_WEBHOOK_SECRETS",
+        format!("test:{WEBHOOK_SECRET}"),
+    );
     let database = TestDatabase::new().await;
     let (_, routes) = application(database.pool().clone()).expect("application builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -174,10 +174,8 @@ async fn a_settlement_batch_and_its_payout() {
         .await;
     let payouts = &answer.data()["recordPayout"]["batch"]["payouts"];
     assert_eq!(payouts[0]["status"], "PAID");
-    let query = format!(
-        "query($id: UUID!) {{ payment(id: $id) {{ captures {{ captureId settledInBatch }} }} }}"
-    );
-    let answer = app.graphql(&query, json!({"id": id})).await;
+    let query = "query($id: UUID!) { payment(id: $id) { captures { captureId settledInBatch } } }";
+    let answer = app.graphql(query, json!({"id": id})).await;
     assert_eq!(
         answer.data()["payment"]["captures"][0]["settledInBatch"],
         batch_id.as_str()

@@ -5,3 +5,4 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod rules;
+mod webhooks;

@@ -173,3 +173,17 @@ async fn large_refunds_need_an_admin() {
         "15000.00"
     );
 }
+
+#[tokio::test]
+async fn webhook_idempotency_keys_are_reserved() {
+    let app = spawn_app().await;
+    let answer = app
+        .graphql(
+            &mutation("initiatePayment", "InitiatePaymentInput"),
+            json!({"input": {"idempotencyKey": "stripe:evt_1", "orderId": "o", "merchantId": "m",
+                   "amount": "1.00", "currency": "USD"}}),
+        )
+        .await;
+    assert_eq!(answer.error_code(), Some("VALIDATION_ERROR"));
+    assert_eq!(app.log_head().await, 0);
+}
