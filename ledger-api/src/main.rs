@@ -36,5 +36,15 @@ async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => ledger_api::cli::keys::run(&pool, command).await,
+        Command::Replay {
+            to_position,
+            as_of,
+            projection,
+        } => ledger_api::cli::audit::replay(&pool, to_position, as_of, projection).await,
+        Command::Verify => ledger_api::cli::audit::verify(&pool).await,
+        Command::Export {
+            from_position,
+            to_position,
+        } => ledger_api::cli::audit::export(&pool, from_position, to_position).await,
     }
 }

@@ -1,5 +1,6 @@
 //! The `ledger` command line: one binary, a subcommand per job.
 
+pub mod audit;
 pub mod keys;
 pub mod serve;
 
@@ -36,5 +37,31 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
+    },
+    /// Rebuild read models from the event log: to the end (built beside the live ones, then
+    /// swapped in without downtime), or as they were at a past position or time, into a schema
+    /// of their own (`projection_at_<position>`) that auditors can query.
+    Replay {
+        /// Build the read models as of this log position.
+        #[arg(long, conflicts_with = "as_of")]
+        to_position: Option<u64>,
+        /// Build the read models as of this time (RFC 3339).
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only this projection (payments, orders, disputes, settlement, journal, metrics).
+        #[arg(long)]
+        projection: Option<String>,
+    },
+    /// Check the hash chain, fold every stream through the domain, check every invariant and
+    /// the trial balance, and compare every read model with a fresh fold. Exits non-zero on
+    /// any discrepancy.
+    Verify,
+    /// Write the event log as JSON Lines on standard output (one event a line, with its hash
+    /// and the previous hash), for auditors to re-verify independently.
+    Export {
+        #[arg(long)]
+        from_position: Option<u64>,
+        #[arg(long)]
+        to_position: Option<u64>,
     },
 }

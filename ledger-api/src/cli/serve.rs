@@ -87,6 +87,13 @@ pub fn application(pool: PgPool) -> anyhow::Result<(ServerState, Router)> {
 }
 
 pub async fn run(pool: PgPool, bind: SocketAddr) -> anyhow::Result<()> {
+    let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
+    let projector = tokio::spawn(ledger_projections::Projector::live(pool.clone()).follow(
+        async move {
+            let mut stopped = projections_stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        },
+    ));
     let (_, routes) = application(pool)?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -97,7 +104,11 @@ pub async fn run(pool: PgPool, bind: SocketAddr) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the server failed")?;
-    tracing::info!("drained; stopping");
+    tracing::info!("drained; stopping the projections");
+    let _ = stop_projections.send(true);
+    projector
+        .await
+        .context("the projector task failed to stop cleanly")?;
     Ok(())
 }
 

@@ -5,16 +5,22 @@ pub mod context;
 pub mod mutation;
 pub mod parse;
 pub mod query;
+pub mod read_models;
 pub mod scalars;
 pub mod types;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 pub use context::AppState;
 use mutation::MutationRoot;
 use query::QueryRoot;
+use read_models::ReadModelQuery;
 
-pub type LedgerSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+/// Every query: those answered from the log and those answered from the read models.
+#[derive(MergedObject, Default)]
+pub struct Query(QueryRoot, ReadModelQuery);
+
+pub type LedgerSchema = Schema<Query, MutationRoot, EmptySubscription>;
 
 /// Deeper queries than this are refused before they run.
 pub const MAX_QUERY_DEPTH: usize = 12;
@@ -22,7 +28,7 @@ pub const MAX_QUERY_DEPTH: usize = 12;
 pub const MAX_QUERY_COMPLEXITY: usize = 2_000;
 
 pub fn build_schema(state: Option<AppState>) -> LedgerSchema {
-    let builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    let builder = Schema::build(Query::default(), MutationRoot, EmptySubscription)
         .limit_depth(MAX_QUERY_DEPTH)
         .limit_complexity(MAX_QUERY_COMPLEXITY);
     match state {

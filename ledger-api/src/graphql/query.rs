@@ -19,6 +19,7 @@ pub const MAX_EVENTS_PAGE: usize = 500;
 /// How many log rows one `events` call may scan to fill a page of the caller's environment.
 const MAX_EVENTS_SCANNED: usize = 20_000;
 
+#[derive(Default)]
 pub struct QueryRoot;
 
 #[Object]

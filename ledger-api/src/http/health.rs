@@ -8,6 +8,11 @@ use axum::Json;
 
 use super::ServerState;
 
+/// `/readyz` fails when a projection is further behind the log than this many events…
+pub const MAX_READY_LAG_POSITIONS: u64 = 10_000;
+/// …or than this many seconds.
+pub const MAX_READY_LAG_SECONDS: f64 = 30.0;
+
 pub async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
@@ -29,7 +34,22 @@ pub async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
         .max()
         .unwrap_or(0);
     let migrations_current = applied == Some(expected);
-    let ready = database && migrations_current;
+    let lag = ledger_projections::projection_lag(&state.app.pool)
+        .await
+        .unwrap_or_default();
+    // No checkpoint yet means no projector has run: current only while the log is empty.
+    let projections_current = if lag.is_empty() {
+        sqlx::query_scalar!("SELECT last_position FROM log_head WHERE id = 1")
+            .fetch_one(&state.app.pool)
+            .await
+            .is_ok_and(|head| head == 0)
+    } else {
+        lag.iter().all(|projection| {
+            projection.positions_behind <= MAX_READY_LAG_POSITIONS
+                && projection.seconds_behind <= MAX_READY_LAG_SECONDS
+        })
+    };
+    let ready = database && migrations_current && projections_current;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -41,11 +61,25 @@ pub async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
             "ready": ready,
             "database": database,
             "migrations_current": migrations_current,
+            "projections_current": projections_current,
+            "projections": lag.iter().map(|projection| serde_json::json!({
+                "projection": projection.projection,
+                "positions_behind": projection.positions_behind,
+                "seconds_behind": projection.seconds_behind,
+            })).collect::<Vec<_>>(),
         })),
     )
 }
 
 pub async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
+    if let Ok(lag) = ledger_projections::projection_lag(&state.app.pool).await {
+        for projection in lag {
+            metrics::gauge!("ledger_projection_lag_positions", "projection" => projection.projection.clone())
+                .set(projection.positions_behind as f64);
+            metrics::gauge!("ledger_projection_lag_seconds", "projection" => projection.projection)
+                .set(projection.seconds_behind);
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -30,6 +30,11 @@ pub async fn spawn_app() -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, routes).await });
+    // As `ledger serve` does: the read models follow the log in the background.
+    tokio::spawn(
+        ledger_projections::Projector::live(database.pool().clone())
+            .follow(std::future::pending::<()>()),
+    );
     let mut keys = HashMap::new();
     for role in Role::ALL {
         for environment in [Environment::Test, Environment::Live] {
