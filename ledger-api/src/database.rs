@@ -56,6 +56,10 @@ impl Database {
         Ok(pool)
     }
 
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn embedded_directory(&self) -> Option<PathBuf> {
         self.cluster
             .as_ref()

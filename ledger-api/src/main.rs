@@ -42,6 +42,10 @@ async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
             projection,
         } => ledger_api::cli::audit::replay(&pool, to_position, as_of, projection).await,
         Command::Verify => ledger_api::cli::audit::verify(&pool).await,
+        Command::Demo { payments } => ledger_api::cli::demo::run(pool, payments).await,
+        Command::Bench { clients, seconds } => {
+            ledger_api::cli::bench::run(pool, database.url(), clients, seconds).await
+        }
         Command::Export {
             from_position,
             to_position,

@@ -1,6 +1,9 @@
 //! The `ledger` command line: one binary, a subcommand per job.
 
 pub mod audit;
+pub mod bench;
+pub mod client;
+pub mod demo;
 pub mod keys;
 pub mod serve;
 
@@ -56,6 +59,23 @@ pub enum Command {
     /// the trial balance, and compare every read model with a fresh fold. Exits non-zero on
     /// any discrepancy.
     Verify,
+    /// Play a realistic day through the public API: payments of every lifecycle, refunds, a
+    /// dispute won and one lost, a Stripe webhook, a settlement batch and its payout.
+    Demo {
+        /// How many payments to play (12 to 1000).
+        #[arg(long, default_value_t = 60)]
+        payments: usize,
+    },
+    /// Drive mixed traffic through HTTP on a scratch database and print throughput and
+    /// latency beside a baseline measured in the same run.
+    Bench {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Write the event log as JSON Lines on standard output (one event a line, with its hash
     /// and the previous hash), for auditors to re-verify independently.
     Export {
