@@ -9,6 +9,10 @@ pub enum ProjectionError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 
+    /// A projection's checkpoint row is missing from its schema even after it was ensured.
+    #[error("a projection checkpoint is missing; the projection tables were changed outside the projector")]
+    CheckpointMissing,
+
     #[error("event log error: {0}")]
     Store(#[from] StoreError),
 

@@ -65,7 +65,6 @@ pub struct Projector {
     names: Vec<String>,
     options: ProjectorOptions,
     states: StreamStates,
-    checkpoints_ensured: bool,
 }
 
 impl Projector {
@@ -99,7 +98,6 @@ impl Projector {
             projections,
             options,
             states: StreamStates::new(options.state_cache_capacity),
-            checkpoints_ensured: false,
         }
     }
 
@@ -148,11 +146,14 @@ impl Projector {
         sqlx::query!("SELECT set_config('synchronous_commit', 'off', true)")
             .fetch_one(&mut *transaction)
             .await?;
-        if !self.checkpoints_ensured {
-            checkpoint::ensure(&mut transaction, &self.names).await?;
-            self.checkpoints_ensured = true;
-        }
+        // In every transaction, not once: if the transaction that first created the rows
+        // rolled back, a flag set then would leave the projection without checkpoints, and
+        // every later batch would start again from position 1.
+        checkpoint::ensure(&mut transaction, &self.names).await?;
         let checkpoints = checkpoint::lock(&mut transaction, &self.names).await?;
+        if checkpoints.len() != self.names.len() {
+            return Err(ProjectionError::CheckpointMissing);
+        }
         let lowest = checkpoints.values().copied().min().unwrap_or(0);
         let from_position = lowest + 1;
         if to_position.is_some_and(|to| from_position > to) {
