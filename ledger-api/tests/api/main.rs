@@ -4,5 +4,6 @@ mod helpers;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod read_models;
 mod rules;
 mod webhooks;

@@ -1,0 +1,360 @@
+//! The payments list and the order view, from the payments and orders read models. A
+//! payment's captures, refunds and disputes are loaded by DataLoaders shared by every node of
+//! one answer, so a page costs one query per relation, not one per payment.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{ComplexObject, Enum, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+use ledger_core::ids::Environment as CoreEnvironment;
+use ledger_projections::read_models::{disputes, orders, payments};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::convert;
+use super::page::{decode_cursor, encode_cursor, page_of, PageInfo};
+use crate::error::{ApiError, ApiResult, IntoGraphql};
+use crate::graphql::scalars::{DecimalText, Position};
+use crate::graphql::types::{Capture, CaptureMode, Dispute, Environment, PaymentStatus, Refund};
+
+/// Which payments to list; every field narrows the list, omitted ones do not.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct PaymentFilter {
+    pub merchant_id: Option<String>,
+    pub order_id: Option<String>,
+    pub status: Option<PaymentStatus>,
+    /// Created at or after this time.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before this time.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+impl From<PaymentFilter> for payments::PaymentFilter {
+    fn from(filter: PaymentFilter) -> Self {
+        payments::PaymentFilter {
+            merchant_id: filter.merchant_id,
+            order_id: filter.order_id,
+            status: filter
+                .status
+                .map(|status| convert::payment_status_name(status).to_owned()),
+            created_from: filter.created_from,
+            created_before: filter.created_before,
+        }
+    }
+}
+
+/// A payment as the payments read model holds it: every derived amount, without its event
+/// history (ask `payment(id)` for that). May trail the log by the projection lag.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct PaymentSummary {
+    pub id: Uuid,
+    pub order_id: String,
+    pub merchant_id: String,
+    pub environment: Environment,
+    pub status: PaymentStatus,
+    pub currency: String,
+    pub amount: DecimalText,
+    pub authorized_amount: DecimalText,
+    pub captured_amount: DecimalText,
+    pub capturable_amount: DecimalText,
+    pub refunded_amount: DecimalText,
+    pub refund_pending_amount: DecimalText,
+    pub disputed_amount: DecimalText,
+    pub refundable_amount: DecimalText,
+    pub capture_mode: CaptureMode,
+    pub payment_method: Option<String>,
+    pub authorization_code: Option<String>,
+    pub decline_code: Option<String>,
+    pub decline_category: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: Position,
+    /// The log position of the payment's last event.
+    pub last_position: Position,
+    #[graphql(skip)]
+    loaders: Arc<PaymentLoaders>,
+}
+
+#[ComplexObject]
+impl PaymentSummary {
+    async fn captures(&self) -> async_graphql::Result<Vec<Capture>> {
+        let rows = self.loaders.captures.load_one(self.id).await.graphql()?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    async fn refunds(&self) -> async_graphql::Result<Vec<Refund>> {
+        let rows = self.loaders.refunds.load_one(self.id).await.graphql()?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    async fn disputes(&self) -> async_graphql::Result<Vec<Dispute>> {
+        let rows = self.loaders.disputes.load_one(self.id).await.graphql()?;
+        Ok(rows.unwrap_or_default())
+    }
+}
+
+impl PaymentSummary {
+    fn new(row: payments::PaymentRow, loaders: &Arc<PaymentLoaders>) -> ApiResult<Self> {
+        let currency = row.currency.as_str();
+        Ok(PaymentSummary {
+            id: row.payment_id,
+            environment: convert::environment(&row.environment)?,
+            status: convert::payment_status(&row.status)?,
+            amount: convert::money(row.requested_amount, currency),
+            authorized_amount: convert::money(row.authorized_amount, currency),
+            captured_amount: convert::money(row.captured_amount, currency),
+            capturable_amount: convert::money(row.capturable_amount, currency),
+            refunded_amount: convert::money(row.refunded_amount, currency),
+            refund_pending_amount: convert::money(row.refund_pending_amount, currency),
+            disputed_amount: convert::money(row.disputed_amount, currency),
+            refundable_amount: convert::money(row.refundable_amount, currency),
+            capture_mode: convert::capture_mode(&row.capture_mode)?,
+            version: convert::position(row.version)?,
+            last_position: convert::position(row.last_position)?,
+            currency: row.currency,
+            order_id: row.order_id,
+            merchant_id: row.merchant_id,
+            payment_method: row.payment_method,
+            authorization_code: row.authorization_code,
+            decline_code: row.decline_code,
+            decline_category: row.decline_category,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            loaders: Arc::clone(loaders),
+        })
+    }
+}
+
+/// The relations of payments, batched per answer. The parent rows were already filtered by
+/// the caller's environment, so loading children by payment id cannot cross environments.
+pub struct PaymentLoaders {
+    captures: DataLoader<CapturesLoader>,
+    refunds: DataLoader<RefundsLoader>,
+    disputes: DataLoader<DisputesLoader>,
+}
+
+impl PaymentLoaders {
+    pub fn new(pool: &PgPool) -> Arc<PaymentLoaders> {
+        Arc::new(PaymentLoaders {
+            captures: DataLoader::new(CapturesLoader(pool.clone()), tokio::spawn),
+            refunds: DataLoader::new(RefundsLoader(pool.clone()), tokio::spawn),
+            disputes: DataLoader::new(DisputesLoader(pool.clone()), tokio::spawn),
+        })
+    }
+}
+
+pub struct CapturesLoader(PgPool);
+pub struct RefundsLoader(PgPool);
+pub struct DisputesLoader(PgPool);
+
+fn group<R, V>(
+    rows: Vec<R>,
+    key: impl Fn(&R) -> Uuid,
+    view: impl Fn(R) -> ApiResult<V>,
+) -> ApiResult<HashMap<Uuid, Vec<V>>> {
+    let mut grouped: HashMap<Uuid, Vec<V>> = HashMap::new();
+    for row in rows {
+        grouped.entry(key(&row)).or_default().push(view(row)?);
+    }
+    Ok(grouped)
+}
+
+impl Loader<Uuid> for CapturesLoader {
+    type Value = Vec<Capture>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<Capture>>> {
+        let rows = payments::captures_of(&self.0, keys)
+            .await
+            .map_err(ApiError::internal)?;
+        group(
+            rows,
+            |row| row.payment_id,
+            |row| {
+                Ok(Capture {
+                    amount: convert::money(row.amount, &row.currency),
+                    capture_id: row.capture_id,
+                    final_capture: row.final_capture,
+                    settled_in_batch: row.settled_batch_id,
+                })
+            },
+        )
+    }
+}
+
+impl Loader<Uuid> for RefundsLoader {
+    type Value = Vec<Refund>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<Refund>>> {
+        let rows = payments::refunds_of(&self.0, keys)
+            .await
+            .map_err(ApiError::internal)?;
+        group(
+            rows,
+            |row| row.payment_id,
+            |row| {
+                Ok(Refund {
+                    amount: convert::money(row.amount, &row.currency),
+                    status: convert::refund_status(&row.status)?,
+                    refund_id: row.refund_id,
+                    reason: row.reason,
+                    failure_reason: row.failure_reason,
+                    settled_in_batch: row.settled_batch_id,
+                })
+            },
+        )
+    }
+}
+
+impl Loader<Uuid> for DisputesLoader {
+    type Value = Vec<Dispute>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<Dispute>>> {
+        let rows = disputes::disputes_of(&self.0, keys)
+            .await
+            .map_err(ApiError::internal)?;
+        group(
+            rows,
+            |row| row.payment_id,
+            |row| {
+                Ok(Dispute {
+                    amount: convert::money(row.amount, &row.currency),
+                    fee: convert::money(row.fee, &row.currency),
+                    status: convert::dispute_status(&row.status)?,
+                    dispute_id: row.dispute_id,
+                    reason: row.reason,
+                    evidence_due_by: row.evidence_due_by,
+                    settled_in_batch: row.settled_batch_id,
+                })
+            },
+        )
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct PaymentEdge {
+    pub cursor: String,
+    pub node: PaymentSummary,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct PaymentConnection {
+    pub edges: Vec<PaymentEdge>,
+    pub page_info: PageInfo,
+}
+
+/// The payments cursor: the sort key `(created_at, payment_id)`.
+type PaymentCursor = (DateTime<Utc>, Uuid);
+
+pub async fn list(
+    pool: &PgPool,
+    environment: CoreEnvironment,
+    filter: PaymentFilter,
+    size: usize,
+    after: Option<&str>,
+) -> ApiResult<PaymentConnection> {
+    let after = decode_cursor::<PaymentCursor>(after)?;
+    let rows = payments::list_payments(pool, environment, &filter.into(), after, size + 1)
+        .await
+        .map_err(ApiError::internal)?;
+    let loaders = PaymentLoaders::new(pool);
+    let nodes = rows
+        .into_iter()
+        .map(|row| PaymentSummary::new(row, &loaders))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let (edges, page_info) = page_of(
+        nodes,
+        size,
+        |node| encode_cursor::<PaymentCursor>((node.created_at, node.id)),
+        |cursor, node| PaymentEdge { cursor, node },
+    );
+    Ok(PaymentConnection { edges, page_info })
+}
+
+/// The payment status of an order, derived from all of its payments.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum OrderPaymentStatus {
+    /// No payment has been authorized or captured.
+    Unpaid,
+    /// Money is held for the order but nothing is captured.
+    Authorized,
+    Paid,
+    PartiallyRefunded,
+    Refunded,
+    /// A payment has an open or lost dispute.
+    Disputed,
+}
+
+fn order_status(name: &str) -> ApiResult<OrderPaymentStatus> {
+    Ok(match name {
+        "UNPAID" => OrderPaymentStatus::Unpaid,
+        "AUTHORIZED" => OrderPaymentStatus::Authorized,
+        "PAID" => OrderPaymentStatus::Paid,
+        "PARTIALLY_REFUNDED" => OrderPaymentStatus::PartiallyRefunded,
+        "REFUNDED" => OrderPaymentStatus::Refunded,
+        "DISPUTED" => OrderPaymentStatus::Disputed,
+        other => {
+            return Err(ApiError::internal(format!(
+                "unknown order status {other:?}"
+            )))
+        }
+    })
+}
+
+/// An order: a merchant's order id and every payment made for it.
+#[derive(SimpleObject, Clone)]
+pub struct Order {
+    pub id: String,
+    pub merchant_id: String,
+    pub payment_status: OrderPaymentStatus,
+    pub payment_count: i32,
+    pub updated_at: DateTime<Utc>,
+    /// Oldest first.
+    pub payments: Vec<PaymentSummary>,
+}
+
+/// The order of that id in the caller's environment. Order ids are the merchants' own, so
+/// two merchants may share one: then `merchant_id` must say which.
+pub async fn order(
+    pool: &PgPool,
+    environment: CoreEnvironment,
+    order_id: &str,
+    merchant_id: Option<&str>,
+) -> ApiResult<Option<Order>> {
+    let mut found = orders::order(pool, environment, order_id)
+        .await
+        .map_err(ApiError::internal)?;
+    if let Some(merchant_id) = merchant_id {
+        found.retain(|(order, _)| order.merchant_id == merchant_id);
+    }
+    if found.len() > 1 {
+        return Err(ApiError::validation(
+            "merchantId",
+            "several merchants use this order id: pass merchantId to choose one",
+        ));
+    }
+    let Some((row, payment_ids)) = found.pop() else {
+        return Ok(None);
+    };
+    let loaders = PaymentLoaders::new(pool);
+    let mut payments = payments::payments_by_id(pool, environment, &payment_ids)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|payment| PaymentSummary::new(payment, &loaders))
+        .collect::<ApiResult<Vec<_>>>()?;
+    payments.sort_by_key(|payment| (payment.created_at, payment.id));
+    Ok(Some(Order {
+        payment_status: order_status(&row.payment_status)?,
+        id: row.order_id,
+        merchant_id: row.merchant_id,
+        payment_count: row.payment_count,
+        updated_at: row.updated_at,
+        payments,
+    }))
+}

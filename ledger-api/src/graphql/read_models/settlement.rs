@@ -1,0 +1,239 @@
+//! Settlement batches (newest first, with their payouts) and settlement exceptions, from the
+//! settlement read model. Batches page by keyset with this module's own query (the
+//! projections' list pages by offset); payouts come from one DataLoader per answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{ComplexObject, InputObject, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger_core::ids::Environment as CoreEnvironment;
+use ledger_projections::read_models::settlement::{self, SettlementBatchRow};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::convert;
+use super::page::{decode_cursor, encode_cursor, page_of, PageInfo};
+use crate::error::{ApiError, ApiResult, IntoGraphql};
+use crate::graphql::scalars::{DecimalText, Position};
+use crate::graphql::types::PayoutStatus;
+
+/// The most exceptions one answer lists; finance works through them oldest first.
+pub const MAX_EXCEPTIONS: usize = 500;
+
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct SettlementBatchFilter {
+    pub merchant_id: Option<String>,
+    pub currency: Option<String>,
+    /// The status of the batch's latest payout.
+    pub payout_status: Option<PayoutStatus>,
+    pub recorded_from: Option<DateTime<Utc>>,
+    pub recorded_before: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PayoutSummary {
+    pub payout_id: String,
+    pub amount: DecimalText,
+    pub status: PayoutStatus,
+    pub expected_arrival_date: Option<NaiveDate>,
+    pub failure_reason: Option<String>,
+    pub initiated_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct SettlementBatchSummary {
+    pub id: Uuid,
+    pub merchant_id: String,
+    pub currency: String,
+    pub gross: DecimalText,
+    pub fees: DecimalText,
+    pub reserve: DecimalText,
+    pub net: DecimalText,
+    pub item_count: i32,
+    pub payout_status: Option<PayoutStatus>,
+    pub recorded_at: DateTime<Utc>,
+    pub version: Position,
+    #[graphql(skip)]
+    payouts: Arc<DataLoader<PayoutsLoader>>,
+}
+
+#[ComplexObject]
+impl SettlementBatchSummary {
+    /// Every payout attempt of the batch, oldest first.
+    async fn payouts(&self) -> async_graphql::Result<Vec<PayoutSummary>> {
+        let payouts = self.payouts.load_one(self.id).await.graphql()?;
+        Ok(payouts.unwrap_or_default())
+    }
+}
+
+impl SettlementBatchSummary {
+    fn new(row: SettlementBatchRow, payouts: &Arc<DataLoader<PayoutsLoader>>) -> ApiResult<Self> {
+        let currency = row.currency.as_str();
+        Ok(SettlementBatchSummary {
+            id: row.batch_id,
+            gross: convert::money(row.gross, currency),
+            fees: convert::money(row.fees, currency),
+            reserve: convert::money(row.reserve, currency),
+            net: convert::money(row.net, currency),
+            payout_status: row
+                .payout_status
+                .as_deref()
+                .map(convert::payout_status)
+                .transpose()?,
+            version: convert::position(row.version)?,
+            merchant_id: row.merchant_id,
+            currency: row.currency,
+            item_count: row.item_count,
+            recorded_at: row.recorded_at,
+            payouts: Arc::clone(payouts),
+        })
+    }
+}
+
+/// Payouts by batch; the batches were already filtered by the caller's environment.
+pub struct PayoutsLoader(PgPool);
+
+impl Loader<Uuid> for PayoutsLoader {
+    type Value = Vec<PayoutSummary>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<PayoutSummary>>> {
+        let rows = settlement::payouts_of(&self.0, keys)
+            .await
+            .map_err(ApiError::internal)?;
+        let mut grouped: HashMap<Uuid, Vec<PayoutSummary>> = HashMap::new();
+        for row in rows {
+            grouped
+                .entry(row.batch_id)
+                .or_default()
+                .push(PayoutSummary {
+                    amount: convert::money(row.amount, &row.currency),
+                    status: convert::payout_status(&row.status)?,
+                    payout_id: row.payout_id,
+                    expected_arrival_date: row.expected_arrival_date,
+                    failure_reason: row.failure_reason,
+                    initiated_at: row.initiated_at,
+                    paid_at: row.paid_at,
+                    failed_at: row.failed_at,
+                });
+        }
+        Ok(grouped)
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct SettlementBatchEdge {
+    pub cursor: String,
+    pub node: SettlementBatchSummary,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct SettlementBatchConnection {
+    pub edges: Vec<SettlementBatchEdge>,
+    pub page_info: PageInfo,
+}
+
+/// The sort key `(recorded_at, batch_id)`, both descending.
+type BatchCursor = (DateTime<Utc>, Uuid);
+
+pub async fn list(
+    pool: &PgPool,
+    environment: CoreEnvironment,
+    filter: SettlementBatchFilter,
+    size: usize,
+    after: Option<&str>,
+) -> ApiResult<SettlementBatchConnection> {
+    let (after_recorded, after_batch) = decode_cursor::<BatchCursor>(after)?.unzip();
+    let limit = i64::try_from(size + 1).unwrap_or(i64::MAX);
+    let rows = sqlx::query_as!(
+        SettlementBatchRow,
+        r#"SELECT * FROM projection_settlement_batches
+           WHERE environment = $1
+             AND ($2::text IS NULL OR merchant_id = $2)
+             AND ($3::text IS NULL OR currency = $3)
+             AND ($4::text IS NULL OR payout_status = $4)
+             AND ($5::timestamptz IS NULL OR recorded_at >= $5)
+             AND ($6::timestamptz IS NULL OR recorded_at < $6)
+             AND ($7::timestamptz IS NULL OR (recorded_at, batch_id) < ($7, $8::uuid))
+           ORDER BY recorded_at DESC, batch_id DESC
+           LIMIT $9"#,
+        environment.as_str(),
+        filter.merchant_id,
+        filter.currency.map(|code| code.to_ascii_uppercase()),
+        filter
+            .payout_status
+            .map(|status| convert::payout_status_name(status).to_owned()),
+        filter.recorded_from,
+        filter.recorded_before,
+        after_recorded,
+        after_batch,
+        limit,
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(ApiError::from)?;
+    let loader = Arc::new(DataLoader::new(PayoutsLoader(pool.clone()), tokio::spawn));
+    let nodes = rows
+        .into_iter()
+        .map(|row| SettlementBatchSummary::new(row, &loader))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let (edges, page_info) = page_of(
+        nodes,
+        size,
+        |node| encode_cursor::<BatchCursor>((node.recorded_at, node.id)),
+        |cursor, node| SettlementBatchEdge { cursor, node },
+    );
+    Ok(SettlementBatchConnection { edges, page_info })
+}
+
+/// Something in settlement that finance should look at.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SettlementException {
+    /// `RESERVE_WITHHELD`, `PAYOUT_FAILED`, `PAYOUT_LATE` or `CAPTURE_NOT_SETTLED`.
+    pub kind: String,
+    pub merchant_id: String,
+    pub currency: String,
+    /// The batch, or the payment for an unsettled capture.
+    pub subject_id: Uuid,
+    /// The payout or capture id, when the exception is about one.
+    pub item_id: Option<String>,
+    pub amount: DecimalText,
+    pub since: DateTime<Utc>,
+}
+
+pub async fn exceptions(
+    pool: &PgPool,
+    environment: CoreEnvironment,
+    merchant_id: Option<&str>,
+    unsettled_after_days: i32,
+) -> ApiResult<Vec<SettlementException>> {
+    if !(0..=365).contains(&unsettled_after_days) {
+        return Err(ApiError::validation(
+            "unsettledAfterDays",
+            "unsettledAfterDays must be between 0 and 365",
+        ));
+    }
+    let rows =
+        settlement::settlement_exceptions(pool, environment, Utc::now(), unsettled_after_days)
+            .await
+            .map_err(ApiError::internal)?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| merchant_id.is_none_or(|merchant| row.merchant_id == merchant))
+        .take(MAX_EXCEPTIONS)
+        .map(|row| SettlementException {
+            amount: convert::money(row.amount, &row.currency),
+            kind: row.kind,
+            merchant_id: row.merchant_id,
+            currency: row.currency,
+            subject_id: row.subject_id,
+            item_id: row.item_id,
+            since: row.since,
+        })
+        .collect())
+}
