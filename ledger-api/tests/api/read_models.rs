@@ -80,6 +80,22 @@ async fn payment_pages_are_exact_while_payments_are_recorded() {
         existing.push(id);
         position = at;
     }
+    // A writer records payments of the same merchant all the while the pages are read.
+    let writer = {
+        let client = app.client.clone();
+        let url = format!("{}/graphql", app.address);
+        let key = app.key(Role::Service, Environment::Test).to_owned();
+        tokio::spawn(async move {
+            for index in 0..15 {
+                let input = json!({"idempotencyKey": format!("concurrent-{index}"), "orderId": "o-c",
+                    "merchantId": "m-page", "amount": "1.00", "currency": "USD"});
+                let body = json!({"query": mutation("initiatePayment", "InitiatePaymentInput"),
+                    "variables": {"input": input}});
+                let response = client.post(&url).bearer_auth(&key).json(&body).send().await;
+                assert!(response.is_ok_and(|response| response.status().is_success()));
+            }
+        })
+    };
     let support = app.key(Role::Support, Environment::Test).to_owned();
     let filter = json!({"merchantId": "m-page"});
     let mut seen = Vec::new();
@@ -106,11 +122,12 @@ async fn payment_pages_are_exact_while_payments_are_recorded() {
         let page = &answer.data()["payments"];
         seen.extend(ids(page));
         pages += 1;
-        if !page["pageInfo"]["hasNextPage"].as_bool().unwrap() || pages > 10 {
+        if !page["pageInfo"]["hasNextPage"].as_bool().unwrap() || pages > 40 {
             break;
         }
         after = Some(page["pageInfo"]["endCursor"].as_str().unwrap().to_owned());
     }
+    writer.await.unwrap();
     assert!(pages >= 3, "{pages} pages");
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no payment twice: {seen:?}");
@@ -603,4 +620,56 @@ async fn a_test_key_sees_nothing_of_live_data() {
             seen_live.body
         );
     }
+}
+
+#[tokio::test]
+async fn dispute_pages_run_by_deadline_then_undated() {
+    let app = spawn_app().await;
+    let now = chrono::Utc::now();
+    let deadlines = [Some(48), None, Some(24), Some(72)];
+    let mut position = String::new();
+    for (index, hours) in deadlines.iter().enumerate() {
+        let (id, _) = pay(
+            &app,
+            Environment::Test,
+            &format!("dp-{index}"),
+            "m-dp",
+            "o-dp",
+            "AUTOMATIC",
+        )
+        .await;
+        authorize(&app, &id).await;
+        let mut input = json!({"idempotencyKey": format!("dp-{index}-open"), "paymentId": id,
+            "disputeId": format!("dp_{index}"), "amount": "1.00", "reason": "fraudulent"});
+        if let Some(hours) = hours {
+            input["evidenceDueBy"] = json!((now + chrono::Duration::hours(*hours)).to_rfc3339());
+        }
+        position = payment_mutation(&app, "openDispute", input).await["position"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    let support = app.key(Role::Support, Environment::Test).to_owned();
+    let query = "query($after: String, $wait: Position) { disputes(first: 1, after: $after, waitForPosition: $wait) {
+        edges { node { disputeId } } pageInfo { hasNextPage endCursor } } }";
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let answer = app
+            .graphql_as(
+                Some(&support),
+                query,
+                json!({"after": after, "wait": position}),
+            )
+            .await;
+        let page = &answer.data()["disputes"];
+        for edge in page["edges"].as_array().unwrap() {
+            seen.push(edge["node"]["disputeId"].as_str().unwrap().to_owned());
+        }
+        if !page["pageInfo"]["hasNextPage"].as_bool().unwrap() || seen.len() > 10 {
+            break;
+        }
+        after = Some(page["pageInfo"]["endCursor"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(seen, ["dp_2", "dp_0", "dp_3", "dp_1"]);
 }
