@@ -129,8 +129,13 @@ impl EmbeddedCluster {
 
     fn pg_ctl(&self) -> Command {
         let working_dir = self.data_dir.parent().unwrap_or(&self.data_dir);
-        self.user
-            .command(&self.binaries.program("pg_ctl"), working_dir)
+        let mut command = self
+            .user
+            .command(&self.binaries.program("pg_ctl"), working_dir);
+        // pg_ctl reports progress on standard output, which is ours: it may be a data stream
+        // (`ledger export > audit.jsonl`). Its errors still reach standard error.
+        command.stdout(Stdio::null());
+        command
     }
 
     fn is_running(&self) -> Result<bool, StoreError> {
