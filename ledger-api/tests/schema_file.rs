@@ -32,6 +32,13 @@ fn the_contract_names_are_in_the_schema() {
         "recordSettlementBatch(input: RecordSettlementBatchInput!): SettlementResult!",
         "recordPayout(input: RecordPayoutInput!): SettlementResult!",
         "refundableAmount: Decimal!",
+        "payments(filter: PaymentFilter, first: Int, after: String",
+        "): PaymentConnection!",
+        "order(id: String!",
+        "disputes(filter: DisputeFilter",
+        "settlementBatches(filter: SettlementBatchFilter",
+        "balances(merchantId: String!, asOf: DateTime",
+        "): [Balance!]!",
         "schemaVersion: Int!",
     ] {
         assert!(printed.contains(name), "schema lacks `{name}`");
