@@ -232,7 +232,7 @@ impl Demo {
             .as_str()
             .unwrap_or("0")
             .to_owned();
-        for (status, label) in [("INITIATED", "payout-initiated"), ("PAID", "payout-paid")] {
+        for (status, label) in [("INITIATED", "payout-initiated")] {
             self.client
                 .run(
                     &format!("mutation($input: RecordPayoutInput!) {{ recordPayout(input: $input) {{ {settlement} }} }}"),
@@ -246,25 +246,23 @@ impl Demo {
         Ok((batch_id, net))
     }
 
-    /// A zero-decimal (JPY) payment that only the gateway reports: Stripe's
-    /// `payment_intent.succeeded`, delivered twice as Stripe may.
-    async fn gateway_payment(
+    /// Delivers one Stripe event, built from a fixture in Stripe's shape with this run's ids,
+    /// signed as Stripe signs; `copies` deliveries, as Stripe may repeat itself.
+    async fn deliver(
         &self,
         address: std::net::SocketAddr,
         secret: &WebhookSecret,
+        fixture: &str,
+        copies: usize,
+        shape: impl FnOnce(&mut Value),
     ) -> anyhow::Result<()> {
-        let mut event: Value = serde_json::from_str(include_str!(
-            "../../tests/fixtures/stripe/payment_intent.succeeded.jpy.json"
-        ))
-        .context("the demo's Stripe event does not parse")?;
+        let mut event: Value =
+            serde_json::from_str(fixture).context("the demo's Stripe event does not parse")?;
         let now = chrono::Utc::now().timestamp();
-        event["id"] = json!(format!("evt_demo_{}", self.run));
         event["created"] = json!(now);
-        event["data"]["object"]["id"] = json!(format!("pi_demo_{}", self.run));
-        event["data"]["object"]["metadata"] =
-            json!({"order_id": format!("jp-order-{}", self.run), "merchant_id": self.merchant});
+        shape(&mut event);
         let body = serde_json::to_vec(&event)?;
-        for _ in 0..2 {
+        for _ in 0..copies {
             let response = self
                 .client
                 .http()
@@ -280,8 +278,81 @@ impl Demo {
                 "the webhook was refused: {}",
                 response.status()
             );
+            // A 200 also answers parked, ignored and conflicting events: only these two mean
+            // the ledger holds the facts.
+            let answer: Value = response.json().await.unwrap_or_default();
+            let outcome = answer["outcome"].as_str().unwrap_or_default();
+            anyhow::ensure!(
+                matches!(outcome, "applied" | "duplicate"),
+                "the webhook was answered {outcome:?}, not applied"
+            );
         }
         Ok(())
+    }
+
+    /// A zero-decimal (JPY) payment that only the gateway reports: Stripe's
+    /// `payment_intent.succeeded` (delivered twice, as Stripe may), then a partial refund that
+    /// Stripe reports as succeeded.
+    async fn gateway_payment(
+        &self,
+        address: std::net::SocketAddr,
+        secret: &WebhookSecret,
+    ) -> anyhow::Result<()> {
+        let payment_intent = format!("pi_demo_{}", self.run);
+        self.deliver(
+            address,
+            secret,
+            include_str!("../../tests/fixtures/stripe/payment_intent.succeeded.jpy.json"),
+            2,
+            |event| {
+                event["id"] = json!(format!("evt_demo_{}", self.run));
+                event["data"]["object"]["id"] = json!(payment_intent);
+                event["data"]["object"]["metadata"] = json!({
+                    "order_id": format!("jp-order-{}", self.run),
+                    "merchant_id": self.merchant,
+                });
+            },
+        )
+        .await?;
+        self.deliver(
+            address,
+            secret,
+            include_str!("../../tests/fixtures/stripe/refund.updated.json"),
+            1,
+            |event| {
+                event["id"] = json!(format!("evt_demo_refund_{}", self.run));
+                let refund = &mut event["data"]["object"];
+                refund["id"] = json!(format!("re_demo_{}", self.run));
+                refund["amount"] = json!(200);
+                refund["currency"] = json!("jpy");
+                refund["payment_intent"] = json!(payment_intent);
+            },
+        )
+        .await
+    }
+
+    /// Stripe's `payout.paid` for the batch's payout, in minor units as Stripe sends it.
+    async fn payout_paid(
+        &self,
+        address: std::net::SocketAddr,
+        secret: &WebhookSecret,
+        net: &str,
+    ) -> anyhow::Result<()> {
+        let net = ledger_core::Money::parse(net, ledger_core::Currency::USD)?;
+        self.deliver(
+            address,
+            secret,
+            include_str!("../../tests/fixtures/stripe/payout.paid.json"),
+            1,
+            |event| {
+                event["id"] = json!(format!("evt_demo_payout_{}", self.run));
+                let payout = &mut event["data"]["object"];
+                payout["id"] = json!(format!("po_{}", self.run));
+                payout["amount"] = json!(net.to_minor_units());
+                payout["metadata"] = json!({"merchant_id": self.merchant});
+            },
+        )
+        .await
     }
 }
 
@@ -321,10 +392,15 @@ pub async fn run(pool: PgPool, payments: usize) -> anyhow::Result<()> {
     demo.dispute(1002, &ids[3], false).await?;
     eprintln!("  a dispute won, a dispute lost");
     demo.gateway_payment(address, &secret).await?;
-    eprintln!("  a JPY payment reported by Stripe's webhook (delivered twice, applied once)");
+    eprintln!(
+        "  a JPY payment and its partial refund reported by Stripe's webhooks (the payment delivered twice, applied once)"
+    );
     // Declined and voided payments have nothing to settle and add no items.
     let (batch_id, net) = demo.settle(&ids).await?;
-    eprintln!("  settlement batch {batch_id} recorded, payout of {net} USD paid");
+    demo.payout_paid(address, &secret, &net).await?;
+    eprintln!(
+        "  settlement batch {batch_id} recorded by finance; Stripe's payout.paid for {net} USD applied"
+    );
     // Let the read models catch up so every view is filled when this returns.
     for _ in 0..100 {
         let lag = ledger_projections::projection_lag(&pool).await?;
