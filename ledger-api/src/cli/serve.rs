@@ -23,6 +23,15 @@ pub const DEFAULT_REFUND_APPROVAL_THRESHOLD: i64 = 10_000;
 /// The process-wide Prometheus recorder; installed once.
 pub fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    // Installing twice fails, so concurrent first callers (tests build several servers at
+    // once) take turns, and the later ones find the handle installed.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let _turn = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
