@@ -193,7 +193,9 @@ impl CommandHandler {
         }
         let _turn = self.locks.lock(payment_id.as_uuid()).await;
         for attempt in 0..MAX_CONFLICT_RETRIES {
-            let state: PaymentState = self.load(payment_id.as_uuid()).await?;
+            let (state, history) = self
+                .load_with_history::<PaymentState>(payment_id.as_uuid())
+                .await?;
             let hidden_elsewhere = state
                 .payment
                 .as_ref()
@@ -209,7 +211,11 @@ impl CommandHandler {
             match self.append(vec![stream], context).await {
                 Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
                 Err(error) => return Err(error),
-                Ok(outcome) => return self.answer(payment_id.as_uuid(), outcome).await,
+                Ok(outcome) => {
+                    return self
+                        .answer_after(payment_id.as_uuid(), state, history, outcome)
+                        .await
+                }
             }
         }
         Err(StoreError::ConflictRetriesExhausted {
@@ -232,7 +238,9 @@ impl CommandHandler {
         }
         let _turn = self.locks.lock(batch_id.as_uuid()).await;
         for attempt in 0..MAX_CONFLICT_RETRIES {
-            let batch: SettlementBatchState = self.load(batch_id.as_uuid()).await?;
+            let (batch, history) = self
+                .load_with_history::<SettlementBatchState>(batch_id.as_uuid())
+                .await?;
             if batch
                 .batch
                 .as_ref()
@@ -264,7 +272,11 @@ impl CommandHandler {
             match self.append(streams, context).await {
                 Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
                 Err(error) => return Err(error),
-                Ok(outcome) => return self.answer(batch_id.as_uuid(), outcome).await,
+                Ok(outcome) => {
+                    return self
+                        .answer_after(batch_id.as_uuid(), batch, history, outcome)
+                        .await
+                }
             }
         }
         Err(StoreError::ConflictRetriesExhausted {
@@ -323,6 +335,40 @@ impl CommandHandler {
         self.answer(stream_id, AppendOutcome::Replayed(result))
             .await
             .map(Some)
+    }
+
+    /// The answer to an append decided on `state` (folded from `history`): for new events the
+    /// state is that fold plus the stream's new events, with no second read of the stream; a
+    /// replay reads the stream, whose state the original call's events no longer describe.
+    async fn answer_after<State>(
+        &self,
+        stream_id: Uuid,
+        state: State,
+        mut history: Vec<RecordedEvent>,
+        outcome: AppendOutcome,
+    ) -> Result<Handled<State>, StoreError>
+    where
+        State: Aggregate + Default,
+    {
+        let AppendOutcome::Recorded(AppendResult {
+            events,
+            last_position,
+        }) = outcome
+        else {
+            return self.answer(stream_id, outcome).await;
+        };
+        let mut state = state;
+        for event in events.iter().filter(|event| event.stream_id == stream_id) {
+            state = state.evolve(&decode::<State::Event>(event)?);
+            history.push(event.clone());
+        }
+        Ok(Handled {
+            state,
+            history,
+            events,
+            position: last_position,
+            replayed: false,
+        })
     }
 
     async fn answer<State>(

@@ -88,6 +88,13 @@ async fn a_lifecycle_is_recorded_in_order_with_positions() {
     assert_eq!(captured.events[0].event_type, "PaymentCaptured");
     assert_eq!(captured.events[0].stream_version, 3);
     assert_eq!(captured.position, 3);
+    // The answer is folded without re-reading the stream: it must equal a fresh read.
+    let (fresh, history) = handler
+        .load_with_history::<PaymentState>(payment_id.as_uuid())
+        .await
+        .unwrap();
+    assert_eq!(captured.state, fresh);
+    assert_eq!(captured.history, history);
     let payment = captured.state.payment.unwrap();
     assert_eq!(payment.status(), PaymentStatus::PartiallyCaptured);
     assert_eq!(
