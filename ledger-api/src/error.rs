@@ -105,6 +105,12 @@ impl From<DomainError> for ApiError {
             DomainError::SettlementBatchNotFound => {
                 ApiError::NotFound("no such settlement batch in this environment".to_owned())
             }
+            DomainError::ReconciliationRunNotFound => {
+                ApiError::NotFound("no such reconciliation run in this environment".to_owned())
+            }
+            DomainError::ReconciliationExceptionNotFound { exception_id } => ApiError::NotFound(
+                format!("no reconciliation exception {exception_id} in this environment"),
+            ),
             other => ApiError::RuleViolation(other),
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::codec::CodecError;
 use crate::payment::{self, PaymentEvent, PaymentState};
+use crate::reconciliation::{ReconciliationEvent, ReconciliationRunState};
 use crate::settlement::{SettlementBatchState, SettlementEvent};
 
 /// The kinds of stream in the log.
@@ -9,6 +10,7 @@ use crate::settlement::{SettlementBatchState, SettlementEvent};
 pub enum StreamType {
     Payment,
     SettlementBatch,
+    ReconciliationRun,
 }
 
 impl StreamType {
@@ -16,6 +18,7 @@ impl StreamType {
         match self {
             StreamType::Payment => "payment",
             StreamType::SettlementBatch => "settlement_batch",
+            StreamType::ReconciliationRun => "reconciliation_run",
         }
     }
 }
@@ -65,6 +68,7 @@ macro_rules! domain_event {
 
 domain_event!(PaymentEvent);
 domain_event!(SettlementEvent);
+domain_event!(ReconciliationEvent);
 
 impl Aggregate for PaymentState {
     const STREAM_TYPE: StreamType = StreamType::Payment;
@@ -82,6 +86,17 @@ impl Aggregate for SettlementBatchState {
     type Event = SettlementEvent;
     fn evolve(self, event: &SettlementEvent) -> Self {
         crate::settlement::evolve(self, event)
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+impl Aggregate for ReconciliationRunState {
+    const STREAM_TYPE: StreamType = StreamType::ReconciliationRun;
+    type Event = ReconciliationEvent;
+    fn evolve(self, event: &ReconciliationEvent) -> Self {
+        crate::reconciliation::evolve(self, event)
     }
     fn version(&self) -> u64 {
         self.version

@@ -121,6 +121,16 @@ pub enum DomainError {
     PayoutAlreadyInitiated { payout_id: PayoutId },
     #[error("no payout {payout_id} in transit for this batch")]
     PayoutNotInTransit { payout_id: PayoutId },
+    #[error("no such reconciliation run")]
+    ReconciliationRunNotFound,
+    #[error("this reconciliation run was already started; its file was imported before")]
+    ReconciliationRunAlreadyStarted,
+    #[error("this reconciliation run is complete and records no further findings")]
+    ReconciliationRunAlreadyCompleted,
+    #[error("the reconciliation run has no exception {exception_id}")]
+    ReconciliationExceptionNotFound { exception_id: String },
+    #[error("exception {exception_id} was already resolved; its resolution stands")]
+    ReconciliationExceptionAlreadyResolved { exception_id: String },
     #[error(transparent)]
     Money(#[from] MoneyError),
 }
@@ -183,6 +193,17 @@ impl DomainError {
             DomainError::NothingToPayOut { .. } => "nothing_to_pay_out",
             DomainError::PayoutAlreadyInitiated { .. } => "payout_already_initiated",
             DomainError::PayoutNotInTransit { .. } => "payout_not_in_transit",
+            DomainError::ReconciliationRunNotFound => "reconciliation_run_not_found",
+            DomainError::ReconciliationRunAlreadyStarted => "reconciliation_run_already_started",
+            DomainError::ReconciliationRunAlreadyCompleted => {
+                "reconciliation_run_already_completed"
+            }
+            DomainError::ReconciliationExceptionNotFound { .. } => {
+                "reconciliation_exception_not_found"
+            }
+            DomainError::ReconciliationExceptionAlreadyResolved { .. } => {
+                "reconciliation_exception_already_resolved"
+            }
             DomainError::Money(MoneyError::CurrencyMismatch { .. }) => "currency_mismatch",
             DomainError::Money(_) => "invalid_amount",
         }

@@ -130,6 +130,16 @@ uuid_id!(
     SettlementBatchId,
     "settlement batch id"
 );
+uuid_id!(
+    /// A reconciliation run: one imported report, the id of its stream.
+    ReconciliationRunId,
+    "reconciliation run id"
+);
+uuid_id!(
+    /// One finding of a reconciliation run, unique across runs.
+    ReconciliationExceptionId,
+    "reconciliation exception id"
+);
 text_id!(
     /// The merchant a payment belongs to.
     MerchantId,

@@ -10,6 +10,7 @@
 //! - [`ids`], [`text`]: validated identifiers and bounded free text.
 //! - [`payment`]: the payment aggregate (commands, events, state, rules, invariants).
 //! - [`settlement`]: settlement batches and payouts, and the cross-stream batch decision.
+//! - [`reconciliation`]: a gateway's payout report against the ledger, line by line.
 //! - [`journal`]: the chart of accounts, postings and the trial balance.
 //! - [`codec`]: the stable JSON of events, schema versions and upcasting.
 //! - [`aggregate`]: what the event store needs to fold and store any stream.
@@ -29,6 +30,7 @@ pub mod ids;
 pub mod journal;
 pub mod money;
 pub mod payment;
+pub mod reconciliation;
 pub mod settlement;
 pub mod text;
 

@@ -173,6 +173,14 @@ impl Money {
         }
     }
 
+    /// The amount without its sign: the bound is symmetric, so this cannot overflow.
+    pub fn abs(&self) -> Money {
+        Money {
+            amount: self.amount.abs(),
+            currency: self.currency,
+        }
+    }
+
     /// The smaller of two amounts of the same currency.
     pub fn min(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;

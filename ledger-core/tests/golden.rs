@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use ledger_core::codec::CodecError;
 use ledger_core::ids::*;
 use ledger_core::payment::*;
+use ledger_core::reconciliation::*;
 use ledger_core::settlement::*;
 use ledger_core::Currency;
 use serde_json::{json, Value};
@@ -155,6 +156,86 @@ fn settlement_examples() -> Vec<SettlementEvent> {
     ]
 }
 
+fn reconciliation_examples() -> Vec<ReconciliationEvent> {
+    let exception_id =
+        ReconciliationExceptionId::parse("5d0c8f4e-2b1a-4c3d-9e8f-7a6b5c4d3e2f").expect("uuid");
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-26T09:30:00Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    vec![
+        ReconciliationEvent::ReconciliationRunStarted(ReconciliationRunStarted {
+            environment: Environment::Live,
+            source: ReconciliationSource::StripePayouts,
+            file_name: Some(text("payouts-2026-11.csv")),
+            file_sha256: "ab".repeat(32),
+            started_by: text("key:lk_live_3f2a"),
+            started_at: at,
+            availability_days: 7,
+        }),
+        ReconciliationEvent::ReconciliationExceptionsFound(ReconciliationExceptionsFound {
+            exceptions: vec![ReconciliationException {
+                exception_id,
+                class: ExceptionClass::AmountMismatch,
+                detail: text(
+                    "the report's gross is 25.00 USD, the ledger recorded a capture of 20.00 USD",
+                ),
+                line_number: Some(42),
+                payout_id: Some(payout_id()),
+                payment_id: Some(payment_id()),
+                item: Some(SettledItem::Capture(
+                    CaptureId::parse("ch_3MtwBwLkdIwHu7ix0a1b2c3d").expect("id"),
+                )),
+                report: Some(ReportSide {
+                    balance_transaction_id: Some(text("txn_3MtwBwLkdIwHu7ix0e4f5g6h")),
+                    reporting_category: Some(text("charge")),
+                    currency: Some(text("usd")),
+                    gross: Some(text("25.00")),
+                    fee: Some(text("1.03")),
+                    net: Some(text("23.97")),
+                    available_on: Some(text("2026-11-20 00:00:00")),
+                }),
+                ledger: Some(LedgerSide {
+                    currency: Currency::parse("USD").expect("usd"),
+                    amount: usd("20.00"),
+                    fee: None,
+                    batch_id: None,
+                    recorded_at: Some(at),
+                }),
+            }],
+        }),
+        ReconciliationEvent::PayoutReconciled(PayoutReconciled {
+            payout_id: payout_id(),
+            batch_id: batch_id(),
+            currency: Currency::parse("USD").expect("usd"),
+            line_count: 2,
+            exception_count: 0,
+            gross: usd("80.00"),
+            fees: usd("2.62"),
+            net: usd("77.38"),
+            ledger_amount: Some(usd("77.38")),
+            outcome: PayoutOutcome::Proven,
+            batch_recorded: true,
+        }),
+        ReconciliationEvent::ReconciliationRunCompleted(ReconciliationRunCompleted {
+            summary: RunSummary {
+                lines: 3,
+                matched_lines: 2,
+                exceptions: 1,
+                payouts_proven: 1,
+                payouts_unproven: 0,
+                batches_recorded: 1,
+            },
+            completed_at: at,
+        }),
+        ReconciliationEvent::ReconciliationExceptionResolved(ReconciliationExceptionResolved {
+            exception_id,
+            reason: text("partial capture corrected by the gateway on 2026-11-21"),
+            resolved_by: text("key:lk_live_9c1d"),
+            resolved_at: at,
+        }),
+    ]
+}
+
 fn stored(event_type: &str, schema_version: u32, payload: Value) -> Value {
     json!({"event_type": event_type, "schema_version": schema_version, "payload": payload})
 }
@@ -174,7 +255,14 @@ fn current_shapes() -> Value {
             event.to_payload().expect("encodes"),
         )
     });
-    Value::Array(payments.chain(settlements).collect())
+    let runs = reconciliation_examples().into_iter().map(|event| {
+        stored(
+            event.event_type(),
+            event.schema_version(),
+            event.to_payload().expect("encodes"),
+        )
+    });
+    Value::Array(payments.chain(settlements).chain(runs).collect())
 }
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/events.json");
@@ -212,6 +300,7 @@ fn every_event_type_has_a_golden_example() {
     for (event_type, version) in PaymentEvent::EVENT_TYPES
         .iter()
         .chain(SettlementEvent::EVENT_TYPES)
+        .chain(ReconciliationEvent::EVENT_TYPES)
     {
         assert!(
             covered.contains(&(event_type.to_string(), u64::from(*version))),
@@ -233,6 +322,13 @@ fn golden_events_read_back_to_the_same_events() {
         let payload = event.to_payload().expect("encodes");
         let decoded =
             SettlementEvent::from_stored(event.event_type(), event.schema_version(), payload)
+                .expect("decodes");
+        assert_eq!(decoded, event);
+    }
+    for event in reconciliation_examples() {
+        let payload = event.to_payload().expect("encodes");
+        let decoded =
+            ReconciliationEvent::from_stored(event.event_type(), event.schema_version(), payload)
                 .expect("decodes");
         assert_eq!(decoded, event);
     }

@@ -137,7 +137,7 @@ pub(crate) async fn read_batch(
             Some(StreamState::Settlement(state)) => {
                 batch.settlements.insert(*stream_id, state.clone());
             }
-            None => {}
+            Some(StreamState::Reconciliation(_)) | None => {}
         }
     }
     states.evict(&seen);

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use ledger_core::payment::{self, PaymentEvent, PaymentState};
+use ledger_core::reconciliation::{self, ReconciliationEvent, ReconciliationRunState};
 use ledger_core::settlement::{self, SettlementBatchState, SettlementEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -17,6 +18,7 @@ use crate::error::{from_stored, to_stored, ProjectionError};
 pub(crate) enum DomainEvent {
     Payment(PaymentEvent),
     Settlement(SettlementEvent),
+    Reconciliation(ReconciliationEvent),
 }
 
 /// A stream's folded state.
@@ -24,6 +26,7 @@ pub(crate) enum DomainEvent {
 pub(crate) enum StreamState {
     Payment(PaymentState),
     Settlement(SettlementBatchState),
+    Reconciliation(ReconciliationRunState),
 }
 
 impl StreamState {
@@ -31,6 +34,9 @@ impl StreamState {
         match event {
             DomainEvent::Payment(_) => StreamState::Payment(PaymentState::default()),
             DomainEvent::Settlement(_) => StreamState::Settlement(SettlementBatchState::default()),
+            DomainEvent::Reconciliation(_) => {
+                StreamState::Reconciliation(ReconciliationRunState::default())
+            }
         }
     }
 
@@ -38,6 +44,7 @@ impl StreamState {
         match self {
             StreamState::Payment(state) => state.version,
             StreamState::Settlement(state) => state.version,
+            StreamState::Reconciliation(state) => state.version,
         }
     }
 
@@ -51,13 +58,20 @@ impl StreamState {
             (StreamState::Settlement(state), DomainEvent::Settlement(event)) => {
                 StreamState::Settlement(settlement::evolve(state, event))
             }
-            (StreamState::Payment(mut state), DomainEvent::Settlement(_)) => {
+            (StreamState::Reconciliation(state), DomainEvent::Reconciliation(event)) => {
+                StreamState::Reconciliation(reconciliation::evolve(state, event))
+            }
+            (StreamState::Payment(mut state), _) => {
                 state.version += 1;
                 StreamState::Payment(state)
             }
-            (StreamState::Settlement(mut state), DomainEvent::Payment(_)) => {
+            (StreamState::Settlement(mut state), _) => {
                 state.version += 1;
                 StreamState::Settlement(state)
+            }
+            (StreamState::Reconciliation(mut state), _) => {
+                state.version += 1;
+                StreamState::Reconciliation(state)
             }
         }
     }
@@ -75,6 +89,10 @@ pub(crate) fn decode(
     let decoded = match stream_type {
         "settlement_batch" => SettlementEvent::from_stored(event_type, schema_version, payload)
             .map(DomainEvent::Settlement),
+        "reconciliation_run" => {
+            ReconciliationEvent::from_stored(event_type, schema_version, payload)
+                .map(DomainEvent::Reconciliation)
+        }
         _ => {
             PaymentEvent::from_stored(event_type, schema_version, payload).map(DomainEvent::Payment)
         }

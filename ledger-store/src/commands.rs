@@ -13,8 +13,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use ledger_core::aggregate::{Aggregate, DomainEvent};
-use ledger_core::ids::{Environment as DomainEnvironment, PaymentId, SettlementBatchId};
+use ledger_core::ids::{
+    Environment as DomainEnvironment, PaymentId, ReconciliationRunId, SettlementBatchId,
+};
 use ledger_core::payment::{self, PaymentCommand, PaymentState};
+use ledger_core::reconciliation::{self, ReconciliationCommand, ReconciliationRunState};
 use ledger_core::settlement::{self, SettlementBatchState, SettlementCommand};
 use ledger_core::DomainError;
 use uuid::Uuid;
@@ -94,6 +97,7 @@ fn store_stream_type(stream_type: ledger_core::aggregate::StreamType) -> StreamT
     match stream_type {
         ledger_core::aggregate::StreamType::Payment => StreamType::Payment,
         ledger_core::aggregate::StreamType::SettlementBatch => StreamType::SettlementBatch,
+        ledger_core::aggregate::StreamType::ReconciliationRun => StreamType::ReconciliationRun,
     }
 }
 
@@ -284,6 +288,94 @@ impl CommandHandler {
         })
     }
 
+    /// A command on a reconciliation run, decided on the run as the log holds it: how finance
+    /// resolves an exception.
+    #[tracing::instrument(skip_all, fields(run_id = %run_id))]
+    pub async fn handle_reconciliation(
+        &self,
+        run_id: ReconciliationRunId,
+        command: &ReconciliationCommand,
+        context: &CommandContext,
+    ) -> Result<Handled<ReconciliationRunState>, StoreError> {
+        if let Some(replayed) = self
+            .replay::<ReconciliationRunState>(run_id.as_uuid(), context)
+            .await?
+        {
+            return Ok(replayed);
+        }
+        let _turn = self.locks.lock(run_id.as_uuid()).await;
+        for attempt in 0..MAX_CONFLICT_RETRIES {
+            let (state, history) = self
+                .load_with_history::<ReconciliationRunState>(run_id.as_uuid())
+                .await?;
+            let state = visible_run(state, context.environment);
+            let events = reconciliation::decide(&state, command)?;
+            if events.is_empty() {
+                let position = history.last().map_or(0, |event| event.position);
+                return Ok(Handled {
+                    state,
+                    history,
+                    events: Vec::new(),
+                    position,
+                    replayed: false,
+                });
+            }
+            let stream = stream_append(run_id.as_uuid(), &state, &events, context)?;
+            match self.append(vec![stream], context).await {
+                Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
+                Err(error) => return Err(error),
+                Ok(outcome) => {
+                    return self
+                        .answer_after(run_id.as_uuid(), state, history, outcome)
+                        .await
+                }
+            }
+        }
+        Err(StoreError::ConflictRetriesExhausted {
+            attempts: MAX_CONFLICT_RETRIES,
+        })
+    }
+
+    /// A command on a run whose state the caller already holds: the importer, the only writer
+    /// of a run while it is open, records thousands of findings without reading its ever
+    /// longer stream back each time. Only when someone else wrote meanwhile (a resolution) is
+    /// the stream read again. Returns the state after the command and the events recorded.
+    #[tracing::instrument(skip_all, fields(run_id = %run_id))]
+    pub async fn advance_reconciliation(
+        &self,
+        run_id: ReconciliationRunId,
+        known: ReconciliationRunState,
+        command: &ReconciliationCommand,
+        context: &CommandContext,
+    ) -> Result<(ReconciliationRunState, Vec<RecordedEvent>), StoreError> {
+        let _turn = self.locks.lock(run_id.as_uuid()).await;
+        let mut state = known;
+        for attempt in 0..MAX_CONFLICT_RETRIES {
+            let events = reconciliation::decide(&state, command)?;
+            if events.is_empty() {
+                return Ok((state, Vec::new()));
+            }
+            let stream = stream_append(run_id.as_uuid(), &state, &events, context)?;
+            match self.append(vec![stream], context).await {
+                Err(StoreError::ConcurrencyConflict { .. }) => {
+                    back_off(attempt).await;
+                    state = visible_run(self.load(run_id.as_uuid()).await?, context.environment);
+                }
+                Err(error) => return Err(error),
+                Ok(outcome) => {
+                    let recorded = outcome.into_result().events;
+                    for event in &recorded {
+                        state = reconciliation::evolve(state, &decode(event)?);
+                    }
+                    return Ok((state, recorded));
+                }
+            }
+        }
+        Err(StoreError::ConflictRetriesExhausted {
+            attempts: MAX_CONFLICT_RETRIES,
+        })
+    }
+
     async fn append(
         &self,
         streams: Vec<StreamAppend>,
@@ -425,6 +517,17 @@ async fn replayed_result(
 fn visible_payment(state: PaymentState, environment: DomainEnvironment) -> PaymentState {
     match &state.payment {
         Some(payment) if payment.environment != environment => PaymentState::default(),
+        _ => state,
+    }
+}
+
+/// A run of the other environment does not exist for the caller.
+fn visible_run(
+    state: ReconciliationRunState,
+    environment: DomainEnvironment,
+) -> ReconciliationRunState {
+    match &state.run {
+        Some(run) if run.started.environment != environment => ReconciliationRunState::default(),
         _ => state,
     }
 }

@@ -16,6 +16,7 @@ use crate::error::StoreError;
 pub enum StreamType {
     Payment,
     SettlementBatch,
+    ReconciliationRun,
 }
 
 impl StreamType {
@@ -23,6 +24,7 @@ impl StreamType {
         match self {
             StreamType::Payment => "payment",
             StreamType::SettlementBatch => "settlement_batch",
+            StreamType::ReconciliationRun => "reconciliation_run",
         }
     }
 }
@@ -34,6 +36,7 @@ impl FromStr for StreamType {
         match text {
             "payment" => Ok(StreamType::Payment),
             "settlement_batch" => Ok(StreamType::SettlementBatch),
+            "reconciliation_run" => Ok(StreamType::ReconciliationRun),
             other => Err(StoreError::UnknownStreamType(other.to_owned())),
         }
     }
