@@ -12,6 +12,7 @@
 //!   the objects we read, and the mapping of each event to ledger commands.
 //! - [`webhooks`]: `POST /webhooks/stripe`: verified events applied to the log exactly once,
 //!   early ones parked, deliveries recorded for support and metrics.
+//! - [`reconcile`]: Stripe's payout reconciliation report imported as a reconciliation run.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -21,5 +22,6 @@ pub mod database;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod reconcile;
 pub mod stripe;
 pub mod webhooks;

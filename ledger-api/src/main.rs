@@ -46,6 +46,7 @@ async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
         Command::Bench { clients, seconds } => {
             ledger_api::cli::bench::run(pool, database.url(), clients, seconds).await
         }
+        Command::Reconcile { command } => ledger_api::cli::reconcile::run(&pool, command).await,
         Command::Export {
             from_position,
             to_position,

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod keys;
+pub mod reconcile;
 pub mod serve;
 
 use std::net::SocketAddr;
@@ -75,6 +76,11 @@ pub enum Command {
         /// Seconds per phase.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// Reconcile the gateway's reports with the ledger.
+    Reconcile {
+        #[command(subcommand)]
+        command: reconcile::ReconcileCommand,
     },
     /// Write the event log as JSON Lines on standard output (one event a line, with its hash
     /// and the previous hash), for auditors to re-verify independently.
