@@ -37,7 +37,7 @@ use ledger_core::settlement::{
 };
 use ledger_core::text::ShortText;
 use ledger_core::{Currency, Money, PositiveMoney};
-use ledger_projections::Projector;
+use ledger_projections::{Projection, Projector, ProjectorOptions, SchemaName};
 use ledger_store::commands::{CommandContext, CommandHandler, Idempotency};
 use ledger_store::StoreError;
 use sha2::{Digest, Sha256};
@@ -57,6 +57,20 @@ const LINE_PAGE: i64 = 1_000;
 const PAYOUT_PAGE: i64 = 200;
 /// Progress is reported after this many lines.
 const PROGRESS_EVERY: u64 = 10_000;
+/// Events per batch when the importer brings the read models up to date: a run's own
+/// exception events are large, and the default batch would hold thousands of them at once.
+const CATCH_UP_BATCH: usize = 200;
+
+async fn catch_up_read_models(pool: &PgPool) -> Result<(), ReconcileError> {
+    let options = ProjectorOptions {
+        batch_size: CATCH_UP_BATCH,
+        ..ProjectorOptions::default()
+    };
+    Projector::new(pool.clone(), SchemaName::live(), &Projection::ALL, options)
+        .catch_up(None)
+        .await?;
+    Ok(())
+}
 
 /// Who imports what, and how patient the gateway is allowed to be.
 #[derive(Debug, Clone)]
@@ -145,7 +159,7 @@ where
         return Ok(outcome);
     }
     let pool = handler.store().pool().clone();
-    Projector::live(pool.clone()).catch_up(None).await?;
+    catch_up_read_models(&pool).await?;
 
     let mut lines = 0u64;
     let mut chunk = Vec::with_capacity(STAGE_CHUNK);
@@ -182,7 +196,7 @@ where
         }
     }
 
-    Projector::live(pool.clone()).catch_up(None).await?;
+    catch_up_read_models(&pool).await?;
     find_missing_from_payouts(&mut run, &matcher, &pool).await?;
     run.flush().await?;
     let outcome = run.complete(lines, matcher.matched_lines).await?;
