@@ -32,6 +32,8 @@ pub enum Permission {
     SubmitPaymentCommands,
     RefundAboveThreshold,
     RecordSettlements,
+    /// Import gateway reports and resolve their exceptions.
+    RunReconciliation,
     ManageKeys,
 }
 
@@ -74,10 +76,15 @@ impl Role {
                     | ReadSettlements
                     | ReadBalances
                     | RecordSettlements
+                    | RunReconciliation
             ),
             Role::Auditor => !matches!(
                 permission,
-                SubmitPaymentCommands | RefundAboveThreshold | RecordSettlements | ManageKeys
+                SubmitPaymentCommands
+                    | RefundAboveThreshold
+                    | RecordSettlements
+                    | RunReconciliation
+                    | ManageKeys
             ),
         }
     }

@@ -64,6 +64,7 @@ pub async fn run(pool: &PgPool, command: ReconcileCommand) -> anyhow::Result<()>
         actor_role: "finance".to_owned(),
         availability_days,
         now: chrono::Utc::now(),
+        idempotency: None,
     };
     let path = file.clone();
     let open = move || std::fs::File::open(&path).map(std::io::BufReader::new);

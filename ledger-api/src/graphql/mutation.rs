@@ -187,6 +187,7 @@ pub struct RecordPayoutInput {
     pub failure_reason: Option<String>,
 }
 
+#[derive(Default)]
 pub struct MutationRoot;
 
 #[Object]
@@ -364,7 +365,7 @@ impl MutationRoot {
     }
 }
 
-fn command_context(
+pub(crate) fn command_context(
     principal: &Principal,
     mutation: &str,
     input: &impl Serialize,

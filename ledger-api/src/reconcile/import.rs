@@ -82,6 +82,9 @@ pub struct ImportRequest {
     /// Days after a capture by which the gateway should have paid it out.
     pub availability_days: u32,
     pub now: DateTime<Utc>,
+    /// The caller's idempotency key, claimed with the run's first event: the same key sent
+    /// with another file is refused.
+    pub idempotency: Option<Idempotency>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -264,7 +267,10 @@ impl<'a> Run<'a> {
                 started_at: request.now,
                 availability_days: request.availability_days,
             };
-            run.command(ReconciliationCommand::Start(started)).await?;
+            run.context.idempotency = request.idempotency.clone();
+            let started = run.command(ReconciliationCommand::Start(started)).await;
+            run.context.idempotency = None;
+            started?;
         }
         Ok(run)
     }

@@ -5,5 +5,6 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod read_models;
+mod reconciliation_import;
 mod rules;
 mod webhooks;

@@ -179,6 +179,7 @@ impl Ledger {
             actor_role: "finance".to_owned(),
             availability_days: 7,
             now: day(28),
+            idempotency: None,
         };
         let bytes = report.as_bytes().to_vec();
         let mut ignore = |_: Progress| {};
