@@ -24,6 +24,7 @@ use ledger_core::ids::{
     CaptureId, DisputeId, Environment, MerchantId, PaymentId, PayoutId, ReconciliationExceptionId,
     ReconciliationRunId, RefundId, SettlementBatchId,
 };
+use ledger_core::payment::decide::AUTOMATIC_CAPTURE_ID;
 use ledger_core::payment::SettledItem;
 use ledger_core::reconciliation::{
     classify_line, payout_total_exception, ExceptionClass, LedgerSide, LineVerdict, PayoutOutcome,
@@ -598,8 +599,19 @@ async fn match_line(
     work.lines += 1;
     matcher.currencies.insert(line.currency.code().to_owned());
     let payment = payment_of(line, links);
-    let (category, item, key) = item_of(line, payment);
-    let record = key.as_ref().and_then(|key| ledger.get(key));
+    let (category, mut item, key) = item_of(line, payment);
+    let mut record = key.as_ref().and_then(|key| ledger.get(key));
+    // An automatically captured payment holds its one capture under the ledger's own id, not
+    // the charge's (see `stripe::mapping`): the charge line settles that capture.
+    if let (None, Some((payment, CAPTURE, _))) = (record, &key) {
+        let automatic = (*payment, CAPTURE, AUTOMATIC_CAPTURE_ID.to_owned());
+        if let Some(found) = ledger.get(&automatic) {
+            record = Some(found);
+            item = CaptureId::parse(AUTOMATIC_CAPTURE_ID)
+                .ok()
+                .map(SettledItem::Capture);
+        }
+    }
     let verdict = if line.currency != work.currency {
         LineVerdict::Exception {
             class: ExceptionClass::CurrencyMismatch,

@@ -415,3 +415,32 @@ async fn a_file_that_is_not_the_report_records_nothing() {
     assert!(error.to_string().contains("automatic_payout_id"), "{error}");
     assert_eq!(ledger.head().await, head);
 }
+
+#[tokio::test]
+async fn a_charge_line_settles_the_capture_of_an_automatically_captured_payment() {
+    let ledger = Ledger::new().await;
+    ledger
+        .captured_automatically("pi_3QdD01", "64.00", Currency::USD, day(12))
+        .await;
+    let file = report(&[charge(
+        "po_1QdP01",
+        "pi_3QdD01",
+        "ch_3QdD01",
+        "64.00",
+        "2.16",
+        "61.84",
+    )]);
+
+    let outcome = ledger.import(&file).await;
+
+    assert_eq!(
+        outcome.summary.exceptions,
+        0,
+        "{:?}",
+        ledger.exceptions(outcome.run_id).await
+    );
+    assert_eq!(outcome.summary.batches_recorded, 1);
+    let payment = ledger.payment("pi_3QdD01").await.payment.unwrap();
+    assert_eq!(payment.captures[0].capture_id.as_str(), "automatic");
+    assert!(payment.captures[0].settled_in.is_some());
+}

@@ -65,6 +65,41 @@ impl Ledger {
             .unwrap_or_else(|error| panic!("{payment_intent}: {error}"));
     }
 
+    /// A payment captured automatically on authorization: the ledger holds its capture under
+    /// the id `automatic`, as Stripe's `payment_intent.succeeded` records it.
+    pub async fn captured_automatically(
+        &self,
+        payment_intent: &str,
+        amount: &str,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) {
+        self.run(
+            payment_intent,
+            PaymentCommand::Initiate(InitiatePayment {
+                merchant_id: MerchantId::parse(MERCHANT).unwrap(),
+                order_id: OrderId::parse(format!("order_{payment_intent}")).unwrap(),
+                environment: Environment::Test,
+                amount: money(amount, currency),
+                capture_mode: CaptureMode::Automatic,
+                payment_method: Some(text("card")),
+            }),
+            at,
+        )
+        .await;
+        self.run(
+            payment_intent,
+            PaymentCommand::RecordAuthorization(RecordAuthorization::Approved {
+                authorized_amount: None,
+                authorization_code: None,
+                gateway_reference: Some(text(payment_intent)),
+                expires_at: None,
+            }),
+            at,
+        )
+        .await;
+    }
+
     /// A card payment authorized and captured in full under the charge's id, as Stripe's
     /// webhooks record it.
     pub async fn captured(
