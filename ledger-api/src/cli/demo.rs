@@ -1,6 +1,7 @@
 //! `ledger demo`: a realistic day of traffic through the public API, so a newcomer sees every
 //! view filled. Services' commands go through GraphQL; the gateway's side arrives as Stripe
-//! webhooks signed the way Stripe signs them.
+//! webhooks signed the way Stripe signs them, and finance imports Stripe's payout report for
+//! the gateway's payments.
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -331,6 +332,169 @@ impl Demo {
         .await
     }
 
+    /// Card payments that only Stripe reports, as its webhooks arrive for them: a manual
+    /// authorization partly captured, a charge refunded in part, a charge disputed and lost,
+    /// and a decline. Returns the payout report Stripe would send for what they settled.
+    async fn gateway_card_payments(
+        &self,
+        address: std::net::SocketAddr,
+        secret: &WebhookSecret,
+    ) -> anyhow::Result<String> {
+        let run = &self.run;
+        let metadata = |order: &str| json!({"order_id": format!("{order}-{run}"), "merchant_id": self.merchant});
+        let (pi_a, ch_a) = (format!("pi_demo_a_{run}"), format!("ch_demo_a_{run}"));
+        let (pi_b, ch_b) = (format!("pi_demo_b_{run}"), format!("ch_demo_b_{run}"));
+        let (pi_c, ch_c) = (format!("pi_demo_c_{run}"), format!("ch_demo_c_{run}"));
+        let (re_b, dp_c) = (format!("re_demo_b_{run}"), format!("dp_demo_c_{run}"));
+        // A: authorized for 20.00, captured 15.00 (Stripe releases the rest).
+        self.deliver(
+            address,
+            secret,
+            include_str!(
+                "../../tests/fixtures/stripe/payment_intent.amount_capturable_updated.json"
+            ),
+            1,
+            |event| {
+                event["id"] = json!(format!("evt_demo_a1_{run}"));
+                let intent = &mut event["data"]["object"];
+                intent["id"] = json!(pi_a);
+                intent["metadata"] = metadata("web-a");
+            },
+        )
+        .await?;
+        let captured = |event: &mut Value,
+                        id: &str,
+                        pi: &str,
+                        ch: &str,
+                        amount: i64,
+                        captured: i64,
+                        order: &str| {
+            event["id"] = json!(format!("evt_demo_{id}_{run}"));
+            let charge = &mut event["data"]["object"];
+            charge["id"] = json!(ch);
+            charge["payment_intent"] = json!(pi);
+            charge["amount"] = json!(amount);
+            charge["amount_captured"] = json!(captured);
+            charge["metadata"] = metadata(order);
+        };
+        self.deliver(
+            address,
+            secret,
+            include_str!("../../tests/fixtures/stripe/charge.captured.json"),
+            1,
+            |event| captured(event, "a2", &pi_a, &ch_a, 2000, 1500, "web-a"),
+        )
+        .await?;
+        // B: 50.00 captured, 10.00 refunded.
+        self.deliver(
+            address,
+            secret,
+            include_str!("../../tests/fixtures/stripe/charge.captured.json"),
+            1,
+            |event| captured(event, "b1", &pi_b, &ch_b, 5000, 5000, "web-b"),
+        )
+        .await?;
+        self.deliver(
+            address,
+            secret,
+            include_str!("../../tests/fixtures/stripe/refund.updated.json"),
+            1,
+            |event| {
+                event["id"] = json!(format!("evt_demo_b2_{run}"));
+                let refund = &mut event["data"]["object"];
+                refund["id"] = json!(re_b);
+                refund["amount"] = json!(1000);
+                refund["charge"] = json!(ch_b);
+                refund["payment_intent"] = json!(pi_b);
+            },
+        )
+        .await?;
+        // C: 30.00 captured, then a chargeback with Stripe's 15.00 fee, lost.
+        self.deliver(
+            address,
+            secret,
+            include_str!("../../tests/fixtures/stripe/charge.captured.json"),
+            1,
+            |event| captured(event, "c1", &pi_c, &ch_c, 3000, 3000, "web-c"),
+        )
+        .await?;
+        for (step, fixture) in [
+            (
+                "c2",
+                include_str!("../../tests/fixtures/stripe/charge.dispute.created.json"),
+            ),
+            (
+                "c3",
+                include_str!("../../tests/fixtures/stripe/charge.dispute.closed.json"),
+            ),
+        ] {
+            self.deliver(address, secret, fixture, 1, |event| {
+                event["id"] = json!(format!("evt_demo_{step}_{run}"));
+                let dispute = &mut event["data"]["object"];
+                dispute["id"] = json!(dp_c);
+                dispute["amount"] = json!(3000);
+                dispute["charge"] = json!(ch_c);
+                dispute["payment_intent"] = json!(pi_c);
+                if let Some(withdrawal) = dispute["balance_transactions"].get_mut(0) {
+                    withdrawal["amount"] = json!(-3000);
+                    withdrawal["net"] = json!(-4500);
+                    withdrawal["source"] = json!(dp_c);
+                }
+            })
+            .await?;
+        }
+        // D: declined.
+        self.deliver(
+            address,
+            secret,
+            include_str!("../../tests/fixtures/stripe/payment_intent.payment_failed.json"),
+            1,
+            |event| {
+                event["id"] = json!(format!("evt_demo_d1_{run}"));
+                let intent = &mut event["data"]["object"];
+                intent["id"] = json!(format!("pi_demo_d_{run}"));
+                intent["latest_charge"] = json!(format!("ch_demo_d_{run}"));
+                intent["metadata"] = metadata("web-d");
+            },
+        )
+        .await?;
+        let payout = format!("po_demo_gw_{run}");
+        let available = chrono::Utc::now().format("%Y-%m-%d 00:00:00");
+        let line = |txn: &str,
+                    category: &str,
+                    gross: &str,
+                    fee: &str,
+                    net: &str,
+                    source: &str,
+                    pi: &str,
+                    ch: &str| {
+            format!("{payout},txn_demo_{txn}_{run},{available},usd,{gross},{fee},{net},{category},{source},{pi},{ch}\n")
+        };
+        Ok([
+            "automatic_payout_id,balance_transaction_id,available_on_utc,currency,gross,fee,net,reporting_category,source_id,payment_intent_id,charge_id\n".to_owned(),
+            line("a", "charge", "15.00", "0.74", "14.26", &ch_a, &pi_a, &ch_a),
+            line("b", "charge", "50.00", "1.75", "48.25", &ch_b, &pi_b, &ch_b),
+            line("b2", "refund", "-10.00", "0.00", "-10.00", &re_b, &pi_b, &ch_b),
+            line("c", "charge", "30.00", "1.17", "28.83", &ch_c, &pi_c, &ch_c),
+            line("c2", "dispute", "-30.00", "15.00", "-45.00", &dp_c, &pi_c, &ch_c),
+        ]
+        .concat())
+    }
+
+    /// Finance imports the payout report: the gateway's payments are proven and settled.
+    async fn reconcile(&self, report: String) -> anyhow::Result<Value> {
+        let data = self
+            .client
+            .run(
+                "mutation($input: ImportStripePayoutReportInput!) { importStripePayoutReport(input: $input) { runId lines matchedLines exceptions payoutsProven batchesRecorded } }",
+                json!({"input": {"idempotencyKey": self.key("reconcile"), "csv": report,
+                                 "fileName": format!("payout_reconciliation_{}.csv", self.run)}}),
+            )
+            .await
+            .context("importing the payout report failed")?;
+        Ok(data["importStripePayoutReport"].clone())
+    }
+
     /// Stripe's `payout.paid` for the batch's payout, in minor units as Stripe sends it.
     async fn payout_paid(
         &self,
@@ -395,6 +559,18 @@ pub async fn run(pool: PgPool, payments: usize) -> anyhow::Result<()> {
     eprintln!(
         "  a JPY payment and its partial refund reported by Stripe's webhooks (the payment delivered twice, applied once)"
     );
+    let report = demo.gateway_card_payments(address, &secret).await?;
+    eprintln!("  four card payments reported only by Stripe's webhooks: a partial capture, a refund, a chargeback lost, a decline");
+    let run = demo.reconcile(report).await?;
+    anyhow::ensure!(
+        run["exceptions"] == 0 && run["payoutsProven"] == 1,
+        "the demo's payout report did not reconcile cleanly: {run}"
+    );
+    eprintln!(
+        "  Stripe's payout report imported: {} lines matched, 0 exceptions, the payout proven (run {})",
+        run["matchedLines"],
+        run["runId"].as_str().unwrap_or_default()
+    );
     // Declined and voided payments have nothing to settle and add no items.
     let (batch_id, net) = demo.settle(&ids).await?;
     demo.payout_paid(address, &secret, &net).await?;
@@ -415,7 +591,7 @@ pub async fn run(pool: PgPool, payments: usize) -> anyhow::Result<()> {
     let head = ledger_store::EventStore::new(pool.clone()).head().await?;
     println!(
         "demo done: {} payments, merchant {}, batch {batch_id}; the log now holds {} events.",
-        payments + 1,
+        payments + 5,
         demo.merchant,
         head.last_position
     );
