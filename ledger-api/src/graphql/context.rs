@@ -6,6 +6,7 @@ use sqlx::PgPool;
 
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::live::LiveLog;
 use ledger_store::commands::CommandHandler;
 use ledger_store::RecordedEvent;
 use uuid::Uuid;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub handler: CommandHandler,
     /// Refunds above this many major units of any currency need an admin key.
     pub refund_approval_threshold: Decimal,
+    /// The log as it grows, shared by every subscription.
+    pub live: LiveLog,
 }
 
 /// The caller of the request being resolved, refused unless its role allows `permission`.
