@@ -5,7 +5,8 @@
 //! - [`cli`]: the subcommands of the `ledger` binary.
 //! - [`database`]: `DATABASE_URL`, or the embedded default cluster under `./.ledger/`.
 //! - [`auth`]: API keys (hashed at rest), roles, permissions.
-//! - [`graphql`]: the schema of interfaces.md: queries, mutations, types, scalars, limits.
+//! - [`graphql`]: the schema of interfaces.md: queries, mutations, subscriptions, types,
+//!   scalars, limits.
 //! - [`http`]: routes, body and time limits, request ids, health and metrics.
 //! - [`live`]: the log as it grows, fanned out to every subscription from one follower.
 //! - [`error`]: [`error::ApiError`] and its mapping to `extensions.code`.
