@@ -7,7 +7,8 @@
 //! - [`auth`]: API keys (hashed at rest), roles, permissions.
 //! - [`graphql`]: the schema of interfaces.md: queries, mutations, subscriptions, types,
 //!   scalars, limits.
-//! - [`http`]: routes, body and time limits, request ids, health and metrics.
+//! - [`http`]: routes, body and time limits, request ids, health and metrics; the
+//!   subscription websocket.
 //! - [`live`]: the log as it grows, fanned out to every subscription from one follower.
 //! - [`error`]: [`error::ApiError`] and its mapping to `extensions.code`.
 //! - [`stripe`]: Stripe webhooks without I/O: signature verification, the event envelope and
