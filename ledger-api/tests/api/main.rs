@@ -6,4 +6,5 @@ mod lifecycle;
 mod limits;
 mod read_models;
 mod rules;
+mod subscriptions;
 mod webhooks;
