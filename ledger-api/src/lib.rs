@@ -5,8 +5,11 @@
 //! - [`cli`]: the subcommands of the `ledger` binary.
 //! - [`database`]: `DATABASE_URL`, or the embedded default cluster under `./.ledger/`.
 //! - [`auth`]: API keys (hashed at rest), roles, permissions.
-//! - [`graphql`]: the schema of interfaces.md: queries, mutations, types, scalars, limits.
-//! - [`http`]: routes, body and time limits, request ids, health and metrics.
+//! - [`graphql`]: the schema of interfaces.md: queries, mutations, subscriptions, types,
+//!   scalars, limits.
+//! - [`http`]: routes, body and time limits, request ids, health and metrics; the
+//!   subscription websocket.
+//! - [`live`]: the log as it grows, fanned out to every subscription from one follower.
 //! - [`error`]: [`error::ApiError`] and its mapping to `extensions.code`.
 //! - [`stripe`]: Stripe webhooks without I/O: signature verification, the event envelope and
 //!   the objects we read, and the mapping of each event to ledger commands.
@@ -22,6 +25,7 @@ pub mod database;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod live;
 pub mod reconcile;
 pub mod stripe;
 pub mod webhooks;

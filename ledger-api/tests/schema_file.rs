@@ -40,6 +40,9 @@ fn the_contract_names_are_in_the_schema() {
         "balances(merchantId: String!, asOf: DateTime",
         "): [Balance!]!",
         "schemaVersion: Int!",
+        "subscription: Subscription",
+        "paymentEvents(paymentId: UUID!, fromVersion: Position): LedgerEvent!",
+        "ledgerEvents(fromPosition: Position): LedgerEvent!",
     ] {
         assert!(printed.contains(name), "schema lacks `{name}`");
     }

@@ -120,6 +120,20 @@ pub async fn revoke_key(pool: &PgPool, id: Uuid) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Resolves an `Authorization` value, `Bearer lk_…`, to its principal: the one check every
+/// transport makes (HTTP requests, websocket connections). Absent, malformed, unknown and
+/// revoked keys are refused alike, so a caller learns nothing about which keys exist.
+pub async fn authenticate_bearer(
+    pool: &PgPool,
+    authorization: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let presented = authorization
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthenticated)?;
+    let key = ApiKey::parse(presented.trim()).map_err(|_| ApiError::Unauthenticated)?;
+    authenticate(pool, &key).await
+}
+
 /// Resolves a presented key to its principal; unknown and revoked keys are refused alike.
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(pool: &PgPool, key: &ApiKey) -> Result<Principal, ApiError> {

@@ -5,7 +5,9 @@ pub mod keys;
 pub mod role;
 
 pub use api_key::ApiKey;
-pub use keys::{authenticate, create_key, list_keys, revoke_key, KeyRecord, Principal};
+pub use keys::{
+    authenticate, authenticate_bearer, create_key, list_keys, revoke_key, KeyRecord, Principal,
+};
 pub use role::{Permission, Role};
 
 impl Principal {

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 
 use crate::graphql::{build_schema, AppState};
 use crate::http::{router, ServerState};
+use crate::live::LiveLog;
 use crate::stripe::secrets::WEBHOOK_SECRETS_VARIABLE;
 use crate::stripe::WebhookSecrets;
 use crate::webhooks::{stripe_router, WebhookConfig, WebhookState};
@@ -80,11 +81,12 @@ fn webhook_routes(handler: &CommandHandler) -> anyhow::Result<Router> {
 /// Everything the server needs, built from a connected pool.
 pub fn application(pool: PgPool) -> anyhow::Result<(ServerState, Router)> {
     let store = EventStore::new(pool.clone());
-    let handler = CommandHandler::new(store);
+    let handler = CommandHandler::new(store.clone());
     let app = AppState {
         pool,
         handler: handler.clone(),
         refund_approval_threshold: refund_approval_threshold()?,
+        live: LiveLog::new(store),
     };
     let state = ServerState {
         schema: build_schema(Some(app.clone())),

@@ -6,7 +6,10 @@ use sqlx::PgPool;
 
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::live::LiveLog;
 use ledger_store::commands::CommandHandler;
+use ledger_store::RecordedEvent;
+use uuid::Uuid;
 
 /// Shared by all requests.
 #[derive(Clone)]
@@ -15,6 +18,8 @@ pub struct AppState {
     pub handler: CommandHandler,
     /// Refunds above this many major units of any currency need an admin key.
     pub refund_approval_threshold: Decimal,
+    /// The log as it grows, shared by every subscription.
+    pub live: LiveLog,
 }
 
 /// The caller of the request being resolved, refused unless its role allows `permission`.
@@ -31,4 +36,28 @@ pub fn state<'a>(context: &Context<'a>) -> ApiResult<&'a AppState> {
     context
         .data::<AppState>()
         .map_err(|_| ApiError::internal("application state missing from the schema"))
+}
+
+/// Whether an event was recorded in the caller's environment: the one test that keeps an
+/// environment's events from the other's keys.
+pub fn belongs_to(event: &RecordedEvent, principal: &Principal) -> bool {
+    event
+        .metadata
+        .get("environment")
+        .and_then(serde_json::Value::as_str)
+        == Some(principal.environment.as_str())
+}
+
+/// A stream's whole history, or `None` when any of it lies outside the caller's environment
+/// (an empty history is a stream that does not exist).
+pub async fn visible_history(
+    app: &AppState,
+    principal: &Principal,
+    stream_id: Uuid,
+) -> ApiResult<Option<Vec<RecordedEvent>>> {
+    let history = app.handler.store().read_stream(stream_id, 1).await?;
+    Ok(history
+        .iter()
+        .all(|event| belongs_to(event, principal))
+        .then_some(history))
 }

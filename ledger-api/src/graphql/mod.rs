@@ -1,5 +1,5 @@
-//! The GraphQL schema of interfaces.md: queries, mutations, their types, and the limits on
-//! every request (depth, complexity, page sizes).
+//! The GraphQL schema of interfaces.md: queries, mutations, subscriptions, their types, and
+//! the limits on every request (depth, complexity, page sizes).
 
 pub mod context;
 pub mod mutation;
@@ -8,15 +8,17 @@ pub mod query;
 pub mod read_models;
 pub mod reconcile_import;
 pub mod scalars;
+pub mod subscription;
 pub mod types;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 
 pub use context::AppState;
 use mutation::MutationRoot;
 use query::QueryRoot;
 use read_models::ReadModelQuery;
 use reconcile_import::ReconciliationImportMutation;
+use subscription::SubscriptionRoot;
 
 /// Every query: those answered from the log and those answered from the read models.
 #[derive(MergedObject, Default)]
@@ -26,7 +28,7 @@ pub struct Query(QueryRoot, ReadModelQuery);
 #[derive(MergedObject, Default)]
 pub struct Mutation(MutationRoot, ReconciliationImportMutation);
 
-pub type LedgerSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type LedgerSchema = Schema<Query, Mutation, SubscriptionRoot>;
 
 /// Deeper queries than this are refused before they run.
 pub const MAX_QUERY_DEPTH: usize = 12;
@@ -34,7 +36,7 @@ pub const MAX_QUERY_DEPTH: usize = 12;
 pub const MAX_QUERY_COMPLEXITY: usize = 2_000;
 
 pub fn build_schema(state: Option<AppState>) -> LedgerSchema {
-    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    let builder = Schema::build(Query::default(), Mutation::default(), SubscriptionRoot)
         .limit_depth(MAX_QUERY_DEPTH)
         .limit_complexity(MAX_QUERY_COMPLEXITY);
     match state {

@@ -4,13 +4,12 @@
 use async_graphql::{Context, Object};
 use ledger_core::ids::PaymentId;
 use ledger_core::settlement::SettlementBatchState;
-use ledger_store::RecordedEvent;
 use uuid::Uuid;
 
-use super::context::{caller, state};
+use super::context::{belongs_to, caller, state, visible_history};
 use super::scalars::Position;
 use super::types::{LedgerEvent, Payment, SettlementBatch, WebhookDelivery};
-use crate::auth::{Permission, Principal};
+use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, IntoGraphql};
 use crate::webhooks;
 
@@ -70,14 +69,6 @@ impl QueryRoot {
             .await
             .graphql()
     }
-}
-
-fn belongs_to(event: &RecordedEvent, principal: &Principal) -> bool {
-    event
-        .metadata
-        .get("environment")
-        .and_then(serde_json::Value::as_str)
-        == Some(principal.environment.as_str())
 }
 
 async fn webhook_deliveries(
@@ -166,10 +157,9 @@ async fn events(
     match stream_id {
         Some(stream_id) => {
             let principal = caller(context, Permission::ReadPaymentHistory)?;
-            let history = app.handler.store().read_stream(stream_id, 1).await?;
-            if !history.iter().all(|event| belongs_to(event, &principal)) {
-                return Ok(Vec::new());
-            }
+            let history = visible_history(app, &principal, stream_id)
+                .await?
+                .unwrap_or_default();
             Ok(history
                 .iter()
                 .filter(|event| event.position >= from)

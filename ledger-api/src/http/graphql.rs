@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
 use super::ServerState;
-use crate::auth::{authenticate, ApiKey};
+use crate::auth::authenticate_bearer;
 use crate::error::ApiError;
 
 pub async fn graphiql() -> impl IntoResponse {
@@ -30,15 +30,10 @@ async fn principal(
     state: &ServerState,
     headers: &HeaderMap,
 ) -> Result<crate::auth::Principal, ApiError> {
-    let value = headers
+    let authorization = headers
         .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .ok_or(ApiError::Unauthenticated)?;
-    let presented = value
-        .strip_prefix("Bearer ")
-        .ok_or(ApiError::Unauthenticated)?;
-    let key = ApiKey::parse(presented.trim()).map_err(|_| ApiError::Unauthenticated)?;
-    authenticate(&state.app.pool, &key).await
+        .and_then(|value| value.to_str().ok());
+    authenticate_bearer(&state.app.pool, authorization).await
 }
 
 pub async fn execute(

@@ -1,7 +1,10 @@
 //! The HTTP edge: routes, and the limits and tracing every request passes through.
+//! A websocket's request ends when it is upgraded, so those limits do not bound a
+//! subscription connection; `subscriptions` and `live` set its own.
 
 pub mod graphql;
 pub mod health;
+pub mod subscriptions;
 
 use std::time::Duration;
 
@@ -32,6 +35,7 @@ pub fn router(state: ServerState, extra: Router) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .route("/graphql/ws", get(subscriptions::subscriptions))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

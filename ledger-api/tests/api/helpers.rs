@@ -5,12 +5,14 @@ use std::collections::HashMap;
 
 use ledger_api::auth::{create_key, Role};
 use ledger_api::cli::serve::application;
+use ledger_api::http::ServerState;
 use ledger_core::ids::Environment;
 use ledger_store::testing::TestDatabase;
 use serde_json::{json, Value};
 
 pub struct TestApp {
     pub address: String,
+    pub state: ServerState,
     pub database: TestDatabase,
     pub client: reqwest::Client,
     keys: HashMap<(Role, Environment), String>,
@@ -26,7 +28,7 @@ pub async fn spawn_app() -> TestApp {
         format!("test:{WEBHOOK_SECRET}"),
     );
     let database = TestDatabase::new().await;
-    let (_, routes) = application(database.pool().clone()).expect("application builds");
+    let (state, routes) = application(database.pool().clone()).expect("application builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, routes).await });
@@ -46,6 +48,7 @@ pub async fn spawn_app() -> TestApp {
     }
     TestApp {
         address,
+        state,
         database,
         client: reqwest::Client::new(),
         keys,

@@ -7,4 +7,5 @@ mod limits;
 mod read_models;
 mod reconciliation_import;
 mod rules;
+mod subscriptions;
 mod webhooks;

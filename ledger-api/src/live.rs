@@ -1,0 +1,247 @@
+//! The log as it grows, for many subscribers at once.
+//!
+//! `EventStore::subscribe` keeps a pooled connection for its `LISTEN` as long as it runs, and
+//! the pool is small ([`crate::database::MAX_CONNECTIONS`]): one store subscription per GraphQL
+//! subscription would let a few dozen clients starve every request. So one follower task reads
+//! the log for everyone and fans each event out through a broadcast channel, and a subscriber
+//! reads from the store itself only to catch up (its history, or what it missed when it fell
+//! behind the channel).
+//!
+//! Delivery goes by position, never by trust in the channel: a subscriber hands out an event
+//! only when it is the next position it owes, skips what it already has, and reads the store
+//! whenever the channel shows it a gap. Its receiver exists before its first read, so whatever
+//! commits after that read reaches it through the channel; no event is skipped or repeated,
+//! however reads and broadcasts interleave.
+//!
+//! The follower runs while anyone listens and stops when the last subscriber has gone, so an
+//! idle server holds no connection for it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures::Stream;
+use ledger_store::{EventStore, RecordedEvent};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, Mutex, OwnedSemaphorePermit, Semaphore};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Subscriptions the process serves at once, over all connections; more are UNAVAILABLE.
+/// Each costs little while live, but a catch-up reads from the shared pool.
+pub const MAX_SUBSCRIPTIONS: usize = 256;
+/// Subscriptions one websocket connection may hold at once.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 16;
+/// Events the channel keeps for a slow subscriber; one further behind reads them from the store.
+const FANOUT_CAPACITY: usize = 1_024;
+/// Events per catch-up read: bounds what one subscriber holds in memory.
+const CATCH_UP_PAGE: usize = 100;
+
+type Shared = Arc<RecordedEvent>;
+
+/// Cheap to clone; clones share the follower and the count of subscriptions.
+#[derive(Clone)]
+pub struct LiveLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: EventStore,
+    /// The running follower's channel. Weak, so that it closes when the follower stops for
+    /// any reason, and its subscribers notice and ask for a new one.
+    follower: Mutex<Option<broadcast::WeakSender<Shared>>>,
+    slots: Arc<Semaphore>,
+}
+
+/// The subscriptions of one websocket connection, counted against
+/// [`MAX_SUBSCRIPTIONS_PER_CONNECTION`].
+#[derive(Clone)]
+pub struct ConnectionSlots(Arc<Semaphore>);
+
+impl ConnectionSlots {
+    pub fn new() -> ConnectionSlots {
+        ConnectionSlots(Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS_PER_CONNECTION)))
+    }
+}
+
+impl Default for ConnectionSlots {
+    fn default() -> Self {
+        ConnectionSlots::new()
+    }
+}
+
+/// A subscription's place in both limits, given back when its stream is dropped.
+pub struct Slot {
+    _process: OwnedSemaphorePermit,
+    _connection: Option<OwnedSemaphorePermit>,
+}
+
+impl LiveLog {
+    pub fn new(store: EventStore) -> LiveLog {
+        LiveLog {
+            inner: Arc::new(Inner {
+                store,
+                follower: Mutex::new(None),
+                slots: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)),
+            }),
+        }
+    }
+
+    /// A place for one more subscription, or an error saying which limit was reached.
+    pub fn reserve(&self, connection: Option<&ConnectionSlots>) -> ApiResult<Slot> {
+        let connection = connection
+            .map(|slots| Arc::clone(&slots.0).try_acquire_owned())
+            .transpose()
+            .map_err(|_| {
+                ApiError::validation(
+                    "subscription",
+                    format!(
+                        "a connection may hold at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} \
+                         subscriptions; complete one, or open another connection"
+                    ),
+                )
+            })?;
+        let process = Arc::clone(&self.inner.slots)
+            .try_acquire_owned()
+            .map_err(|_| {
+                ApiError::Unavailable(format!(
+                    "all {MAX_SUBSCRIPTIONS} subscription places are taken"
+                ))
+            })?;
+        Ok(Slot {
+            _process: process,
+            _connection: connection,
+        })
+    }
+
+    /// Subscriptions running now, over all connections.
+    pub fn subscriptions(&self) -> usize {
+        MAX_SUBSCRIPTIONS - self.inner.slots.available_permits()
+    }
+
+    /// Whether the follower task is running (it stops when nobody listens).
+    pub async fn is_following(&self) -> bool {
+        self.inner
+            .follower
+            .lock()
+            .await
+            .as_ref()
+            .and_then(broadcast::WeakSender::upgrade)
+            .is_some()
+    }
+
+    /// Every event from `from_position` on, in position order, forever: first what is
+    /// recorded, then each event as it commits. After an error the stream ends (resume from
+    /// the position after the last one received). Holding `slot` until it is dropped.
+    pub fn follow(
+        &self,
+        from_position: u64,
+        slot: Slot,
+    ) -> impl Stream<Item = ApiResult<Shared>> + Send + 'static {
+        let subscriber = Subscriber {
+            live: self.clone(),
+            next_position: from_position.max(1),
+            receiver: None,
+            buffer: VecDeque::new(),
+            caught_up: false,
+            _slot: slot,
+        };
+        futures::stream::unfold(Some(subscriber), |subscriber| async move {
+            let mut subscriber = subscriber?;
+            match subscriber.next().await {
+                Ok(event) => Some((Ok(event), Some(subscriber))),
+                Err(error) => Some((Err(error), None)),
+            }
+        })
+    }
+
+    /// A receiver of the follower's channel, starting the follower when none runs.
+    async fn receiver(&self) -> ApiResult<broadcast::Receiver<Shared>> {
+        let mut follower = self.inner.follower.lock().await;
+        if let Some(sender) = follower.as_ref().and_then(broadcast::WeakSender::upgrade) {
+            return Ok(sender.subscribe());
+        }
+        // The head is read before the caller's first catch-up read, so everything that read
+        // cannot see comes after the head and reaches the caller through the channel.
+        let head = self.inner.store.head().await?.last_position;
+        let (sender, receiver) = broadcast::channel(FANOUT_CAPACITY);
+        *follower = Some(sender.downgrade());
+        tokio::spawn(run_follower(Arc::clone(&self.inner), sender, head + 1));
+        Ok(receiver)
+    }
+}
+
+/// Reads the log from `from_position` and broadcasts every event until nobody listens.
+async fn run_follower(inner: Arc<Inner>, sender: broadcast::Sender<Shared>, from_position: u64) {
+    let events = inner.store.subscribe(from_position);
+    futures::pin_mut!(events);
+    loop {
+        tokio::select! {
+            item = futures::StreamExt::next(&mut events) => match item {
+                // Nobody listening at this instant is not an error: `closed` below decides.
+                Some(Ok(event)) => drop(sender.send(Arc::new(event))),
+                // The store's subscription retries by itself; subscribers wait meanwhile.
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "the live log could not read the log; retrying");
+                }
+                None => return,
+            },
+            () = sender.closed() => {
+                // A newcomer subscribes under this lock, so once no receiver is left here,
+                // none can appear before the slot is emptied.
+                let mut follower = inner.follower.lock().await;
+                if sender.receiver_count() == 0 {
+                    *follower = None;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+struct Subscriber {
+    live: LiveLog,
+    /// The position owed next: everything before it has been handed out.
+    next_position: u64,
+    receiver: Option<broadcast::Receiver<Shared>>,
+    buffer: VecDeque<Shared>,
+    /// Whether the last read from the store came back empty, so the channel can take over.
+    caught_up: bool,
+    _slot: Slot,
+}
+
+impl Subscriber {
+    async fn next(&mut self) -> ApiResult<Shared> {
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                self.next_position = event.position + 1;
+                return Ok(event);
+            }
+            let Some(receiver) = self.receiver.as_mut() else {
+                self.receiver = Some(self.live.receiver().await?);
+                self.caught_up = false;
+                continue;
+            };
+            if !self.caught_up {
+                let page = self
+                    .live
+                    .inner
+                    .store
+                    .read_all(self.next_position, CATCH_UP_PAGE)
+                    .await?;
+                self.caught_up = page.is_empty();
+                self.buffer.extend(page.into_iter().map(Arc::new));
+                continue;
+            }
+            match receiver.recv().await {
+                Ok(event) if event.position < self.next_position => {}
+                Ok(event) if event.position == self.next_position => {
+                    self.next_position += 1;
+                    return Ok(event);
+                }
+                // A gap: the events before this one are in the store.
+                Ok(_) | Err(RecvError::Lagged(_)) => self.caught_up = false,
+                Err(RecvError::Closed) => self.receiver = None,
+            }
+        }
+    }
+}
