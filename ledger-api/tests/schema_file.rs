@@ -40,6 +40,14 @@ fn the_contract_names_are_in_the_schema() {
         "balances(merchantId: String!, asOf: DateTime",
         "): [Balance!]!",
         "schemaVersion: Int!",
+        "reconciliationRuns(filter: ReconciliationRunFilter, first: Int, after: String",
+        "): ReconciliationRunConnection!",
+        "reconciliationRun(id: UUID!",
+        "): ReconciliationRun",
+        "reconciliationExceptions(filter: ReconciliationExceptionFilter, first: Int, after: String",
+        "): ReconciliationExceptionConnection!",
+        "resolveReconciliationException(input: ResolveReconciliationExceptionInput!): ReconciliationExceptionResult!",
+        "reconciliation: ReconciliationVerdict",
     ] {
         assert!(printed.contains(name), "schema lacks `{name}`");
     }

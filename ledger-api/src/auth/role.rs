@@ -32,6 +32,10 @@ pub enum Permission {
     SubmitPaymentCommands,
     RefundAboveThreshold,
     RecordSettlements,
+    /// Reconciliation runs, their payouts and exceptions.
+    ReadReconciliations,
+    /// Import payout reports and resolve the exceptions they raise.
+    RunReconciliation,
     ManageKeys,
 }
 
@@ -74,10 +78,16 @@ impl Role {
                     | ReadSettlements
                     | ReadBalances
                     | RecordSettlements
+                    | ReadReconciliations
+                    | RunReconciliation
             ),
             Role::Auditor => !matches!(
                 permission,
-                SubmitPaymentCommands | RefundAboveThreshold | RecordSettlements | ManageKeys
+                SubmitPaymentCommands
+                    | RefundAboveThreshold
+                    | RecordSettlements
+                    | RunReconciliation
+                    | ManageKeys
             ),
         }
     }

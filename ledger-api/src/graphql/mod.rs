@@ -6,6 +6,7 @@ pub mod mutation;
 pub mod parse;
 pub mod query;
 pub mod read_models;
+pub mod reconciliation;
 pub mod scalars;
 pub mod types;
 
@@ -15,12 +16,19 @@ pub use context::AppState;
 use mutation::MutationRoot;
 use query::QueryRoot;
 use read_models::ReadModelQuery;
+use reconciliation::{ReconciliationMutation, ReconciliationQuery};
 
 /// Every query: those answered from the log and those answered from the read models.
 #[derive(MergedObject, Default)]
-pub struct Query(QueryRoot, ReadModelQuery);
+pub struct Query(QueryRoot, ReadModelQuery, ReconciliationQuery);
 
-pub type LedgerSchema = Schema<Query, MutationRoot, EmptySubscription>;
+/// Every mutation: payments and settlements, and resolving reconciliation exceptions. The
+/// printed name stays `MutationRoot`, which clients' generated code may know.
+#[derive(MergedObject, Default)]
+#[graphql(name = "MutationRoot")]
+pub struct Mutation(MutationRoot, ReconciliationMutation);
+
+pub type LedgerSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Deeper queries than this are refused before they run.
 pub const MAX_QUERY_DEPTH: usize = 12;
@@ -28,7 +36,7 @@ pub const MAX_QUERY_DEPTH: usize = 12;
 pub const MAX_QUERY_COMPLEXITY: usize = 2_000;
 
 pub fn build_schema(state: Option<AppState>) -> LedgerSchema {
-    let builder = Schema::build(Query::default(), MutationRoot, EmptySubscription)
+    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(MAX_QUERY_DEPTH)
         .limit_complexity(MAX_QUERY_COMPLEXITY);
     match state {

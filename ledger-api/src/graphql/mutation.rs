@@ -187,9 +187,12 @@ pub struct RecordPayoutInput {
     pub failure_reason: Option<String>,
 }
 
+#[derive(Default)]
 pub struct MutationRoot;
 
-#[Object]
+/// Renamed because the merged root (`graphql::Mutation`) prints as `MutationRoot`; parts of a
+/// merged object never appear in the schema under their own names.
+#[Object(name = "PaymentMutations")]
 impl MutationRoot {
     /// Starts a payment. `paymentId` is generated when absent.
     async fn initiate_payment(
@@ -364,7 +367,7 @@ impl MutationRoot {
     }
 }
 
-fn command_context(
+pub(crate) fn command_context(
     principal: &Principal,
     mutation: &str,
     input: &impl Serialize,
