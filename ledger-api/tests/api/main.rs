@@ -5,5 +5,6 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod read_models;
+mod reconciliation;
 mod rules;
 mod webhooks;
