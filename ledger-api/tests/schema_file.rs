@@ -43,6 +43,15 @@ fn the_contract_names_are_in_the_schema() {
         "subscription: Subscription",
         "paymentEvents(paymentId: UUID!, fromVersion: Position): LedgerEvent!",
         "ledgerEvents(fromPosition: Position): LedgerEvent!",
+        "reconciliationRuns(filter: ReconciliationRunFilter, first: Int, after: String",
+        "): ReconciliationRunConnection!",
+        "reconciliationRun(id: UUID!",
+        "): ReconciliationRun",
+        "reconciliationExceptions(filter: ReconciliationExceptionFilter, first: Int, after: String",
+        "): ReconciliationExceptionConnection!",
+        "resolveReconciliationException(input: ResolveReconciliationExceptionInput!): ReconciliationExceptionResult!",
+        "reconciliation: ReconciliationVerdict",
+        "importStripePayoutReport(input: ImportStripePayoutReportInput!): ReconciliationImportResult!",
     ] {
         assert!(printed.contains(name), "schema lacks `{name}`");
     }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 use ledger_core::journal::{self, JournalEntry};
 use ledger_core::payment::PaymentState;
+use ledger_core::reconciliation::ReconciliationRunState;
 use ledger_core::settlement::SettlementBatchState;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -31,6 +32,7 @@ pub(crate) struct Batch {
     pub events: Vec<BatchEvent>,
     pub payments: BTreeMap<Uuid, PaymentState>,
     pub settlements: BTreeMap<Uuid, SettlementBatchState>,
+    pub reconciliations: BTreeMap<Uuid, ReconciliationRunState>,
 }
 
 impl Batch {
@@ -137,7 +139,10 @@ pub(crate) async fn read_batch(
             Some(StreamState::Settlement(state)) => {
                 batch.settlements.insert(*stream_id, state.clone());
             }
-            Some(StreamState::Reconciliation(_)) | None => {}
+            Some(StreamState::Reconciliation(state)) => {
+                batch.reconciliations.insert(*stream_id, state.clone());
+            }
+            None => {}
         }
     }
     states.evict(&seen);

@@ -39,7 +39,7 @@ pub enum ProjectionError {
     InvalidSchemaName(String),
 
     /// A projection name that does not exist.
-    #[error("unknown projection {0:?}: expected one of payments, orders, disputes, settlement, journal, metrics")]
+    #[error("unknown projection {0:?}: expected one of payments, orders, disputes, settlement, journal, metrics, reconciliation")]
     UnknownProjection(String),
 
     /// The schema a point-in-time build should write to exists already.

@@ -1,8 +1,9 @@
 //! Read models fed from the event log, each checkpointed in the same transaction as its rows.
 //!
-//! Every read model is a function of the log: events are read in position order, each payment
-//! and settlement-batch stream is folded through `ledger-core`, and rows are upserted from the
-//! folded state (the core derives every amount and status; no rule is re-implemented in SQL).
+//! Every read model is a function of the log: events are read in position order, each payment,
+//! settlement-batch and reconciliation-run stream is folded through `ledger-core`, and rows are
+//! upserted from the folded state (the core derives every amount and status; no rule is
+//! re-implemented in SQL).
 //! Journal entries come from `ledger_core::journal` given the state before each event.
 //!
 //! # Layout
@@ -15,7 +16,7 @@
 //! - [`schema`]: [`SchemaName`], the schema a projector writes into (live `public`, a rebuild,
 //!   or an auditor's point-in-time copy).
 //! - [`read_models`]: one module per read model (payments, orders, disputes, settlement,
-//!   journal and balances, metrics), each with its writer and its queries.
+//!   journal and balances, metrics, reconciliation), each with its writer and its queries.
 //! - [`mod@rebuild`]: rebuild from zero beside the live tables and swap; point-in-time builds;
 //!   mapping an `as of` time to a position.
 //! - [`mod@verify`]: the full audit (hash chain, invariants, trial balance, read models vs a
@@ -24,7 +25,8 @@
 //! - [`error`]: [`ProjectionError`], the crate's one error type.
 //!
 //! Schema: `migrations/20261126300000_projections.sql` (tables, clone/swap/compare functions)
-//! and `migrations/20261126400000_projection_builds.sql` (unlogged builds).
+//! and `migrations/20261126400000_projection_builds.sql` (unlogged builds);
+//! `migrations/20261126700000_reconciliation_read_models.sql` adds the reconciliation tables.
 //!
 //! # Design
 //! - **Checkpoints.** Each projection has a row in `projection_checkpoints`, locked

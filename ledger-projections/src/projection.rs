@@ -21,16 +21,19 @@ pub enum Projection {
     Journal,
     /// Daily metrics per merchant.
     Metrics,
+    /// Reconciliation runs, their payout verdicts and exceptions with resolutions.
+    Reconciliation,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 6] = [
+    pub const ALL: [Projection; 7] = [
         Projection::Payments,
         Projection::Orders,
         Projection::Disputes,
         Projection::Settlement,
         Projection::Journal,
         Projection::Metrics,
+        Projection::Reconciliation,
     ];
 
     /// The name used in checkpoints and on the command line (`--projection NAME`).
@@ -42,6 +45,7 @@ impl Projection {
             Projection::Settlement => "settlement",
             Projection::Journal => "journal",
             Projection::Metrics => "metrics",
+            Projection::Reconciliation => "reconciliation",
         }
     }
 
@@ -69,6 +73,11 @@ impl Projection {
                 "projection_merchant_daily_metrics",
                 "projection_merchant_daily_declines",
                 "projection_metric_capture_times",
+            ],
+            Projection::Reconciliation => &[
+                "projection_reconciliation_runs",
+                "projection_reconciliation_payouts",
+                "projection_reconciliation_exceptions",
             ],
         }
     }

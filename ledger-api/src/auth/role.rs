@@ -32,7 +32,9 @@ pub enum Permission {
     SubmitPaymentCommands,
     RefundAboveThreshold,
     RecordSettlements,
-    /// Import gateway reports and resolve their exceptions.
+    /// Reconciliation runs, their payouts and exceptions.
+    ReadReconciliations,
+    /// Import payout reports and resolve the exceptions they raise.
     RunReconciliation,
     ManageKeys,
 }
@@ -76,6 +78,7 @@ impl Role {
                     | ReadSettlements
                     | ReadBalances
                     | RecordSettlements
+                    | ReadReconciliations
                     | RunReconciliation
             ),
             Role::Auditor => !matches!(

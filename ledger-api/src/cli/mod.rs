@@ -52,7 +52,8 @@ pub enum Command {
         /// Build the read models as of this time (RFC 3339).
         #[arg(long)]
         as_of: Option<chrono::DateTime<chrono::Utc>>,
-        /// Only this projection (payments, orders, disputes, settlement, journal, metrics).
+        /// Only this projection (payments, orders, disputes, settlement, journal, metrics,
+        /// reconciliation).
         #[arg(long)]
         projection: Option<String>,
     },

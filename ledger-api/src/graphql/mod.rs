@@ -7,6 +7,7 @@ pub mod parse;
 pub mod query;
 pub mod read_models;
 pub mod reconcile_import;
+pub mod reconciliation;
 pub mod scalars;
 pub mod subscription;
 pub mod types;
@@ -18,15 +19,23 @@ use mutation::MutationRoot;
 use query::QueryRoot;
 use read_models::ReadModelQuery;
 use reconcile_import::ReconciliationImportMutation;
+use reconciliation::{ReconciliationMutation, ReconciliationQuery};
 use subscription::SubscriptionRoot;
 
 /// Every query: those answered from the log and those answered from the read models.
 #[derive(MergedObject, Default)]
-pub struct Query(QueryRoot, ReadModelQuery);
+pub struct Query(QueryRoot, ReadModelQuery, ReconciliationQuery);
 
-/// Every mutation: the commands of interfaces.md and finance's report imports.
+/// Every mutation: payments and settlements, finance's report imports, and resolving
+/// reconciliation exceptions. The printed name stays `MutationRoot`, which clients' generated
+/// code may know.
 #[derive(MergedObject, Default)]
-pub struct Mutation(MutationRoot, ReconciliationImportMutation);
+#[graphql(name = "MutationRoot")]
+pub struct Mutation(
+    MutationRoot,
+    ReconciliationImportMutation,
+    ReconciliationMutation,
+);
 
 pub type LedgerSchema = Schema<Query, Mutation, SubscriptionRoot>;
 

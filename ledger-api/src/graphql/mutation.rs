@@ -190,7 +190,9 @@ pub struct RecordPayoutInput {
 #[derive(Default)]
 pub struct MutationRoot;
 
-#[Object]
+/// Renamed because the merged root (`graphql::Mutation`) prints as `MutationRoot`; parts of a
+/// merged object never appear in the schema under their own names.
+#[Object(name = "PaymentMutations")]
 impl MutationRoot {
     /// Starts a payment. `paymentId` is generated when absent.
     async fn initiate_payment(

@@ -6,7 +6,7 @@
 //! GraphQL values), one module per read model. Resolvers here only check the caller and
 //! delegate; every query is filtered by the caller's environment.
 
-mod convert;
+pub(crate) mod convert;
 pub mod disputes;
 pub mod finance;
 pub mod page;
@@ -176,7 +176,8 @@ impl ReadModelQuery {
     }
 
     /// What finance should look at: reserves withheld, failed or late payouts, captures not
-    /// settled `unsettledAfterDays` after they were made. Oldest first, at most 500.
+    /// settled `unsettledAfterDays` after they were made, each with the latest reconciliation
+    /// verdict on its payout or batch. Oldest first, at most 500.
     async fn settlement_exceptions(
         &self,
         context: &Context<'_>,
@@ -190,7 +191,11 @@ impl ReadModelQuery {
             page::wait_for_position(
                 state(context)?,
                 wait_for_position,
-                &[Projection::Settlement, Projection::Payments],
+                &[
+                    Projection::Settlement,
+                    Projection::Payments,
+                    Projection::Reconciliation,
+                ],
             )
             .await?;
             settlement::exceptions(

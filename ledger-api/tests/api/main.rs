@@ -5,6 +5,7 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod read_models;
+mod reconciliation;
 mod reconciliation_import;
 mod rules;
 mod subscriptions;

@@ -5,6 +5,7 @@ pub mod journal;
 pub mod metrics;
 pub mod orders;
 pub mod payments;
+pub mod reconciliation;
 pub mod settlement;
 
 use ledger_core::payment::state::{DisputeStatus, RefundStatus};
@@ -30,6 +31,7 @@ pub(crate) async fn apply(
         Projection::Settlement => settlement::apply(connection, batch, after).await,
         Projection::Journal => journal::apply(connection, batch, after).await,
         Projection::Metrics => metrics::apply(connection, batch, after).await,
+        Projection::Reconciliation => reconciliation::apply(connection, batch, after).await,
     }
 }
 

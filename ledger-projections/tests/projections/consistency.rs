@@ -71,7 +71,10 @@ async fn a_failure_mid_batch_leaves_rows_and_checkpoint_consistent() {
     let error = projector.catch_up(None).await.unwrap_err();
     assert!(error.to_string().contains("injected failure"), "{error}");
     let stopped_at = (failing_position - 1) / 50 * 50;
-    assert_eq!(checkpoints(pool).await, vec![stopped_at; 6]);
+    assert_eq!(
+        checkpoints(pool).await,
+        vec![stopped_at; Projection::ALL.len()]
+    );
     let newest_payment: Option<i64> =
         sqlx::query_scalar!("SELECT MAX(last_position) FROM projection_payments")
             .fetch_one(pool)
@@ -94,7 +97,10 @@ async fn a_failure_mid_batch_leaves_rows_and_checkpoint_consistent() {
     let applied = restarted.catch_up(None).await.unwrap();
     let head = ledger.store.head().await.unwrap().last_position;
     assert_eq!(applied, head - stopped_at as u64);
-    assert_eq!(checkpoints(pool).await, vec![head as i64; 6]);
+    assert_eq!(
+        checkpoints(pool).await,
+        vec![head as i64; Projection::ALL.len()]
+    );
     assert_consistent(&ledger).await;
 }
 
@@ -134,7 +140,7 @@ async fn an_aborted_projector_converges_on_the_next_run() {
     assert_consistent(&ledger).await;
 
     Projector::live(pool.clone()).catch_up(None).await.unwrap();
-    assert_eq!(checkpoints(&pool).await, vec![head; 6]);
+    assert_eq!(checkpoints(&pool).await, vec![head; Projection::ALL.len()]);
     assert_consistent(&ledger).await;
 }
 

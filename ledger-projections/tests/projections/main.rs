@@ -8,4 +8,5 @@ mod consistency;
 mod export;
 mod read_models;
 mod rebuild;
+mod reconciliation;
 mod verify;

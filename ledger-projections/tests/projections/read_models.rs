@@ -212,7 +212,7 @@ async fn read_models_show_every_lifecycle() {
     );
 
     let lag = projection_lag(pool).await.unwrap();
-    assert_eq!(lag.len(), 6);
+    assert_eq!(lag.len(), ledger_projections::Projection::ALL.len());
     assert!(lag
         .iter()
         .all(|lag| lag.positions_behind == 0 && lag.seconds_behind == 0.0));

@@ -9,6 +9,11 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use ledger_core::aggregate::DomainEvent;
 use ledger_core::ids::*;
 use ledger_core::payment::{self, *};
+use ledger_core::reconciliation::{
+    self, ExceptionClass, LedgerSide, PayoutOutcome, PayoutReconciled, ReconciliationCommand,
+    ReconciliationEvent, ReconciliationException, ReconciliationRunState, ReconciliationSource,
+    ReportSide, ResolveException, StartRun,
+};
 use ledger_core::settlement::{self, *};
 use ledger_core::text::ShortText;
 use ledger_core::{Currency, Money, PositiveMoney};
@@ -237,6 +242,52 @@ impl Ledger {
                 &events,
                 occurred_at,
             )],
+            idempotency: None,
+        };
+        self.store
+            .append(request)
+            .await
+            .unwrap()
+            .into_result()
+            .events
+    }
+
+    pub async fn run_state(&self, run_id: ReconciliationRunId) -> ReconciliationRunState {
+        let events = self.store.read_stream(run_id.as_uuid(), 1).await.unwrap();
+        let decoded: Vec<ReconciliationEvent> = events
+            .into_iter()
+            .map(|event| {
+                ReconciliationEvent::from_stored(
+                    &event.event_type,
+                    event.schema_version as u32,
+                    event.payload,
+                )
+                .unwrap()
+            })
+            .collect();
+        reconciliation::fold(&decoded)
+    }
+
+    /// Decides and appends one command on a reconciliation run.
+    pub async fn reconcile(
+        &self,
+        run_id: ReconciliationRunId,
+        command: ReconciliationCommand,
+        occurred_at: DateTime<Utc>,
+    ) -> Vec<RecordedEvent> {
+        let state = self.run_state(run_id).await;
+        let events = reconciliation::decide(&state, &command)
+            .unwrap_or_else(|error| panic!("{command:?} refused: {error}"));
+        let request = AppendRequest {
+            streams: vec![StreamAppend {
+                stream_id: run_id.as_uuid(),
+                stream_type: StreamType::ReconciliationRun,
+                expected_version: ExpectedVersion::Exactly(state.version),
+                events: events
+                    .iter()
+                    .map(|event| new_event(event, occurred_at))
+                    .collect(),
+            }],
             idempotency: None,
         };
         self.store
@@ -606,4 +657,195 @@ pub async fn many_payments(ledger: &Ledger, count: usize) {
     for outcome in futures::future::join_all(appends).await {
         outcome.unwrap();
     }
+}
+
+/// The opening of a run of `environment` at `started_at`.
+pub fn start_run(
+    environment: Environment,
+    file: &str,
+    started_at: DateTime<Utc>,
+) -> ReconciliationCommand {
+    ReconciliationCommand::Start(StartRun {
+        environment,
+        source: ReconciliationSource::StripePayouts,
+        file_name: Some(text(file)),
+        file_sha256: format!("{:0>64}", file.len()),
+        started_by: text("key_finance_1"),
+        started_at,
+        availability_days: 2,
+    })
+}
+
+/// An exception about report line `line` of payout `payout`: the odd lines have the ledger's
+/// side too, every line the report's.
+pub fn line_exception(
+    class: ExceptionClass,
+    line: u64,
+    payout: &str,
+    payment_id: PaymentId,
+) -> ReconciliationException {
+    let usd = Currency::USD;
+    ReconciliationException {
+        exception_id: ReconciliationExceptionId::new_random(),
+        class,
+        detail: text(&format!("line {line} disagrees")),
+        line_number: Some(line),
+        payout_id: Some(PayoutId::parse(payout).unwrap()),
+        payment_id: Some(payment_id),
+        item: Some(SettledItem::Capture(
+            CaptureId::parse(format!("ch_{line}")).unwrap(),
+        )),
+        report: Some(ReportSide {
+            balance_transaction_id: Some(text(&format!("txn_{line}"))),
+            reporting_category: Some(text("charge")),
+            currency: Some(text("usd")),
+            gross: Some(text("10.00")),
+            fee: Some(text("0.59")),
+            net: Some(text("9.41")),
+            available_on: Some(text("2026-11-10")),
+        }),
+        ledger: (line % 2 == 1).then(|| LedgerSide {
+            currency: usd,
+            amount: money("9.00", usd),
+            fee: Some(money("0.50", usd)),
+            batch_id: None,
+            recorded_at: Some(at(3, 9)),
+        }),
+    }
+}
+
+/// An exception with no line (a payout whose total disagrees).
+pub fn payout_exception(payout: &str) -> ReconciliationException {
+    ReconciliationException {
+        exception_id: ReconciliationExceptionId::new_random(),
+        class: ExceptionClass::PayoutTotalMismatch,
+        detail: text("the payout's lines do not add up to its amount"),
+        line_number: None,
+        payout_id: Some(PayoutId::parse(payout).unwrap()),
+        payment_id: None,
+        item: None,
+        report: None,
+        ledger: None,
+    }
+}
+
+pub fn payout_verdict(
+    payout: &str,
+    batch_id: SettlementBatchId,
+    exceptions: u64,
+    batch_recorded: bool,
+) -> ReconciliationCommand {
+    let usd = Currency::USD;
+    ReconciliationCommand::RecordPayout(PayoutReconciled {
+        payout_id: PayoutId::parse(payout).unwrap(),
+        batch_id,
+        currency: usd,
+        line_count: 3,
+        exception_count: exceptions,
+        gross: money("30.00", usd),
+        fees: money("1.77", usd),
+        net: money("28.23", usd),
+        ledger_amount: (!batch_recorded).then(|| money("28.23", usd)),
+        outcome: if exceptions == 0 {
+            PayoutOutcome::Proven
+        } else {
+            PayoutOutcome::Unproven
+        },
+        batch_recorded,
+    })
+}
+
+pub fn resolve_exception(
+    exception_id: ReconciliationExceptionId,
+    reason: &str,
+) -> ReconciliationCommand {
+    ReconciliationCommand::ResolveException(ResolveException {
+        exception_id,
+        reason: text(reason),
+        resolved_by: text("key_finance_1"),
+        resolved_at: at(13, 9),
+    })
+}
+
+/// A completed run of the test environment: 30 line exceptions on payout `po_bad` (in two
+/// events: at most 25 each) and one on its total; `po_bad` unproven, `po_good` proven with its
+/// batch recorded; then the first exception resolved.
+pub async fn reconciliation_run(ledger: &Ledger) -> RunWorld {
+    let run_id = ReconciliationRunId::new_random();
+    let payment_id = PaymentId::new_random();
+    ledger
+        .reconcile(
+            run_id,
+            start_run(Environment::Test, "payouts.csv", at(12, 9)),
+            at(12, 9),
+        )
+        .await;
+    let classes = [
+        ExceptionClass::MissingFromLedger,
+        ExceptionClass::AmountMismatch,
+        ExceptionClass::FeeMismatch,
+    ];
+    let mut exceptions: Vec<ReconciliationException> = (0..30)
+        .map(|index| line_exception(classes[index % 3], index as u64 + 2, "po_bad", payment_id))
+        .collect();
+    exceptions.push(payout_exception("po_bad"));
+    ledger
+        .reconcile(
+            run_id,
+            ReconciliationCommand::RecordExceptions {
+                exceptions: exceptions.clone(),
+            },
+            at(12, 9),
+        )
+        .await;
+    let bad_batch = SettlementBatchId::new_random();
+    let good_batch = SettlementBatchId::new_random();
+    ledger
+        .reconcile(
+            run_id,
+            payout_verdict("po_bad", bad_batch, 31, false),
+            at(12, 9),
+        )
+        .await;
+    ledger
+        .reconcile(
+            run_id,
+            payout_verdict("po_good", good_batch, 0, true),
+            at(12, 9),
+        )
+        .await;
+    ledger
+        .reconcile(
+            run_id,
+            ReconciliationCommand::Complete {
+                lines: 36,
+                matched_lines: 5,
+                completed_at: at(12, 10),
+            },
+            at(12, 10),
+        )
+        .await;
+    ledger
+        .reconcile(
+            run_id,
+            resolve_exception(exceptions[0].exception_id, "webhook replayed by hand"),
+            at(13, 9),
+        )
+        .await;
+    RunWorld {
+        run_id,
+        payment_id,
+        exceptions,
+        bad_batch,
+        good_batch,
+    }
+}
+
+/// The ids of [`reconciliation_run`]'s run.
+pub struct RunWorld {
+    pub run_id: ReconciliationRunId,
+    pub payment_id: PaymentId,
+    pub exceptions: Vec<ReconciliationException>,
+    pub bad_batch: SettlementBatchId,
+    pub good_batch: SettlementBatchId,
 }

@@ -1,12 +1,13 @@
 //! Settlement batches (newest first, with their payouts) and settlement exceptions, from the
 //! settlement read model. Batches page by keyset with this module's own query (the
-//! projections' list pages by offset); payouts come from one DataLoader per answer.
+//! projections' list pages by offset); payouts come from one DataLoader per answer, and so do
+//! the exceptions' latest reconciliation verdicts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{ComplexObject, InputObject, SimpleObject};
+use async_graphql::{ComplexObject, Context, InputObject, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::Environment as CoreEnvironment;
 use ledger_projections::read_models::settlement::{self, SettlementBatchRow};
@@ -15,7 +16,10 @@ use uuid::Uuid;
 
 use super::convert;
 use super::page::{decode_cursor, encode_cursor, page_of, PageInfo};
+use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, IntoGraphql};
+use crate::graphql::context::caller;
+use crate::graphql::reconciliation::{ReconciliationVerdict, VerdictKey, VerdictLoader};
 use crate::graphql::scalars::{DecimalText, Position};
 use crate::graphql::types::PayoutStatus;
 
@@ -192,7 +196,8 @@ pub async fn list(
 }
 
 /// Something in settlement that finance should look at.
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
 pub struct SettlementException {
     /// `RESERVE_WITHHELD`, `PAYOUT_FAILED`, `PAYOUT_LATE` or `CAPTURE_NOT_SETTLED`.
     pub kind: String,
@@ -204,6 +209,29 @@ pub struct SettlementException {
     pub item_id: Option<String>,
     pub amount: DecimalText,
     pub since: DateTime<Utc>,
+    #[graphql(skip)]
+    verdicts: Arc<DataLoader<VerdictLoader>>,
+}
+
+#[ComplexObject]
+impl SettlementException {
+    /// The latest reconciliation verdict on the payout (for a failed or late payout) or on
+    /// the batch (for a reserve withheld); null when no run has judged it, and for an
+    /// unsettled capture, which has no batch yet.
+    async fn reconciliation(
+        &self,
+        context: &Context<'_>,
+    ) -> async_graphql::Result<Option<ReconciliationVerdict>> {
+        caller(context, Permission::ReadReconciliations).graphql()?;
+        let key = match (self.kind.as_str(), &self.item_id) {
+            ("PAYOUT_FAILED" | "PAYOUT_LATE", Some(payout_id)) => {
+                VerdictKey::Payout(payout_id.clone())
+            }
+            ("RESERVE_WITHHELD", _) => VerdictKey::Batch(self.subject_id),
+            _ => return Ok(None),
+        };
+        self.verdicts.load_one(key).await.graphql()
+    }
 }
 
 pub async fn exceptions(
@@ -222,6 +250,7 @@ pub async fn exceptions(
         settlement::settlement_exceptions(pool, environment, Utc::now(), unsettled_after_days)
             .await
             .map_err(ApiError::internal)?;
+    let verdicts = VerdictLoader::new(pool, environment);
     Ok(rows
         .into_iter()
         .filter(|row| merchant_id.is_none_or(|merchant| row.merchant_id == merchant))
@@ -234,6 +263,7 @@ pub async fn exceptions(
             subject_id: row.subject_id,
             item_id: row.item_id,
             since: row.since,
+            verdicts: Arc::clone(&verdicts),
         })
         .collect())
 }
