@@ -158,3 +158,66 @@ async fn a_file_that_is_not_the_report_is_refused_and_a_live_import_sees_no_test
     assert_eq!(result["exceptions"], 1);
     assert_eq!(result["batchesRecorded"], 0);
 }
+
+#[tokio::test]
+async fn an_imported_exception_is_read_side_by_side_and_resolved_by_finance() {
+    let app = spawn_app().await;
+    let payment_id = captured_payment(&app).await;
+    // The report says 125.00 where the ledger captured 120.00.
+    let csv = report(&payment_id).replace("120.00,3.78,116.22", "125.00,3.78,121.22");
+    let imported = import(
+        &app,
+        Role::Finance,
+        Environment::Test,
+        json!({"idempotencyKey": "import-mismatch", "csv": csv}),
+    )
+    .await;
+    let result = &imported.data()["importStripePayoutReport"];
+    assert_eq!(result["exceptions"], 1);
+
+    let finance = app.key(Role::Finance, Environment::Test).to_owned();
+    let listed = app
+        .graphql_as(
+            Some(&finance),
+            "query($run: UUID!, $at: Position) { reconciliationExceptions(filter: {runId: $run, resolved: false}, waitForPosition: $at) { \
+               edges { node { id class lineNumber payoutId paymentId \
+               ledger { amount currency } report { gross fee net balanceTransactionId } } } } }",
+            json!({"run": result["runId"], "at": result["position"]}),
+        )
+        .await;
+    let edges = listed.data()["reconciliationExceptions"]["edges"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(edges.len(), 1, "{}", listed.body);
+    let exception = &edges[0]["node"];
+    assert_eq!(exception["class"], "AMOUNT_MISMATCH");
+    assert_eq!(exception["lineNumber"], 2);
+    assert_eq!(exception["payoutId"], "po_1RcnP1");
+    assert_eq!(exception["paymentId"], payment_id.as_str());
+    assert_eq!(exception["ledger"]["amount"], "120.00");
+    assert_eq!(exception["report"]["gross"], "125.00");
+    assert_eq!(exception["report"]["balanceTransactionId"], "txn_3RcnA1");
+
+    let resolved = app
+        .graphql_as(
+            Some(&finance),
+            "mutation($input: ResolveReconciliationExceptionInput!) { resolveReconciliationException(input: $input) { position } }",
+            json!({"input": {"idempotencyKey": "resolve-1", "exceptionId": exception["id"],
+                             "reason": "Stripe corrected the charge; adjustment booked in December"}}),
+        )
+        .await;
+    let position = resolved.data()["resolveReconciliationException"]["position"].clone();
+    let open = app
+        .graphql_as(
+            Some(&finance),
+            "query($run: UUID!, $at: Position) { reconciliationExceptions(filter: {runId: $run, resolved: false}, waitForPosition: $at) { edges { node { id } } } }",
+            json!({"run": result["runId"], "at": position}),
+        )
+        .await;
+    assert_eq!(
+        open.data()["reconciliationExceptions"]["edges"],
+        json!([]),
+        "nothing left open"
+    );
+}
