@@ -82,6 +82,11 @@ pub async fn run(pool: &PgPool, command: ReconcileCommand) -> anyhow::Result<()>
     let outcome = import_stripe_payouts(&handler, &request, open, &mut report_progress)
         .await
         .with_context(|| format!("could not import {}", file.display()))?;
+    if !outcome.already_imported {
+        if let Some(webhooks) = super::serve::webhook_state(&handler)? {
+            crate::graphql::reconcile_import::retry_parked_payouts(&webhooks, environment).await;
+        }
+    }
     let summary = &outcome.summary;
     let mut out = std::io::stdout().lock();
     if outcome.already_imported {

@@ -58,14 +58,14 @@ fn refund_approval_threshold() -> anyhow::Result<Decimal> {
 /// The merchant of gateway events that name none, unless configured otherwise.
 pub const DEFAULT_MERCHANT_ID: &str = "default";
 
-/// The Stripe webhook route, when `LEDGER_STRIPE_WEBHOOK_SECRETS` configures its secrets.
+/// The Stripe webhooks' state, when `LEDGER_STRIPE_WEBHOOK_SECRETS` configures their secrets.
 /// Without secrets no signature could be checked, so the route is not served at all.
-fn webhook_routes(handler: &CommandHandler) -> anyhow::Result<Router> {
+pub fn webhook_state(handler: &CommandHandler) -> anyhow::Result<Option<WebhookState>> {
     let Ok(secrets) = std::env::var(WEBHOOK_SECRETS_VARIABLE) else {
         tracing::warn!(
             "{WEBHOOK_SECRETS_VARIABLE} is not set: POST /webhooks/stripe is not served"
         );
-        return Ok(Router::new());
+        return Ok(None);
     };
     let secrets = WebhookSecrets::parse(&secrets)
         .with_context(|| format!("{WEBHOOK_SECRETS_VARIABLE} is malformed"))?;
@@ -75,25 +75,30 @@ fn webhook_routes(handler: &CommandHandler) -> anyhow::Result<Router> {
         .context("LEDGER_DEFAULT_MERCHANT_ID is not a valid merchant id")?;
     let state = WebhookState::new(handler.clone(), WebhookConfig::new(secrets, merchant));
     crate::webhooks::metrics::describe();
-    Ok(stripe_router(state))
+    Ok(Some(state))
 }
 
 /// Everything the server needs, built from a connected pool.
 pub fn application(pool: PgPool) -> anyhow::Result<(ServerState, Router)> {
     let store = EventStore::new(pool.clone());
     let handler = CommandHandler::new(store.clone());
+    let webhooks = webhook_state(&handler)?;
     let app = AppState {
         pool,
         handler: handler.clone(),
         refund_approval_threshold: refund_approval_threshold()?,
         live: LiveLog::new(store),
+        webhooks: webhooks.clone(),
     };
     let state = ServerState {
         schema: build_schema(Some(app.clone())),
         app,
         metrics: metrics_handle()?,
     };
-    let routes = router(state.clone(), webhook_routes(&handler)?);
+    let routes = router(
+        state.clone(),
+        webhooks.map(stripe_router).unwrap_or_default(),
+    );
     Ok((state, routes))
 }
 

@@ -20,6 +20,9 @@ pub struct AppState {
     pub refund_approval_threshold: Decimal,
     /// The log as it grows, shared by every subscription.
     pub live: LiveLog,
+    /// Stripe webhooks, when their secrets are configured: a reconciliation import retries the
+    /// payout events parked until the batch it records existed.
+    pub webhooks: Option<crate::webhooks::WebhookState>,
 }
 
 /// The caller of the request being resolved, refused unless its role allows `permission`.

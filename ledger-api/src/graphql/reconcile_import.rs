@@ -59,6 +59,21 @@ impl ReconciliationImportMutation {
     }
 }
 
+/// Payout events that arrived before their batch existed can apply now. A failure here
+/// leaves them parked for the next delivery; the import itself stands.
+pub(crate) async fn retry_parked_payouts(
+    webhooks: &crate::webhooks::WebhookState,
+    environment: ledger_core::ids::Environment,
+) {
+    match crate::webhooks::retry_all_parked(webhooks, environment).await {
+        Ok(resolved) if resolved > 0 => {
+            tracing::info!(resolved, "parked Stripe events applied after the import");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "parked Stripe events could not be retried"),
+    }
+}
+
 async fn import(
     context: &Context<'_>,
     input: ImportStripePayoutReportInput,
@@ -96,6 +111,9 @@ async fn import(
         &mut ignore,
     )
     .await?;
+    if let (Some(webhooks), false) = (&app.webhooks, outcome.already_imported) {
+        retry_parked_payouts(webhooks, principal.environment).await;
+    }
     let summary = outcome.summary;
     Ok(ReconciliationImportResult {
         run_id: outcome.run_id.as_uuid(),

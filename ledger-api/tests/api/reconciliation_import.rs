@@ -221,3 +221,57 @@ async fn an_imported_exception_is_read_side_by_side_and_resolved_by_finance() {
         "nothing left open"
     );
 }
+
+#[tokio::test]
+async fn a_payout_event_parked_until_its_batch_exists_applies_after_the_import() {
+    let app = spawn_app().await;
+    let payment_id = captured_payment(&app).await;
+    let mut event: Value =
+        serde_json::from_str(include_str!("../fixtures/stripe/payout.paid.json")).unwrap();
+    event["id"] = json!("evt_1RcnPayoutPaid");
+    event["created"] = json!(chrono::Utc::now().timestamp());
+    event["data"]["object"]["id"] = json!("po_1RcnP1");
+    event["data"]["object"]["amount"] = json!(11622);
+    event["data"]["object"]["currency"] = json!("usd");
+    let body = serde_json::to_vec(&event).unwrap();
+    let secret = ledger_api::stripe::WebhookSecret::new(Environment::Test, WEBHOOK_SECRET).unwrap();
+    let delivered = app
+        .client
+        .post(format!("{}/webhooks/stripe", app.address))
+        .header(
+            "Stripe-Signature",
+            ledger_api::stripe::sign(&secret, chrono::Utc::now().timestamp(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = delivered.json().await.unwrap();
+    assert_eq!(answer["outcome"], "parked", "{answer}");
+
+    let imported = import(
+        &app,
+        Role::Finance,
+        Environment::Test,
+        json!({"idempotencyKey": "import-parked", "csv": report(&payment_id)}),
+    )
+    .await;
+    assert_eq!(
+        imported.data()["importStripePayoutReport"]["payoutsProven"],
+        1
+    );
+
+    let support = app.key(Role::Support, Environment::Test).to_owned();
+    let deliveries = app
+        .graphql_as(
+            Some(&support),
+            "{ webhookDeliveries(stripeEventId: \"evt_1RcnPayoutPaid\") { outcome } }",
+            json!({}),
+        )
+        .await;
+    let outcome = &deliveries.data()["webhookDeliveries"][0]["outcome"];
+    assert_ne!(
+        outcome, "parked",
+        "the import let the parked payout event apply"
+    );
+}
