@@ -47,8 +47,8 @@ use uuid::Uuid;
 
 use super::error::ReconcileError;
 use super::ledger_view::{self, ItemKey, LedgerRecord, CAPTURE, DISPUTE, REFUND};
-use super::report::{InvalidRow, ReportReader, Row};
-use super::staging::{self, StagedLine, STAGE_CHUNK};
+use super::report::{InvalidRow, ReportReader, ReportRow, Row};
+use super::staging::{self, STAGE_CHUNK};
 
 /// Exceptions held before they are recorded.
 const EXCEPTION_FLUSH: usize = 500;
@@ -418,7 +418,7 @@ fn text_of(value: impl ToString) -> Option<ShortText> {
     ShortText::parse(value.to_string()).ok()
 }
 
-fn report_side(line: &StagedLine) -> ReportSide {
+fn report_side(line: &ReportRow) -> ReportSide {
     ReportSide {
         balance_transaction_id: line.balance_transaction_id.as_deref().and_then(text_of),
         reporting_category: text_of(&line.reporting_category),
@@ -453,7 +453,7 @@ fn ledger_side(record: &LedgerRecord) -> LedgerSide {
 
 /// The ledger payment a line names: the report's metadata column, else the payment a webhook
 /// linked the PaymentIntent to, else the UUIDv5 of the PaymentIntent id (as webhooks map it).
-fn payment_of(line: &StagedLine, links: &HashMap<String, Uuid>) -> Option<Uuid> {
+fn payment_of(line: &ReportRow, links: &HashMap<String, Uuid>) -> Option<Uuid> {
     line.ledger_payment_id.or_else(|| {
         let intent = line.payment_intent_id.as_deref()?;
         Some(links.get(intent).copied().unwrap_or_else(|| {
@@ -464,7 +464,7 @@ fn payment_of(line: &StagedLine, links: &HashMap<String, Uuid>) -> Option<Uuid> 
 
 /// The category and the ledger item a line names, and the key to look the item up by.
 fn item_of(
-    line: &StagedLine,
+    line: &ReportRow,
     payment: Option<Uuid>,
 ) -> (ReportCategory, Option<SettledItem>, Option<ItemKey>) {
     let (category, kind, item) = match line.reporting_category.as_str() {
@@ -591,7 +591,7 @@ async fn match_line(
     run: &mut Run<'_>,
     matcher: &mut Matcher,
     work: &mut PayoutWork,
-    line: &StagedLine,
+    line: &ReportRow,
     links: &HashMap<String, Uuid>,
     ledger: &HashMap<ItemKey, LedgerRecord>,
 ) -> Result<(), ReconcileError> {

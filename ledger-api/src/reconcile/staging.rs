@@ -102,25 +102,6 @@ pub async fn payouts_after(
     .await?)
 }
 
-/// One staged line, read back.
-#[derive(Debug, Clone)]
-pub struct StagedLine {
-    pub line_number: u64,
-    pub payout_id: PayoutId,
-    pub balance_transaction_id: Option<String>,
-    pub reporting_category: String,
-    pub currency: Currency,
-    pub gross: Money,
-    pub fee: Money,
-    pub net: Money,
-    pub payment_intent_id: Option<String>,
-    pub charge_id: Option<String>,
-    pub refund_id: Option<String>,
-    pub dispute_id: Option<String>,
-    pub ledger_payment_id: Option<Uuid>,
-    pub available_on: Option<DateTime<Utc>>,
-}
-
 /// A payout's lines after `after_line`, in file order.
 pub async fn lines_of_payout(
     pool: &PgPool,
@@ -128,7 +109,7 @@ pub async fn lines_of_payout(
     payout_id: &str,
     after_line: u64,
     limit: i64,
-) -> Result<Vec<StagedLine>, ReconcileError> {
+) -> Result<Vec<ReportRow>, ReconcileError> {
     let rows = sqlx::query!(
         r#"SELECT line_number, payout_id, balance_transaction_id, reporting_category, currency,
                   gross, fee, net, payment_intent_id, charge_id, refund_id, dispute_id,
@@ -152,7 +133,7 @@ pub async fn lines_of_payout(
             let currency = Currency::parse(&row.currency).map_err(|_| corrupt("currency"))?;
             let money =
                 |amount: Decimal| Money::new(amount, currency).map_err(|_| corrupt("amount"));
-            Ok(StagedLine {
+            Ok(ReportRow {
                 line_number: u64::try_from(row.line_number).map_err(|_| corrupt("line"))?,
                 payout_id: PayoutId::parse(row.payout_id).map_err(|_| corrupt("payout id"))?,
                 balance_transaction_id: row.balance_transaction_id,

@@ -65,13 +65,13 @@ impl Ledger {
             .unwrap_or_else(|error| panic!("{payment_intent}: {error}"));
     }
 
-    /// A payment captured automatically on authorization: the ledger holds its capture under
-    /// the id `automatic`, as Stripe's `payment_intent.succeeded` records it.
-    pub async fn captured_automatically(
+    /// A payment initiated and approved for its full amount.
+    async fn authorized(
         &self,
         payment_intent: &str,
         amount: &str,
         currency: Currency,
+        capture_mode: CaptureMode,
         at: DateTime<Utc>,
     ) {
         self.run(
@@ -81,7 +81,7 @@ impl Ledger {
                 order_id: OrderId::parse(format!("order_{payment_intent}")).unwrap(),
                 environment: Environment::Test,
                 amount: money(amount, currency),
-                capture_mode: CaptureMode::Automatic,
+                capture_mode,
                 payment_method: Some(text("card")),
             }),
             at,
@@ -100,6 +100,19 @@ impl Ledger {
         .await;
     }
 
+    /// A payment captured automatically on authorization: the ledger holds its capture under
+    /// the id `automatic`, as Stripe's `payment_intent.succeeded` records it.
+    pub async fn captured_automatically(
+        &self,
+        payment_intent: &str,
+        amount: &str,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) {
+        self.authorized(payment_intent, amount, currency, CaptureMode::Automatic, at)
+            .await;
+    }
+
     /// A card payment authorized and captured in full under the charge's id, as Stripe's
     /// webhooks record it.
     pub async fn captured(
@@ -110,30 +123,8 @@ impl Ledger {
         currency: Currency,
         at: DateTime<Utc>,
     ) {
-        self.run(
-            payment_intent,
-            PaymentCommand::Initiate(InitiatePayment {
-                merchant_id: MerchantId::parse(MERCHANT).unwrap(),
-                order_id: OrderId::parse(format!("order_{payment_intent}")).unwrap(),
-                environment: Environment::Test,
-                amount: money(amount, currency),
-                capture_mode: CaptureMode::Manual,
-                payment_method: Some(text("card")),
-            }),
-            at,
-        )
-        .await;
-        self.run(
-            payment_intent,
-            PaymentCommand::RecordAuthorization(RecordAuthorization::Approved {
-                authorized_amount: None,
-                authorization_code: None,
-                gateway_reference: Some(text(payment_intent)),
-                expires_at: None,
-            }),
-            at,
-        )
-        .await;
+        self.authorized(payment_intent, amount, currency, CaptureMode::Manual, at)
+            .await;
         self.run(
             payment_intent,
             PaymentCommand::Capture(CapturePayment {
