@@ -1,6 +1,7 @@
 //! `POST /graphql` (authenticated), `GET /graphql` (the GraphiQL page).
 
 use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -36,14 +37,40 @@ async fn principal(
     authenticate_bearer(&state.app.pool, authorization).await
 }
 
+/// async-graphql's own errors (syntax, unknown fields, variables of the wrong type, depth and
+/// complexity limits) carry no code; interfaces.md promises one on every error, and all of
+/// them are the request's fault.
+fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", "VALIDATION_ERROR");
+            extensions.set("retryable", false);
+        }
+    }
+    response
+}
+
 pub async fn execute(
     State(state): State<ServerState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
     let principal = match principal(&state, &headers).await {
         Ok(principal) => principal,
         Err(error) => return refuse(error),
+    };
+    let request = match request {
+        Ok(request) => request,
+        Err(rejection) => {
+            return refuse(ApiError::validation(
+                "body",
+                format!(
+                    "the request is not a GraphQL request in JSON: {}",
+                    rejection.0
+                ),
+            ))
+        }
     };
     let request = request.into_inner().data(principal);
     let operation = request
@@ -51,7 +78,7 @@ pub async fn execute(
         .clone()
         .unwrap_or_else(|| "anonymous".to_owned());
     let started = std::time::Instant::now();
-    let response = state.schema.execute(request).await;
+    let response = with_codes(state.schema.execute(request).await);
     let outcome = response
         .errors
         .first()

@@ -19,6 +19,34 @@ async fn a_too_deep_query_is_refused() {
         .unwrap_or_default();
     assert!(message.contains("nested too deep"), "{:?}", answer.body);
     assert_eq!(answer.body["data"], serde_json::Value::Null);
+    assert_eq!(answer.error_code(), Some("VALIDATION_ERROR"));
+    assert_eq!(answer.body["errors"][0]["extensions"]["retryable"], false);
+}
+
+#[tokio::test]
+async fn syntax_errors_and_unknown_fields_carry_a_code_too() {
+    let app = spawn_app().await;
+    for query in ["{ payment(id: ", "{ paymentz { id } }"] {
+        let answer = app.graphql(query, json!({})).await;
+        assert_eq!(
+            answer.error_code(),
+            Some("VALIDATION_ERROR"),
+            "{:?}",
+            answer.body
+        );
+    }
+    let answer = app
+        .graphql(
+            "query($id: UUID!) { payment(id: $id) { id } }",
+            json!({"id": "not-a-uuid"}),
+        )
+        .await;
+    assert_eq!(
+        answer.error_code(),
+        Some("VALIDATION_ERROR"),
+        "{:?}",
+        answer.body
+    );
 }
 
 #[tokio::test]
@@ -70,6 +98,8 @@ async fn malformed_json_is_a_client_error() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION_ERROR");
 }
 
 #[tokio::test]
