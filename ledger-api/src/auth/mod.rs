@@ -1,10 +1,12 @@
 //! Who may call: API keys (only their hashes are stored), roles and permissions.
 
 pub mod api_key;
+pub mod cache;
 pub mod keys;
 pub mod role;
 
 pub use api_key::ApiKey;
+pub use cache::{KeyCache, KEY_CACHE_TTL};
 pub use keys::{
     authenticate, authenticate_bearer, create_key, list_keys, revoke_key, KeyRecord, Principal,
 };

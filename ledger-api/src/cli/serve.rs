@@ -89,6 +89,7 @@ pub fn application(pool: PgPool) -> anyhow::Result<(ServerState, Router)> {
         refund_approval_threshold: refund_approval_threshold()?,
         live: LiveLog::new(store),
         webhooks: webhooks.clone(),
+        keys: crate::auth::KeyCache::default(),
     };
     let state = ServerState {
         schema: build_schema(Some(app.clone())),

@@ -23,6 +23,8 @@ pub struct AppState {
     /// Stripe webhooks, when their secrets are configured: a reconciliation import retries the
     /// payout events parked until the batch it records existed.
     pub webhooks: Option<crate::webhooks::WebhookState>,
+    /// Keys verified recently (see [`crate::auth::KeyCache`] for the revocation bound).
+    pub keys: crate::auth::KeyCache,
 }
 
 /// The caller of the request being resolved, refused unless its role allows `permission`.

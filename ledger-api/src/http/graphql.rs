@@ -9,7 +9,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
 use super::ServerState;
-use crate::auth::authenticate_bearer;
 use crate::error::ApiError;
 
 pub async fn graphiql() -> impl IntoResponse {
@@ -34,7 +33,11 @@ async fn principal(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    authenticate_bearer(&state.app.pool, authorization).await
+    state
+        .app
+        .keys
+        .authenticate_bearer(&state.app.pool, authorization)
+        .await
 }
 
 /// async-graphql's own errors (syntax, unknown fields, variables of the wrong type, depth and

@@ -50,6 +50,38 @@ async fn a_revoked_key_is_refused() {
 }
 
 #[tokio::test]
+async fn a_key_revoked_while_in_use_is_refused_within_the_cache_bound() {
+    let app = spawn_app().await;
+    let support = app.key(Role::Support, Environment::Test).to_owned();
+    let query = |key: String| {
+        let app = &app;
+        async move {
+            app.graphql_as(
+                Some(&key),
+                PAYMENT_QUERY,
+                json!({"id": uuid::Uuid::new_v4()}),
+            )
+            .await
+        }
+    };
+    assert_eq!(query(support.clone()).await.error_code(), None);
+    let keys = list_keys(app.database.pool()).await.unwrap();
+    let record = keys
+        .iter()
+        .find(|key| {
+            support.starts_with(&key.key_prefix)
+                && key.role == Role::Support
+                && key.environment == Environment::Test
+        })
+        .unwrap();
+    // Revoked by another process: this server learns of it when its cached verification ends.
+    revoke_key(app.database.pool(), record.id).await.unwrap();
+    tokio::time::sleep(ledger_api::auth::KEY_CACHE_TTL + std::time::Duration::from_millis(200))
+        .await;
+    assert_eq!(query(support).await.error_code(), Some("UNAUTHENTICATED"));
+}
+
+#[tokio::test]
 async fn roles_limit_what_a_key_may_do() {
     let app = spawn_app().await;
     let head = app.log_head().await;
