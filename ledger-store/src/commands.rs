@@ -2,10 +2,11 @@
 //! through `ledger-core`, `decide`, append with the version that was read; when another writer
 //! got there first, read again and decide again, a bounded number of times.
 //!
-//! Idempotency: a command with a key is answered from the original append when the key was
-//! already used for the same request, before anything is decided again, so a retried capture
-//! is not refused because the first one already consumed the authorization. The claim is
-//! written with the events, which settles races between concurrent copies inside the store.
+//! Idempotency: the key is claimed with the events, in the same transaction, which settles
+//! races between concurrent copies inside the store: a copy whose key is already claimed for
+//! the same request gets the original answer, a different request under it a typed error. A
+//! retry that the rules refuse (its first attempt already consumed the authorization) is
+//! recognised by its key before the refusal is returned, so it gets the original answer too.
 //!
 //! Environments: a stream that belongs to the other environment does not exist for the caller.
 
@@ -189,12 +190,6 @@ impl CommandHandler {
         command: &PaymentCommand,
         context: &CommandContext,
     ) -> Result<Handled<PaymentState>, StoreError> {
-        if let Some(replayed) = self
-            .replay::<PaymentState>(payment_id.as_uuid(), context)
-            .await?
-        {
-            return Ok(replayed);
-        }
         let _turn = self.locks.lock(payment_id.as_uuid()).await;
         for attempt in 0..MAX_CONFLICT_RETRIES {
             let (state, history) = self
@@ -210,7 +205,10 @@ impl CommandHandler {
                     _ => DomainError::PaymentNotFound,
                 }));
             }
-            let events = payment::decide(&state, command)?;
+            let events = match payment::decide(&state, command) {
+                Ok(events) => events,
+                Err(rule) => return self.refused(payment_id.as_uuid(), context, rule).await,
+            };
             let stream = stream_append(payment_id.as_uuid(), &state, &events, context)?;
             match self.append(vec![stream], context).await {
                 Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
@@ -234,12 +232,6 @@ impl CommandHandler {
         command: &SettlementCommand,
         context: &CommandContext,
     ) -> Result<Handled<SettlementBatchState>, StoreError> {
-        if let Some(replayed) = self
-            .replay::<SettlementBatchState>(batch_id.as_uuid(), context)
-            .await?
-        {
-            return Ok(replayed);
-        }
         let _turn = self.locks.lock(batch_id.as_uuid()).await;
         for attempt in 0..MAX_CONFLICT_RETRIES {
             let (batch, history) = self
@@ -257,7 +249,10 @@ impl CommandHandler {
                 let state = self.load_payment(context.environment, payment_id).await?;
                 payments.insert(payment_id, state);
             }
-            let decision = settlement::decide(&batch, &payments, command)?;
+            let decision = match settlement::decide(&batch, &payments, command) {
+                Ok(decision) => decision,
+                Err(rule) => return self.refused(batch_id.as_uuid(), context, rule).await,
+            };
             let mut streams = vec![stream_append(
                 batch_id.as_uuid(),
                 &batch,
@@ -402,6 +397,25 @@ impl CommandHandler {
                 idempotency,
             })
             .await
+    }
+
+    /// A command the rules refuse: when it carries a key already used for the same request,
+    /// it is a retry that its first attempt's events now refuse (a second capture of what was
+    /// captured), so the first answer is the answer. Fresh commands skip this lookup: the
+    /// append claims their key in the same transaction and answers a replay there.
+    async fn refused<State>(
+        &self,
+        stream_id: Uuid,
+        context: &CommandContext,
+        rule: DomainError,
+    ) -> Result<Handled<State>, StoreError>
+    where
+        State: Aggregate + Default,
+    {
+        match self.replay::<State>(stream_id, context).await? {
+            Some(replayed) => Ok(replayed),
+            None => Err(StoreError::Rejected(rule)),
+        }
     }
 
     /// The original answer for a key already used with the same request, if any.

@@ -416,3 +416,63 @@ async fn a_settlement_batch_is_atomic_across_payments() {
         .settled_in
         .is_none());
 }
+
+/// A retry whose command the rules would still accept (a generated id makes it look new) is
+/// answered by the key's claim in the append, and a retry the rules would now refuse is
+/// recognised by its key before the refusal: both get the first answer and record nothing.
+#[tokio::test]
+async fn retries_get_the_first_answer_whether_the_rules_would_accept_them_or_not() {
+    let db = TestDatabase::new().await;
+    let handler = CommandHandler::new(db.store());
+    let payment_id = authorized_payment(&handler, "100.00").await;
+    let input = serde_json::json!({"amount": "10.00"});
+    let keyed = || context(Environment::Test, Some(("capture-10", input.clone())));
+    let first = handler
+        .handle_payment(payment_id, &capture("generated_1", "10.00"), &keyed())
+        .await
+        .unwrap();
+    assert!(!first.replayed);
+
+    // The retry's generated capture id differs, so the rules alone would record it again.
+    let retry = handler
+        .handle_payment(payment_id, &capture("generated_2", "10.00"), &keyed())
+        .await
+        .unwrap();
+    assert!(retry.replayed);
+    assert_eq!(retry.events, first.events);
+    assert_eq!(retry.position, first.position);
+
+    // Capture the other 90.00, then retry that capture under its key: the rules refuse it now
+    // (nothing is left to capture), but the key says it is a retry of a success.
+    let rest_input = serde_json::json!({"amount": "90.00"});
+    let rest = || context(Environment::Test, Some(("capture-90", rest_input.clone())));
+    let captured_rest = handler
+        .handle_payment(payment_id, &capture("generated_3", "90.00"), &rest())
+        .await
+        .unwrap();
+    let again = handler
+        .handle_payment(payment_id, &capture("generated_4", "90.00"), &rest())
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.events, captured_rest.events);
+    let head = db.store().head().await.unwrap().last_position;
+    assert_eq!(head, captured_rest.position, "no retry recorded anything");
+
+    // The same key with another request is refused, whether or not the rules would accept it.
+    let other = context(
+        Environment::Test,
+        Some(("capture-10", serde_json::json!({"amount": "5.00"}))),
+    );
+    let reused = handler
+        .handle_payment(payment_id, &capture("generated_5", "5.00"), &other)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            reused,
+            ledger_store::StoreError::IdempotencyKeyReused { .. }
+        ),
+        "{reused:?}"
+    );
+}
