@@ -82,7 +82,10 @@ pub async fn run(pool: &PgPool, command: ReconcileCommand) -> anyhow::Result<()>
     let outcome = import_stripe_payouts(&handler, &request, open, &mut report_progress)
         .await
         .with_context(|| format!("could not import {}", file.display()))?;
-    if !outcome.already_imported {
+    // Without webhook secrets no Stripe event was ever parked here: nothing to retry.
+    let webhooks_configured =
+        std::env::var_os(crate::stripe::secrets::WEBHOOK_SECRETS_VARIABLE).is_some();
+    if !outcome.already_imported && webhooks_configured {
         if let Some(webhooks) = super::serve::webhook_state(&handler)? {
             crate::graphql::reconcile_import::retry_parked_payouts(&webhooks, environment).await;
         }
