@@ -472,7 +472,9 @@ impl Demo {
         };
         Ok([
             "automatic_payout_id,balance_transaction_id,available_on_utc,currency,gross,fee,net,reporting_category,source_id,payment_intent_id,charge_id\n".to_owned(),
-            line("a", "charge", "15.00", "0.74", "14.26", &ch_a, &pi_a, &ch_a),
+            // Stripe reports a partial capture as the whole authorization, less its reversal.
+            line("a", "charge", "20.00", "0.88", "19.12", &ch_a, &pi_a, &ch_a),
+            line("a2", "partial_capture_reversal", "-5.00", "0.00", "-5.00", &ch_a, &pi_a, &ch_a),
             line("b", "charge", "50.00", "1.75", "48.25", &ch_b, &pi_b, &ch_b),
             line("b2", "refund", "-10.00", "0.00", "-10.00", &re_b, &pi_b, &ch_b),
             line("c", "charge", "30.00", "1.17", "28.83", &ch_c, &pi_c, &ch_c),

@@ -47,7 +47,7 @@ use uuid::Uuid;
 
 use super::error::ReconcileError;
 use super::ledger_view::{self, ItemKey, LedgerRecord, CAPTURE, DISPUTE, REFUND};
-use super::report::{InvalidRow, ReportReader, ReportRow, Row};
+use super::report::{InvalidRow, ReportReader, ReportRow, Row, PARTIAL_CAPTURE_REVERSAL};
 use super::staging::{self, STAGE_CHUNK};
 
 /// Exceptions held before they are recorded.
@@ -577,8 +577,21 @@ async fn reconcile_payout(
             .into_iter()
             .collect();
         let ledger = ledger_view::items_of(pool, environment, &payments).await?;
+        let charge_ids: Vec<String> = page
+            .iter()
+            .filter_map(|line| line.charge_id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let reversals =
+            staging::reversals(pool, run.run_id.as_uuid(), payout_text, &charge_ids).await?;
         for line in &page {
-            match_line(run, matcher, work, line, &links, &ledger).await?;
+            let found = Found {
+                links: &links,
+                ledger: &ledger,
+                reversals: &reversals,
+            };
+            match_line(run, matcher, work, line, found).await?;
         }
     }
     let Some(work) = work else { return Ok(()) };
@@ -587,17 +600,66 @@ async fn reconcile_payout(
     Ok(())
 }
 
+/// What was looked up for a page of lines.
+#[derive(Clone, Copy)]
+struct Found<'a> {
+    links: &'a HashMap<String, Uuid>,
+    ledger: &'a HashMap<ItemKey, LedgerRecord>,
+    reversals: &'a staging::Reversals,
+}
+
+/// A charge line's figures with its partial-capture reversals taken off: the capture.
+fn net_of_reversals(line: &ReportRow, reversals: &staging::Reversals) -> (Money, Money, Money) {
+    let raw = (line.gross, line.fee, line.net);
+    let Some((gross, fee, net)) = line
+        .charge_id
+        .as_ref()
+        .filter(|_| line.reporting_category == "charge")
+        .and_then(|charge| reversals.sums.get(charge))
+    else {
+        return raw;
+    };
+    let add = |amount: Money, reversed: &rust_decimal::Decimal| {
+        Money::new(amount.amount() + reversed, amount.currency()).ok()
+    };
+    match (
+        add(line.gross, gross),
+        add(line.fee, fee),
+        add(line.net, net),
+    ) {
+        (Some(gross), Some(fee), Some(net)) => (gross, fee, net),
+        _ => raw,
+    }
+}
+
 async fn match_line(
     run: &mut Run<'_>,
     matcher: &mut Matcher,
     work: &mut PayoutWork,
     line: &ReportRow,
-    links: &HashMap<String, Uuid>,
-    ledger: &HashMap<ItemKey, LedgerRecord>,
+    found: Found<'_>,
 ) -> Result<(), ReconcileError> {
+    let Found {
+        links,
+        ledger,
+        reversals,
+    } = found;
     matcher.lines_matched_or_not += 1;
     work.lines += 1;
     matcher.currencies.insert(line.currency.code().to_owned());
+    if line.reporting_category == PARTIAL_CAPTURE_REVERSAL && line.currency == work.currency {
+        let charge_here = line
+            .charge_id
+            .as_ref()
+            .is_some_and(|charge| reversals.charges_with_line.contains(charge));
+        if charge_here {
+            // Matched as part of its charge's capture, which carries the batch item.
+            matcher.matched_lines += 1;
+            add_to_totals(work, line);
+            return Ok(());
+        }
+    }
+    let (gross, fee, net) = net_of_reversals(line, reversals);
     let payment = payment_of(line, links);
     let (category, mut item, key) = item_of(line, payment);
     let mut record = key.as_ref().and_then(|key| ledger.get(key));
@@ -626,9 +688,9 @@ async fn match_line(
             payout_id: line.payout_id.clone(),
             category,
             currency: line.currency,
-            gross: line.gross,
-            fee: line.fee,
-            net: line.net,
+            gross,
+            fee,
+            net,
             payment_id: payment.map(PaymentId::from_uuid),
             item: item.clone(),
             available_on: line.available_on,
@@ -639,12 +701,7 @@ async fn match_line(
             work.batch_id,
         )
     };
-    if line.currency == work.currency {
-        let add = |total: Money, amount: Money| total.checked_add(amount).unwrap_or(total);
-        work.gross = add(work.gross, line.gross);
-        work.fees = add(work.fees, line.fee);
-        work.net = add(work.net, line.net);
-    }
+    add_to_totals(work, line);
     match verdict {
         LineVerdict::Matched { settled } => {
             matcher.matched_lines += 1;
@@ -658,7 +715,7 @@ async fn match_line(
             }
             work.unsettled_matches += 1;
             let (Some(payment), Some(item), Ok(gross)) =
-                (payment, item, PositiveMoney::new(line.gross.abs()))
+                (payment, item, PositiveMoney::new(gross.abs()))
             else {
                 return Ok(());
             };
@@ -669,7 +726,7 @@ async fn match_line(
                     payment_id: PaymentId::from_uuid(payment),
                     item,
                     gross,
-                    fee: line.fee,
+                    fee,
                 });
             }
         }
@@ -690,6 +747,17 @@ async fn match_line(
         }
     }
     Ok(())
+}
+
+/// The payout's totals are the report's, line by line, in the payout's currency.
+fn add_to_totals(work: &mut PayoutWork, line: &ReportRow) {
+    if line.currency != work.currency {
+        return;
+    }
+    let add = |total: Money, amount: Money| total.checked_add(amount).unwrap_or(total);
+    work.gross = add(work.gross, line.gross);
+    work.fees = add(work.fees, line.fee);
+    work.net = add(work.net, line.net);
 }
 
 /// A payout-level finding.

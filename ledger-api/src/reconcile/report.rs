@@ -23,6 +23,10 @@ use super::error::ReconcileError;
 /// keeps a hostile file from bloating exceptions.
 const MAX_FIELD_CHARS: usize = 120;
 
+/// Stripe's category for the uncaptured part of a manual capture: the `charge` line carries the
+/// whole authorization, this one takes the rest back, and together they are the capture.
+pub const PARTIAL_CAPTURE_REVERSAL: &str = "partial_capture_reversal";
+
 /// A readable line, ready to be staged and matched.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportRow {
@@ -279,7 +283,9 @@ fn parse_row(
         fee,
         net,
         payment_intent_id: optional(columns.payment_intent_id),
-        charge_id: optional(columns.charge_id).or_else(|| by_category("charge")),
+        charge_id: optional(columns.charge_id)
+            .or_else(|| by_category("charge"))
+            .or_else(|| by_category(PARTIAL_CAPTURE_REVERSAL)),
         refund_id: optional(columns.refund_id).or_else(|| by_category("refund")),
         dispute_id: optional(columns.dispute_id).or_else(|| by_category("dispute")),
         ledger_payment_id,

@@ -153,6 +153,55 @@ pub async fn lines_of_payout(
         .collect()
 }
 
+/// For a payout's charges, the sums of their partial-capture reversals (gross, fee, net) and
+/// which of them have a charge line in the payout at all.
+#[derive(Debug, Default)]
+pub struct Reversals {
+    pub sums: std::collections::HashMap<String, (Decimal, Decimal, Decimal)>,
+    pub charges_with_line: std::collections::HashSet<String>,
+}
+
+pub async fn reversals(
+    pool: &PgPool,
+    run_id: Uuid,
+    payout_id: &str,
+    charge_ids: &[String],
+) -> Result<Reversals, ReconcileError> {
+    if charge_ids.is_empty() {
+        return Ok(Reversals::default());
+    }
+    let sums = sqlx::query!(
+        r#"SELECT charge_id AS "charge_id!", sum(gross) AS "gross!", sum(fee) AS "fee!",
+                  sum(net) AS "net!"
+           FROM reconciliation_report_lines
+           WHERE run_id = $1 AND payout_id = $2
+             AND reporting_category = 'partial_capture_reversal' AND charge_id = ANY($3)
+           GROUP BY charge_id"#,
+        run_id,
+        payout_id,
+        charge_ids
+    )
+    .fetch_all(pool)
+    .await?;
+    let charges = sqlx::query_scalar!(
+        r#"SELECT DISTINCT charge_id AS "charge_id!" FROM reconciliation_report_lines
+           WHERE run_id = $1 AND payout_id = $2 AND reporting_category = 'charge'
+             AND charge_id = ANY($3)"#,
+        run_id,
+        payout_id,
+        charge_ids
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(Reversals {
+        sums: sums
+            .into_iter()
+            .map(|row| (row.charge_id, (row.gross, row.fee, row.net)))
+            .collect(),
+        charges_with_line: charges.into_iter().collect(),
+    })
+}
+
 /// The latest time the report says money became available: the end of the period it covers.
 pub async fn period_end(
     pool: &PgPool,

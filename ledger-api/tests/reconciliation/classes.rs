@@ -444,3 +444,61 @@ async fn a_charge_line_settles_the_capture_of_an_automatically_captured_payment(
     assert_eq!(payment.captures[0].capture_id.as_str(), "automatic");
     assert!(payment.captures[0].settled_in.is_some());
 }
+
+#[tokio::test]
+async fn a_partial_capture_is_its_charge_line_less_the_partial_capture_reversal() {
+    let ledger = Ledger::new().await;
+    ledger
+        .captured_in_part("pi_3QeE01", "ch_3QeE01", "20.00", "15.00", day(12))
+        .await;
+    let mut reversal = charge(
+        "po_1QeP01",
+        "pi_3QeE01",
+        "ch_3QeE01",
+        "-5.00",
+        "0.00",
+        "-5.00",
+    );
+    reversal.category = "partial_capture_reversal";
+    let file = report(&[
+        charge(
+            "po_1QeP01",
+            "pi_3QeE01",
+            "ch_3QeE01",
+            "20.00",
+            "0.88",
+            "19.12",
+        ),
+        reversal,
+    ]);
+
+    let outcome = ledger.import(&file).await;
+
+    assert_eq!(
+        outcome.summary.exceptions,
+        0,
+        "{:?}",
+        ledger.exceptions(outcome.run_id).await
+    );
+    assert_eq!(outcome.summary.matched_lines, 2);
+    let batch = ledger.batch_of_payout("po_1QeP01").await.batch.unwrap();
+    assert_eq!(batch.gross.to_string(), "15.00 USD");
+    assert_eq!(batch.net.to_string(), "14.12 USD");
+    assert_eq!(batch.payouts[0].amount.to_string(), "14.12 USD");
+
+    // A reversal whose charge is in no line of its payout cannot be matched.
+    let ledger = Ledger::new().await;
+    let mut orphan = charge(
+        "po_1QeP02",
+        "pi_3QeE02",
+        "ch_3QeE02",
+        "-5.00",
+        "0.00",
+        "-5.00",
+    );
+    orphan.category = "partial_capture_reversal";
+    let outcome = ledger.import(&report(&[orphan])).await;
+    let exceptions = ledger.exceptions(outcome.run_id).await;
+    assert_eq!(exceptions.len(), 1);
+    assert_eq!(exceptions[0].class, ExceptionClass::UnsupportedCategory);
+}

@@ -113,6 +113,36 @@ impl Ledger {
             .await;
     }
 
+    /// A manual payment authorized for `authorized` and captured for less, finally: Stripe
+    /// releases the rest.
+    pub async fn captured_in_part(
+        &self,
+        payment_intent: &str,
+        charge: &str,
+        authorized: &str,
+        captured: &str,
+        at: DateTime<Utc>,
+    ) {
+        self.authorized(
+            payment_intent,
+            authorized,
+            Currency::USD,
+            CaptureMode::Manual,
+            at,
+        )
+        .await;
+        self.run(
+            payment_intent,
+            PaymentCommand::Capture(CapturePayment {
+                capture_id: CaptureId::parse(charge).unwrap(),
+                amount: Some(money(captured, Currency::USD)),
+                final_capture: true,
+            }),
+            at,
+        )
+        .await;
+    }
+
     /// A card payment authorized and captured in full under the charge's id, as Stripe's
     /// webhooks record it.
     pub async fn captured(
