@@ -111,7 +111,17 @@ pub async fn run(pool: PgPool, bind: SocketAddr) -> anyhow::Result<()> {
             let _ = stopped.wait_for(|stop| *stop).await;
         },
     ));
-    let (_, routes) = application(pool)?;
+    let (state, routes) = application(pool)?;
+    let sweep = state.app.webhooks.clone().map(|webhooks| {
+        let mut stopped = stop_projections.subscribe();
+        tokio::spawn(crate::webhooks::sweep_parked(
+            webhooks,
+            crate::webhooks::PARKED_SWEEP_INTERVAL,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ))
+    });
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("could not listen on {bind}"))?;
@@ -126,6 +136,11 @@ pub async fn run(pool: PgPool, bind: SocketAddr) -> anyhow::Result<()> {
     projector
         .await
         .context("the projector task failed to stop cleanly")?;
+    if let Some(sweep) = sweep {
+        sweep
+            .await
+            .context("the sweep of parked webhooks failed to stop cleanly")?;
+    }
     Ok(())
 }
 

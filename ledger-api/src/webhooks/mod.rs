@@ -89,6 +89,6 @@ mod tables;
 pub use deliveries::{recent_deliveries, DeliveryFilter, WebhookDelivery, MAX_RECENT_DELIVERIES};
 pub use error::WebhookError;
 pub use outcome::DeliveryOutcome;
-pub use parking::{retry_all_parked, retry_parked};
+pub use parking::{retry_all_parked, retry_parked, sweep_parked, PARKED_SWEEP_INTERVAL};
 pub use router::{stripe_router, STRIPE_WEBHOOK_PATH};
 pub use state::{WebhookConfig, WebhookState};

@@ -32,6 +32,36 @@ pub async fn retry_parked(
     retry_subject(state, environment, subject).await
 }
 
+/// How often the server retries every parked event on its own.
+pub const PARKED_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Retries every parked event every `interval` until `shutdown`. Deliveries retry their own
+/// subject, but a parked event may wait for a fact that arrives through the API instead (a
+/// refund parked until its payment exists, and the payment is then initiated through GraphQL):
+/// no later delivery would retry it.
+pub async fn sweep_parked(
+    state: WebhookState,
+    interval: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        for environment in state.config().secrets.environments() {
+            match retry_all_parked(&state, environment).await {
+                Ok(0) => {}
+                Ok(resolved) => {
+                    tracing::info!(resolved, "parked Stripe events applied by the sweep")
+                }
+                Err(error) => tracing::warn!(%error, "the sweep of parked Stripe events failed"),
+            }
+        }
+    }
+}
+
 /// Retries every subject's parked events, e.g. after a reconciliation import recorded the
 /// settlement batches that parked payouts wait for. Returns how many resolved.
 pub async fn retry_all_parked(

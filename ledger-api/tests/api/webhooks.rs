@@ -130,3 +130,81 @@ async fn webhook_outcomes_are_counted_in_metrics() {
         );
     }
 }
+
+/// A refund parked because its payment did not exist applies once the payment is created
+/// through GraphQL: no later webhook would retry it, the sweep does.
+#[tokio::test]
+async fn the_sweep_applies_an_event_whose_prerequisite_came_through_the_api() {
+    let app = spawn_app().await;
+    let payment_intent = "pi_3SweepA1b2c3d4";
+    let mut event: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/stripe/refund.updated.json")).unwrap();
+    event["id"] = json!("evt_3SweepRefund");
+    event["created"] = json!(chrono::Utc::now().timestamp());
+    event["data"]["object"]["payment_intent"] = json!(payment_intent);
+    let body = serde_json::to_vec(&event).unwrap();
+    let secret = WebhookSecret::new(Environment::Test, WEBHOOK_SECRET).unwrap();
+    let answer: serde_json::Value = app
+        .client
+        .post(format!("{}/webhooks/stripe", app.address))
+        .header(
+            "Stripe-Signature",
+            sign(&secret, chrono::Utc::now().timestamp(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "parked", "{answer}");
+
+    let payment_id =
+        ledger_api::stripe::mapping::payment_id_for_payment_intent(payment_intent).to_string();
+    payment_mutation(
+        &app,
+        "initiatePayment",
+        json!({"idempotencyKey": "sweep-init", "paymentId": payment_id, "orderId": "o-sweep",
+               "merchantId": "default", "amount": "20.00", "currency": "USD"}),
+    )
+    .await;
+    authorize(&app, &payment_id).await;
+    payment_mutation(
+        &app,
+        "capturePayment",
+        json!({"idempotencyKey": "sweep-capture", "paymentId": payment_id}),
+    )
+    .await;
+
+    let webhooks = app.state.app.webhooks.clone().expect("webhooks configured");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sweep = tokio::spawn(ledger_api::webhooks::sweep_parked(
+        webhooks,
+        std::time::Duration::from_millis(50),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut refunds = json!([]);
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let answer = app
+            .graphql(
+                "query($id: UUID!) { payment(id: $id) { refunds { refundId amount status } } }",
+                json!({"id": payment_id}),
+            )
+            .await;
+        refunds = answer.data()["payment"]["refunds"].clone();
+        if refunds != json!([]) {
+            break;
+        }
+    }
+    let _ = stop.send(());
+    sweep.await.unwrap();
+    assert_eq!(
+        refunds[0]["refundId"], "re_3MtwBwLkdIwHu7ix2BG9Z5Dn",
+        "{refunds}"
+    );
+    assert_eq!(refunds[0]["status"], "SUCCEEDED");
+}
