@@ -1,5 +1,6 @@
 //! Events that arrived before what they depend on: kept in `webhook_parked` and retried
-//! after every apply on their subject (see the module docs of [`super`] for why parking).
+//! after every apply on their subject, after a reconciliation import, and by the server's
+//! sweep every minute (see the module docs of [`super`] for why parking).
 
 use ledger_core::ids::Environment;
 
