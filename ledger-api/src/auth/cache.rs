@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use super::api_key::ApiKey;
-use super::keys::{authenticate, Principal};
+use super::keys::{authenticate, bearer_key, Principal};
 use crate::error::ApiError;
 
 /// How long a verified key is trusted without asking the database again.
@@ -34,10 +33,7 @@ impl KeyCache {
         pool: &PgPool,
         authorization: Option<&str>,
     ) -> Result<Principal, ApiError> {
-        let presented = authorization
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthenticated)?;
-        let key = ApiKey::parse(presented.trim()).map_err(|_| ApiError::Unauthenticated)?;
+        let key = bearer_key(authorization)?;
         let hash = key.hash();
         if let Some(principal) = self.recent(&hash) {
             return Ok(principal);

@@ -127,11 +127,15 @@ pub async fn authenticate_bearer(
     pool: &PgPool,
     authorization: Option<&str>,
 ) -> Result<Principal, ApiError> {
+    authenticate(pool, &bearer_key(authorization)?).await
+}
+
+/// The key of an `Authorization: Bearer lk_…` value, or UNAUTHENTICATED.
+pub fn bearer_key(authorization: Option<&str>) -> Result<ApiKey, ApiError> {
     let presented = authorization
         .and_then(|value| value.strip_prefix("Bearer "))
         .ok_or(ApiError::Unauthenticated)?;
-    let key = ApiKey::parse(presented.trim()).map_err(|_| ApiError::Unauthenticated)?;
-    authenticate(pool, &key).await
+    ApiKey::parse(presented.trim()).map_err(|_| ApiError::Unauthenticated)
 }
 
 /// Resolves a presented key to its principal; unknown and revoked keys are refused alike.
