@@ -47,9 +47,11 @@ use uuid::Uuid;
 
 use super::error::ReconcileError;
 use super::ledger_view::{self, ItemKey, LedgerRecord, CAPTURE, DISPUTE, REFUND};
-use super::report::{InvalidRow, ReportReader, ReportRow, Row, PARTIAL_CAPTURE_REVERSAL};
+use super::report::{self, InvalidRow, ReportReader, ReportRow, Row, PARTIAL_CAPTURE_REVERSAL};
 use super::staging::{self, STAGE_CHUNK};
 
+/// The longest file name a run keeps.
+const MAX_FILE_NAME_CHARS: usize = 200;
 /// Exceptions held before they are recorded.
 const EXCEPTION_FLUSH: usize = 500;
 /// Lines matched per page of a payout.
@@ -239,19 +241,12 @@ impl<'a> Run<'a> {
         let (state, history) = handler
             .load_with_history::<ReconciliationRunState>(run_id.as_uuid())
             .await?;
-        let foreign = state
-            .run
-            .as_ref()
-            .is_some_and(|run| run.started.environment != request.environment);
+        // The run id is made from the environment too: no run of the other one shares it.
         let mut run = Run {
             handler,
             request,
             run_id,
-            state: if foreign {
-                ReconciliationRunState::default()
-            } else {
-                state
-            },
+            state,
             context,
             pending: Vec::new(),
             position: history.last().map_or(0, |event| event.position),
@@ -260,9 +255,10 @@ impl<'a> Run<'a> {
             let started = ReconciliationRunStarted {
                 environment: request.environment,
                 source: ReconciliationSource::StripePayouts,
-                file_name: request.file_name.as_deref().and_then(|name| {
-                    ShortText::parse(name.chars().take(200).collect::<String>()).ok()
-                }),
+                file_name: request
+                    .file_name
+                    .as_deref()
+                    .and_then(|name| report::bounded_text(name, MAX_FILE_NAME_CHARS)),
                 file_sha256: sha256.to_owned(),
                 started_by: bounded_text(&request.actor_id),
                 started_at: request.now,
@@ -377,12 +373,7 @@ struct Matcher {
 }
 
 fn bounded_text(text: &str) -> ShortText {
-    let kept: String = text
-        .chars()
-        .filter(|character| !character.is_control())
-        .take(ledger_core::text::MAX_TEXT_LENGTH)
-        .collect();
-    ShortText::parse(kept).unwrap_or_else(|_| fallback_text())
+    report::bounded_text(text, ledger_core::text::MAX_TEXT_LENGTH).unwrap_or_else(fallback_text)
 }
 
 /// Text that always parses, for the impossible case of an empty description.
@@ -760,16 +751,28 @@ fn add_to_totals(work: &mut PayoutWork, line: &ReportRow) {
     work.net = add(work.net, line.net);
 }
 
-/// A payout-level finding.
+/// Records a payout-level finding and counts it against the payout.
+async fn raise(
+    run: &mut Run<'_>,
+    work: &mut PayoutWork,
+    key: &str,
+    class: ExceptionClass,
+    detail: String,
+) -> Result<(), ReconcileError> {
+    let exception = payout_exception(run.run_id, work, key, class, detail);
+    work.exceptions += 1;
+    run.found(exception).await
+}
+
 fn payout_exception(
-    run: &Run<'_>,
+    run_id: ReconciliationRunId,
     work: &PayoutWork,
     key: &str,
     class: ExceptionClass,
     detail: String,
 ) -> ReconciliationException {
     ReconciliationException {
-        exception_id: exception_id(run.run_id, &format!("payout:{}:{key}", work.payout_id)),
+        exception_id: exception_id(run_id, &format!("payout:{}:{key}", work.payout_id)),
         class,
         detail: bounded_text(&format!("payout {}: {detail}", work.payout_id)),
         line_number: None,
@@ -803,15 +806,14 @@ async fn finish_payout(run: &mut Run<'_>, mut work: PayoutWork) -> Result<(), Re
     }
     let ledger_amount = work.knowledge.payout_amount.or(work.knowledge.batch_net);
     if let Some(detail) = payout_total_exception(work.net, ledger_amount) {
-        let exception = payout_exception(
+        raise(
             run,
-            &work,
+            &mut work,
             "total",
             ExceptionClass::PayoutTotalMismatch,
             detail,
-        );
-        work.exceptions += 1;
-        run.found(exception).await?;
+        )
+        .await?;
     }
     let batch_exists = work.knowledge.batch_id.is_some();
     if batch_exists && work.unsettled_matches > 0 {
@@ -819,23 +821,20 @@ async fn finish_payout(run: &mut Run<'_>, mut work: PayoutWork) -> Result<(), Re
             "the ledger's batch for this payout lacks {} of the report's lines",
             work.unsettled_matches
         );
-        let exception = payout_exception(
+        raise(
             run,
-            &work,
+            &mut work,
             "lines",
             ExceptionClass::PayoutTotalMismatch,
             detail,
-        );
-        work.exceptions += 1;
-        run.found(exception).await?;
+        )
+        .await?;
     }
     if work.too_many_items {
         let detail = format!(
             "more than {MAX_SETTLEMENT_ITEMS} lines: too many for one settlement batch; record it in parts by hand"
         );
-        let exception = payout_exception(run, &work, "size", ExceptionClass::BatchRefused, detail);
-        work.exceptions += 1;
-        run.found(exception).await?;
+        raise(run, &mut work, "size", ExceptionClass::BatchRefused, detail).await?;
     }
     let mut batch_recorded = false;
     if work.exceptions == 0 {
@@ -846,10 +845,14 @@ async fn finish_payout(run: &mut Run<'_>, mut work: PayoutWork) -> Result<(), Re
                     "the ledger refused its settlement batch: {rule} (rule {})",
                     rule.rule()
                 );
-                let exception =
-                    payout_exception(run, &work, "refused", ExceptionClass::BatchRefused, detail);
-                work.exceptions += 1;
-                run.found(exception).await?;
+                raise(
+                    run,
+                    &mut work,
+                    "refused",
+                    ExceptionClass::BatchRefused,
+                    detail,
+                )
+                .await?;
             }
             Err(other) => return Err(other),
         }

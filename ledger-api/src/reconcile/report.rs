@@ -201,15 +201,19 @@ fn field(record: &csv::StringRecord, column: Option<usize>) -> Option<&str> {
         .filter(|text| !text.is_empty())
 }
 
+/// Text as the file gave it, without control characters and cut to `max_chars`; `None` when
+/// nothing is left.
+pub(super) fn bounded_text(text: &str, max_chars: usize) -> Option<ShortText> {
+    let kept: String = text
+        .chars()
+        .filter(|character| !character.is_control())
+        .take(max_chars)
+        .collect();
+    ShortText::parse(kept).ok()
+}
+
 fn bounded(text: Option<&str>) -> Option<ShortText> {
-    text.and_then(|text| {
-        let kept: String = text
-            .chars()
-            .filter(|character| !character.is_control())
-            .take(MAX_FIELD_CHARS)
-            .collect();
-        ShortText::parse(kept).ok()
-    })
+    text.and_then(|text| bounded_text(text, MAX_FIELD_CHARS))
 }
 
 fn read_row(columns: &Columns, record: &csv::StringRecord) -> Row {
