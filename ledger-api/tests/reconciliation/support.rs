@@ -359,48 +359,53 @@ pub fn report(lines: &[Line]) -> String {
 }
 
 impl Ledger {
-    /// Every finding of a run, read back from its stream.
-    pub async fn exceptions(
+    /// A run's events, read back from its stream.
+    async fn run_events(
         &self,
         run_id: ReconciliationRunId,
-    ) -> Vec<ledger_core::reconciliation::ReconciliationException> {
-        use ledger_core::reconciliation::{ReconciliationEvent, ReconciliationRunState};
+    ) -> Vec<ledger_core::reconciliation::ReconciliationEvent> {
         let (_, history) = self
             .handler
-            .load_with_history::<ReconciliationRunState>(run_id.as_uuid())
+            .load_with_history::<ledger_core::reconciliation::ReconciliationRunState>(
+                run_id.as_uuid(),
+            )
             .await
             .unwrap();
         history
             .iter()
-            .filter_map(|recorded| {
-                match ledger_store::commands::decode::<ReconciliationEvent>(recorded).unwrap() {
-                    ReconciliationEvent::ReconciliationExceptionsFound(found) => {
-                        Some(found.exceptions)
-                    }
-                    _ => None,
-                }
+            .map(|recorded| ledger_store::commands::decode(recorded).unwrap())
+            .collect()
+    }
+
+    /// Every finding of a run.
+    pub async fn exceptions(
+        &self,
+        run_id: ReconciliationRunId,
+    ) -> Vec<ledger_core::reconciliation::ReconciliationException> {
+        use ledger_core::reconciliation::ReconciliationEvent;
+        self.run_events(run_id)
+            .await
+            .into_iter()
+            .filter_map(|event| match event {
+                ReconciliationEvent::ReconciliationExceptionsFound(found) => Some(found.exceptions),
+                _ => None,
             })
             .flatten()
             .collect()
     }
 
+    /// Every payout verdict of a run.
     pub async fn payouts(
         &self,
         run_id: ReconciliationRunId,
     ) -> Vec<ledger_core::reconciliation::PayoutReconciled> {
-        use ledger_core::reconciliation::{ReconciliationEvent, ReconciliationRunState};
-        let (_, history) = self
-            .handler
-            .load_with_history::<ReconciliationRunState>(run_id.as_uuid())
+        use ledger_core::reconciliation::ReconciliationEvent;
+        self.run_events(run_id)
             .await
-            .unwrap();
-        history
-            .iter()
-            .filter_map(|recorded| {
-                match ledger_store::commands::decode::<ReconciliationEvent>(recorded).unwrap() {
-                    ReconciliationEvent::PayoutReconciled(payout) => Some(payout),
-                    _ => None,
-                }
+            .into_iter()
+            .filter_map(|event| match event {
+                ReconciliationEvent::PayoutReconciled(payout) => Some(payout),
+                _ => None,
             })
             .collect()
     }
