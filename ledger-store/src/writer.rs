@@ -253,6 +253,8 @@ async fn stored_state(
     let ids: Vec<Uuid> = requests
         .iter()
         .flat_map(|request| request.streams.iter().map(|stream| stream.stream_id))
+        .collect::<HashSet<Uuid>>()
+        .into_iter()
         .collect();
     let (environments, keys): (Vec<String>, Vec<String>) = requests
         .iter()
@@ -260,13 +262,21 @@ async fn stored_state(
         .map(|claim| (claim.environment.as_str().to_owned(), claim.key.clone()))
         .unzip();
     let rows = sqlx::query!(
-        // Claims by a lateral join: one primary-key probe per wanted key, whatever plan
-        // PostgreSQL caches for the prepared statement (a hash join would scan the table).
-        r#"SELECT 'stream'::text AS "kind!", stream_id AS "stream_id?",
-               stream_type AS "stream_type?", version AS "version?",
+        // One primary-key probe per wanted stream and key, whatever plan PostgreSQL caches
+        // for the prepared statement. A plain join is flattened, and its generic plan, made
+        // while the tables were small, hashes a sequential scan of the whole table: a batch
+        // then costs time in proportion to the log. `LIMIT 1` keeps each lateral subquery a
+        // parameterized index probe.
+        r#"SELECT 'stream'::text AS "kind!", stream.stream_id AS "stream_id?",
+               stream.stream_type AS "stream_type?", stream.version AS "version?",
                NULL::text AS "environment?", NULL::text AS "key?",
                NULL::bytea AS "request_hash?", NULL::jsonb AS "result?"
-           FROM streams WHERE stream_id = ANY($1::uuid[])
+           FROM UNNEST($1::uuid[]) AS wanted (stream_id)
+           CROSS JOIN LATERAL (
+               SELECT stream_id, stream_type, version FROM streams
+               WHERE streams.stream_id = wanted.stream_id
+               LIMIT 1
+           ) AS stream
            UNION ALL
            SELECT 'claim'::text, NULL::uuid, NULL::text, NULL::bigint,
                claim.environment, claim.key, claim.request_hash, claim.result
@@ -275,6 +285,7 @@ async fn stored_state(
                SELECT environment, key, request_hash, result FROM idempotency_keys
                WHERE idempotency_keys.environment = wanted.environment
                  AND idempotency_keys.key = wanted.key
+               LIMIT 1
            ) AS claim"#,
         &ids,
         &environments,
