@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use ledger_store::embedded::EmbeddedCluster;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 /// Where the embedded cluster keeps its data, relative to the working directory.
@@ -44,8 +43,7 @@ impl Database {
 
     /// Connects and applies pending migrations.
     pub async fn connect(&self) -> anyhow::Result<PgPool> {
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+        let pool = ledger_store::pool_options(MAX_CONNECTIONS)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(&self.url)
             .await

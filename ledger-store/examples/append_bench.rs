@@ -20,7 +20,6 @@ use ledger_store::{
     NewEvent, StreamAppend, StreamType,
 };
 use serde_json::{json, Value};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -78,11 +77,11 @@ async fn run(
     url: &str,
     data_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let pool = PgPoolOptions::new()
-        // PostgreSQL accepts 100 connections by default; more writers share them.
-        .max_connections((u32::try_from(arguments.writers)? + 4).min(MAX_CONNECTIONS))
-        .connect(url)
-        .await?;
+    // PostgreSQL accepts 100 connections by default; more writers share them.
+    let pool =
+        ledger_store::pool_options((u32::try_from(arguments.writers)? + 4).min(MAX_CONNECTIONS))
+            .connect(url)
+            .await?;
     ledger_store::migrate(&pool).await?;
     let durability: (String, String) =
         sqlx::query_as("SELECT current_setting('fsync'), current_setting('synchronous_commit')")

@@ -32,7 +32,6 @@ use std::process::{Child, ChildStdin, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -337,8 +336,7 @@ async fn create_database(
         .await?;
     admin.close().await?;
     let url = with_database(admin_url, &name);
-    let pool = PgPoolOptions::new()
-        .max_connections(TEST_POOL_CONNECTIONS)
+    let pool = crate::store::pool_options(TEST_POOL_CONNECTIONS)
         .connect(&url)
         .await?;
     migrate(&pool).await?;

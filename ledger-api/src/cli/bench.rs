@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::json;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
@@ -113,8 +112,7 @@ async fn scratch_database(pool: &PgPool, url: &str) -> anyhow::Result<(PgPool, S
         .await
         .context("could not create the scratch database (the role needs CREATEDB)")?;
     let options: sqlx::postgres::PgConnectOptions = url.parse()?;
-    let scratch = PgPoolOptions::new()
-        .max_connections(super::super::database::MAX_CONNECTIONS)
+    let scratch = ledger_store::pool_options(super::super::database::MAX_CONNECTIONS)
         .connect_with(options.database(&name))
         .await?;
     ledger_store::migrate(&scratch).await?;
