@@ -95,6 +95,7 @@ pub fn application(pool: PgPool) -> anyhow::Result<(ServerState, Router)> {
         schema: build_schema(Some(app.clone())),
         app,
         metrics: metrics_handle()?,
+        parsed_queries: Default::default(),
     };
     let routes = router(
         state.clone(),

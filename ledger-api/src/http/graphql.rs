@@ -75,7 +75,10 @@ pub async fn execute(
             ))
         }
     };
-    let request = request.into_inner().data(principal);
+    let mut request = request.into_inner().data(principal);
+    if let Some(document) = state.parsed_queries.document(&request.query) {
+        request.set_parsed_query(document);
+    }
     let operation = request
         .operation_name
         .clone()

@@ -4,8 +4,10 @@
 
 pub mod graphql;
 pub mod health;
+pub mod parsed_queries;
 pub mod subscriptions;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, StatusCode};
@@ -29,6 +31,7 @@ pub struct ServerState {
     pub app: AppState,
     pub schema: LedgerSchema,
     pub metrics: PrometheusHandle,
+    pub parsed_queries: Arc<parsed_queries::ParsedQueryCache>,
 }
 
 pub fn router(state: ServerState, extra: Router) -> Router {
