@@ -28,6 +28,7 @@ use crate::event::{
     AppendOutcome, AppendRequest, AppendResult, Environment, EventMetadata, ExpectedVersion,
     IdempotencyClaim, IdempotencyRecord, NewEvent, RecordedEvent, StreamAppend, StreamType,
 };
+use crate::state_cache::{Folded, StateCache, StreamSummary};
 use crate::store::EventStore;
 
 /// How often a command is decided again after losing a race for its stream to another process.
@@ -80,8 +81,8 @@ impl Idempotency {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Handled<State> {
     pub state: State,
-    /// Every event of the stream after the command, which `state` is the fold of.
-    pub history: Vec<RecordedEvent>,
+    /// The stream after the command: the version and times `state` is the fold of.
+    pub stream: StreamSummary,
     pub events: Vec<RecordedEvent>,
     pub position: u64,
     pub replayed: bool,
@@ -137,6 +138,7 @@ async fn back_off(attempt: usize) {
 pub struct CommandHandler {
     store: EventStore,
     locks: std::sync::Arc<StreamLocks>,
+    states: std::sync::Arc<StateCache>,
 }
 
 impl CommandHandler {
@@ -144,6 +146,7 @@ impl CommandHandler {
         CommandHandler {
             store,
             locks: std::sync::Arc::new(StreamLocks::new()),
+            states: std::sync::Arc::new(StateCache::default()),
         }
     }
 
@@ -154,9 +157,38 @@ impl CommandHandler {
     /// Folds a stream from its events.
     pub async fn load<State>(&self, stream_id: Uuid) -> Result<State, StoreError>
     where
-        State: Aggregate + Default,
+        State: Aggregate + Default + Clone + Send + Sync + 'static,
     {
-        Ok(self.load_with_history::<State>(stream_id).await?.0)
+        Ok(self.load_folded::<State>(stream_id).await?.state)
+    }
+
+    /// A stream's state and summary as the log holds them now: the fold kept from earlier
+    /// loads plus whatever events came after it (see `state_cache`), so only new events are
+    /// read and decoded.
+    pub async fn load_folded<State>(&self, stream_id: Uuid) -> Result<Folded<State>, StoreError>
+    where
+        State: Aggregate + Default + Clone + Send + Sync + 'static,
+    {
+        let kept = self.states.get::<State>(stream_id);
+        let (state, summary) = match kept {
+            Some(folded) => (folded.state, folded.summary),
+            None => (State::default(), StreamSummary::default()),
+        };
+        let newer = self
+            .store
+            .read_stream(stream_id, summary.version + 1)
+            .await?;
+        if newer.is_empty() && summary.version > 0 {
+            return Ok(Folded { state, summary });
+        }
+        let folded = Folded {
+            state: fold_onto(state, &newer)?,
+            summary: summary.after(&newer),
+        };
+        if folded.summary.version > 0 {
+            self.states.put(stream_id, folded.clone());
+        }
+        Ok(folded)
     }
 
     /// Folds a stream and returns the events it was folded from.
@@ -170,6 +202,17 @@ impl CommandHandler {
         let events = self.store.read_stream(stream_id, 1).await?;
         let state = fold_recorded::<State>(&events)?;
         Ok((state, events))
+    }
+
+    /// A run read whole and not kept: its state holds every finding of its import.
+    async fn load_run(
+        &self,
+        run_id: ReconciliationRunId,
+    ) -> Result<ReconciliationRunState, StoreError> {
+        Ok(self
+            .load_with_history::<ReconciliationRunState>(run_id.as_uuid())
+            .await?
+            .0)
     }
 
     /// A payment as the caller's environment sees it: a payment of the other environment is
@@ -192,8 +235,8 @@ impl CommandHandler {
     ) -> Result<Handled<PaymentState>, StoreError> {
         let _turn = self.locks.lock(payment_id.as_uuid()).await;
         for attempt in 0..MAX_CONFLICT_RETRIES {
-            let (state, history) = self
-                .load_with_history::<PaymentState>(payment_id.as_uuid())
+            let Folded { state, summary } = self
+                .load_folded::<PaymentState>(payment_id.as_uuid())
                 .await?;
             let hidden_elsewhere = state
                 .payment
@@ -214,9 +257,11 @@ impl CommandHandler {
                 Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
                 Err(error) => return Err(error),
                 Ok(outcome) => {
-                    return self
-                        .answer_after(payment_id.as_uuid(), state, history, outcome)
-                        .await
+                    let handled = self
+                        .answer_after(payment_id.as_uuid(), state, summary, outcome)
+                        .await?;
+                    self.keep(payment_id.as_uuid(), &handled);
+                    return Ok(handled);
                 }
             }
         }
@@ -234,8 +279,11 @@ impl CommandHandler {
     ) -> Result<Handled<SettlementBatchState>, StoreError> {
         let _turn = self.locks.lock(batch_id.as_uuid()).await;
         for attempt in 0..MAX_CONFLICT_RETRIES {
-            let (batch, history) = self
-                .load_with_history::<SettlementBatchState>(batch_id.as_uuid())
+            let Folded {
+                state: batch,
+                summary,
+            } = self
+                .load_folded::<SettlementBatchState>(batch_id.as_uuid())
                 .await?;
             if batch
                 .batch
@@ -272,9 +320,11 @@ impl CommandHandler {
                 Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
                 Err(error) => return Err(error),
                 Ok(outcome) => {
-                    return self
-                        .answer_after(batch_id.as_uuid(), batch, history, outcome)
-                        .await
+                    let handled = self
+                        .answer_after(batch_id.as_uuid(), batch, summary, outcome)
+                        .await?;
+                    self.keep(batch_id.as_uuid(), &handled);
+                    return Ok(handled);
                 }
             }
         }
@@ -300,18 +350,20 @@ impl CommandHandler {
         }
         let _turn = self.locks.lock(run_id.as_uuid()).await;
         for attempt in 0..MAX_CONFLICT_RETRIES {
+            // Read whole, not kept: a run's state holds every finding of its import, and runs
+            // are resolved rarely.
             let (state, history) = self
                 .load_with_history::<ReconciliationRunState>(run_id.as_uuid())
                 .await?;
+            let summary = StreamSummary::default().after(&history);
             let state = visible_run(state, context.environment);
             let events = reconciliation::decide(&state, command)?;
             if events.is_empty() {
-                let position = history.last().map_or(0, |event| event.position);
                 return Ok(Handled {
                     state,
-                    history,
+                    stream: summary,
                     events: Vec::new(),
-                    position,
+                    position: summary.last_position,
                     replayed: false,
                 });
             }
@@ -321,7 +373,7 @@ impl CommandHandler {
                 Err(error) => return Err(error),
                 Ok(outcome) => {
                     return self
-                        .answer_after(run_id.as_uuid(), state, history, outcome)
+                        .answer_after(run_id.as_uuid(), state, summary, outcome)
                         .await
                 }
             }
@@ -354,7 +406,7 @@ impl CommandHandler {
             match self.append(vec![stream], context).await {
                 Err(StoreError::ConcurrencyConflict { .. }) => {
                     back_off(attempt).await;
-                    state = visible_run(self.load(run_id.as_uuid()).await?, context.environment);
+                    state = visible_run(self.load_run(run_id).await?, context.environment);
                 }
                 Err(error) => return Err(error),
                 Ok(outcome) => {
@@ -362,8 +414,7 @@ impl CommandHandler {
                     let replayed = outcome.is_replayed();
                     let recorded = outcome.into_result().events;
                     if replayed {
-                        let state =
-                            visible_run(self.load(run_id.as_uuid()).await?, context.environment);
+                        let state = visible_run(self.load_run(run_id).await?, context.environment);
                         return Ok((state, recorded));
                     }
                     for event in &recorded {
@@ -450,14 +501,15 @@ impl CommandHandler {
             .map(Some)
     }
 
-    /// The answer to an append decided on `state` (folded from `history`): for new events the
-    /// state is that fold plus the stream's new events, with no second read of the stream; a
-    /// replay reads the stream, whose state the original call's events no longer describe.
+    /// The answer to an append decided on `state` (the fold `stream` describes): for new
+    /// events the state is that fold plus the stream's new events, with no second read of the
+    /// stream; a replay reads the stream, whose state the original call's events no longer
+    /// describe.
     async fn answer_after<State>(
         &self,
         stream_id: Uuid,
         state: State,
-        mut history: Vec<RecordedEvent>,
+        stream: StreamSummary,
         outcome: AppendOutcome,
     ) -> Result<Handled<State>, StoreError>
     where
@@ -470,18 +522,35 @@ impl CommandHandler {
         else {
             return self.answer(stream_id, outcome).await;
         };
-        let mut state = state;
-        for event in events.iter().filter(|event| event.stream_id == stream_id) {
-            state = state.evolve(&decode::<State::Event>(event)?);
-            history.push(event.clone());
-        }
+        let own: Vec<RecordedEvent> = events
+            .iter()
+            .filter(|event| event.stream_id == stream_id)
+            .cloned()
+            .collect();
         Ok(Handled {
-            state,
-            history,
+            state: fold_onto(state, &own)?,
+            stream: stream.after(&own),
             events,
             position: last_position,
             replayed: false,
         })
+    }
+
+    /// Keeps the fold a command answered with, so the next command or query on the stream
+    /// reads nothing it has not seen.
+    fn keep<State>(&self, stream_id: Uuid, handled: &Handled<State>)
+    where
+        State: Clone + Send + Sync + 'static,
+    {
+        if !handled.replayed {
+            self.states.put(
+                stream_id,
+                Folded {
+                    state: handled.state.clone(),
+                    summary: handled.stream,
+                },
+            );
+        }
     }
 
     async fn answer<State>(
@@ -500,7 +569,7 @@ impl CommandHandler {
         let (state, history) = self.load_with_history::<State>(stream_id).await?;
         Ok(Handled {
             state,
-            history,
+            stream: StreamSummary::default().after(&history),
             events,
             position: last_position,
             replayed,
@@ -558,7 +627,15 @@ pub fn fold_recorded<State>(events: &[RecordedEvent]) -> Result<State, StoreErro
 where
     State: Aggregate + Default,
 {
-    events.iter().try_fold(State::default(), |state, recorded| {
+    fold_onto(State::default(), events)
+}
+
+/// Decodes `events`, the stream's next ones, and folds them onto `state`.
+fn fold_onto<State>(state: State, events: &[RecordedEvent]) -> Result<State, StoreError>
+where
+    State: Aggregate,
+{
+    events.iter().try_fold(state, |state, recorded| {
         Ok(state.evolve(&decode::<State::Event>(recorded)?))
     })
 }

@@ -17,6 +17,8 @@
 //! - `verify`: re-verifying the chain over stored events.
 //! - [`commands`]: command handling: load a stream, fold it through ledger-core, decide,
 //!   append; retry on conflict; idempotent replay; environment isolation.
+//! - [`state_cache`]: folded stream states kept between loads (safe because events never
+//!   change; only events after a kept version are read).
 //! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is set.
 //! - `server_binaries`: finding PostgreSQL's server programs and the user to run them as.
 //! - `testing` (feature `testing`): a fresh migrated database per test.
@@ -47,6 +49,7 @@ mod plan;
 mod read;
 mod rows;
 mod server_binaries;
+pub mod state_cache;
 pub mod store;
 mod subscribe;
 #[cfg(feature = "testing")]

@@ -94,7 +94,15 @@ async fn a_lifecycle_is_recorded_in_order_with_positions() {
         .await
         .unwrap();
     assert_eq!(captured.state, fresh);
-    assert_eq!(captured.history, history);
+    assert_eq!(captured.stream.version, history.len() as u64);
+    assert_eq!(
+        captured.stream.last_position,
+        history.last().unwrap().position
+    );
+    assert_eq!(
+        captured.stream.first_occurred_at,
+        Some(history[0].occurred_at)
+    );
     let payment = captured.state.payment.unwrap();
     assert_eq!(payment.status(), PaymentStatus::PartiallyCaptured);
     assert_eq!(
@@ -211,6 +219,62 @@ async fn writers_in_separate_processes_retry_and_lose_nothing() {
     assert_eq!(
         payment.captured_amount(),
         Money::parse("8.00", Currency::USD).unwrap()
+    );
+}
+
+/// Each handler keeps the folds it loaded; a fold another process has since moved past must
+/// be brought up to date from the log, never answered as it was kept.
+#[tokio::test]
+async fn a_kept_fold_catches_up_with_what_another_process_appended() {
+    let db = TestDatabase::new().await;
+    let here = CommandHandler::new(db.store());
+    let elsewhere = CommandHandler::new(db.store());
+    let payment_id = authorized_payment(&here, "10.00").await;
+    let kept = here
+        .load_folded::<PaymentState>(payment_id.as_uuid())
+        .await
+        .unwrap();
+    assert_eq!(kept.summary.version, 2);
+
+    let test = context(Environment::Test, None);
+    elsewhere
+        .handle_payment(payment_id, &capture("c1", "4.00"), &test)
+        .await
+        .unwrap();
+
+    let caught_up = here
+        .load_folded::<PaymentState>(payment_id.as_uuid())
+        .await
+        .unwrap();
+    let (fresh, history) = here
+        .load_with_history::<PaymentState>(payment_id.as_uuid())
+        .await
+        .unwrap();
+    assert_eq!(caught_up.state, fresh);
+    assert_eq!(caught_up.summary.version, 3);
+    assert_eq!(
+        caught_up.summary.last_position,
+        history.last().unwrap().position
+    );
+    assert_eq!(
+        caught_up.summary.last_occurred_at,
+        Some(history.last().unwrap().occurred_at)
+    );
+
+    // Deciding here uses the caught-up state: 6.00 is all that is left to capture.
+    let refused = here
+        .handle_payment(payment_id, &capture("c2", "6.01"), &test)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::Rejected(_)), "{refused:?}");
+    let accepted = here
+        .handle_payment(payment_id, &capture("c2", "6.00"), &test)
+        .await
+        .unwrap();
+    assert_eq!(accepted.stream.version, 4);
+    assert_eq!(
+        accepted.state.payment.unwrap().captured_amount(),
+        Money::parse("10.00", Currency::USD).unwrap()
     );
 }
 

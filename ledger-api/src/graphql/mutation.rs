@@ -424,7 +424,7 @@ async fn run_payment(
         .as_ref()
         .ok_or_else(|| ApiError::internal("a payment command left no payment"))?;
     Ok(PaymentResult {
-        payment: Payment::new(payment_id, payment, &handled.history),
+        payment: Payment::new(payment_id, payment, &handled.stream),
         events: handled.events.iter().map(LedgerEvent::from).collect(),
         position: Position(handled.position),
         replayed: handled.replayed,
@@ -669,7 +669,7 @@ async fn run_settlement(
         .as_ref()
         .ok_or_else(|| ApiError::internal("a settlement command left no batch"))?;
     Ok(SettlementResult {
-        batch: SettlementBatch::new(batch_id, batch, &handled.history),
+        batch: SettlementBatch::new(batch_id, batch, &handled.stream),
         events: handled.events.iter().map(LedgerEvent::from).collect(),
         position: Position(handled.position),
         replayed: handled.replayed,

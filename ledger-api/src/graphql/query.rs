@@ -104,15 +104,16 @@ async fn webhook_deliveries(
 async fn payment(context: &Context<'_>, id: Uuid) -> ApiResult<Option<Payment>> {
     let principal = caller(context, Permission::ReadPayments)?;
     let app = state(context)?;
-    let (state, history) = app
+    let folded = app
         .handler
-        .load_with_history::<ledger_core::payment::PaymentState>(PaymentId::from_uuid(id).as_uuid())
+        .load_folded::<ledger_core::payment::PaymentState>(PaymentId::from_uuid(id).as_uuid())
         .await?;
-    Ok(state
+    Ok(folded
+        .state
         .payment
         .as_ref()
         .filter(|payment| payment.environment == principal.environment)
-        .map(|payment| Payment::new(id, payment, &history)))
+        .map(|payment| Payment::new(id, payment, &folded.summary)))
 }
 
 async fn settlement_batch(context: &Context<'_>, id: Uuid) -> ApiResult<Option<SettlementBatch>> {
@@ -126,15 +127,13 @@ async fn settlement_batch(context: &Context<'_>, id: Uuid) -> ApiResult<Option<S
         )));
     }
     let app = state(context)?;
-    let (state, history) = app
-        .handler
-        .load_with_history::<SettlementBatchState>(id)
-        .await?;
-    Ok(state
+    let folded = app.handler.load_folded::<SettlementBatchState>(id).await?;
+    Ok(folded
+        .state
         .batch
         .as_ref()
         .filter(|batch| batch.environment == principal.environment)
-        .map(|batch| SettlementBatch::new(id, batch, &history)))
+        .map(|batch| SettlementBatch::new(id, batch, &folded.summary)))
 }
 
 async fn events(

@@ -1,16 +1,19 @@
 //! GraphQL output types: views built from ledger-core states and recorded events, with `From`
 //! conversions. Nothing here decides anything.
 
-use async_graphql::{Enum, Json, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use ledger_core::payment::state::{self as core_payment, Authorization};
 use ledger_core::payment::{CaptureMode as CoreCaptureMode, PaymentStatus as CorePaymentStatus};
 use ledger_core::settlement::{self as core_settlement};
 use ledger_core::Money;
+use ledger_store::state_cache::StreamSummary;
 use ledger_store::RecordedEvent;
 use uuid::Uuid;
 
+use super::context::state;
 use super::scalars::{DecimalText, Position};
+use crate::error::{ApiResult, IntoGraphql};
 
 pub fn amount(money: Money) -> DecimalText {
     DecimalText(money.amount().to_string())
@@ -177,6 +180,7 @@ impl From<&RecordedEvent> for LedgerEvent {
 
 /// A payment as its events made it.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct Payment {
     pub id: Uuid,
     pub order_id: String,
@@ -200,15 +204,44 @@ pub struct Payment {
     pub captures: Vec<Capture>,
     pub refunds: Vec<Refund>,
     pub disputes: Vec<Dispute>,
-    pub events: Vec<LedgerEvent>,
     pub version: Position,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+#[ComplexObject]
 impl Payment {
-    /// Builds the view from the folded payment and the events it was folded from.
-    pub fn new(id: Uuid, payment: &core_payment::Payment, events: &[RecordedEvent]) -> Payment {
+    /// The events this view was folded from, in version order.
+    async fn events(&self, context: &Context<'_>) -> async_graphql::Result<Vec<LedgerEvent>> {
+        stream_events(context, self.id, self.version)
+            .await
+            .graphql()
+    }
+}
+
+/// A stream's events up to `version`: read only when a query asks for them, and cut at the
+/// version the rest of the answer was folded from, so the two agree even if the stream grew
+/// in between.
+async fn stream_events(
+    context: &Context<'_>,
+    stream_id: Uuid,
+    version: Position,
+) -> ApiResult<Vec<LedgerEvent>> {
+    let events = state(context)?
+        .handler
+        .store()
+        .read_stream(stream_id, 1)
+        .await?;
+    Ok(events
+        .iter()
+        .take_while(|event| event.stream_version <= version.0)
+        .map(LedgerEvent::from)
+        .collect())
+}
+
+impl Payment {
+    /// Builds the view from the folded payment and the stream it was folded from.
+    pub fn new(id: Uuid, payment: &core_payment::Payment, stream: &StreamSummary) -> Payment {
         let (authorization_code, decline_code, retry_may_help) = match &payment.authorization {
             Authorization::Approved {
                 authorization_code, ..
@@ -224,8 +257,6 @@ impl Payment {
             } => (None, Some(decline_code.to_string()), Some(*retry_may_help)),
             Authorization::Pending => (None, None, None),
         };
-        let first = events.first().map(|event| event.occurred_at);
-        let last = events.last().map(|event| event.occurred_at);
         Payment {
             id,
             order_id: payment.order_id.to_string(),
@@ -249,10 +280,9 @@ impl Payment {
             captures: payment.captures.iter().map(capture).collect(),
             refunds: payment.refunds.iter().map(refund).collect(),
             disputes: payment.disputes.iter().map(dispute).collect(),
-            events: events.iter().map(LedgerEvent::from).collect(),
-            version: Position(events.len() as u64),
-            created_at: first.unwrap_or_default(),
-            updated_at: last.unwrap_or_default(),
+            version: Position(stream.version),
+            created_at: stream.first_occurred_at.unwrap_or_default(),
+            updated_at: stream.last_occurred_at.unwrap_or_default(),
         }
     }
 }
@@ -317,6 +347,7 @@ pub struct Payout {
 }
 
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct SettlementBatch {
     pub id: Uuid,
     pub merchant_id: String,
@@ -328,15 +359,24 @@ pub struct SettlementBatch {
     pub net: DecimalText,
     pub items: Vec<SettlementItem>,
     pub payouts: Vec<Payout>,
-    pub events: Vec<LedgerEvent>,
     pub version: Position,
+}
+
+#[ComplexObject]
+impl SettlementBatch {
+    /// The events this view was folded from, in version order.
+    async fn events(&self, context: &Context<'_>) -> async_graphql::Result<Vec<LedgerEvent>> {
+        stream_events(context, self.id, self.version)
+            .await
+            .graphql()
+    }
 }
 
 impl SettlementBatch {
     pub fn new(
         id: Uuid,
         batch: &core_settlement::SettlementBatch,
-        events: &[RecordedEvent],
+        stream: &StreamSummary,
     ) -> SettlementBatch {
         SettlementBatch {
             id,
@@ -373,8 +413,7 @@ impl SettlementBatch {
                     failure_reason: payout.failure_reason.as_ref().map(ToString::to_string),
                 })
                 .collect(),
-            events: events.iter().map(LedgerEvent::from).collect(),
-            version: Position(events.len() as u64),
+            version: Position(stream.version),
         }
     }
 }
