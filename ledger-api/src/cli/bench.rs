@@ -125,7 +125,9 @@ pub async fn run(pool: PgPool, url: &str, clients: usize, seconds: u64) -> anyho
     let (scratch, name) = scratch_database(&pool, url).await?;
     let outcome = measure(scratch.clone(), clients, duration).await;
     scratch.close().await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+    // FORCE: the in-process server's log listener has a connection of its own, outside the
+    // pool, that may not have noticed the end yet.
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&pool)
         .await
         .context("could not drop the scratch database")?;
