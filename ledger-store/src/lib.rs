@@ -11,6 +11,7 @@
 //! - `validate`: rejects bad input before it reaches the database; the size limits.
 //! - `plan`: decides a group-commit batch without I/O (versions, claims, positions, hashes).
 //! - `writer`: the single writer task that commits batches (group commit); documents ordering.
+//! - `connections`: the connections stream reads use, beside the pool (no ping on return).
 //! - `read`: reading one stream, the global log, idempotency claims, the head.
 //! - `subscribe`: live subscriptions (catch up by position, `LISTEN` to wake).
 //! - [`hash_chain`]: the chain's hash and the audit export line.
@@ -41,6 +42,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod commands;
+mod connections;
 pub mod embedded;
 pub mod error;
 pub mod event;

@@ -24,7 +24,7 @@ fn decode(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>, StoreError> {
 
 /// A stream's events from `from_version` on (1 for all), in version order.
 pub(crate) async fn read_stream(
-    pool: &PgPool,
+    connection: &mut sqlx::PgConnection,
     stream_id: Uuid,
     from_version: u64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -38,7 +38,7 @@ pub(crate) async fn read_stream(
         stream_id,
         to_stored(from_version)?,
     )
-    .fetch_all(pool)
+    .fetch_all(connection)
     .await?;
     decode(rows)
 }

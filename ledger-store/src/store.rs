@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::connections::StreamReaders;
 use crate::error::StoreError;
 use crate::event::{AppendOutcome, AppendRequest, Environment, IdempotencyRecord, RecordedEvent};
 use crate::read::LogHead;
@@ -56,6 +57,7 @@ pub struct EventStore {
     pool: PgPool,
     writer: mpsc::Sender<Job>,
     counters: Arc<WriterCounters>,
+    stream_readers: Arc<StreamReaders>,
 }
 
 impl EventStore {
@@ -72,6 +74,7 @@ impl EventStore {
     pub fn new(pool: PgPool) -> Self {
         let (writer, counters) = crate::writer::spawn(pool.clone());
         EventStore {
+            stream_readers: Arc::new(StreamReaders::new(pool.clone())),
             pool,
             writer,
             counters,
@@ -106,7 +109,9 @@ impl EventStore {
         stream_id: Uuid,
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        crate::read::read_stream(&self.pool, stream_id, from_version).await
+        self.stream_readers
+            .read_stream(stream_id, from_version)
+            .await
     }
 
     /// A page of the global log: up to `limit` events (at most [`crate::MAX_PAGE_SIZE`]) from
