@@ -2,6 +2,7 @@
 //! the limits on every request (depth, complexity, page sizes).
 
 pub mod context;
+pub mod error_codes;
 pub mod mutation;
 pub mod parse;
 pub mod query;
@@ -47,7 +48,8 @@ pub const MAX_QUERY_COMPLEXITY: usize = 2_000;
 pub fn build_schema(state: Option<AppState>) -> LedgerSchema {
     let builder = Schema::build(Query::default(), Mutation::default(), SubscriptionRoot)
         .limit_depth(MAX_QUERY_DEPTH)
-        .limit_complexity(MAX_QUERY_COMPLEXITY);
+        .limit_complexity(MAX_QUERY_COMPLEXITY)
+        .extension(error_codes::ErrorCodes);
     match state {
         Some(state) => builder.data(state).finish(),
         None => builder.finish(),

@@ -40,20 +40,6 @@ async fn principal(
         .await
 }
 
-/// async-graphql's own errors (syntax, unknown fields, variables of the wrong type, depth and
-/// complexity limits) carry no code; interfaces.md promises one on every error, and all of
-/// them are the request's fault.
-fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response {
-    for error in &mut response.errors {
-        let extensions = error.extensions.get_or_insert_with(Default::default);
-        if extensions.get("code").is_none() {
-            extensions.set("code", "VALIDATION_ERROR");
-            extensions.set("retryable", false);
-        }
-    }
-    response
-}
-
 pub async fn execute(
     State(state): State<ServerState>,
     headers: HeaderMap,
@@ -84,7 +70,7 @@ pub async fn execute(
         .clone()
         .unwrap_or_else(|| "anonymous".to_owned());
     let started = std::time::Instant::now();
-    let response = with_codes(state.schema.execute(request).await);
+    let response = state.schema.execute(request).await;
     let outcome = response
         .errors
         .first()

@@ -334,6 +334,26 @@ async fn only_auditors_and_admins_may_follow_the_global_log() {
     assert_eq!(client.failure("payment").await, "FORBIDDEN");
 }
 
+/// The query's own faults (syntax, an unknown field, a missing variable) carry a code over the
+/// websocket too, as every error does on `POST /graphql`.
+#[tokio::test]
+async fn errors_in_the_query_itself_carry_a_code() {
+    let app = spawn_app().await;
+    let key = app.key(Role::Auditor, Environment::Test).to_owned();
+    let mut client = Client::connect(&app, &key).await;
+    for (id, query) in [
+        ("syntax", "subscription { ledgerEvents("),
+        ("unknown", "subscription { noSuchField { position } }"),
+        (
+            "variable",
+            "subscription($id: UUID!) { paymentEvents(paymentId: $id) { position } }",
+        ),
+    ] {
+        client.subscribe(id, query, json!({})).await;
+        assert_eq!(client.failure(id).await, "VALIDATION_ERROR", "{query}");
+    }
+}
+
 #[tokio::test]
 async fn a_test_key_cannot_subscribe_to_a_live_payment() {
     let app = spawn_app().await;
