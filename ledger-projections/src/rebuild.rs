@@ -110,7 +110,7 @@ pub async fn rebuild(
     prepare_build(&mut connection, &schema, &tables).await?;
     let mut projector = Projector::for_build(pool.clone(), schema.clone(), projections, options);
     let built = match projector.catch_up(None).await {
-        Ok(events_applied) => finish_build(&mut connection, &schema, &tables)
+        Ok(events_applied) => finish_build(pool, &schema, &tables)
             .await
             .map(|()| events_applied),
         Err(error) => Err(error),
@@ -201,7 +201,7 @@ pub async fn build_point_in_time(
     } else {
         projector.catch_up(Some(position)).await?
     };
-    finish_build(&mut connection, schema, &tables).await?;
+    finish_build(pool, schema, &tables).await?;
     Ok(BuildReport {
         schema: schema.to_string(),
         projections: projections.to_vec(),
