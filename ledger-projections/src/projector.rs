@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -230,7 +230,7 @@ impl Projector {
         &self,
         to_position: Option<u64>,
     ) -> Result<Option<u64>, ProjectionError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = begin(&self.pool).await?;
         self.schema.enter(&mut transaction).await?;
         checkpoint::ensure(&mut transaction, &self.names).await?;
         let checkpoints = checkpoint::lock(&mut transaction, &self.names).await?;
@@ -301,6 +301,20 @@ impl Projector {
     }
 }
 
+/// Begins a transaction on a task of its own, so that it completes even if the projector is
+/// cancelled meanwhile (shutdown, an aborted task). sqlx 0.8 returns a connection to the pool
+/// still inside the transaction when `begin` is cancelled while waiting for the server (its
+/// rollback guard looks at a depth raised only after the wait); the next user of that
+/// connection would then work in a transaction nobody commits. A completed transaction that
+/// nobody awaits anymore is dropped, and so rolled back, like any other.
+async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, ProjectionError> {
+    let pool = pool.clone();
+    match tokio::spawn(async move { pool.begin().await }).await {
+        Ok(begun) => Ok(begun?),
+        Err(error) => Err(sqlx::Error::Io(std::io::Error::other(error)).into()),
+    }
+}
+
 /// Splits the projections into at most `writers` lanes of about equal write cost.
 fn lanes(projections: &[Projection], writers: usize) -> Vec<Lane> {
     let mut by_cost = projections.to_vec();
@@ -334,7 +348,7 @@ async fn write_lane(
     lane: &Lane,
     batch: &Batch,
 ) -> Result<LaneOutcome, ProjectionError> {
-    let mut transaction = pool.begin().await?;
+    let mut transaction = begin(pool).await?;
     schema.enter(&mut transaction).await?;
     sqlx::query!("SELECT set_config('synchronous_commit', 'off', true)")
         .fetch_one(&mut *transaction)
