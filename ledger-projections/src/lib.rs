@@ -40,8 +40,10 @@
 //!   from the log when missing (ledger-core's states are not deserializable, and the log is the
 //!   one truth anyway), so no rule is re-implemented here.
 //! - **Batches.** Up to [`ProjectorOptions::batch_size`] events per transaction, every table
-//!   written with one `UNNEST` statement per batch; while a batch is written the next one is
-//!   read and folded.
+//!   written with one `UNNEST` statement per batch; while a batch is written a reader task
+//!   reads and folds the next one. Builds (rebuild, point in time, verify's scratch schema)
+//!   write their projections in a few transactions at once, each moving the checkpoints of
+//!   its own projections with their rows, and finish several tables at once.
 //! - **Schemas.** Live tables are in `public` (prefix `projection_`). SQL names them without a
 //!   schema; a projector sets `search_path` to its own schema first, so rebuilds and
 //!   point-in-time builds run the very same compile-checked SQL into another schema.

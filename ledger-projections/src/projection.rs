@@ -81,6 +81,20 @@ impl Projection {
             ],
         }
     }
+
+    /// Relative time its writes take per batch (measured with `examples/rebuild_bench.rs`),
+    /// to spread a build's projections over its writers evenly.
+    pub(crate) fn write_cost(self) -> u32 {
+        match self {
+            Projection::Payments => 10,
+            Projection::Orders => 11,
+            Projection::Journal => 4,
+            Projection::Metrics => 2,
+            Projection::Settlement => 2,
+            Projection::Disputes => 1,
+            Projection::Reconciliation => 1,
+        }
+    }
 }
 
 impl fmt::Display for Projection {

@@ -1,5 +1,7 @@
 //! [`Projector`]: applies the log to a set of projections in one schema, in batches, each
-//! batch one transaction that writes the rows of every projection and their checkpoints.
+//! batch one transaction that writes the rows of every projection and their checkpoints
+//! (builds split the projections over a few transactions written at once, each with the
+//! checkpoints of its own projections: see [`BUILD_WRITERS`]).
 //!
 //! Checkpoints may differ between projections (after one was rebuilt): a batch starts after
 //! the lowest and each projection skips the events it has already applied. Transactions
@@ -7,15 +9,14 @@
 //! checkpoint are lost together and re-applied from the log, so the effect is still exactly
 //! once, and rebuilds run much faster.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
-
-use std::collections::BTreeMap;
-
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::batch::{read_batch, Batch};
 use crate::checkpoint;
@@ -57,12 +58,32 @@ pub struct BatchApplied {
     pub events: usize,
 }
 
+/// Connections that write a build's projections in parallel. A build's schema has no
+/// readers and each projection's checkpoint moves with its own rows, so its projections can
+/// be written by separate transactions; the live projector keeps one transaction per batch.
+pub(crate) const BUILD_WRITERS: usize = 3;
+
+/// Projections written by one transaction per batch, with their checkpoints.
+struct Lane {
+    projections: Vec<Projection>,
+    names: Vec<String>,
+}
+
+/// What one lane did with a batch.
+enum LaneOutcome {
+    /// Events applied: those after the lane's lowest checkpoint.
+    Applied(usize),
+    /// A checkpoint of the lane is before the batch's first event (it was moved back outside
+    /// the projector): the batch cannot be applied, the log must be read again from there.
+    Gap,
+}
+
 /// Applies the log to some projections of one schema.
 pub struct Projector {
     pool: PgPool,
     schema: SchemaName,
-    projections: Vec<Projection>,
     names: Vec<String>,
+    lanes: Vec<Lane>,
     options: ProjectorOptions,
     states: StreamStates,
 }
@@ -78,11 +99,33 @@ impl Projector {
         )
     }
 
+    /// A projector that writes every batch in one transaction.
     pub fn new(
         pool: PgPool,
         schema: SchemaName,
         projections: &[Projection],
         options: ProjectorOptions,
+    ) -> Projector {
+        Projector::with_writers(pool, schema, projections, options, 1)
+    }
+
+    /// A projector for a build nobody reads until it is finished: its projections are
+    /// written by [`BUILD_WRITERS`] transactions at once (see there).
+    pub(crate) fn for_build(
+        pool: PgPool,
+        schema: SchemaName,
+        projections: &[Projection],
+        options: ProjectorOptions,
+    ) -> Projector {
+        Projector::with_writers(pool, schema, projections, options, BUILD_WRITERS)
+    }
+
+    fn with_writers(
+        pool: PgPool,
+        schema: SchemaName,
+        projections: &[Projection],
+        options: ProjectorOptions,
+        writers: usize,
     ) -> Projector {
         let mut projections = projections.to_vec();
         projections.sort();
@@ -91,11 +134,12 @@ impl Projector {
             batch_size: options.batch_size.clamp(1, MAX_BATCH_SIZE),
             ..options
         };
+        let lanes = lanes(&projections, writers);
         Projector {
             pool,
             schema,
             names: names_of(&projections),
-            projections,
+            lanes,
             options,
             states: StreamStates::new(options.state_cache_capacity),
         }
@@ -112,107 +156,114 @@ impl Projector {
         &mut self,
         to_position: Option<u64>,
     ) -> Result<Option<BatchApplied>, ProjectionError> {
-        Ok(self.apply_batch(to_position, None, false).await?.0)
+        let Some(from_position) = self.next_position(to_position).await? else {
+            return Ok(None);
+        };
+        let batch = {
+            let mut connection = self.pool.acquire().await?;
+            read_batch(
+                &mut connection,
+                &mut self.states,
+                from_position,
+                to_position,
+                self.options.batch_size,
+            )
+            .await?
+        };
+        let Some(batch) = batch else {
+            return Ok(None);
+        };
+        let events = self.write(&batch).await?.unwrap_or(0);
+        Ok(Some(BatchApplied {
+            first_position: from_position,
+            last_position: batch.last_position(),
+            events,
+        }))
     }
 
     /// Applies batches until the log's end (or `to_position`); returns the events applied.
-    /// While one batch is written, the next is read and folded (the database and this
-    /// process work at the same time).
+    /// A reader task reads and folds the next batch while this one is written, so the
+    /// database and this process work at the same time, on separate threads.
     #[tracing::instrument(skip(self), fields(schema = %self.schema))]
     pub async fn catch_up(&mut self, to_position: Option<u64>) -> Result<u64, ProjectionError> {
         let mut applied = 0;
-        let mut prefetched = None;
         loop {
-            let (batch, next) = self.apply_batch(to_position, prefetched, true).await?;
-            let Some(batch) = batch else {
+            let Some(from_position) = self.next_position(to_position).await? else {
                 return Ok(applied);
             };
-            applied += batch.events as u64;
-            prefetched = next;
+            let states = std::mem::replace(
+                &mut self.states,
+                StreamStates::new(self.options.state_cache_capacity),
+            );
+            let (mut batches, reader) = spawn_reader(
+                self.pool.clone(),
+                states,
+                from_position,
+                to_position,
+                self.options.batch_size,
+            );
+            let outcome = loop {
+                let batch = match batches.recv().await {
+                    None => break Ok(true),
+                    Some(Err(error)) => break Err(error),
+                    Some(Ok(batch)) => batch,
+                };
+                match self.write(&batch).await {
+                    Ok(Some(events)) => applied += events as u64,
+                    Ok(None) => break Ok(false),
+                    Err(error) => break Err(error),
+                }
+            };
+            drop(batches);
+            // A reader that failed to return its cache only costs folding streams again.
+            if let Ok(states) = reader.await {
+                self.states = states;
+            }
+            if outcome? {
+                return Ok(applied);
+            }
         }
     }
 
-    /// One transaction: lock the checkpoints, take the prefetched batch if it starts right
-    /// after them (or read one), write every projection and the checkpoints, commit. With
-    /// `prefetch`, the following batch is read and folded while this one is written.
-    async fn apply_batch(
-        &mut self,
+    /// The position after the lowest checkpoint, or `None` when that is past `to_position`.
+    async fn next_position(
+        &self,
         to_position: Option<u64>,
-        prefetched: Option<Batch>,
-        prefetch: bool,
-    ) -> Result<(Option<BatchApplied>, Option<Batch>), ProjectionError> {
-        let mut transaction = self.pool.begin().await?;
+    ) -> Result<Option<u64>, ProjectionError> {
+        let mut transaction = begin(&self.pool).await?;
         self.schema.enter(&mut transaction).await?;
-        sqlx::query!("SELECT set_config('synchronous_commit', 'off', true)")
-            .fetch_one(&mut *transaction)
-            .await?;
-        // In every transaction, not once: if the transaction that first created the rows
-        // rolled back, a flag set then would leave the projection without checkpoints, and
-        // every later batch would start again from position 1.
         checkpoint::ensure(&mut transaction, &self.names).await?;
         let checkpoints = checkpoint::lock(&mut transaction, &self.names).await?;
+        transaction.commit().await?;
         if checkpoints.len() != self.names.len() {
             return Err(ProjectionError::CheckpointMissing);
         }
-        let lowest = checkpoints.values().copied().min().unwrap_or(0);
-        let from_position = lowest + 1;
-        if to_position.is_some_and(|to| from_position > to) {
-            return Ok((None, None));
+        let from_position = checkpoints.values().copied().min().unwrap_or(0) + 1;
+        Ok(if to_position.is_some_and(|to| from_position > to) {
+            None
+        } else {
+            Some(from_position)
+        })
+    }
+
+    /// Writes the batch, every lane in its own transaction at once. Returns the events
+    /// applied (the most any lane applied), or `None` when a lane found a gap before the
+    /// batch and the log must be read again after the lowest checkpoint.
+    async fn write(&self, batch: &Batch) -> Result<Option<usize>, ProjectionError> {
+        let outcomes = futures::future::try_join_all(
+            self.lanes
+                .iter()
+                .map(|lane| write_lane(&self.pool, &self.schema, lane, batch)),
+        )
+        .await?;
+        let mut applied = 0;
+        for outcome in outcomes {
+            match outcome {
+                LaneOutcome::Applied(events) => applied = applied.max(events),
+                LaneOutcome::Gap => return Ok(None),
+            }
         }
-        // A prefetched batch is used only if nobody else moved the checkpoints meanwhile.
-        let batch = match prefetched {
-            Some(batch) if batch.first_position() == Some(from_position) => Some(batch),
-            _ => {
-                read_batch(
-                    &mut transaction,
-                    &mut self.states,
-                    from_position,
-                    to_position,
-                    self.options.batch_size,
-                )
-                .await?
-            }
-        };
-        let Some(batch) = batch else {
-            return Ok((None, None));
-        };
-        let last_position = batch.last_position();
-        let Projector {
-            pool,
-            projections,
-            options,
-            states,
-            ..
-        } = self;
-        let write = write_batch(&mut transaction, projections, &checkpoints, &batch);
-        let next = async {
-            if !prefetch || to_position.is_some_and(|to| last_position >= to) {
-                return Ok(None);
-            }
-            // Only with a spare connection: waiting for one could wait for this very
-            // transaction's, which is released after the join.
-            let Some(mut connection) = pool.try_acquire() else {
-                return Ok(None);
-            };
-            read_batch(
-                &mut connection,
-                states,
-                last_position + 1,
-                to_position,
-                options.batch_size,
-            )
-            .await
-        };
-        let (written, next) = tokio::join!(write, next);
-        written?;
-        transaction.commit().await?;
-        let applied = BatchApplied {
-            first_position: from_position,
-            last_position,
-            events: batch.events.len(),
-        };
-        // A failed prefetch is only a lost head start: the next batch reads again.
-        Ok((Some(applied), next.ok().flatten()))
+        Ok(Some(applied))
     }
 
     /// Catches up, then follows the log live until `shutdown` completes: woken by the log's
@@ -250,6 +301,76 @@ impl Projector {
     }
 }
 
+/// Begins a transaction on a task of its own, so that it completes even if the projector is
+/// cancelled meanwhile (shutdown, an aborted task). sqlx 0.8 returns a connection to the pool
+/// still inside the transaction when `begin` is cancelled while waiting for the server (its
+/// rollback guard looks at a depth raised only after the wait); the next user of that
+/// connection would then work in a transaction nobody commits. A completed transaction that
+/// nobody awaits anymore is dropped, and so rolled back, like any other.
+async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, ProjectionError> {
+    let pool = pool.clone();
+    match tokio::spawn(async move { pool.begin().await }).await {
+        Ok(begun) => Ok(begun?),
+        Err(error) => Err(sqlx::Error::Io(std::io::Error::other(error)).into()),
+    }
+}
+
+/// Splits the projections into at most `writers` lanes of about equal write cost.
+fn lanes(projections: &[Projection], writers: usize) -> Vec<Lane> {
+    let mut by_cost = projections.to_vec();
+    by_cost.sort_by_key(|projection| std::cmp::Reverse(projection.write_cost()));
+    let mut lanes: Vec<(u32, Vec<Projection>)> = Vec::new();
+    for projection in by_cost {
+        if lanes.len() < writers.max(1) {
+            lanes.push((projection.write_cost(), vec![projection]));
+        } else if let Some(lightest) = lanes.iter_mut().min_by_key(|(cost, _)| *cost) {
+            lightest.0 += projection.write_cost();
+            lightest.1.push(projection);
+        }
+    }
+    lanes
+        .into_iter()
+        .map(|(_, mut projections)| {
+            // Checkpoints are locked in name order within a lane, as in every transaction.
+            projections.sort();
+            Lane {
+                names: names_of(&projections),
+                projections,
+            }
+        })
+        .collect()
+}
+
+/// One lane's transaction: lock its checkpoints, write the events after them, move them.
+async fn write_lane(
+    pool: &PgPool,
+    schema: &SchemaName,
+    lane: &Lane,
+    batch: &Batch,
+) -> Result<LaneOutcome, ProjectionError> {
+    let mut transaction = begin(pool).await?;
+    schema.enter(&mut transaction).await?;
+    sqlx::query!("SELECT set_config('synchronous_commit', 'off', true)")
+        .fetch_one(&mut *transaction)
+        .await?;
+    // In every transaction, not once: if the transaction that first created the rows
+    // rolled back, a flag set then would leave the projection without checkpoints, and
+    // every later batch would start again from position 1.
+    checkpoint::ensure(&mut transaction, &lane.names).await?;
+    let checkpoints = checkpoint::lock(&mut transaction, &lane.names).await?;
+    if checkpoints.len() != lane.names.len() {
+        return Err(ProjectionError::CheckpointMissing);
+    }
+    let lowest = checkpoints.values().copied().min().unwrap_or(0);
+    let first_position = batch.first_position().unwrap_or(0);
+    if lowest + 1 < first_position {
+        return Ok(LaneOutcome::Gap);
+    }
+    write_batch(&mut transaction, &lane.projections, &checkpoints, batch).await?;
+    transaction.commit().await?;
+    Ok(LaneOutcome::Applied(batch.events_after(lowest).count()))
+}
+
 /// Writes every projection's rows of the batch and moves their checkpoints.
 async fn write_batch(
     connection: &mut PgConnection,
@@ -274,6 +395,49 @@ async fn write_batch(
         batch.last_recorded_at(),
     )
     .await
+}
+
+/// Reads and folds batches from `from_position` on its own task, one batch ahead of the
+/// writer, until the log's end (or `to_position`) or until the receiver is dropped; the task
+/// returns the state cache. A connection is held only while reading, so the reader never
+/// keeps one that a writer waits for (a pool of one connection is enough).
+fn spawn_reader(
+    pool: PgPool,
+    mut states: StreamStates,
+    from_position: u64,
+    to_position: Option<u64>,
+    batch_size: usize,
+) -> (
+    mpsc::Receiver<Result<Batch, ProjectionError>>,
+    JoinHandle<StreamStates>,
+) {
+    let (sender, receiver) = mpsc::channel(1);
+    let reader = tokio::spawn(async move {
+        let mut next = from_position;
+        loop {
+            let read = async {
+                let mut connection = pool.acquire().await?;
+                read_batch(&mut connection, &mut states, next, to_position, batch_size).await
+            };
+            match read.await {
+                Ok(Some(batch)) => {
+                    let last_position = batch.last_position();
+                    let last = to_position.is_some_and(|to| last_position >= to);
+                    if sender.send(Ok(batch)).await.is_err() || last {
+                        break;
+                    }
+                    next = last_position + 1;
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    let _ = sender.send(Err(error)).await;
+                    break;
+                }
+            }
+        }
+        states
+    });
+    (receiver, reader)
 }
 
 async fn listen(pool: &PgPool) -> Option<PgListener> {

@@ -108,9 +108,9 @@ pub async fn rebuild(
     let mut connection = pool.acquire().await?;
     create_schema(&mut connection, &schema, &tables).await?;
     prepare_build(&mut connection, &schema, &tables).await?;
-    let mut projector = Projector::new(pool.clone(), schema.clone(), projections, options);
+    let mut projector = Projector::for_build(pool.clone(), schema.clone(), projections, options);
     let built = match projector.catch_up(None).await {
-        Ok(events_applied) => finish_build(&mut connection, &schema, &tables)
+        Ok(events_applied) => finish_build(pool, &schema, &tables)
             .await
             .map(|()| events_applied),
         Err(error) => Err(error),
@@ -195,13 +195,13 @@ pub async fn build_point_in_time(
     let tables = tables_of(projections);
     create_schema(&mut connection, schema, &tables).await?;
     prepare_build(&mut connection, schema, &tables).await?;
-    let mut projector = Projector::new(pool.clone(), schema.clone(), projections, options);
+    let mut projector = Projector::for_build(pool.clone(), schema.clone(), projections, options);
     let events_applied = if position == 0 {
         0
     } else {
         projector.catch_up(Some(position)).await?
     };
-    finish_build(&mut connection, schema, &tables).await?;
+    finish_build(pool, schema, &tables).await?;
     Ok(BuildReport {
         schema: schema.to_string(),
         projections: projections.to_vec(),

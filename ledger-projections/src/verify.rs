@@ -404,7 +404,8 @@ async fn build_scratch_to(
         if position == 0 {
             continue;
         }
-        let mut projector = Projector::new(pool.clone(), scratch.clone(), &projections, options);
+        let mut projector =
+            Projector::for_build(pool.clone(), scratch.clone(), &projections, options);
         projector.catch_up(Some(position)).await?;
     }
     Ok(())
