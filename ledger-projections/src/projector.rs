@@ -301,18 +301,10 @@ impl Projector {
     }
 }
 
-/// Begins a transaction on a task of its own, so that it completes even if the projector is
-/// cancelled meanwhile (shutdown, an aborted task). sqlx 0.8 returns a connection to the pool
-/// still inside the transaction when `begin` is cancelled while waiting for the server (its
-/// rollback guard looks at a depth raised only after the wait); the next user of that
-/// connection would then work in a transaction nobody commits. A completed transaction that
-/// nobody awaits anymore is dropped, and so rolled back, like any other.
+/// Begins a transaction that completes even if the projector is cancelled meanwhile (see
+/// [`ledger_store::begin_transaction`]).
 async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, ProjectionError> {
-    let pool = pool.clone();
-    match tokio::spawn(async move { pool.begin().await }).await {
-        Ok(begun) => Ok(begun?),
-        Err(error) => Err(sqlx::Error::Io(std::io::Error::other(error)).into()),
-    }
+    Ok(ledger_store::begin_transaction(pool).await?)
 }
 
 /// Splits the projections into at most `writers` lanes of about equal write cost.

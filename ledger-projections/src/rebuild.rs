@@ -142,7 +142,7 @@ async fn swap(
 ) -> Result<u64, ProjectionError> {
     let names = names_of(projections);
     let retired = SchemaName::unique("projection_retired");
-    let mut transaction = pool.begin().await?;
+    let mut transaction = ledger_store::begin_transaction(pool).await?;
     SchemaName::live().enter(&mut transaction).await?;
     checkpoint::ensure(&mut transaction, &names).await?;
     checkpoint::lock(&mut transaction, &names).await?;

@@ -354,7 +354,7 @@ async fn compare_with_scratch(
             checkpoint::read_all(&mut connection).await?
         };
         build_scratch_to(pool, scratch, &live, options).await?;
-        let mut transaction = pool.begin().await?;
+        let mut transaction = ledger_store::begin_transaction(pool).await?;
         let names: Vec<String> = live.keys().cloned().collect();
         let locked = checkpoint::lock(&mut transaction, &names).await?;
         if locked != live {

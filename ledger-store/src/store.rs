@@ -44,6 +44,23 @@ pub fn pool_options(max_connections: u32) -> PgPoolOptions {
         })
 }
 
+/// Begins a transaction on a task of its own, so that it completes even if the caller is
+/// cancelled meanwhile (a client that hangs up, a shutdown, an aborted task). sqlx 0.8 returns
+/// a connection to the pool still inside the transaction when `begin` is cancelled while
+/// waiting for the server (its rollback guard looks at a depth raised only after the wait):
+/// the next user of that connection would then work in a transaction nobody commits, and its
+/// writes would vanish. A completed transaction that nobody awaits anymore is dropped, and so
+/// rolled back, like any other. Every transaction outside the store's writer begins here.
+pub async fn begin_transaction(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let pool = pool.clone();
+    match tokio::spawn(async move { pool.begin().await }).await {
+        Ok(begun) => begun,
+        Err(error) => Err(sqlx::Error::Io(std::io::Error::other(error))),
+    }
+}
+
 /// Applies every pending migration.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;

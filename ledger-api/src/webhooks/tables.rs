@@ -154,7 +154,7 @@ pub(super) async fn resolve_parked(
     row: &DeliveryRow<'_>,
 ) -> Result<(), WebhookError> {
     let (first_position, last_position) = positions(row.positions)?;
-    let mut transaction = pool.begin().await?;
+    let mut transaction = ledger_store::begin_transaction(pool).await?;
     sqlx::query!(
         r#"UPDATE webhook_deliveries
            SET outcome = $3, detail = $4, first_position = $5, last_position = $6,
