@@ -97,6 +97,42 @@ where
     (samples, elapsed)
 }
 
+/// How often the projection lag is read while commands run.
+const LAG_SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// The worst lag among the live projections at each sample: positions and milliseconds.
+#[derive(Default)]
+struct LagSamples {
+    positions: Vec<u64>,
+    millis: Vec<u64>,
+}
+
+async fn sample_projection_lag(pool: PgPool, duration: Duration) -> LagSamples {
+    let mut samples = LagSamples::default();
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        if let Ok(lags) = ledger_projections::projection_lag(&pool).await {
+            let positions = lags.iter().map(|lag| lag.positions_behind).max();
+            let seconds = lags
+                .iter()
+                .map(|lag| lag.seconds_behind)
+                .fold(0.0, f64::max);
+            samples.positions.push(positions.unwrap_or(0));
+            samples.millis.push((seconds * 1000.0) as u64);
+        }
+        tokio::time::sleep(LAG_SAMPLE_EVERY).await;
+    }
+    samples
+}
+
+/// The value at `fraction` (0.5 the median, 1.0 the largest) of unsorted samples; 0 if none.
+fn percentile(values: &[u64], fraction: f64) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let index = ((sorted.len().saturating_sub(1)) as f64 * fraction).round() as usize;
+    sorted.get(index).copied().unwrap_or(0)
+}
+
 fn resident_memory_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
@@ -160,6 +196,7 @@ async fn measure(pool: PgPool, clients: usize, duration: Duration) -> anyhow::Re
     let commands_client = client.clone();
     let created = Arc::clone(&ids);
     let run = uuid::Uuid::new_v4().simple().to_string();
+    let lag = tokio::spawn(sample_projection_lag(pool.clone(), duration));
     let (samples, elapsed) = load(clients, duration, move |task, counter| {
         let client = commands_client.clone();
         let created = Arc::clone(&created);
@@ -173,6 +210,16 @@ async fn measure(pool: PgPool, clients: usize, duration: Duration) -> anyhow::Re
         &commands,
         Some(baseline.per_second),
     );
+    if let Ok(lag) = lag.await {
+        println!(
+            "projection lag under that load, sampled every {} ms: positions behind p50 {} max {}; seconds behind p50 {:.3} max {:.3}",
+            LAG_SAMPLE_EVERY.as_millis(),
+            percentile(&lag.positions, 0.5),
+            percentile(&lag.positions, 1.0),
+            percentile(&lag.millis, 0.5) as f64 / 1000.0,
+            percentile(&lag.millis, 1.0) as f64 / 1000.0,
+        );
+    }
 
     let ids = Arc::new(ids.lock().await.clone());
     anyhow::ensure!(!ids.is_empty(), "no payment was created; nothing to query");
