@@ -407,6 +407,12 @@ fn spawn_reader(
     let reader = tokio::spawn(async move {
         let mut next = from_position;
         loop {
+            // The slot is taken before reading, so one batch is read while one is written:
+            // never a third in the channel. A batch can hold large states (a reconciliation
+            // run's findings), and memory must not grow with the lead.
+            let Ok(slot) = sender.reserve().await else {
+                break;
+            };
             let read = async {
                 let mut connection = pool.acquire().await?;
                 read_batch(&mut connection, &mut states, next, to_position, batch_size).await
@@ -414,15 +420,15 @@ fn spawn_reader(
             match read.await {
                 Ok(Some(batch)) => {
                     let last_position = batch.last_position();
-                    let last = to_position.is_some_and(|to| last_position >= to);
-                    if sender.send(Ok(batch)).await.is_err() || last {
+                    slot.send(Ok(batch));
+                    if to_position.is_some_and(|to| last_position >= to) {
                         break;
                     }
                     next = last_position + 1;
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    let _ = sender.send(Err(error)).await;
+                    slot.send(Err(error));
                     break;
                 }
             }

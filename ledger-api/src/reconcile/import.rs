@@ -69,9 +69,10 @@ async fn catch_up_read_models(pool: &PgPool) -> Result<(), ReconcileError> {
         batch_size: CATCH_UP_BATCH,
         ..ProjectorOptions::default()
     };
-    Projector::new(pool.clone(), SchemaName::live(), &Projection::ALL, options)
-        .catch_up(None)
-        .await?;
+    // One batch at a time (`run_batch`), not `catch_up`, whose reader folds ahead: a run's
+    // state holds every finding, and each batch in flight would hold another copy of it.
+    let mut projector = Projector::new(pool.clone(), SchemaName::live(), &Projection::ALL, options);
+    while projector.run_batch(None).await?.is_some() {}
     Ok(())
 }
 
