@@ -29,16 +29,13 @@ struct Figures {
 
 fn figures(mut samples: Samples, elapsed: Duration) -> Figures {
     samples.latencies_us.sort_unstable();
-    let percentile = |fraction: f64| {
-        let index = ((samples.latencies_us.len() as f64 - 1.0) * fraction).round() as usize;
-        samples.latencies_us.get(index).copied().unwrap_or(0) as f64 / 1000.0
-    };
+    let milliseconds = |fraction| percentile(&samples.latencies_us, fraction) as f64 / 1000.0;
     Figures {
         operations: samples.latencies_us.len(),
         failures: samples.failures,
         per_second: samples.latencies_us.len() as f64 / elapsed.as_secs_f64(),
-        p50_ms: percentile(0.50),
-        p99_ms: percentile(0.99),
+        p50_ms: milliseconds(0.50),
+        p99_ms: milliseconds(0.99),
     }
 }
 
@@ -125,11 +122,9 @@ async fn sample_projection_lag(pool: PgPool, duration: Duration) -> LagSamples {
     samples
 }
 
-/// The value at `fraction` (0.5 the median, 1.0 the largest) of unsorted samples; 0 if none.
-fn percentile(values: &[u64], fraction: f64) -> u64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    let index = ((sorted.len().saturating_sub(1)) as f64 * fraction).round() as usize;
+/// The value at `fraction` (0.5 the median, 1.0 the largest) of sorted samples; 0 if none.
+fn percentile(sorted: &[u64], fraction: f64) -> u64 {
+    let index = (sorted.len().saturating_sub(1) as f64 * fraction).round() as usize;
     sorted.get(index).copied().unwrap_or(0)
 }
 
@@ -210,7 +205,9 @@ async fn measure(pool: PgPool, clients: usize, duration: Duration) -> anyhow::Re
         &commands,
         Some(baseline.per_second),
     );
-    if let Ok(lag) = lag.await {
+    if let Ok(mut lag) = lag.await {
+        lag.positions.sort_unstable();
+        lag.millis.sort_unstable();
         println!(
             "projection lag under that load, sampled every {} ms: positions behind p50 {} max {}; seconds behind p50 {:.3} max {:.3}",
             LAG_SAMPLE_EVERY.as_millis(),

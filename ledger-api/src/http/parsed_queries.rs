@@ -48,11 +48,13 @@ impl ParsedQueryCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
