@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use ledger_core::journal::{self, JournalEntry};
 use ledger_core::payment::PaymentState;
 use ledger_core::reconciliation::ReconciliationRunState;
@@ -68,7 +69,11 @@ pub(crate) async fn read_batch(
 ) -> Result<Option<Batch>, ProjectionError> {
     let to_position = to_stored(to_position.unwrap_or(i64::MAX as u64))?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = sqlx::query!(
+    let mut versions = Vec::new();
+    // Each payload is decoded as its row arrives: a batch of parsed JSON documents would
+    // take several times the memory of the typed events.
+    let mut rows = Vec::new();
+    let mut stream = sqlx::query!(
         r#"SELECT position, event_id, stream_id, stream_type, stream_version, event_type,
                schema_version, recorded_at, occurred_at, payload
            FROM events
@@ -79,28 +84,9 @@ pub(crate) async fn read_batch(
         to_position,
         limit,
     )
-    .fetch_all(&mut *connection)
-    .await?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    let mut needs = Vec::new();
-    let mut seen = HashSet::new();
-    for row in &rows {
-        if seen.insert(row.stream_id) {
-            needs.push(StreamNeed {
-                stream_id: row.stream_id,
-                first_version: from_stored(row.stream_version)?,
-            });
-        }
-    }
-    states.prepare(connection, &needs, from_position).await?;
-
-    let mut batch = Batch::default();
-    batch.events.reserve(rows.len());
-    for row in rows {
+    .fetch(&mut *connection);
+    while let Some(row) = stream.try_next().await? {
         let position = from_stored(row.position)?;
-        let version = from_stored(row.stream_version)?;
         let event = decode(
             position,
             &row.stream_type,
@@ -108,19 +94,7 @@ pub(crate) async fn read_batch(
             row.schema_version,
             row.payload,
         )?;
-        let state_version = states.version(&row.stream_id);
-        if state_version + 1 != version {
-            return Err(ProjectionError::StreamOutOfOrder {
-                stream_id: row.stream_id,
-                position,
-                state_version,
-                event_version: version,
-            });
-        }
-        let entry = states.fold(row.stream_id, position, &event, |before| {
-            journal_entry(before, &event)
-        });
-        batch.events.push(BatchEvent {
+        rows.push(BatchEvent {
             position,
             event_id: row.event_id,
             stream_id: row.stream_id,
@@ -128,7 +102,42 @@ pub(crate) async fn read_batch(
             occurred_at: row.occurred_at,
             recorded_at: row.recorded_at,
             event,
-            entry,
+            entry: None,
+        });
+        versions.push(from_stored(row.stream_version)?);
+    }
+    drop(stream);
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut needs = Vec::new();
+    let mut seen = HashSet::new();
+    for (row, version) in rows.iter().zip(&versions) {
+        if seen.insert(row.stream_id) {
+            needs.push(StreamNeed {
+                stream_id: row.stream_id,
+                first_version: *version,
+            });
+        }
+    }
+    states.prepare(connection, &needs, from_position).await?;
+
+    let mut batch = Batch {
+        events: rows,
+        ..Batch::default()
+    };
+    for (event, version) in batch.events.iter_mut().zip(versions) {
+        let state_version = states.version(&event.stream_id);
+        if state_version + 1 != version {
+            return Err(ProjectionError::StreamOutOfOrder {
+                stream_id: event.stream_id,
+                position: event.position,
+                state_version,
+                event_version: version,
+            });
+        }
+        event.entry = states.fold(event.stream_id, event.position, &event.event, |before| {
+            journal_entry(before, &event.event)
         });
     }
     for stream_id in seen.iter() {

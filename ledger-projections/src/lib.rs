@@ -81,7 +81,7 @@ pub use checkpoint::{projection_lag, ProjectionLag};
 pub use error::ProjectionError;
 pub use export::{export, ExportSummary};
 pub use projection::Projection;
-pub use projector::{Projector, ProjectorOptions};
+pub use projector::{Projector, ProjectorOptions, BUILD_BATCH_SIZE};
 pub use rebuild::{build_point_in_time, position_as_of, rebuild, AsOf, BuildReport};
 pub use schema::SchemaName;
 pub use verify::{verify, Discrepancy, VerificationReport};

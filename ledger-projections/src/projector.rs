@@ -37,8 +37,14 @@ pub struct ProjectorOptions {
     pub state_cache_capacity: usize,
 }
 
-/// Most events one transaction applies: bounds memory and lock time.
+/// Most events one transaction applies: bounds memory (a projector holds up to two batches,
+/// the one it writes and the next) and lock time.
 pub const MAX_BATCH_SIZE: usize = 50_000;
+
+/// Events per transaction when building from zero (rebuilds, point-in-time builds). Nobody
+/// waits on a build's lag, and larger batches write each row once for several of its events
+/// where smaller ones would insert it, then update it batch after batch.
+pub const BUILD_BATCH_SIZE: usize = 50_000;
 
 impl Default for ProjectorOptions {
     fn default() -> Self {
@@ -46,6 +52,16 @@ impl Default for ProjectorOptions {
             batch_size: 2_000,
             poll_interval: Duration::from_secs(1),
             state_cache_capacity: 200_000,
+        }
+    }
+}
+
+impl ProjectorOptions {
+    /// The options for building from zero: [`BUILD_BATCH_SIZE`] events per transaction.
+    pub fn for_build() -> Self {
+        ProjectorOptions {
+            batch_size: BUILD_BATCH_SIZE,
+            ..ProjectorOptions::default()
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct BuildReport {
     pub position: u64,
     pub events_applied: u64,
     pub elapsed: Duration,
+    /// Of `elapsed`, the time spent making the built tables durable and indexing them.
+    pub finishing: Duration,
 }
 
 impl BuildReport {
@@ -109,10 +111,14 @@ pub async fn rebuild(
     create_schema(&mut connection, &schema, &tables).await?;
     prepare_build(&mut connection, &schema, &tables).await?;
     let mut projector = Projector::for_build(pool.clone(), schema.clone(), projections, options);
+    let mut finishing = Duration::ZERO;
     let built = match projector.catch_up(None).await {
-        Ok(events_applied) => finish_build(pool, &schema, &tables)
-            .await
-            .map(|()| events_applied),
+        Ok(events_applied) => {
+            let finish_started = Instant::now();
+            let finished = finish_build(pool, &schema, &tables).await;
+            finishing = finish_started.elapsed();
+            finished.map(|()| events_applied)
+        }
         Err(error) => Err(error),
     };
     let swapped = match built {
@@ -130,6 +136,7 @@ pub async fn rebuild(
         position,
         events_applied,
         elapsed: started.elapsed(),
+        finishing,
     })
 }
 
@@ -201,6 +208,7 @@ pub async fn build_point_in_time(
     } else {
         projector.catch_up(Some(position)).await?
     };
+    let finish_started = Instant::now();
     finish_build(pool, schema, &tables).await?;
     Ok(BuildReport {
         schema: schema.to_string(),
@@ -208,6 +216,7 @@ pub async fn build_point_in_time(
         position,
         events_applied,
         elapsed: started.elapsed(),
+        finishing: finish_started.elapsed(),
     })
 }
 

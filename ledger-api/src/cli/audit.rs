@@ -39,7 +39,7 @@ pub async fn replay(
             .join(", ")
     );
     let report = match point {
-        None => rebuild(pool, &projections, ProjectorOptions::default())
+        None => rebuild(pool, &projections, ProjectorOptions::for_build())
             .await
             .context("the rebuild failed; the live read models are untouched")?,
         Some(point) => {
@@ -50,14 +50,15 @@ pub async fn replay(
                 &schema,
                 point,
                 &projections,
-                ProjectorOptions::default(),
+                ProjectorOptions::for_build(),
             )
             .await
             .context("the point-in-time build failed")?
         }
     };
     println!(
-        "built {} at position {} into schema {} ({} events, {:.0} events/s)",
+        "built {} at position {} into schema {} ({} events, {:.0} events/s; {:.1} s of {:.1} s making \
+         the tables durable and indexing them)",
         report
             .projections
             .iter()
@@ -67,7 +68,9 @@ pub async fn replay(
         report.position,
         report.schema,
         report.events_applied,
-        report.events_per_second()
+        report.events_per_second(),
+        report.finishing.as_secs_f64(),
+        report.elapsed.as_secs_f64()
     );
     Ok(())
 }
@@ -77,7 +80,7 @@ pub async fn replay(
 pub async fn verify(pool: &PgPool) -> anyhow::Result<()> {
     eprintln!("verifying the hash chain, every stream and every read model…");
     let store = EventStore::new(pool.clone());
-    let report = ledger_projections::verify(&store, ProjectorOptions::default())
+    let report = ledger_projections::verify(&store, ProjectorOptions::for_build())
         .await
         .context("verification could not run")?;
     println!("{report}");
