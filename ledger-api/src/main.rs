@@ -46,8 +46,12 @@ async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
         } => ledger_api::cli::audit::replay(&pool, to_position, as_of, projection).await,
         Command::Verify => ledger_api::cli::audit::verify(&pool).await,
         Command::Demo { payments } => ledger_api::cli::demo::run(pool, payments).await,
-        Command::Bench { clients, seconds } => {
-            ledger_api::cli::bench::run(pool, database.url(), clients, seconds).await
+        Command::Bench {
+            clients,
+            seconds,
+            store_writers,
+        } => {
+            ledger_api::cli::bench::run(pool, database.url(), clients, seconds, store_writers).await
         }
         Command::Reconcile { command } => ledger_api::cli::reconcile::run(&pool, command).await,
         Command::Export {

@@ -77,3 +77,63 @@ fn a_day_played_by_demo_verifies_and_exports_clean_json_lines() {
     }
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+#[test]
+fn bench_measures_every_phase_on_a_scratch_database_and_leaves_the_ledger_untouched() {
+    let directory = fresh_directory();
+
+    let bench = ledger(
+        &directory,
+        &[
+            "bench",
+            "--clients",
+            "4",
+            "--seconds",
+            "1",
+            "--store-writers",
+            "4",
+        ],
+    );
+    let report = String::from_utf8_lossy(&bench.stdout);
+    assert!(
+        bench.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    for phase in [
+        "baseline: GET /healthz",
+        "commands (initiate/authorize/capture)",
+        "payment(id) queries",
+        "payments page queries",
+        "store load: 4 writers",
+    ] {
+        let line = report
+            .lines()
+            .find(|line| line.starts_with(phase))
+            .unwrap_or_else(|| panic!("no figures for {phase:?}:\n{report}"));
+        let ok: u64 = line
+            .split(" ok, ")
+            .next()
+            .and_then(|before| before.rsplit('(').next())
+            .and_then(|count| count.parse().ok())
+            .unwrap_or_else(|| panic!("no count of successes in {line:?}"));
+        assert!(ok > 0, "{line}");
+        assert!(line.contains(" 0 failed"), "{line}");
+    }
+    assert_eq!(
+        report
+            .lines()
+            .filter(|line| line.starts_with("projection lag under that load"))
+            .count(),
+        2,
+        "the lag is sampled under the HTTP commands and under the store load:\n{report}"
+    );
+
+    let export = ledger(&directory, &["export"]);
+    assert!(export.status.success());
+    assert!(
+        export.stdout.is_empty(),
+        "the benchmark wrote into the ledger's own log"
+    );
+    let _ = std::fs::remove_dir_all(&directory);
+}

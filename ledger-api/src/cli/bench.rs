@@ -122,6 +122,19 @@ async fn sample_projection_lag(pool: PgPool, duration: Duration) -> LagSamples {
     samples
 }
 
+fn print_lag(mut lag: LagSamples) {
+    lag.positions.sort_unstable();
+    lag.millis.sort_unstable();
+    println!(
+        "projection lag under that load, sampled every {} ms: positions behind p50 {} max {}; seconds behind p50 {:.3} max {:.3}",
+        LAG_SAMPLE_EVERY.as_millis(),
+        percentile(&lag.positions, 0.5),
+        percentile(&lag.positions, 1.0),
+        percentile(&lag.millis, 0.5) as f64 / 1000.0,
+        percentile(&lag.millis, 1.0) as f64 / 1000.0,
+    );
+}
+
 /// The value at `fraction` (0.5 the median, 1.0 the largest) of sorted samples; 0 if none.
 fn percentile(sorted: &[u64], fraction: f64) -> u64 {
     let index = (sorted.len().saturating_sub(1) as f64 * fraction).round() as usize;
@@ -150,11 +163,18 @@ async fn scratch_database(pool: &PgPool, url: &str) -> anyhow::Result<(PgPool, S
     Ok((scratch, name))
 }
 
-pub async fn run(pool: PgPool, url: &str, clients: usize, seconds: u64) -> anyhow::Result<()> {
+pub async fn run(
+    pool: PgPool,
+    url: &str,
+    clients: usize,
+    seconds: u64,
+    store_writers: usize,
+) -> anyhow::Result<()> {
     let clients = clients.clamp(1, 1_024);
+    let store_writers = store_writers.min(1_024);
     let duration = Duration::from_secs(seconds.clamp(1, 600));
     let (scratch, name) = scratch_database(&pool, url).await?;
-    let outcome = measure(scratch.clone(), clients, duration).await;
+    let outcome = measure(scratch.clone(), clients, duration, store_writers).await;
     scratch.close().await;
     // FORCE: the in-process server's log listener has a connection of its own, outside the
     // pool, that may not have noticed the end yet.
@@ -165,7 +185,12 @@ pub async fn run(pool: PgPool, url: &str, clients: usize, seconds: u64) -> anyho
     outcome
 }
 
-async fn measure(pool: PgPool, clients: usize, duration: Duration) -> anyhow::Result<()> {
+async fn measure(
+    pool: PgPool,
+    clients: usize,
+    duration: Duration,
+    store_writers: usize,
+) -> anyhow::Result<()> {
     let address = serve_in_process(pool.clone()).await?;
     let client = GraphqlClient::new(address, admin_key(&pool, "ledger bench").await?)?;
     println!(
@@ -205,17 +230,8 @@ async fn measure(pool: PgPool, clients: usize, duration: Duration) -> anyhow::Re
         &commands,
         Some(baseline.per_second),
     );
-    if let Ok(mut lag) = lag.await {
-        lag.positions.sort_unstable();
-        lag.millis.sort_unstable();
-        println!(
-            "projection lag under that load, sampled every {} ms: positions behind p50 {} max {}; seconds behind p50 {:.3} max {:.3}",
-            LAG_SAMPLE_EVERY.as_millis(),
-            percentile(&lag.positions, 0.5),
-            percentile(&lag.positions, 1.0),
-            percentile(&lag.millis, 0.5) as f64 / 1000.0,
-            percentile(&lag.millis, 1.0) as f64 / 1000.0,
-        );
+    if let Ok(lag) = lag.await {
+        print_lag(lag);
     }
 
     let ids = Arc::new(ids.lock().await.clone());
@@ -258,6 +274,20 @@ async fn measure(pool: PgPool, clients: usize, duration: Duration) -> anyhow::Re
         &figures(samples, elapsed),
         Some(baseline.per_second),
     );
+
+    if store_writers > 0 {
+        let lag = tokio::spawn(sample_projection_lag(pool.clone(), duration));
+        let load = super::store_load::run(&pool, store_writers, duration).await?;
+        println!(
+            "store load: {store_writers} writers, commands straight to the handler: {:>9.0} commands/s ({} ok, {} failed)",
+            load.commands as f64 / load.elapsed.as_secs_f64(),
+            load.commands,
+            load.failures
+        );
+        if let Ok(lag) = lag.await {
+            print_lag(lag);
+        }
+    }
 
     if let Some(megabytes) = resident_memory_mb() {
         println!("resident memory of this process (server and client together): {megabytes:.0} MB");

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod keys;
 pub mod reconcile;
 pub mod serve;
+pub mod store_load;
 
 use std::net::SocketAddr;
 
@@ -77,6 +78,11 @@ pub enum Command {
         /// Seconds per phase.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Writers of the last phase, the store benchmark's load: commands straight to the
+        /// command handler, no HTTP, while the live projections follow and their lag is
+        /// sampled. 0 skips it.
+        #[arg(long, default_value_t = 32)]
+        store_writers: usize,
     },
     /// Reconcile the gateway's reports with the ledger.
     Reconcile {
