@@ -191,7 +191,8 @@ async fn measure(
     duration: Duration,
     store_writers: usize,
 ) -> anyhow::Result<()> {
-    let address = serve_in_process(pool.clone()).await?;
+    let server = serve_in_process(pool.clone()).await?;
+    let address = server.address;
     let client = GraphqlClient::new(address, admin_key(&pool, "ledger bench").await?)?;
     println!(
         "ledger bench: {clients} concurrent clients, {}s per phase, client and server in this process",

@@ -60,16 +60,33 @@ impl GraphqlClient {
 }
 
 /// Serves the application on a free loopback port in this process, with the projections
-/// following the log, and returns its address.
-pub async fn serve_in_process(pool: PgPool) -> anyhow::Result<SocketAddr> {
+/// following the log.
+pub async fn serve_in_process(pool: PgPool) -> anyhow::Result<InProcessServer> {
     let (_, routes) = super::serve::application(pool.clone())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("could not listen on a loopback port")?;
     let address = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, routes).await });
-    tokio::spawn(ledger_projections::Projector::live(pool).follow(std::future::pending::<()>()));
-    Ok(address)
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
+        // Fires when the sender is dropped, with the server.
+        let _ = stopped.changed().await;
+    };
+    let serving =
+        axum::serve(listener, routes).with_graceful_shutdown(until_stopped(stopped.clone()));
+    tokio::spawn(async move { serving.await });
+    tokio::spawn(ledger_projections::Projector::live(pool).follow(until_stopped(stopped)));
+    Ok(InProcessServer {
+        address,
+        _stop: stop,
+    })
+}
+
+/// The server and live projector of an in-process run. Dropping it stops both, so that they
+/// are done with the database before the caller closes or drops it.
+pub struct InProcessServer {
+    pub address: SocketAddr,
+    _stop: tokio::sync::watch::Sender<()>,
 }
 
 /// A key for the in-process run; printed nowhere, revoked never (it lives in this database).

@@ -540,7 +540,8 @@ pub async fn run(pool: PgPool, payments: usize) -> anyhow::Result<()> {
         }
     };
     let secret = WebhookSecret::new(Environment::Test, &secret_text)?;
-    let address = serve_in_process(pool.clone()).await?;
+    let server = serve_in_process(pool.clone()).await?;
+    let address = server.address;
     let demo = Demo {
         client: GraphqlClient::new(address, admin_key(&pool, "ledger demo").await?)?,
         run: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
