@@ -129,9 +129,9 @@ impl From<StoreError> for ApiError {
             | StoreError::InvalidPayload { .. }
             | StoreError::InvalidRequest(_)
             | StoreError::InvalidVersion { .. }) => ApiError::validation("input", invalid),
-            unavailable @ (StoreError::WriterStopped | StoreError::BatchFailed(_)) => {
-                ApiError::Unavailable(unavailable.to_string())
-            }
+            unavailable @ (StoreError::WriterStopped
+            | StoreError::BatchFailed(_)
+            | StoreError::ReadFailed(_)) => ApiError::Unavailable(unavailable.to_string()),
             StoreError::Database(database) => database.into(),
             other => ApiError::internal(other),
         }

@@ -1,73 +1,199 @@
-//! A few connections for reading streams, kept beside sqlx's pool rather than in it.
+//! Stream reads, several per query, on a few connections kept beside sqlx's pool.
 //!
+//! Reading a stream is the one query of every command and every `payment(id)`, and with the
+//! folded states kept (`state_cache`) it is usually an index probe that returns no row: the
+//! round trip and the statement's fixed cost are all of it. So the reads queued at one moment
+//! go to the server together: a reader task takes the first waiting read and every other one
+//! queued behind it (up to [`MAX_READS_PER_QUERY`]), and one statement answers them all. Each
+//! read is still answered by a query sent after it was asked, so it sees every event
+//! committed before it was asked, as a read of its own would.
+//!
+//! [`STREAM_READ_CONNECTIONS`] reader tasks share the queue, so while one query runs the next
+//! reads gather for another. Each task keeps its own connection, detached from the pool:
 //! sqlx 0.8 sends a round trip (`Sync`, wait for `ReadyForQuery`) every time a pooled
-//! connection goes back to its pool. Reading a stream is the one query of every command and
-//! every `payment(id)`, so that ping was a tenth of the server's CPU in the `payment(id)`
-//! benchmark. These connections are taken from the pool once, detached, and handed back
-//! here without a ping. One that fails a read is dropped, never reused; one that sat idle
-//! longer than [`IDLE_CHECK_AFTER`] is pinged first, as the pool does, since the server may
-//! have closed it meanwhile.
+//! connection goes back to its pool. A connection that fails a query is dropped, never
+//! reused; one idle longer than [`IDLE_CHECK_AFTER`] is pinged first, as the pool does,
+//! since the server may have closed it meanwhile.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
+use crate::rows::{to_stored, EventRow};
 use crate::store::IDLE_CHECK_AFTER;
 
-/// Most connections kept for stream reads; more concurrent reads wait for one.
+/// Reader tasks, each with a connection: queries for stream reads in flight at once.
 pub const STREAM_READ_CONNECTIONS: usize = 8;
+/// Most stream reads answered by one query.
+pub const MAX_READS_PER_QUERY: usize = 128;
+/// Reads waiting for a reader task; callers wait when it is full.
+const READ_QUEUE_CAPACITY: usize = 4_096;
+
+type Answer = Result<Vec<RecordedEvent>, StoreError>;
+
+struct StreamRead {
+    stream_id: Uuid,
+    from_version: i64,
+    reply: oneshot::Sender<Answer>,
+}
 
 pub(crate) struct StreamReaders {
-    pool: PgPool,
-    idle: Mutex<Vec<(PgConnection, Instant)>>,
-    turns: Semaphore,
+    queue: mpsc::Sender<StreamRead>,
 }
 
 impl StreamReaders {
+    /// Starts the reader tasks; they stop, closing their connections, once this is dropped.
     pub fn new(pool: PgPool) -> Self {
-        StreamReaders {
-            pool,
-            idle: Mutex::new(Vec::with_capacity(STREAM_READ_CONNECTIONS)),
-            turns: Semaphore::new(STREAM_READ_CONNECTIONS),
+        let (queue, waiting) = mpsc::channel(READ_QUEUE_CAPACITY);
+        let waiting = Arc::new(Mutex::new(waiting));
+        for _ in 0..STREAM_READ_CONNECTIONS {
+            tokio::spawn(serve_reads(pool.clone(), Arc::clone(&waiting)));
         }
+        StreamReaders { queue }
     }
 
     /// A stream's events from `from_version` on, in version order.
-    pub async fn read_stream(
-        &self,
-        stream_id: Uuid,
-        from_version: u64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        // The semaphore is never closed, so a turn always comes.
-        let _turn = self
-            .turns
-            .acquire()
+    pub async fn read_stream(&self, stream_id: Uuid, from_version: u64) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let read = StreamRead {
+            stream_id,
+            from_version: to_stored(from_version)?,
+            reply,
+        };
+        self.queue
+            .send(read)
             .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        let mut connection = self.take().await?;
-        // Dropped with the connection if this future is: a read cut off halfway leaves the
-        // connection in a state nobody should reuse.
-        let events = crate::read::read_stream(&mut connection, stream_id, from_version).await?;
-        self.lock().push((connection, Instant::now()));
-        Ok(events)
+            .map_err(|_| StoreError::ReadFailed("the stream readers have stopped".to_owned()))?;
+        answer.await.map_err(|_| {
+            StoreError::ReadFailed("the stream reader stopped before answering".to_owned())
+        })?
     }
+}
 
-    async fn take(&self) -> Result<PgConnection, StoreError> {
-        let kept = self.lock().pop();
-        if let Some((mut connection, last_used)) = kept {
-            if last_used.elapsed() <= IDLE_CHECK_AFTER || connection.ping().await.is_ok() {
-                return Ok(connection);
+/// One reader task: takes the reads queued, answers them with one query, and again.
+async fn serve_reads(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<StreamRead>>>) {
+    let mut connection: Option<(PgConnection, Instant)> = None;
+    let mut reads = Vec::with_capacity(MAX_READS_PER_QUERY);
+    loop {
+        {
+            let mut waiting = waiting.lock().await;
+            if waiting.recv_many(&mut reads, MAX_READS_PER_QUERY).await == 0 {
+                return;
             }
         }
-        Ok(self.pool.acquire().await?.detach())
+        // Reads whose callers gave up need no answer.
+        reads.retain(|read| !read.reply.is_closed());
+        if reads.is_empty() {
+            continue;
+        }
+        let answered = match ready(&pool, connection.take()).await {
+            Ok(mut ready) => {
+                let answered = read_streams(&mut ready, &reads).await;
+                if answered.is_ok() {
+                    connection = Some((ready, Instant::now()));
+                }
+                answered
+            }
+            Err(error) => Err(error),
+        };
+        match answered {
+            Ok(mut answers) => {
+                for (read, answer) in reads.drain(..).zip(answers.drain(..)) {
+                    let _ = read.reply.send(answer);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for read in reads.drain(..) {
+                    let _ = read
+                        .reply
+                        .send(Err(StoreError::ReadFailed(message.clone())));
+                }
+            }
+        }
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, Vec<(PgConnection, Instant)>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+/// The kept connection when it is fresh or answers a ping, else a new one from the pool.
+async fn ready(
+    pool: &PgPool,
+    kept: Option<(PgConnection, Instant)>,
+) -> Result<PgConnection, StoreError> {
+    if let Some((mut connection, last_used)) = kept {
+        if last_used.elapsed() <= IDLE_CHECK_AFTER || connection.ping().await.is_ok() {
+            return Ok(connection);
+        }
     }
+    Ok(pool.acquire().await?.detach())
+}
+
+/// Each read's events, in the order of `reads`, from one query.
+async fn read_streams(
+    connection: &mut PgConnection,
+    reads: &[StreamRead],
+) -> Result<Vec<Answer>, StoreError> {
+    let stream_ids: Vec<Uuid> = reads.iter().map(|read| read.stream_id).collect();
+    let from_versions: Vec<i64> = reads.iter().map(|read| read.from_version).collect();
+    // The probe per read is an index scan on (stream_id, stream_version) whatever the plan.
+    let rows = sqlx::query!(
+        r#"SELECT k.read AS "read!", e.position AS "position!", e.event_id AS "event_id!",
+               e.stream_id AS "stream_id!", e.stream_type AS "stream_type!",
+               e.stream_version AS "stream_version!", e.event_type AS "event_type!",
+               e.schema_version AS "schema_version!", e.recorded_at AS "recorded_at!",
+               e.occurred_at AS "occurred_at!", e.payload AS "payload!",
+               e.metadata AS "metadata!", e.prev_hash AS "prev_hash!", e.hash AS "hash!"
+           FROM UNNEST($1::uuid[], $2::bigint[]) WITH ORDINALITY AS k(stream_id, from_version, read)
+           CROSS JOIN LATERAL (
+               SELECT * FROM events
+               WHERE events.stream_id = k.stream_id AND events.stream_version >= k.from_version
+           ) e
+           ORDER BY k.read, e.stream_version"#,
+        &stream_ids,
+        &from_versions,
+    )
+    .fetch_all(connection)
+    .await?;
+    let mut answers: Vec<Answer> = reads.iter().map(|_| Ok(Vec::new())).collect();
+    for row in rows {
+        // ORDINALITY counts from 1.
+        let Some(answer) = usize::try_from(row.read - 1)
+            .ok()
+            .and_then(|index| answers.get_mut(index))
+        else {
+            return Err(StoreError::ReadFailed(format!(
+                "the server answered read {} of {}",
+                row.read,
+                reads.len()
+            )));
+        };
+        let Ok(events) = answer else {
+            continue;
+        };
+        let event = RecordedEvent::try_from(EventRow {
+            position: row.position,
+            event_id: row.event_id,
+            stream_id: row.stream_id,
+            stream_type: row.stream_type,
+            stream_version: row.stream_version,
+            event_type: row.event_type,
+            schema_version: row.schema_version,
+            recorded_at: row.recorded_at,
+            occurred_at: row.occurred_at,
+            payload: row.payload,
+            metadata: row.metadata,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        });
+        // A corrupt event fails the read of its own stream, not the others.
+        match event {
+            Ok(event) => events.push(event),
+            Err(error) => *answer = Err(error),
+        }
+    }
+    Ok(answers)
 }

@@ -77,6 +77,11 @@ pub enum StoreError {
     )]
     BatchFailed(String),
 
+    /// A read of the log failed as a whole (the reader lost its connection, say); nothing
+    /// was changed, and reading again may succeed.
+    #[error("reading from the event log failed: {0}")]
+    ReadFailed(String),
+
     /// The single writer task has stopped (the store is shutting down).
     #[error("the event log writer has stopped")]
     WriterStopped,
@@ -132,7 +137,8 @@ impl StoreError {
             StoreError::ConcurrencyConflict { .. }
             | StoreError::ConflictRetriesExhausted { .. }
             | StoreError::WriterStopped
-            | StoreError::BatchFailed(_) => true,
+            | StoreError::BatchFailed(_)
+            | StoreError::ReadFailed(_) => true,
             StoreError::Database(error) => matches!(
                 error,
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed

@@ -2,7 +2,6 @@
 //! Reads need no lock: the writer only makes position N+1 visible after N (see `writer`).
 
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::{Environment, IdempotencyRecord, RecordedEvent};
@@ -20,27 +19,6 @@ pub struct LogHead {
 
 fn decode(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>, StoreError> {
     rows.into_iter().map(RecordedEvent::try_from).collect()
-}
-
-/// A stream's events from `from_version` on (1 for all), in version order.
-pub(crate) async fn read_stream(
-    connection: &mut sqlx::PgConnection,
-    stream_id: Uuid,
-    from_version: u64,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows = sqlx::query_as!(
-        EventRow,
-        r#"SELECT position, event_id, stream_id, stream_type, stream_version, event_type,
-               schema_version, recorded_at, occurred_at, payload, metadata, prev_hash, hash
-           FROM events
-           WHERE stream_id = $1 AND stream_version >= $2
-           ORDER BY stream_version"#,
-        stream_id,
-        to_stored(from_version)?,
-    )
-    .fetch_all(connection)
-    .await?;
-    decode(rows)
 }
 
 /// Up to `limit` events (capped at [`MAX_PAGE_SIZE`]) from `from_position` on, in position

@@ -163,3 +163,40 @@ async fn stream_type_cannot_change() {
     let error = store.append(request).await.unwrap_err();
     assert!(matches!(error, StoreError::StreamTypeMismatch { .. }));
 }
+
+/// Concurrent stream reads are answered together, several per query: each still gets exactly
+/// its own stream's events from the version it asked for, none of another's.
+#[tokio::test]
+async fn concurrent_stream_reads_each_get_their_own_stream() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let mut streams = Vec::new();
+    for index in 0..40 {
+        let stream_id = Uuid::new_v4();
+        let count = 1 + index % 8;
+        let recorded = store
+            .append(single(stream_id, ExpectedVersion::NoStream, count))
+            .await
+            .unwrap()
+            .into_result();
+        streams.push((stream_id, recorded.events));
+    }
+    let reads = (0..400).map(|read| {
+        let store = store.clone();
+        let (stream_id, events) = streams[(read * 7) % streams.len()].clone();
+        // From every version, and from one past the last (nothing yet).
+        let from_version = 1 + read % (events.len() + 1);
+        async move {
+            let read_back = store
+                .read_stream(stream_id, from_version as u64)
+                .await
+                .unwrap();
+            assert_eq!(
+                read_back,
+                events[from_version - 1..],
+                "stream {stream_id} from version {from_version}"
+            );
+        }
+    });
+    futures::future::join_all(reads).await;
+}
