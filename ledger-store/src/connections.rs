@@ -129,7 +129,16 @@ async fn ready(
             return Ok(connection);
         }
     }
-    Ok(pool.acquire().await?.detach())
+    let mut connection = pool.acquire().await?.detach();
+    // With custom plans, PostgreSQL plans the statement again on every execution, sized by
+    // the reads in hand. It keeps doing so when its first executions happened to carry a
+    // single read each (their plans look cheaper than the generic one), and planning then
+    // costs more than the probes. The generic plan is the same index probe per read whatever
+    // their number; the setting stays on this connection, which never goes back to the pool.
+    sqlx::query!("SELECT set_config('plan_cache_mode', 'force_generic_plan', false)")
+        .fetch_one(&mut connection)
+        .await?;
+    Ok(connection)
 }
 
 /// Each read's events, in the order of `reads`, from one query.
@@ -139,7 +148,10 @@ async fn read_streams(
 ) -> Result<Vec<Answer>, StoreError> {
     let stream_ids: Vec<Uuid> = reads.iter().map(|read| read.stream_id).collect();
     let from_versions: Vec<i64> = reads.iter().map(|read| read.from_version).collect();
-    // The probe per read is an index scan on (stream_id, stream_version) whatever the plan.
+    // One index probe on (stream_id, stream_version) per read, whatever the table's size
+    // when the plan was made: `OFFSET 0` keeps the planner from flattening the lateral
+    // subquery into a join, which on a new, still small log it would hash with a scan of
+    // every event, and keep doing so from the cached plan as the log grows.
     let rows = sqlx::query!(
         r#"SELECT k.read AS "read!", e.position AS "position!", e.event_id AS "event_id!",
                e.stream_id AS "stream_id!", e.stream_type AS "stream_type!",
@@ -151,6 +163,7 @@ async fn read_streams(
            CROSS JOIN LATERAL (
                SELECT * FROM events
                WHERE events.stream_id = k.stream_id AND events.stream_version >= k.from_version
+               OFFSET 0
            ) e
            ORDER BY k.read, e.stream_version"#,
         &stream_ids,

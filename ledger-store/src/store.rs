@@ -30,9 +30,22 @@ pub const IDLE_CHECK_AFTER: std::time::Duration = std::time::Duration::from_secs
 /// server's CPU in the `payment(id)` benchmark). Only connections that sat idle a while,
 /// the ones a restarted or restarting server may have closed, are checked now; a busy
 /// connection that breaks fails its one statement and is discarded.
+///
+/// Every connection turns PostgreSQL's JIT compilation off. The ledger's statements are
+/// short; JIT starts only where the planner's estimate is high, and on tables not analyzed
+/// yet (a new database, a table that grew fast) the estimates are wild: the projection lag
+/// query, read by `/readyz` and `/metrics`, compiled for about 200 ms on every call.
 pub fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                sqlx::query!("SELECT set_config('jit', 'off', false)")
+                    .fetch_one(connection)
+                    .await?;
+                Ok(())
+            })
+        })
         .test_before_acquire(false)
         .before_acquire(|connection, metadata| {
             Box::pin(async move {

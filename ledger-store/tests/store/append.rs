@@ -200,3 +200,19 @@ async fn concurrent_stream_reads_each_get_their_own_stream() {
     });
     futures::future::join_all(reads).await;
 }
+
+/// The store's connections never JIT-compile: on tables not analyzed yet the planner's
+/// estimates start compilations that cost far more than the short statements themselves.
+#[tokio::test]
+async fn pooled_connections_run_without_jit() {
+    let db = TestDatabase::new().await;
+    let pool = ledger_store::pool_options(2)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let jit: String = sqlx::query_scalar!(r#"SELECT current_setting('jit') AS "jit!""#)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(jit, "off");
+}
