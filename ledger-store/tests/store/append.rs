@@ -216,3 +216,56 @@ async fn pooled_connections_run_without_jit() {
         .unwrap();
     assert_eq!(jit, "off");
 }
+
+/// A stored event that no longer decodes fails the read of its own stream with a typed error;
+/// a read of another stream answered by the same query is unaffected.
+#[tokio::test]
+async fn a_corrupt_event_fails_only_its_own_streams_read() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let damaged = Uuid::new_v4();
+    let intact = Uuid::new_v4();
+    store
+        .append(single(damaged, ExpectedVersion::NoStream, 2))
+        .await
+        .unwrap();
+    let written = store
+        .append(single(intact, ExpectedVersion::NoStream, 3))
+        .await
+        .unwrap()
+        .into_result();
+
+    // As a superuser, past the append-only trigger and the hash's length check.
+    sqlx::raw_sql(
+        "ALTER TABLE events DISABLE TRIGGER events_append_only;
+         ALTER TABLE events DROP CONSTRAINT events_hash_check;",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    sqlx::query!(
+        r"UPDATE events SET hash = '\x00' WHERE stream_id = $1 AND stream_version = 2",
+        damaged
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+
+    let reads: Vec<_> = (0..20)
+        .map(|read| {
+            let store = store.clone();
+            let stream_id = if read % 2 == 0 { damaged } else { intact };
+            async move { (stream_id, store.read_stream(stream_id, 1).await) }
+        })
+        .collect();
+    for (stream_id, read) in futures::future::join_all(reads).await {
+        if stream_id == damaged {
+            assert!(
+                matches!(read, Err(StoreError::CorruptEvent { .. })),
+                "{read:?}"
+            );
+        } else {
+            assert_eq!(read.unwrap(), written.events);
+        }
+    }
+}
