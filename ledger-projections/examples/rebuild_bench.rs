@@ -2,10 +2,11 @@
 //! projection from zero and prints events per second beside baselines measured in the same run.
 //!
 //! ```sh
-//! cargo run --release -p ledger-projections --example rebuild_bench -- [EVENTS] [BATCH_SIZE]
+//! cargo run --release -p ledger-projections --example rebuild_bench -- [EVENTS] [BATCH_SIZES]
 //! ```
-//! `EVENTS` defaults to 1,000,000 and `BATCH_SIZE` (events per projector transaction) to
-//! 20,000. With `DATABASE_URL` set the log is written to a fresh database on that server;
+//! `EVENTS` defaults to 1,000,000. `BATCH_SIZES` (events per projector transaction) defaults
+//! to the builds' own `BUILD_BATCH_SIZE`; a list such as `20000,50000` rebuilds the same log
+//! once per size. With `DATABASE_URL` set the log is written to a fresh database on that server;
 //! otherwise to a private test cluster (ledger-store's harness, `fsync` off).
 //!
 //! The log is written through ledger-store's normal `append` (validation, group commit, hash

@@ -111,25 +111,21 @@ pub async fn rebuild(
     create_schema(&mut connection, &schema, &tables).await?;
     prepare_build(&mut connection, &schema, &tables).await?;
     let mut projector = Projector::for_build(pool.clone(), schema.clone(), projections, options);
-    let mut finishing = Duration::ZERO;
     let built = match projector.catch_up(None).await {
-        Ok(events_applied) => {
-            let finish_started = Instant::now();
-            let finished = finish_build(pool, &schema, &tables).await;
-            finishing = finish_started.elapsed();
-            finished.map(|()| events_applied)
-        }
+        Ok(events_applied) => finish_build(pool, &schema, &tables)
+            .await
+            .map(|finishing| (events_applied, finishing)),
         Err(error) => Err(error),
     };
     let swapped = match built {
-        Ok(events_applied) => swap(pool, &schema, projections, &tables)
+        Ok((events_applied, finishing)) => swap(pool, &schema, projections, &tables)
             .await
-            .map(|position| (events_applied, position)),
+            .map(|position| (events_applied, finishing, position)),
         Err(error) => Err(error),
     };
     // The rebuild schema holds only its checkpoints after a swap, or the abandoned build.
     drop_schema(&mut connection, &schema).await?;
-    let (events_applied, position) = swapped?;
+    let (events_applied, finishing, position) = swapped?;
     Ok(BuildReport {
         schema: "public".to_owned(),
         projections: projections.to_vec(),
@@ -208,15 +204,14 @@ pub async fn build_point_in_time(
     } else {
         projector.catch_up(Some(position)).await?
     };
-    let finish_started = Instant::now();
-    finish_build(pool, schema, &tables).await?;
+    let finishing = finish_build(pool, schema, &tables).await?;
     Ok(BuildReport {
         schema: schema.to_string(),
         projections: projections.to_vec(),
         position,
         events_applied,
         elapsed: started.elapsed(),
-        finishing: finish_started.elapsed(),
+        finishing,
     })
 }
 

@@ -4,6 +4,7 @@
 //! same compile-time-checked SQL serves every schema (the log's tables are only in `public`).
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use sqlx::{PgConnection, PgPool};
@@ -154,11 +155,13 @@ pub(crate) async fn prepare_build(
 /// Makes a finished build durable (LOGGED) and creates its secondary indexes, several tables
 /// at once: each table is rewritten and indexed on its own, so the server's cores share the
 /// work. A failure leaves the build unfinished, as before: it is dropped, never swapped in.
+/// Returns how long it took.
 pub(crate) async fn finish_build(
     pool: &PgPool,
     schema: &SchemaName,
     tables: &[String],
-) -> Result<(), ProjectionError> {
+) -> Result<Duration, ProjectionError> {
+    let started = Instant::now();
     futures::stream::iter(tables)
         .map(|table| async move {
             let mut connection = pool.acquire().await?;
@@ -172,6 +175,7 @@ pub(crate) async fn finish_build(
             Ok::<(), ProjectionError>(())
         })
         .buffer_unordered(BUILD_WRITERS)
-        .try_collect()
-        .await
+        .try_collect::<()>()
+        .await?;
+    Ok(started.elapsed())
 }
