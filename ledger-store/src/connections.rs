@@ -120,7 +120,7 @@ async fn serve_reads(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<StreamRead>
 }
 
 /// The kept connection when it is fresh or answers a ping, else a new one from the pool.
-async fn ready(
+pub(crate) async fn ready(
     pool: &PgPool,
     kept: Option<(PgConnection, Instant)>,
 ) -> Result<PgConnection, StoreError> {
@@ -135,11 +135,24 @@ async fn ready(
     // single read each (their plans look cheaper than the generic one), and planning then
     // costs more than the probes. The generic plan is the same index probe per read whatever
     // their number; the setting stays on this connection, which never goes back to the pool.
-    sqlx::query!("SELECT set_config('plan_cache_mode', 'force_generic_plan', false)")
-        .fetch_one(&mut connection)
-        .await?;
+    //
+    // The writer keeps its connections here too. Its statements wait for the head's lock only
+    // as long as the batch before takes to commit; a wait much longer than that is a batch
+    // of another process holding the lock while it waits for rows this one inserted (see
+    // `fresh_batch`), and ends with `lock_not_available` instead of PostgreSQL's deadlock
+    // check a second later. Reads take no lock.
+    sqlx::query!(
+        "SELECT set_config('plan_cache_mode', 'force_generic_plan', false) AS plan_cache_mode, \
+                set_config('lock_timeout', $1, false) AS lock_timeout",
+        format!("{}ms", LOCK_TIMEOUT.as_millis())
+    )
+    .fetch_one(&mut connection)
+    .await?;
     Ok(connection)
 }
+
+/// Longest wait for a lock on the connections kept here.
+pub const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Each read's events, in the order of `reads`, from one query.
 async fn read_streams(

@@ -41,12 +41,15 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod batch_write;
 pub mod commands;
 mod connections;
 pub mod embedded;
 pub mod error;
 pub mod event;
+mod fresh_batch;
 pub mod hash_chain;
+mod known;
 mod plan;
 mod read;
 mod rows;
@@ -75,5 +78,6 @@ pub use validate::{
 };
 pub use verify::{ChainBreak, ChainVerification};
 pub use writer::{
-    WriterStatistics, MAX_BATCH_EVENTS, MAX_BATCH_LINGER, MAX_BATCH_REQUESTS, WRITER_QUEUE_CAPACITY,
+    WriterStatistics, MAX_BATCH_EVENTS, MAX_BATCH_LINGER, MAX_BATCH_REQUESTS, PIPELINE_DEPTH,
+    PIPELINE_WHEN_ALONE_FOR, WRITER_QUEUE_CAPACITY,
 };

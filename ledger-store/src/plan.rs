@@ -1,7 +1,9 @@
 //! Decides, without I/O, what one group-commit batch writes: which requests are accepted,
 //! which conflict, which replay an earlier result, and the positions and hashes of every new
-//! event. The writer gathers the current state under the log-head lock, calls [`plan_batch`],
-//! and writes the plan in one transaction.
+//! event. The state it is given is either read under the log-head lock or the state the
+//! previous batches will have left (see the `writer` module); the plan records what it
+//! assumed (the head it follows, each stream's version before it) so that the statement
+//! writing it can check those assumptions in the database.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,7 +15,7 @@ use crate::event::{Environment, RecordedEvent, StreamType};
 use crate::hash_chain::{compute_hash_with_parts, format_time};
 use crate::validate::PreparedRequest;
 
-/// The log head as locked at the start of the batch.
+/// The log head: the last position and its hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Head {
     pub position: u64,
@@ -64,23 +66,37 @@ pub(crate) struct NewClaim {
     pub last_position: u64,
 }
 
+/// A stream the batch appends to: the version the plan found it at, and the one it leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StreamAdvance {
+    pub stream_id: Uuid,
+    pub stream_type: StreamType,
+    /// 0 for a stream the plan found absent.
+    pub from_version: u64,
+    pub to_version: u64,
+}
+
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub decisions: Vec<Decision>,
     pub events: Vec<RecordedEvent>,
-    /// The final version of every stream the batch appends to, one entry per stream.
-    pub stream_versions: Vec<(Uuid, StreamType, u64)>,
+    /// Every stream the batch appends to, once each, in first-touched order.
+    pub stream_advances: Vec<StreamAdvance>,
     pub claims: Vec<NewClaim>,
+    /// The head the plan chains onto.
+    pub base: Head,
+    /// The head once the plan is written.
     pub head: Head,
 }
 
 type ClaimKey = (Environment, String);
 
-/// The streams the batch appends to, each once, in first-touched order.
+/// The streams the batch appends to, each once, in first-touched order, with the version
+/// each was at before the batch.
 #[derive(Default)]
 struct Touched {
     seen: HashSet<Uuid>,
-    in_order: Vec<Uuid>,
+    in_order: Vec<(Uuid, u64)>,
 }
 
 /// Plans a batch. Requests are decided in queue order, each seeing the effect of the ones
@@ -95,8 +111,9 @@ pub(crate) fn plan_batch(
     let mut plan = Plan {
         decisions: Vec::with_capacity(requests.len()),
         events: Vec::new(),
-        stream_versions: Vec::new(),
+        stream_advances: Vec::new(),
         claims: Vec::new(),
+        base: head,
         head,
     };
     let mut batch_claims: HashMap<ClaimKey, (Vec<u8>, usize)> = HashMap::new();
@@ -128,10 +145,17 @@ pub(crate) fn plan_batch(
         };
         plan.decisions.push(decision);
     }
-    plan.stream_versions = touched
+    plan.stream_advances = touched
         .in_order
         .into_iter()
-        .filter_map(|id| streams.get(&id).map(|s| (id, s.stream_type, s.version)))
+        .filter_map(|(stream_id, from_version)| {
+            streams.get(&stream_id).map(|state| StreamAdvance {
+                stream_id,
+                stream_type: state.stream_type,
+                from_version,
+                to_version: state.version,
+            })
+        })
         .collect();
     Ok(plan)
 }
@@ -209,7 +233,10 @@ fn apply(
     let start = plan.events.len();
     for stream in &request.streams {
         if touched.seen.insert(stream.stream_id) {
-            touched.in_order.push(stream.stream_id);
+            let from_version = streams
+                .get(&stream.stream_id)
+                .map_or(0, |state| state.version);
+            touched.in_order.push((stream.stream_id, from_version));
         }
         let state = streams.entry(stream.stream_id).or_insert(StreamState {
             stream_type: stream.stream_type,

@@ -11,4 +11,5 @@ mod helpers;
 mod idempotency;
 mod immutability;
 mod ordering;
+mod pipelining;
 mod subscription;
