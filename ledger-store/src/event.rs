@@ -177,7 +177,7 @@ impl IdempotencyClaim {
     /// only in key order or white space hash the same.
     pub fn hash_request(request: &serde_json::Value) -> Result<[u8; 32], StoreError> {
         use sha2::Digest;
-        let canonical = serde_json_canonicalizer::to_vec(request).map_err(|error| {
+        let canonical = crate::canonical_json::to_vec(request).map_err(|error| {
             StoreError::InvalidRequest(format!("request cannot be canonicalized: {error}"))
         })?;
         Ok(sha2::Sha256::digest(canonical).into())

@@ -68,7 +68,7 @@ pub fn export_line(event: &RecordedEvent) -> Value {
 
 /// The hash of an event, from its `prev_hash` and its other fields (its `hash` is ignored).
 pub fn compute_hash(event: &RecordedEvent) -> Result<[u8; 32], StoreError> {
-    let canonical = serde_json_canonicalizer::to_vec(&hashed_line(event)).map_err(|error| {
+    let canonical = crate::canonical_json::to_vec(&hashed_line(event)).map_err(|error| {
         StoreError::InvalidPayload {
             event_id: event.event_id,
             reason: format!("cannot be canonicalized: {error}"),
@@ -96,8 +96,8 @@ impl CanonicalParts {
     pub fn new(event_type: &str, payload: &Value, metadata: &Value) -> serde_json::Result<Self> {
         Ok(CanonicalParts {
             event_type: serde_json_canonicalizer::to_string(&event_type)?,
-            payload: serde_json_canonicalizer::to_string(payload)?,
-            metadata: serde_json_canonicalizer::to_string(metadata)?,
+            payload: crate::canonical_json::to_string(payload)?,
+            metadata: crate::canonical_json::to_string(metadata)?,
         })
     }
 }

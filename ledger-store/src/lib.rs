@@ -42,6 +42,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod batch_write;
+pub mod canonical_json;
 pub mod commands;
 mod connections;
 pub mod embedded;
