@@ -120,3 +120,155 @@ impl Known {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::Known;
+    use crate::event::{
+        AppendRequest, Environment, EventMetadata, ExpectedVersion, IdempotencyClaim, NewEvent,
+        StreamAppend, StreamType,
+    };
+    use crate::plan::{plan_batch, Head, Plan, StoredClaim, StreamState};
+    use crate::validate::{prepare, PreparedRequest};
+
+    fn request(streams: &[(Uuid, ExpectedVersion)], key: Option<&str>) -> PreparedRequest {
+        let metadata = EventMetadata {
+            environment: Environment::Test,
+            actor_id: "key_test_1".into(),
+            actor_role: "service".into(),
+            correlation_id: Uuid::new_v4(),
+            causation_id: None,
+            idempotency_key: None,
+        };
+        prepare(AppendRequest {
+            streams: streams
+                .iter()
+                .map(|(stream_id, expected_version)| StreamAppend {
+                    stream_id: *stream_id,
+                    stream_type: StreamType::Payment,
+                    expected_version: *expected_version,
+                    events: vec![NewEvent {
+                        event_id: Uuid::new_v4(),
+                        event_type: "PaymentInitiated".into(),
+                        schema_version: 1,
+                        occurred_at: Utc::now(),
+                        payload: json!({"amount": "1.00"}),
+                        metadata: metadata.clone(),
+                    }],
+                })
+                .collect(),
+            idempotency: key.map(|key| IdempotencyClaim {
+                environment: Environment::Test,
+                key: key.into(),
+                request_hash: [7; 32],
+            }),
+        })
+        .unwrap()
+    }
+
+    fn planned(head: Head, requests: &[&PreparedRequest]) -> Plan {
+        plan_batch(
+            head,
+            Default::default(),
+            &Default::default(),
+            requests,
+            Utc::now(),
+        )
+        .unwrap()
+    }
+
+    fn payment(version: u64) -> StreamState {
+        StreamState {
+            stream_type: StreamType::Payment,
+            version,
+        }
+    }
+
+    /// What a plan wrote is known afterwards: the head it ends at, its streams' versions and
+    /// its claims.
+    #[test]
+    fn a_written_plan_is_known_after_it() {
+        let genesis = Head {
+            position: 0,
+            hash: [0; 32],
+        };
+        let stream = Uuid::new_v4();
+        let first = request(&[(stream, ExpectedVersion::NoStream)], Some("key-1"));
+        let plan = planned(genesis, &[&first]);
+        let known = Known::after(&plan);
+        assert_eq!(known.head, plan.head);
+        assert_eq!(known.streams.get(&stream), Some(&payment(1)));
+        let claim = known
+            .claims
+            .get(&(Environment::Test, "key-1".to_owned()))
+            .unwrap();
+        assert_eq!(
+            claim,
+            &StoredClaim {
+                request_hash: vec![7; 32],
+                first_position: 1,
+                last_position: 1,
+            }
+        );
+    }
+
+    /// A known stream is assumed where it is known to be, whatever a request expects; a stream
+    /// not known where its first request expects it (absent for `NoStream`), and a later request
+    /// on it adds nothing, since it is decided on what the earlier one leaves.
+    #[test]
+    fn streams_are_assumed_from_what_is_known_then_from_their_first_request() {
+        let genesis = Head {
+            position: 0,
+            hash: [0; 32],
+        };
+        let known_stream = Uuid::new_v4();
+        let known = Known::after(&planned(
+            genesis,
+            &[&request(&[(known_stream, ExpectedVersion::NoStream)], None)],
+        ));
+        let trusted = Uuid::new_v4();
+        let new = Uuid::new_v4();
+        let requests = [
+            request(&[(known_stream, ExpectedVersion::Exactly(7))], None),
+            request(&[(trusted, ExpectedVersion::Exactly(4))], Some("key-1")),
+            request(&[(new, ExpectedVersion::NoStream)], None),
+            request(&[(new, ExpectedVersion::Exactly(1))], None),
+            request(&[(trusted, ExpectedVersion::Exactly(9))], None),
+        ];
+        let requests: Vec<&PreparedRequest> = requests.iter().collect();
+        let assumed = known.assume(&requests).unwrap();
+        assert_eq!(assumed.head, known.head);
+        assert_eq!(assumed.streams.len(), 2);
+        assert_eq!(assumed.streams.get(&known_stream), Some(&payment(1)));
+        assert_eq!(assumed.streams.get(&trusted), Some(&payment(4)));
+        assert!(assumed.claims.is_empty());
+    }
+
+    /// `Any` on a stream not known cannot be planned without reading it; on a known stream it
+    /// can. A claim this writer recorded is assumed stored.
+    #[test]
+    fn any_version_needs_a_known_stream() {
+        let genesis = Head {
+            position: 0,
+            hash: [0; 32],
+        };
+        let stream = Uuid::new_v4();
+        let known = Known::after(&planned(
+            genesis,
+            &[&request(
+                &[(stream, ExpectedVersion::NoStream)],
+                Some("key-1"),
+            )],
+        ));
+        let unknown = request(&[(Uuid::new_v4(), ExpectedVersion::Any)], None);
+        assert!(known.assume(&[&unknown]).is_none());
+        let on_known = request(&[(stream, ExpectedVersion::Any)], Some("key-1"));
+        let assumed = known.assume(&[&on_known]).unwrap();
+        assert_eq!(assumed.streams.get(&stream), Some(&payment(1)));
+        assert_eq!(assumed.claims.len(), 1);
+    }
+}
