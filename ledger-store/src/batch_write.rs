@@ -25,6 +25,7 @@ use crate::error::StoreError;
 use crate::event::RecordedEvent;
 use crate::plan::Plan;
 use crate::rows::to_stored;
+use crate::validate::StoredJson;
 
 /// Why the database refused a batch whose plan assumed a state that did not hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +65,8 @@ pub(crate) async fn write_plan(
     plan: &Plan,
 ) -> Result<(), StoreError> {
     let mut events = EventColumns::with_capacity(plan.events.len());
-    for event in &plan.events {
-        events.push(event)?;
+    for (event, stored) in plan.events.iter().zip(&plan.stored_json) {
+        events.push(event, stored)?;
     }
     let streams = StreamColumns::new(plan)?;
     let claims = ClaimColumns::new(plan);
@@ -78,7 +79,8 @@ pub(crate) async fn write_plan(
                    prev_hash, hash)
                SELECT new_event.* FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[],
                    $4::text[], $5::bigint[], $6::text[], $7::integer[], $8::timestamptz[],
-                   $9::timestamptz[], $10::jsonb[], $11::jsonb[], $12::bytea[], $13::bytea[])
+                   $9::timestamptz[], $10::text[]::jsonb[], $11::text[]::jsonb[], $12::bytea[],
+                   $13::bytea[])
                    AS new_event, announced
                RETURNING 1
            ), new_streams AS (
@@ -146,8 +148,8 @@ struct EventColumns {
     schema_versions: Vec<i32>,
     recorded_ats: Vec<chrono::DateTime<Utc>>,
     occurred_ats: Vec<chrono::DateTime<Utc>>,
-    payloads: Vec<serde_json::Value>,
-    metadatas: Vec<serde_json::Value>,
+    payloads: Vec<String>,
+    metadatas: Vec<String>,
     prev_hashes: Vec<Vec<u8>>,
     hashes: Vec<Vec<u8>>,
 }
@@ -171,7 +173,7 @@ impl EventColumns {
         }
     }
 
-    fn push(&mut self, event: &RecordedEvent) -> Result<(), StoreError> {
+    fn push(&mut self, event: &RecordedEvent, stored: &StoredJson) -> Result<(), StoreError> {
         self.positions.push(to_stored(event.position)?);
         self.event_ids.push(event.event_id);
         self.stream_ids.push(event.stream_id);
@@ -182,8 +184,8 @@ impl EventColumns {
         self.schema_versions.push(event.schema_version);
         self.recorded_ats.push(event.recorded_at);
         self.occurred_ats.push(event.occurred_at);
-        self.payloads.push(event.payload.clone());
-        self.metadatas.push(event.metadata.clone());
+        self.payloads.push(stored.payload.to_string());
+        self.metadatas.push(stored.metadata.to_string());
         self.prev_hashes.push(event.prev_hash.to_vec());
         self.hashes.push(event.hash.to_vec());
         Ok(())

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::event::{Environment, RecordedEvent, StreamType};
 use crate::hash_chain::{compute_hash_with_parts, format_time};
-use crate::validate::PreparedRequest;
+use crate::validate::{PreparedRequest, StoredJson};
 
 /// The log head: the last position and its hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,8 @@ pub(crate) struct StreamAdvance {
 pub(crate) struct Plan {
     pub decisions: Vec<Decision>,
     pub events: Vec<RecordedEvent>,
+    /// The JSON text of each of `events`' payload and metadata, as sent to the database.
+    pub stored_json: Vec<StoredJson>,
     /// Every stream the batch appends to, once each, in first-touched order.
     pub stream_advances: Vec<StreamAdvance>,
     pub claims: Vec<NewClaim>,
@@ -111,6 +113,7 @@ pub(crate) fn plan_batch(
     let mut plan = Plan {
         decisions: Vec::with_capacity(requests.len()),
         events: Vec::new(),
+        stored_json: Vec::new(),
         stream_advances: Vec::new(),
         claims: Vec::new(),
         base: head,
@@ -265,6 +268,7 @@ fn apply(
                 hash: recorded.hash,
             };
             plan.events.push(recorded);
+            plan.stored_json.push(event.stored.clone());
         }
     }
     Ok(start..plan.events.len())

@@ -2,6 +2,7 @@
 //! typed error and never touches the database, and turns it into the stored shapes.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -40,6 +41,16 @@ pub(crate) struct PreparedEvent {
     pub metadata: Value,
     /// Canonical JSON of the hashed parts, computed here so the writer only concatenates.
     pub canonical: CanonicalParts,
+    /// The JSON text sent to the database, made here while measuring it, so the writer
+    /// neither copies nor encodes the values.
+    pub stored: StoredJson,
+}
+
+/// An event's payload and metadata as the compact JSON text the database parses into `jsonb`.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredJson {
+    pub payload: Arc<str>,
+    pub metadata: Arc<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -174,9 +185,9 @@ fn prepare_event(event: NewEvent, stream_type: StreamType) -> Result<PreparedEve
             event.schema_version
         )));
     }
-    check_payload(event_id, &event.payload)?;
+    let payload_text = check_payload(event_id, &event.payload)?;
     let occurred_at = truncate_to_microseconds(event.occurred_at);
-    let metadata = stored_metadata(&event, occurred_at, stream_type)?;
+    let (metadata, metadata_text) = stored_metadata(&event, occurred_at, stream_type)?;
     let canonical = CanonicalParts::new(&event.event_type, &event.payload, &metadata)
         .map_err(|error| invalid(format!("cannot be canonicalized: {error}")))?;
     Ok(PreparedEvent {
@@ -187,6 +198,10 @@ fn prepare_event(event: NewEvent, stream_type: StreamType) -> Result<PreparedEve
         occurred_at,
         payload: event.payload,
         metadata,
+        stored: StoredJson {
+            payload: payload_text.into(),
+            metadata: metadata_text.into(),
+        },
     })
 }
 
@@ -196,7 +211,7 @@ fn stored_metadata(
     event: &NewEvent,
     occurred_at: DateTime<Utc>,
     stream_type: StreamType,
-) -> Result<Value, StoreError> {
+) -> Result<(Value, String), StoreError> {
     let invalid = |reason: String| StoreError::InvalidPayload {
         event_id: event.event_id,
         reason,
@@ -214,31 +229,31 @@ fn stored_metadata(
         "stream_type".into(),
         Value::String(stream_type.as_str().into()),
     );
-    let size_bytes = serde_json::to_vec(&metadata)
-        .map_err(|error| invalid(format!("metadata does not serialize: {error}")))?
-        .len();
+    let text = serde_json::to_string(&metadata)
+        .map_err(|error| invalid(format!("metadata does not serialize: {error}")))?;
+    let size_bytes = text.len();
     if size_bytes > MAX_METADATA_BYTES {
         return Err(invalid(format!(
             "metadata is {size_bytes} bytes, at most {MAX_METADATA_BYTES}"
         )));
     }
     check_no_nul(event.event_id, &metadata)?;
-    Ok(metadata)
+    Ok((metadata, text))
 }
 
-fn check_payload(event_id: Uuid, payload: &Value) -> Result<(), StoreError> {
+/// The payload's compact JSON text, if it may be stored.
+fn check_payload(event_id: Uuid, payload: &Value) -> Result<String, StoreError> {
     if !payload.is_object() {
         return Err(StoreError::InvalidPayload {
             event_id,
             reason: "payload must be a JSON object".into(),
         });
     }
-    let size_bytes = serde_json::to_vec(payload)
-        .map_err(|error| StoreError::InvalidPayload {
-            event_id,
-            reason: format!("does not serialize: {error}"),
-        })?
-        .len();
+    let text = serde_json::to_string(payload).map_err(|error| StoreError::InvalidPayload {
+        event_id,
+        reason: format!("does not serialize: {error}"),
+    })?;
+    let size_bytes = text.len();
     if size_bytes > MAX_PAYLOAD_BYTES {
         return Err(StoreError::PayloadTooLarge {
             event_id,
@@ -246,7 +261,8 @@ fn check_payload(event_id: Uuid, payload: &Value) -> Result<(), StoreError> {
             limit_bytes: MAX_PAYLOAD_BYTES,
         });
     }
-    check_no_nul(event_id, payload)
+    check_no_nul(event_id, payload)?;
+    Ok(text)
 }
 
 /// PostgreSQL's `jsonb` cannot hold the NUL character, and nesting is bounded; walked with an
