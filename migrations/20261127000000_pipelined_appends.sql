@@ -33,10 +33,15 @@ BEGIN
             streams_written, streams_planned
             USING ERRCODE = 'LP003';
     END IF;
-    -- The batch before this one holds this advisory lock from the start of its statement to
-    -- its commit (see `log_announce_batch`): waiting for it here, rather than at the head's
-    -- lock, keeps a batch whose inserts finished first from taking the head before it.
-    PERFORM pg_advisory_xact_lock_shared(-1 - expected_position);
+    -- Unless the head is already where this batch follows, the batch before it is still
+    -- running, and holds this advisory lock from the start of its statement to its commit (see
+    -- `log_announce_batch`): waiting for it here, rather than at the head's lock, keeps a batch
+    -- whose inserts finished first from taking the head before it. (A batch holding the head's
+    -- lock since before it read the head, `fresh_batch` in ledger-store, never waits here.)
+    SELECT last_position INTO locked_position FROM log_head WHERE id = 1;
+    IF locked_position <> expected_position THEN
+        PERFORM pg_advisory_xact_lock_shared(-1 - expected_position);
+    END IF;
     -- A statement of its own: in READ COMMITTED it waits for a batch still committing and
     -- then sees that batch's head, not the one of the calling statement's older snapshot.
     SELECT last_position, last_hash INTO locked_position, locked_hash
