@@ -85,6 +85,40 @@ pub async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render(),
+        state.metrics.render() + &writer_series(state.app.handler.store().writer_statistics()),
     )
+}
+
+/// How this server's writer is batching: requests per commit, and how often it pipelines. A
+/// growing count of batches written again means another process writes to the same log.
+/// Written from the store's own counts rather than through the process-wide recorder, which
+/// every store of a process (the tests start many) would share.
+fn writer_series(statistics: ledger_store::WriterStatistics) -> String {
+    [
+        (
+            "ledger_writer_batches_total",
+            "Batches committed by the store's writer",
+            statistics.batches,
+        ),
+        (
+            "ledger_writer_requests_total",
+            "Append requests answered in them",
+            statistics.requests,
+        ),
+        (
+            "ledger_writer_pipelined_batches_total",
+            "Batches written on the state the batches before them left, without reading it",
+            statistics.pipelined,
+        ),
+        (
+            "ledger_writer_written_again_batches_total",
+            "Pipelined batches the database refused, written again under the lock",
+            statistics.written_again,
+        ),
+    ]
+    .into_iter()
+    .map(|(name, help, value)| {
+        format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n")
+    })
+    .collect()
 }

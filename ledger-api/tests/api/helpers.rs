@@ -156,3 +156,23 @@ pub async fn authorize(app: &TestApp, payment_id: &str) -> Value {
     )
     .await
 }
+
+/// The value of one series in Prometheus text, zero when it was never recorded.
+pub fn series(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name_and_labels))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+pub async fn metrics(app: &TestApp) -> String {
+    app.client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

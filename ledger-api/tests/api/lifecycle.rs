@@ -181,3 +181,22 @@ async fn a_settlement_batch_and_its_payout() {
         batch_id.as_str()
     );
 }
+
+/// `/metrics` shows how the server's writer batches: every command answered is a request of
+/// some committed batch.
+#[tokio::test]
+async fn commands_are_counted_in_the_writer_metrics() {
+    let app = spawn_app().await;
+    let requests = "ledger_writer_requests_total ";
+    let batches = "ledger_writer_batches_total ";
+    let before = metrics(&app).await;
+    for number in 0..3 {
+        initiate(&app, &format!("metrics-{number}"), "10.00", "MANUAL").await;
+    }
+    let after = metrics(&app).await;
+    assert_eq!(series(&after, requests) - series(&before, requests), 3.0);
+    let committed = series(&after, batches) - series(&before, batches);
+    assert!((1.0..=3.0).contains(&committed), "{after}");
+    assert!(after.contains("# TYPE ledger_writer_pipelined_batches_total counter"));
+    assert!(after.contains("ledger_writer_written_again_batches_total 0"));
+}

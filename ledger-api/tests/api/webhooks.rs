@@ -63,26 +63,6 @@ async fn a_signed_stripe_event_is_applied_and_visible_to_support() {
     assert_eq!(answer.data()["webhookDeliveries"], json!([]));
 }
 
-/// The value of one series in Prometheus text, zero when it was never recorded.
-fn series(metrics: &str, name_and_labels: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name_and_labels))
-        .and_then(|rest| rest.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn metrics(app: &TestApp) -> String {
-    app.client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn webhook_outcomes_are_counted_in_metrics() {
     let app = spawn_app().await;
