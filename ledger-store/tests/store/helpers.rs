@@ -1,9 +1,11 @@
 //! Building requests for the tests.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::Utc;
 use ledger_store::{
-    AppendRequest, Environment, EventMetadata, ExpectedVersion, IdempotencyClaim, NewEvent,
-    StreamAppend, StreamType,
+    AppendRequest, Environment, EventMetadata, EventStore, ExpectedVersion, IdempotencyClaim,
+    NewEvent, RecordedEvent, StreamAppend, StreamType,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -59,4 +61,35 @@ pub async fn count_events(pool: &sqlx::PgPool) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+/// Reads the log by position, as a tailing reader does, from after `after` until `count` events
+/// are seen or two minutes pass; a skipped or repeated position fails the test.
+pub async fn tail(store: &EventStore, after: u64, count: u64) -> Vec<RecordedEvent> {
+    let mut seen = Vec::new();
+    let mut next = after + 1;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while next <= after + count && tokio::time::Instant::now() < deadline {
+        for event in store.read_all(next, 100).await.unwrap() {
+            assert_eq!(
+                event.position, next,
+                "the reader skipped or repeated a position"
+            );
+            next += 1;
+            seen.push(event);
+        }
+    }
+    seen
+}
+
+/// Every event once, and each stream's versions in order from 1 with no gap.
+pub fn assert_each_stream_in_order(events: &[RecordedEvent]) {
+    let unique: HashSet<Uuid> = events.iter().map(|event| event.event_id).collect();
+    assert_eq!(unique.len(), events.len());
+    let mut versions: HashMap<Uuid, u64> = HashMap::new();
+    for event in events {
+        let version = versions.entry(event.stream_id).or_default();
+        *version += 1;
+        assert_eq!(event.stream_version, *version);
+    }
 }

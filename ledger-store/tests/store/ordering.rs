@@ -1,13 +1,10 @@
 //! The global order: gap-free positions that no concurrent reader can skip.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
-
 use ledger_store::testing::TestDatabase;
 use ledger_store::{EventStore, ExpectedVersion};
 use uuid::Uuid;
 
-use crate::helpers::single;
+use crate::helpers::{assert_each_stream_in_order, single, tail};
 
 const WRITERS: usize = 16;
 const APPENDS_PER_WRITER: usize = 40;
@@ -38,39 +35,16 @@ async fn concurrent_writers_and_a_tailing_reader_see_every_event_once_in_order()
         }));
     }
     let reader_store = stores[0].clone();
-    let reader = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        let mut next = 1;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        let expected_total =
-            (WRITERS * (0..APPENDS_PER_WRITER).map(|a| 1 + a % 3).sum::<usize>()) as u64;
-        while next <= expected_total && tokio::time::Instant::now() < deadline {
-            let page = reader_store.read_all(next, 50).await.unwrap();
-            for event in page {
-                assert_eq!(
-                    event.position, next,
-                    "the reader skipped or repeated a position"
-                );
-                next += 1;
-                seen.push(event);
-            }
-        }
-        seen
-    });
+    let expected_total =
+        (WRITERS * (0..APPENDS_PER_WRITER).map(|a| 1 + a % 3).sum::<usize>()) as u64;
+    let reader = tokio::spawn(async move { tail(&reader_store, 0, expected_total).await });
     let mut total = 0;
     for writer in writers {
         total += writer.await.unwrap();
     }
     let seen = reader.await.unwrap();
     assert_eq!(seen.len() as u64, total);
-    let unique: HashSet<Uuid> = seen.iter().map(|e| e.event_id).collect();
-    assert_eq!(unique.len(), seen.len());
-    let mut versions: HashMap<Uuid, u64> = HashMap::new();
-    for event in &seen {
-        let version = versions.entry(event.stream_id).or_default();
-        *version += 1;
-        assert_eq!(event.stream_version, *version);
-    }
+    assert_each_stream_in_order(&seen);
     // Every append through the first store was counted in some commit of its writer.
     let statistics = stores[0].writer_statistics();
     assert_eq!(

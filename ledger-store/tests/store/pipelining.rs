@@ -1,9 +1,6 @@
 //! The pipelined writer: batches planned on the state the batches before them leave, checked
 //! by the database when written.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
-
 use ledger_store::testing::TestDatabase;
 use ledger_store::{
     AppendRequest, EventStore, ExpectedVersion, StoreError, PIPELINE_WHEN_ALONE_FOR,
@@ -11,7 +8,7 @@ use ledger_store::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{claim, count_events, single};
+use crate::helpers::{assert_each_stream_in_order, claim, count_events, single, tail};
 
 /// Appends one after another until the store's writer has pipelined a batch: it does so once
 /// it has written enough batches in a row with no other process writing.
@@ -66,35 +63,13 @@ async fn a_lone_writer_pipelines_and_readers_see_every_event_once_in_order() {
         .collect();
     let expected_total = WRITERS as u64 * (APPENDS_PER_WRITER / 2 * 3);
     let reader_store = store.clone();
-    let reader = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        let mut next = start + 1;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        while next <= start + expected_total && tokio::time::Instant::now() < deadline {
-            for event in reader_store.read_all(next, 100).await.unwrap() {
-                assert_eq!(
-                    event.position, next,
-                    "the reader skipped or repeated a position"
-                );
-                next += 1;
-                seen.push(event);
-            }
-        }
-        seen
-    });
+    let reader = tokio::spawn(async move { tail(&reader_store, start, expected_total).await });
     for writer in writers {
         writer.await.unwrap();
     }
     let seen = reader.await.unwrap();
     assert_eq!(seen.len() as u64, expected_total);
-    let unique: HashSet<Uuid> = seen.iter().map(|event| event.event_id).collect();
-    assert_eq!(unique.len(), seen.len());
-    let mut versions: HashMap<Uuid, u64> = HashMap::new();
-    for event in &seen {
-        let version = versions.entry(event.stream_id).or_default();
-        *version += 1;
-        assert_eq!(event.stream_version, *version);
-    }
+    assert_each_stream_in_order(&seen);
     let statistics = store.writer_statistics();
     assert!(statistics.pipelined > pipelined_before, "{statistics:?}");
     let verification = store.verify_chain(1, None).await.unwrap();
