@@ -101,7 +101,7 @@ pub(crate) struct WriterCounters {
 /// What the writer has done since the store started: how well group commit is batching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterStatistics {
-    /// Transactions written (each one commit).
+    /// Batches written: one commit each, and one more for each written again.
     pub batches: u64,
     /// Append requests answered in them.
     pub requests: u64,
