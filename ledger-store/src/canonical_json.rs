@@ -39,20 +39,16 @@ fn write_common(value: &Value, text: &mut String) -> bool {
         Value::Null => text.push_str("null"),
         Value::Bool(true) => text.push_str("true"),
         Value::Bool(false) => text.push_str("false"),
-        Value::Number(number) => {
-            let written = match (number.as_u64(), number.as_i64()) {
-                (Some(unsigned), _) if unsigned <= MAX_EXACT_INTEGER => {
-                    write!(text, "{unsigned}")
-                }
-                (None, Some(signed)) if signed.unsigned_abs() <= MAX_EXACT_INTEGER => {
-                    write!(text, "{signed}")
-                }
-                _ => return false,
-            };
-            if written.is_err() {
-                return false;
+        // Writing to a String cannot fail.
+        Value::Number(number) => match (number.as_u64(), number.as_i64()) {
+            (Some(unsigned), _) if unsigned <= MAX_EXACT_INTEGER => {
+                let _ = write!(text, "{unsigned}");
             }
-        }
+            (None, Some(signed)) if signed.unsigned_abs() <= MAX_EXACT_INTEGER => {
+                let _ = write!(text, "{signed}");
+            }
+            _ => return false,
+        },
         Value::String(string) => write_string(string, text),
         Value::Array(items) => {
             text.push('[');
@@ -108,7 +104,6 @@ fn write_string(string: &str, text: &mut String) {
         };
         text.push_str(&string[unescaped_from..index]);
         if escape.is_empty() {
-            // Infallible: writing to a String.
             let _ = write!(text, "\\u{byte:04x}");
         } else {
             text.push_str(escape);

@@ -26,16 +26,13 @@ use uuid::Uuid;
 use crate::batch_write::{write_plan, Refusal};
 use crate::connections::ready;
 use crate::error::StoreError;
-use crate::event::Environment;
 use crate::hash_chain::truncate_to_microseconds;
-use crate::plan::{plan_batch, Head, Plan, StoredClaim, StreamState};
+use crate::plan::{plan_batch, ClaimKey, Head, Plan, StoredClaim, StreamState};
 use crate::rows::from_stored;
 use crate::validate::PreparedRequest;
 
 /// Attempts at a batch that PostgreSQL chose to cancel to break a deadlock.
 pub const MAX_ATTEMPTS: usize = 4;
-
-pub(crate) type ClaimKey = (Environment, String);
 
 /// Locks the head, reads what the batch needs, plans and writes it; the written plan, and the
 /// connection back unless it broke.

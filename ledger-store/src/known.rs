@@ -13,8 +13,7 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use crate::event::ExpectedVersion;
-use crate::fresh_batch::ClaimKey;
-use crate::plan::{Head, Plan, StoredClaim, StreamState};
+use crate::plan::{ClaimKey, Head, Plan, StoredClaim, StreamState};
 use crate::validate::PreparedRequest;
 
 /// Streams or claims remembered at most; past it, they are forgotten and taken again from

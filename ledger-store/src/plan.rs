@@ -91,7 +91,8 @@ pub(crate) struct Plan {
     pub head: Head,
 }
 
-type ClaimKey = (Environment, String);
+/// An idempotency claim's identity: its environment and key.
+pub(crate) type ClaimKey = (Environment, String);
 
 /// The streams the batch appends to, each once, in first-touched order, with the version
 /// each was at before the batch.

@@ -333,7 +333,6 @@ impl Writer {
             }
             Settled::Unwritten(jobs) => jobs,
         };
-        self.known = None;
         let mut again = vec![unwritten];
         while let Some(next) = self.in_flight.pop_front() {
             if let Settled::Unwritten(jobs) = self.settle(next, false).await {
@@ -481,20 +480,8 @@ async fn write_pipelined(
 
 /// Sends each request its answer; a caller that gave up waiting is no reason to stop.
 async fn answer(pool: &PgPool, jobs: Vec<Job>, plan: Plan) {
-    match answers(pool, plan).await {
-        Ok(answers) => {
-            for (job, answer) in jobs.into_iter().zip(answers) {
-                let _ = job.reply.send(answer);
-            }
-        }
-        Err(error) => {
-            let message = error.to_string();
-            for job in jobs {
-                let _ = job
-                    .reply
-                    .send(Err(StoreError::BatchFailed(message.clone())));
-            }
-        }
+    for (job, answer) in jobs.into_iter().zip(answers(pool, plan).await) {
+        let _ = job.reply.send(answer);
     }
 }
 
@@ -509,10 +496,7 @@ fn classify(error: StoreError) -> StoreError {
 }
 
 /// One answer per request, reading back the events of replays of earlier batches.
-async fn answers(
-    pool: &PgPool,
-    plan: Plan,
-) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+async fn answers(pool: &PgPool, plan: Plan) -> Vec<Result<AppendOutcome, StoreError>> {
     // Only results that a later request of the batch replays are kept aside (cloned).
     let replayed: HashSet<usize> = plan
         .decisions
@@ -560,5 +544,5 @@ async fn answers(
         };
         answers.push(answer);
     }
-    Ok(answers)
+    answers
 }
