@@ -5,6 +5,7 @@
 use async_graphql::ErrorExtensions;
 use ledger_core::DomainError;
 use ledger_store::StoreError;
+use ledger_stripe::reconcile::ReconcileError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -177,3 +178,15 @@ impl<T> IntoGraphql<T> for Result<T, ApiError> {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<ReconcileError> for ApiError {
+    fn from(error: ReconcileError) -> Self {
+        match error {
+            refused @ (ReconcileError::NotAPayoutReport { .. }
+            | ReconcileError::UnreadableFile(_)) => ApiError::validation("csv", refused),
+            ReconcileError::Store(store) => store.into(),
+            ReconcileError::Database(database) => database.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}

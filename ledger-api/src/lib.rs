@@ -1,9 +1,9 @@
-//! The ledger service: the `ledger` command line, the HTTP server with its GraphQL API, auth,
-//! and Stripe webhooks. The one place where errors become GraphQL/HTTP answers ([`error`]).
+//! The ledger service: the HTTP server with its GraphQL API, auth and live subscriptions. The
+//! one place where errors become GraphQL/HTTP answers ([`error`]). The Stripe adapter is
+//! `ledger-stripe`; the command line is the `ledger` binary's crate.
 //!
 //! # Layout
-//! - [`cli`]: the subcommands of the `ledger` binary.
-//! - [`database`]: `DATABASE_URL`, or the embedded default cluster under `./.ledger/`.
+//! - [`server`]: the server assembled from a pool and a [`server::ServerConfig`].
 //! - [`auth`]: API keys (hashed at rest), roles, permissions.
 //! - [`graphql`]: the schema of interfaces.md: queries, mutations, subscriptions, types,
 //!   scalars, limits.
@@ -11,21 +11,12 @@
 //!   subscription websocket.
 //! - [`live`]: the log as it grows, fanned out to every subscription from one follower.
 //! - [`error`]: [`error::ApiError`] and its mapping to `extensions.code`.
-//! - [`stripe`]: Stripe webhooks without I/O: signature verification, the event envelope and
-//!   the objects we read, and the mapping of each event to ledger commands.
-//! - [`webhooks`]: `POST /webhooks/stripe`: verified events applied to the log exactly once,
-//!   early ones parked, deliveries recorded for support and metrics.
-//! - [`reconcile`]: Stripe's payout reconciliation report imported as a reconciliation run.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
-pub mod cli;
-pub mod database;
 pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod live;
-pub mod reconcile;
-pub mod stripe;
-pub mod webhooks;
+pub mod server;

@@ -1,7 +1,7 @@
 //! The log as it grows, for many subscribers at once.
 //!
 //! `EventStore::subscribe` keeps a pooled connection for its `LISTEN` as long as it runs, and
-//! the pool is small ([`crate::database::MAX_CONNECTIONS`]): one store subscription per GraphQL
+//! the pool is small (the binary opens a few dozen connections): one store subscription per GraphQL
 //! subscription would let a few dozen clients starve every request. So one follower task reads
 //! the log for everyone and fans each event out through a broadcast channel, and a subscriber
 //! reads from the store itself only to catch up (its history, or what it missed when it fell

@@ -22,7 +22,7 @@ pub struct AppState {
     pub live: LiveLog,
     /// Stripe webhooks, when their secrets are configured: a reconciliation import retries the
     /// payout events parked until the batch it records existed.
-    pub webhooks: Option<crate::webhooks::WebhookState>,
+    pub webhooks: Option<ledger_stripe::webhooks::WebhookState>,
     /// Keys verified recently (see [`crate::auth::KeyCache`] for the revocation bound).
     pub keys: crate::auth::KeyCache,
 }

@@ -11,7 +11,7 @@ use super::scalars::Position;
 use super::types::{LedgerEvent, Payment, SettlementBatch, WebhookDelivery};
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, IntoGraphql};
-use crate::webhooks;
+use ledger_stripe::webhooks;
 
 /// The most events one `events` page returns.
 pub const MAX_EVENTS_PAGE: usize = 500;

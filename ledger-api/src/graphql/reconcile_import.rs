@@ -10,7 +10,7 @@ use super::mutation::command_context;
 use super::scalars::Position;
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, IntoGraphql};
-use crate::reconcile::{import_stripe_payouts, ImportRequest, Progress};
+use ledger_stripe::reconcile::{import_and_apply_parked, ImportRequest, Progress};
 
 /// The longest availability delay accepted, in days.
 const MAX_AVAILABILITY_DAYS: i32 = 90;
@@ -59,21 +59,6 @@ impl ReconciliationImportMutation {
     }
 }
 
-/// Payout events that arrived before their batch existed can apply now. A failure here
-/// leaves them parked for the next delivery; the import itself stands.
-pub(crate) async fn retry_parked_payouts(
-    webhooks: &crate::webhooks::WebhookState,
-    environment: ledger_core::ids::Environment,
-) {
-    match crate::webhooks::retry_all_parked(webhooks, environment).await {
-        Ok(resolved) if resolved > 0 => {
-            tracing::info!(resolved, "parked Stripe events applied after the import");
-        }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "parked Stripe events could not be retried"),
-    }
-}
-
 async fn import(
     context: &Context<'_>,
     input: ImportStripePayoutReportInput,
@@ -104,16 +89,14 @@ async fn import(
     };
     let bytes = input.csv.into_bytes();
     let mut ignore = |_: Progress| {};
-    let outcome = import_stripe_payouts(
+    let outcome = import_and_apply_parked(
         &app.handler,
+        app.webhooks.as_ref(),
         &request,
         || Ok(std::io::Cursor::new(bytes.as_slice())),
         &mut ignore,
     )
     .await?;
-    if let (Some(webhooks), false) = (&app.webhooks, outcome.already_imported) {
-        retry_parked_payouts(webhooks, principal.environment).await;
-    }
     let summary = outcome.summary;
     Ok(ReconciliationImportResult {
         run_id: outcome.run_id.as_uuid(),

@@ -455,8 +455,8 @@ pub struct WebhookDelivery {
     pub processed_at: DateTime<Utc>,
 }
 
-impl From<&crate::webhooks::WebhookDelivery> for WebhookDelivery {
-    fn from(delivery: &crate::webhooks::WebhookDelivery) -> Self {
+impl From<&ledger_stripe::webhooks::WebhookDelivery> for WebhookDelivery {
+    fn from(delivery: &ledger_stripe::webhooks::WebhookDelivery) -> Self {
         WebhookDelivery {
             stripe_event_id: delivery.stripe_event_id.clone(),
             event_type: delivery.event_type.clone(),

@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 
 use ledger_api::auth::{create_key, Role};
-use ledger_api::cli::serve::application;
 use ledger_api::http::ServerState;
-use ledger_core::ids::Environment;
+use ledger_api::server::{application, ServerConfig};
+use ledger_core::ids::{Environment, MerchantId};
 use ledger_store::testing::TestDatabase;
+use ledger_stripe::gateway::WebhookSecrets;
+use ledger_stripe::webhooks::WebhookConfig;
 use serde_json::{json, Value};
 
 pub struct TestApp {
@@ -22,13 +24,16 @@ pub struct TestApp {
 pub const WEBHOOK_SECRET: &str = "whsec_api_tests_0123456789abcdef";
 
 pub async fn spawn_app() -> TestApp {
-    // Every test of this binary configures the same value, so setting it concurrently is safe.
-    std::env::set_var(
-        "LEDGER_STRIPE_WEBHOOK_SECRETS",
-        format!("test:{WEBHOOK_SECRET}"),
-    );
     let database = TestDatabase::new().await;
-    let (state, routes) = application(database.pool().clone()).expect("application builds");
+    let secrets = WebhookSecrets::parse(&format!("test:{WEBHOOK_SECRET}")).unwrap();
+    let config = ServerConfig {
+        webhooks: Some(WebhookConfig::new(
+            secrets,
+            MerchantId::parse("default").unwrap(),
+        )),
+        ..ServerConfig::default()
+    };
+    let (state, routes) = application(database.pool().clone(), config).expect("application builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, routes).await });

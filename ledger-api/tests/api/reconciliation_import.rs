@@ -226,21 +226,24 @@ async fn an_imported_exception_is_read_side_by_side_and_resolved_by_finance() {
 async fn a_payout_event_parked_until_its_batch_exists_applies_after_the_import() {
     let app = spawn_app().await;
     let payment_id = captured_payment(&app).await;
-    let mut event: Value =
-        serde_json::from_str(include_str!("../fixtures/stripe/payout.paid.json")).unwrap();
+    let mut event: Value = serde_json::from_str(include_str!(
+        "../../../ledger-stripe/tests/fixtures/stripe/payout.paid.json"
+    ))
+    .unwrap();
     event["id"] = json!("evt_1RcnPayoutPaid");
     event["created"] = json!(chrono::Utc::now().timestamp());
     event["data"]["object"]["id"] = json!("po_1RcnP1");
     event["data"]["object"]["amount"] = json!(11622);
     event["data"]["object"]["currency"] = json!("usd");
     let body = serde_json::to_vec(&event).unwrap();
-    let secret = ledger_api::stripe::WebhookSecret::new(Environment::Test, WEBHOOK_SECRET).unwrap();
+    let secret =
+        ledger_stripe::gateway::WebhookSecret::new(Environment::Test, WEBHOOK_SECRET).unwrap();
     let delivered = app
         .client
         .post(format!("{}/webhooks/stripe", app.address))
         .header(
             "Stripe-Signature",
-            ledger_api::stripe::sign(&secret, chrono::Utc::now().timestamp(), &body),
+            ledger_stripe::gateway::sign(&secret, chrono::Utc::now().timestamp(), &body),
         )
         .body(body)
         .send()

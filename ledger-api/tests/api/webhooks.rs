@@ -2,8 +2,8 @@
 //! find each delivery through GraphQL.
 
 use ledger_api::auth::Role;
-use ledger_api::stripe::{sign, WebhookSecret};
 use ledger_core::ids::Environment;
+use ledger_stripe::gateway::{sign, WebhookSecret};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -117,8 +117,10 @@ async fn webhook_outcomes_are_counted_in_metrics() {
 async fn the_sweep_applies_an_event_whose_prerequisite_came_through_the_api() {
     let app = spawn_app().await;
     let payment_intent = "pi_3SweepA1b2c3d4";
-    let mut event: serde_json::Value =
-        serde_json::from_str(include_str!("../fixtures/stripe/refund.updated.json")).unwrap();
+    let mut event: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../ledger-stripe/tests/fixtures/stripe/refund.updated.json"
+    ))
+    .unwrap();
     event["id"] = json!("evt_3SweepRefund");
     event["created"] = json!(chrono::Utc::now().timestamp());
     event["data"]["object"]["payment_intent"] = json!(payment_intent);
@@ -141,7 +143,7 @@ async fn the_sweep_applies_an_event_whose_prerequisite_came_through_the_api() {
     assert_eq!(answer["outcome"], "parked", "{answer}");
 
     let payment_id =
-        ledger_api::stripe::mapping::payment_id_for_payment_intent(payment_intent).to_string();
+        ledger_stripe::gateway::mapping::payment_id_for_payment_intent(payment_intent).to_string();
     payment_mutation(
         &app,
         "initiatePayment",
@@ -159,7 +161,7 @@ async fn the_sweep_applies_an_event_whose_prerequisite_came_through_the_api() {
 
     let webhooks = app.state.app.webhooks.clone().expect("webhooks configured");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let sweep = tokio::spawn(ledger_api::webhooks::sweep_parked(
+    let sweep = tokio::spawn(ledger_stripe::webhooks::sweep_parked(
         webhooks,
         std::time::Duration::from_millis(50),
         async move {

@@ -1,0 +1,88 @@
+//! The server assembled from its parts, as `ledger serve`, `ledger demo` and the tests run it.
+//! What it is configured with arrives as a [`ServerConfig`]: reading the environment is the
+//! binary's job.
+
+use axum::Router;
+use ledger_store::commands::CommandHandler;
+use ledger_store::EventStore;
+use ledger_stripe::webhooks::{stripe_router, WebhookConfig, WebhookState};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+use crate::error::ApiError;
+use crate::graphql::{build_schema, AppState};
+use crate::http::{router, ServerState};
+use crate::live::LiveLog;
+
+/// Refunds above this many major units need an admin key, unless configured otherwise.
+pub const DEFAULT_REFUND_APPROVAL_THRESHOLD: i64 = 10_000;
+
+/// What an operator configures the server with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Refunds above this many major units need an admin key.
+    pub refund_approval_threshold: Decimal,
+    /// The Stripe webhooks' secrets and default merchant; without them no signature could be
+    /// checked, so the route is not served.
+    pub webhooks: Option<WebhookConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            refund_approval_threshold: Decimal::from(DEFAULT_REFUND_APPROVAL_THRESHOLD),
+            webhooks: None,
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder; installed once.
+pub fn metrics_handle() -> Result<PrometheusHandle, ApiError> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    // Installing twice fails, so concurrent first callers (tests build several servers at
+    // once) take turns, and the later ones find the handle installed.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let _turn = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|error| ApiError::internal(format!("the metrics recorder: {error}")))?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// Everything the server needs, built from a connected pool: its shared state and its routes.
+pub fn application(pool: PgPool, config: ServerConfig) -> Result<(ServerState, Router), ApiError> {
+    let store = EventStore::new(pool.clone());
+    let handler = CommandHandler::new(store.clone());
+    let webhooks = config.webhooks.map(|webhooks| {
+        ledger_stripe::webhooks::metrics::describe();
+        WebhookState::new(handler.clone(), webhooks)
+    });
+    let app = AppState {
+        pool,
+        handler: handler.clone(),
+        refund_approval_threshold: config.refund_approval_threshold,
+        live: LiveLog::new(store),
+        webhooks: webhooks.clone(),
+        keys: crate::auth::KeyCache::default(),
+    };
+    let state = ServerState {
+        schema: build_schema(Some(app.clone())),
+        app,
+        metrics: metrics_handle()?,
+        parsed_queries: Default::default(),
+    };
+    let routes = router(
+        state.clone(),
+        webhooks.map(stripe_router).unwrap_or_default(),
+    );
+    Ok((state, routes))
+}

@@ -1,0 +1,118 @@
+//! [`WebhookState`]: everything `POST /webhooks/stripe` needs, built once at start-up.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use ledger_core::ids::{Environment, MerchantId};
+use ledger_store::commands::CommandHandler;
+use ledger_store::EventStore;
+use sqlx::PgPool;
+
+use crate::gateway::{WebhookSecrets, DEFAULT_MAX_BODY_BYTES};
+
+/// Webhook events of one subject take turns in this process (see [`SubjectLocks`]); this
+/// many stripes keep unrelated payments from waiting on each other.
+const SUBJECT_LOCK_STRIPES: usize = 256;
+
+/// What the operator configures.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// From `LEDGER_STRIPE_WEBHOOK_SECRETS` ([`WebhookSecrets::parse`]).
+    pub secrets: WebhookSecrets,
+    /// The merchant of events that name none (no `metadata.merchant_id`, no Connect account).
+    pub default_merchant_id: MerchantId,
+    /// Larger bodies are refused with 413 before they are read further.
+    pub max_body_bytes: usize,
+}
+
+impl WebhookConfig {
+    /// A configuration with the default body bound ([`DEFAULT_MAX_BODY_BYTES`]).
+    pub fn new(secrets: WebhookSecrets, default_merchant_id: MerchantId) -> WebhookConfig {
+        WebhookConfig {
+            secrets,
+            default_merchant_id,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// The state of the Stripe webhook route. Cheap to clone.
+///
+/// Build it with [`WebhookState::new`] from the server's [`CommandHandler`] (sharing it
+/// shares its per-stream turn-taking with the GraphQL mutations) and a [`WebhookConfig`].
+/// The database pool is the command handler's store's pool.
+#[derive(Clone)]
+pub struct WebhookState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: CommandHandler,
+    config: WebhookConfig,
+    locks: SubjectLocks,
+}
+
+impl WebhookState {
+    pub fn new(commands: CommandHandler, config: WebhookConfig) -> WebhookState {
+        WebhookState {
+            inner: Arc::new(Inner {
+                commands,
+                config,
+                locks: SubjectLocks::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &WebhookConfig {
+        &self.inner.config
+    }
+
+    pub(super) fn commands(&self) -> &CommandHandler {
+        &self.inner.commands
+    }
+
+    pub(super) fn store(&self) -> &EventStore {
+        self.inner.commands.store()
+    }
+
+    pub(super) fn pool(&self) -> &PgPool {
+        self.inner.commands.store().pool()
+    }
+
+    pub(super) async fn lock_subject(
+        &self,
+        environment: Environment,
+        subject: &str,
+    ) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.locks.lock(environment, subject).await
+    }
+}
+
+/// Serializes this process's handling of one subject (a PaymentIntent or a payout). The
+/// claim keeps the log correct without it; taking turns spares concurrent copies of one
+/// event lost races, and makes "apply, then retry what was parked" one step per subject.
+struct SubjectLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl SubjectLocks {
+    fn new() -> SubjectLocks {
+        SubjectLocks {
+            stripes: (0..SUBJECT_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    async fn lock(
+        &self,
+        environment: Environment,
+        subject: &str,
+    ) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut hasher = DefaultHasher::new();
+        (environment.as_str(), subject).hash(&mut hasher);
+        let stripe = (hasher.finish() % SUBJECT_LOCK_STRIPES as u64) as usize;
+        self.stripes[stripe].lock().await
+    }
+}

@@ -1,0 +1,356 @@
+//! The SQL of the webhook tables (`migrations/20261126310000_webhooks.sql`). Every statement
+//! is a single upsert, update or read, safe to run concurrently with copies of itself.
+
+use chrono::{DateTime, Utc};
+use ledger_core::ids::Environment;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::error::WebhookError;
+use super::outcome::DeliveryOutcome;
+use crate::gateway::VerifiedEvent;
+
+/// Details are for people; the column holds at most this many characters.
+const MAX_DETAIL_CHARS: usize = 2000;
+
+/// One delivery's row, as written after it was handled.
+#[derive(Debug, Clone)]
+pub(super) struct DeliveryRow<'a> {
+    pub environment: Environment,
+    pub stripe_event_id: &'a str,
+    pub event_type: &'a str,
+    pub payment_intent_id: Option<&'a str>,
+    pub payment_id: Option<Uuid>,
+    pub outcome: DeliveryOutcome,
+    pub detail: Option<&'a str>,
+    pub positions: Option<(u64, u64)>,
+    pub received_at: DateTime<Utc>,
+    pub processed_at: DateTime<Utc>,
+}
+
+/// A parked event, as read back for a retry.
+#[derive(Debug, Clone)]
+pub(super) struct ParkedRow {
+    pub stripe_event_id: String,
+    pub event: serde_json::Value,
+}
+
+fn bounded(detail: Option<&str>) -> Option<String> {
+    detail.map(|text| text.chars().take(MAX_DETAIL_CHARS).collect())
+}
+
+fn position(value: u64) -> Result<i64, WebhookError> {
+    i64::try_from(value).map_err(|_| WebhookError::CorruptRow {
+        stripe_event_id: String::new(),
+        reason: format!("log position {value} exceeds the database's range"),
+    })
+}
+
+fn positions(range: Option<(u64, u64)>) -> Result<(Option<i64>, Option<i64>), WebhookError> {
+    match range {
+        Some((first, last)) => Ok((Some(position(first)?), Some(position(last)?))),
+        None => Ok((None, None)),
+    }
+}
+
+/// The outcome recorded for an event, if it was seen before.
+pub(super) async fn delivery_outcome(
+    pool: &PgPool,
+    environment: Environment,
+    stripe_event_id: &str,
+) -> Result<Option<DeliveryOutcome>, WebhookError> {
+    let row = sqlx::query_scalar!(
+        "SELECT outcome FROM webhook_deliveries WHERE environment = $1 AND stripe_event_id = $2",
+        environment.as_str(),
+        stripe_event_id
+    )
+    .fetch_optional(pool)
+    .await?;
+    row.map(|outcome| {
+        outcome.parse().map_err(|reason| WebhookError::CorruptRow {
+            stripe_event_id: stripe_event_id.to_owned(),
+            reason,
+        })
+    })
+    .transpose()
+}
+
+/// Counts one more delivery of an event whose outcome is final.
+pub(super) async fn record_redelivery(
+    pool: &PgPool,
+    environment: Environment,
+    stripe_event_id: &str,
+    received_at: DateTime<Utc>,
+) -> Result<(), WebhookError> {
+    sqlx::query!(
+        r#"UPDATE webhook_deliveries
+           SET delivery_count = delivery_count + 1,
+               last_received_at = GREATEST(last_received_at, $3)
+           WHERE environment = $1 AND stripe_event_id = $2"#,
+        environment.as_str(),
+        stripe_event_id,
+        received_at
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records a delivery. A row that already holds a final outcome keeps it (and its payment
+/// and positions): copies of one event finishing in any order leave the same row.
+pub(super) async fn record_delivery(
+    pool: &PgPool,
+    row: &DeliveryRow<'_>,
+) -> Result<(), WebhookError> {
+    let (first_position, last_position) = positions(row.positions)?;
+    sqlx::query!(
+        r#"INSERT INTO webhook_deliveries (
+               environment, stripe_event_id, event_type, payment_intent_id, payment_id, outcome,
+               detail, first_position, last_position, received_at, last_received_at, processed_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
+           ON CONFLICT (environment, stripe_event_id) DO UPDATE SET
+               delivery_count = webhook_deliveries.delivery_count + 1,
+               last_received_at = GREATEST(webhook_deliveries.last_received_at,
+                                           EXCLUDED.last_received_at),
+               payment_intent_id = COALESCE(webhook_deliveries.payment_intent_id,
+                                            EXCLUDED.payment_intent_id),
+               outcome = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                              THEN webhook_deliveries.outcome ELSE EXCLUDED.outcome END,
+               detail = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                             THEN webhook_deliveries.detail ELSE EXCLUDED.detail END,
+               payment_id = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                                 THEN webhook_deliveries.payment_id
+                                 ELSE COALESCE(EXCLUDED.payment_id, webhook_deliveries.payment_id) END,
+               first_position = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                                     THEN webhook_deliveries.first_position
+                                     ELSE EXCLUDED.first_position END,
+               last_position = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                                    THEN webhook_deliveries.last_position
+                                    ELSE EXCLUDED.last_position END,
+               processed_at = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                                   THEN webhook_deliveries.processed_at
+                                   ELSE EXCLUDED.processed_at END"#,
+        row.environment.as_str(),
+        row.stripe_event_id,
+        row.event_type,
+        row.payment_intent_id,
+        row.payment_id,
+        row.outcome.as_str(),
+        bounded(row.detail),
+        first_position,
+        last_position,
+        row.received_at,
+        row.processed_at
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A parked event was resolved by a retry: its delivery row takes the new outcome and the
+/// parked row goes, in one transaction, so it is never both resolved and still parked.
+pub(super) async fn resolve_parked(
+    pool: &PgPool,
+    row: &DeliveryRow<'_>,
+) -> Result<(), WebhookError> {
+    let (first_position, last_position) = positions(row.positions)?;
+    let mut transaction = ledger_store::begin_transaction(pool).await?;
+    sqlx::query!(
+        r#"UPDATE webhook_deliveries
+           SET outcome = $3, detail = $4, first_position = $5, last_position = $6,
+               payment_id = COALESCE($7, payment_id), processed_at = $8
+           WHERE environment = $1 AND stripe_event_id = $2
+             AND outcome NOT IN ('applied', 'duplicate', 'ignored')"#,
+        row.environment.as_str(),
+        row.stripe_event_id,
+        row.outcome.as_str(),
+        bounded(row.detail),
+        first_position,
+        last_position,
+        row.payment_id,
+        row.processed_at
+    )
+    .execute(&mut *transaction)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM webhook_parked WHERE environment = $1 AND stripe_event_id = $2",
+        row.environment.as_str(),
+        row.stripe_event_id
+    )
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// The ledger payment linked to a PaymentIntent, if any.
+pub(super) async fn linked_payment(
+    pool: &PgPool,
+    environment: Environment,
+    payment_intent_id: &str,
+) -> Result<Option<Uuid>, WebhookError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT payment_id FROM webhook_payment_links
+           WHERE environment = $1 AND payment_intent_id = $2"#,
+        environment.as_str(),
+        payment_intent_id
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Links a PaymentIntent to a payment; the first link wins. Returns the payment linked now.
+pub(super) async fn link_payment(
+    pool: &PgPool,
+    environment: Environment,
+    payment_intent_id: &str,
+    payment_id: Uuid,
+) -> Result<Uuid, WebhookError> {
+    sqlx::query!(
+        r#"INSERT INTO webhook_payment_links (environment, payment_intent_id, payment_id)
+           VALUES ($1, $2, $3)
+           ON CONFLICT (environment, payment_intent_id) DO NOTHING"#,
+        environment.as_str(),
+        payment_intent_id,
+        payment_id
+    )
+    .execute(pool)
+    .await?;
+    Ok(linked_payment(pool, environment, payment_intent_id)
+        .await?
+        .unwrap_or(payment_id))
+}
+
+/// Parks a verified event on its subject; parking it again counts an attempt.
+pub(super) async fn park(
+    pool: &PgPool,
+    event: &VerifiedEvent,
+    subject: &str,
+    reason: &str,
+) -> Result<(), WebhookError> {
+    let envelope =
+        serde_json::to_value(event.event()).map_err(|error| WebhookError::CorruptRow {
+            stripe_event_id: event.id().to_owned(),
+            reason: format!("the event cannot be stored: {error}"),
+        })?;
+    sqlx::query!(
+        r#"INSERT INTO webhook_parked (
+               environment, stripe_event_id, subject, event_type, event_created_at, event, reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (environment, stripe_event_id) DO UPDATE SET
+               attempts = webhook_parked.attempts + 1,
+               last_attempt_at = now(),
+               reason = EXCLUDED.reason"#,
+        event.environment().as_str(),
+        event.id(),
+        subject,
+        event.event_type(),
+        event.occurred_at(),
+        envelope,
+        bounded(Some(reason))
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Counts a retry that found the event still waiting.
+pub(super) async fn touch_parked(
+    pool: &PgPool,
+    environment: Environment,
+    stripe_event_id: &str,
+    reason: &str,
+) -> Result<(), WebhookError> {
+    sqlx::query!(
+        r#"UPDATE webhook_parked
+           SET attempts = attempts + 1, last_attempt_at = now(), reason = $3
+           WHERE environment = $1 AND stripe_event_id = $2"#,
+        environment.as_str(),
+        stripe_event_id,
+        bounded(Some(reason))
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Removes a parked event (it resolved on its second try, right after parking).
+pub(super) async fn unpark(
+    pool: &PgPool,
+    environment: Environment,
+    stripe_event_id: &str,
+) -> Result<(), WebhookError> {
+    sqlx::query!(
+        "DELETE FROM webhook_parked WHERE environment = $1 AND stripe_event_id = $2",
+        environment.as_str(),
+        stripe_event_id
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A subject's parked events, in Stripe's order of creation.
+pub(super) async fn parked_on(
+    pool: &PgPool,
+    environment: Environment,
+    subject: &str,
+    limit: i64,
+) -> Result<Vec<ParkedRow>, WebhookError> {
+    let rows = sqlx::query!(
+        r#"SELECT stripe_event_id, event FROM webhook_parked
+           WHERE environment = $1 AND subject = $2
+           ORDER BY event_created_at, stripe_event_id
+           LIMIT $3"#,
+        environment.as_str(),
+        subject,
+        limit
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| ParkedRow {
+            stripe_event_id: row.stripe_event_id,
+            event: row.event,
+        })
+        .collect())
+}
+
+/// Subjects with parked events, those waiting longest first.
+pub(super) async fn parked_subjects(
+    pool: &PgPool,
+    environment: Environment,
+    limit: i64,
+) -> Result<Vec<String>, WebhookError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT subject AS "subject!" FROM webhook_parked
+           WHERE environment = $1
+           GROUP BY subject
+           ORDER BY min(parked_at), subject
+           LIMIT $2"#,
+        environment.as_str(),
+        limit
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The settlement batch of this environment whose stream initiated the payout, if any.
+pub(super) async fn batch_for_payout(
+    pool: &PgPool,
+    environment: Environment,
+    payout_id: &str,
+) -> Result<Option<Uuid>, WebhookError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT stream_id FROM events
+           WHERE event_type = 'PayoutInitiated' AND payload ->> 'payout_id' = $1
+             AND stream_type = 'settlement_batch' AND metadata ->> 'environment' = $2
+           ORDER BY position DESC
+           LIMIT 1"#,
+        payout_id,
+        environment.as_str()
+    )
+    .fetch_optional(pool)
+    .await?)
+}

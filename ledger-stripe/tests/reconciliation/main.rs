@@ -1,0 +1,4 @@
+//! Importing Stripe's payout reconciliation report against a real ledger in a real database.
+
+mod classes;
+mod support;

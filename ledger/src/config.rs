@@ -1,0 +1,51 @@
+//! The server's configuration from the environment variables of interfaces.md.
+
+use anyhow::Context as _;
+use ledger_api::server::{ServerConfig, DEFAULT_REFUND_APPROVAL_THRESHOLD};
+use ledger_core::ids::MerchantId;
+use ledger_stripe::gateway::secrets::WEBHOOK_SECRETS_VARIABLE;
+use ledger_stripe::gateway::WebhookSecrets;
+use ledger_stripe::webhooks::WebhookConfig;
+use rust_decimal::Decimal;
+
+/// The merchant of gateway events that name none, unless configured otherwise.
+pub const DEFAULT_MERCHANT_ID: &str = "default";
+
+/// Reads the server's configuration; a malformed value is an error that names its variable.
+pub fn server_config() -> anyhow::Result<ServerConfig> {
+    Ok(ServerConfig {
+        refund_approval_threshold: refund_approval_threshold()?,
+        webhooks: webhook_config()?,
+    })
+}
+
+fn refund_approval_threshold() -> anyhow::Result<Decimal> {
+    match std::env::var("LEDGER_REFUND_APPROVAL_THRESHOLD") {
+        Ok(text) => text
+            .parse::<Decimal>()
+            .ok()
+            .filter(|threshold| !threshold.is_sign_negative())
+            .with_context(|| {
+                format!("LEDGER_REFUND_APPROVAL_THRESHOLD={text:?} is not a non-negative amount")
+            }),
+        Err(_) => Ok(Decimal::from(DEFAULT_REFUND_APPROVAL_THRESHOLD)),
+    }
+}
+
+/// The Stripe webhooks' configuration, when `LEDGER_STRIPE_WEBHOOK_SECRETS` sets their
+/// secrets. Without secrets no signature could be checked, so the route is not served.
+pub fn webhook_config() -> anyhow::Result<Option<WebhookConfig>> {
+    let Ok(secrets) = std::env::var(WEBHOOK_SECRETS_VARIABLE) else {
+        tracing::warn!(
+            "{WEBHOOK_SECRETS_VARIABLE} is not set: POST /webhooks/stripe is not served"
+        );
+        return Ok(None);
+    };
+    let secrets = WebhookSecrets::parse(&secrets)
+        .with_context(|| format!("{WEBHOOK_SECRETS_VARIABLE} is malformed"))?;
+    let merchant = std::env::var("LEDGER_DEFAULT_MERCHANT_ID")
+        .unwrap_or_else(|_| DEFAULT_MERCHANT_ID.to_owned());
+    let merchant = MerchantId::parse(merchant)
+        .context("LEDGER_DEFAULT_MERCHANT_ID is not a valid merchant id")?;
+    Ok(Some(WebhookConfig::new(secrets, merchant)))
+}

@@ -1,0 +1,68 @@
+//! Which PostgreSQL the binary uses: `DATABASE_URL` when set, else the embedded default, a
+//! private cluster under `./.ledger/` that lives as long as the process that started it.
+
+use anyhow::Context as _;
+use ledger_store::embedded::EmbeddedCluster;
+use sqlx::PgPool;
+
+/// Where the embedded cluster keeps its data, relative to the working directory.
+pub const EMBEDDED_DIRECTORY: &str = ".ledger";
+/// Connections one process keeps open.
+pub const MAX_CONNECTIONS: u32 = 24;
+
+pub struct Database {
+    url: String,
+    /// Held so the cluster stops when the process is done with it.
+    cluster: Option<EmbeddedCluster>,
+}
+
+impl Database {
+    pub fn open() -> anyhow::Result<Database> {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return Ok(Database { url, cluster: None });
+        }
+        let directory = std::env::current_dir()
+            .context("the working directory is unreadable")?
+            .join(EMBEDDED_DIRECTORY);
+        let cluster = EmbeddedCluster::start(&directory).with_context(|| {
+            format!(
+                "could not start the embedded PostgreSQL under {}; set DATABASE_URL to use a server of yours",
+                directory.display()
+            )
+        })?;
+        if cluster.started_here() {
+            tracing::info!(data = %cluster.data_dir().display(), "embedded PostgreSQL started");
+        }
+        Ok(Database {
+            url: cluster.url().to_owned(),
+            cluster: Some(cluster),
+        })
+    }
+
+    /// Connects and applies pending migrations.
+    pub async fn connect(&self) -> anyhow::Result<PgPool> {
+        let pool = ledger_store::pool_options(MAX_CONNECTIONS)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&self.url)
+            .await
+            .context("could not connect to PostgreSQL")?;
+        ledger_store::migrate(&pool)
+            .await
+            .context("could not apply the database migrations")?;
+        Ok(pool)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the embedded cluster if this process started it.
+    pub fn close(mut self) -> anyhow::Result<()> {
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster
+                .stop()
+                .context("could not stop the embedded PostgreSQL")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! The `ledger` binary: parses the command line, opens the database, runs the subcommand.
+//!
+//! # Layout
+//! - `cli`: the subcommands, one module each (`serve`, `keys`, `audit` for replay, verify and
+//!   export, `reconcile`, `demo`, `bench`), and the HTTP client `demo` and `bench` drive.
+//! - `config`: the server's configuration from the environment.
+//! - `database`: `DATABASE_URL`, or the embedded default cluster under `./.ledger/`.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod cli;
+mod config;
+mod database;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use database::Database;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let database = Database::open()?;
+    let outcome = run(&database, cli.command).await;
+    database.close()?;
+    outcome
+}
+
+async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
+    let pool = database.connect().await?;
+    match command {
+        Command::Serve { bind } => cli::serve::run(pool, bind).await,
+        Command::Migrate => {
+            println!("migrations are current");
+            Ok(())
+        }
+        Command::Keys { command } => cli::keys::run(&pool, command).await,
+        Command::Replay {
+            to_position,
+            as_of,
+            projection,
+        } => cli::audit::replay(&pool, to_position, as_of, projection).await,
+        Command::Verify => cli::audit::verify(&pool).await,
+        Command::Demo { payments } => cli::demo::run(pool, payments).await,
+        Command::Bench {
+            clients,
+            seconds,
+            store_writers,
+        } => cli::bench::run(pool, database.url(), clients, seconds, store_writers).await,
+        Command::Reconcile { command } => cli::reconcile::run(&pool, command).await,
+        Command::Export {
+            from_position,
+            to_position,
+        } => cli::audit::export(&pool, from_position, to_position).await,
+    }
+}
