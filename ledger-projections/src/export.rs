@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use ledger_store::{export_line, EventStore};
+use ledger_store::{export_line, EventStore, LogHead};
 
 use crate::error::ProjectionError;
 
@@ -17,6 +17,8 @@ pub struct ExportSummary {
     pub events: u64,
     pub first_position: Option<u64>,
     pub last_position: Option<u64>,
+    /// The last event written, as the head an auditor keeps for `ledger verify --expect-head`.
+    pub head: Option<LogHead>,
 }
 
 /// Writes positions `from_position..=to_position` (to the head when `None`) to `out`.
@@ -46,6 +48,10 @@ pub async fn export(
             out.write_all(b"\n")?;
             summary.first_position.get_or_insert(event.position);
             summary.last_position = Some(event.position);
+            summary.head = Some(LogHead {
+                last_position: event.position,
+                last_hash: event.hash,
+            });
             summary.events += 1;
             next = event.position + 1;
         }

@@ -15,7 +15,7 @@ use std::fmt;
 
 use ledger_core::journal::TrialBalance;
 use ledger_core::payment::invariants;
-use ledger_store::{ChainVerification, EventStore};
+use ledger_store::{ChainVerification, EventStore, LogHead};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -52,6 +52,9 @@ pub enum Discrepancy {
     UnbalancedEntry { position: u64 },
     /// The trial balance of a currency is not zero.
     TrialBalanceNotZero { currency: String, total: Decimal },
+    /// The head an auditor kept from an earlier export is not in the chain: no event at its
+    /// position, or one with another hash.
+    KeptHeadNotInChain { kept: LogHead, found: String },
     /// A read-model row that the fresh fold does not have (`only_in` = `live`), or that the
     /// live read model lacks (`only_in` = `fresh fold`).
     ReadModelRow {
@@ -93,6 +96,10 @@ impl fmt::Display for Discrepancy {
                     "trial balance in {currency} is {total}, not zero"
                 )
             }
+            Discrepancy::KeptHeadNotInChain { kept, found } => write!(
+                formatter,
+                "the head kept from an earlier export ({kept}) is not in the chain: {found}"
+            ),
             Discrepancy::ReadModelRow {
                 table,
                 only_in,
@@ -194,6 +201,28 @@ pub async fn verify(
         compared_at,
         discrepancies,
     })
+}
+
+/// Whether a head kept from an earlier export (`ledger verify --expect-head`) is still in the
+/// chain: the event at its position carries its hash. With the chain intact, that proves
+/// nothing the auditor saw was rewritten or cut since.
+pub async fn check_kept_head(
+    store: &EventStore,
+    kept: LogHead,
+) -> Result<Option<Discrepancy>, ProjectionError> {
+    let page = store.read_all(kept.last_position, 1).await?;
+    let found = match page.first() {
+        Some(event) if event.position == kept.last_position && event.hash == kept.last_hash => {
+            return Ok(None)
+        }
+        Some(event) if event.position == kept.last_position => format!(
+            "the event at position {} has hash {}",
+            event.position,
+            hex::encode(event.hash)
+        ),
+        _ => format!("the log holds no event at position {}", kept.last_position),
+    };
+    Ok(Some(Discrepancy::KeptHeadNotInChain { kept, found }))
 }
 
 struct Folded {

@@ -10,11 +10,45 @@ use crate::rows::{from_stored, to_stored, EventRow};
 /// Most events one page of [`crate::EventStore::read_all`] returns, whatever the caller asks.
 pub const MAX_PAGE_SIZE: usize = 10_000;
 
-/// The last position written and its hash.
+/// The last position written and its hash. Written and parsed as `POSITION:HASH` (the hash
+/// in lowercase hex), the form `ledger export` prints and `ledger verify --expect-head` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogHead {
     pub last_position: u64,
     pub last_hash: [u8; 32],
+}
+
+impl std::fmt::Display for LogHead {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{}:{}",
+            self.last_position,
+            hex::encode(self.last_hash)
+        )
+    }
+}
+
+impl std::str::FromStr for LogHead {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let expected =
+            "give the head as POSITION:HASH, e.g. 1042:9f86d0…, as `ledger export` printed it";
+        let (position, hash) = text.trim().split_once(':').ok_or(expected)?;
+        let last_position = position
+            .parse::<u64>()
+            .ok()
+            .filter(|position| *position > 0)
+            .ok_or_else(|| format!("`{position}` is not a log position: {expected}"))?;
+        let mut last_hash = [0u8; 32];
+        hex::decode_to_slice(hash, &mut last_hash)
+            .map_err(|_| format!("`{hash}` is not 64 hexadecimal digits: {expected}"))?;
+        Ok(LogHead {
+            last_position,
+            last_hash,
+        })
+    }
 }
 
 fn decode(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -105,4 +139,35 @@ pub(crate) async fn head(pool: &PgPool) -> Result<LogHead, StoreError> {
                 reason: "log head hash is not 32 bytes".into(),
             })?,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::LogHead;
+
+    #[test]
+    fn a_head_reads_back_from_its_printed_form() {
+        let head = LogHead {
+            last_position: 1042,
+            last_hash: [0x9f; 32],
+        };
+        let printed = head.to_string();
+        assert_eq!(printed, format!("1042:{}", "9f".repeat(32)));
+        assert_eq!(printed.parse::<LogHead>().unwrap(), head);
+    }
+
+    #[test]
+    fn a_malformed_head_is_refused_with_the_expected_form() {
+        for text in [
+            "",
+            "1042",
+            "x:00",
+            "0:00",
+            &format!("7:{}", "9f".repeat(31)),
+        ] {
+            let error = text.parse::<LogHead>().unwrap_err();
+            assert!(error.contains("POSITION:HASH"), "{text}: {error}");
+        }
+    }
 }

@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use crate::error::StoreError;
 use crate::hash_chain::{check_link, GENESIS_HASH};
-use crate::read::{events_between, read_all, MAX_PAGE_SIZE};
+use crate::read::{events_between, head, read_all, LogHead, MAX_PAGE_SIZE};
 
 /// The result of [`crate::EventStore::verify_chain`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,66 @@ impl ChainVerification {
 /// Checks positions `from_position..=to_position` (to the head when `None`): consecutive
 /// positions, each `prev_hash` equal to the previous event's `hash`, each `hash` recomputed.
 /// The event before `from_position` is trusted as the anchor; start at 1 to check everything.
+///
+/// Checked to the end, the chain must also reach the log head: every append moves the head in
+/// the transaction that writes its events, so a chain that stops short of the head (or holds
+/// another hash at its position) lost events at its end, which no link check can see.
 pub(crate) async fn verify_chain(
+    pool: &PgPool,
+    from_position: u64,
+    to_position: Option<u64>,
+) -> Result<ChainVerification, StoreError> {
+    // Read before the events: whatever commits meanwhile only lengthens the chain past it.
+    let head_before = match to_position {
+        None => Some(head(pool).await?),
+        Some(_) => None,
+    };
+    let verification = verify_links(pool, from_position, to_position).await?;
+    match head_before {
+        Some(head) if verification.is_intact() => reaches_head(pool, verification, &head).await,
+        _ => Ok(verification),
+    }
+}
+
+/// Whether an intact chain, checked to its end, holds the head read before it.
+async fn reaches_head(
+    pool: &PgPool,
+    verification: ChainVerification,
+    head: &LogHead,
+) -> Result<ChainVerification, StoreError> {
+    if head.last_position == 0 {
+        return Ok(verification);
+    }
+    let end = verification.last_intact_position;
+    if end < head.last_position {
+        let reason = format!(
+            "the log head is at position {} but the chain ends at {end}: events were removed \
+             from the end of the log",
+            head.last_position
+        );
+        return Ok(ChainVerification {
+            first_broken: Some(ChainBreak {
+                position: end + 1,
+                reason,
+            }),
+            ..verification
+        });
+    }
+    let at_head = events_between(pool, head.last_position, head.last_position).await?;
+    if at_head.first().map(|event| event.hash) != Some(head.last_hash) {
+        return Ok(ChainVerification {
+            first_broken: Some(ChainBreak {
+                position: head.last_position,
+                reason: "the event at the log head's position does not carry the head's hash"
+                    .to_owned(),
+            }),
+            ..verification
+        });
+    }
+    Ok(verification)
+}
+
+async fn verify_links(
     pool: &PgPool,
     from_position: u64,
     to_position: Option<u64>,

@@ -56,7 +56,7 @@ async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
             as_of,
             projection,
         } => cli::audit::replay(&pool, to_position, as_of, projection).await,
-        Command::Verify => cli::audit::verify(&pool).await,
+        Command::Verify { expect_head } => cli::audit::verify(&pool, expect_head).await,
         Command::Demo { payments } => cli::demo::run(pool, payments).await,
         Command::Bench {
             clients,

@@ -2,7 +2,7 @@
 //! directory, with nothing but the binary and PostgreSQL's server programs.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use ledger_tests::{fresh_directory, ledger_binary};
 
@@ -70,7 +70,77 @@ fn a_day_played_by_demo_verifies_and_exports_clean_json_lines() {
             assert_eq!(line["prev_hash"], lines[index - 1]["hash"]);
         }
     }
+
+    // The head the export reached, printed for the auditor to keep, is the last line's.
+    let last = lines.last().unwrap();
+    let kept_head = format!("{}:{}", last["position"], last["hash"].as_str().unwrap());
+    let stderr = String::from_utf8_lossy(&export.stderr);
+    assert!(
+        stderr.contains(&format!("head {kept_head}")),
+        "no head on standard error: {stderr}"
+    );
+    let kept = ledger(&directory, &["verify", "--expect-head", &kept_head]);
+    assert!(
+        kept.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kept.stdout)
+    );
+    let forged_head = format!("{}:{}", last["position"], "ab".repeat(32));
+    let forged = ledger(&directory, &["verify", "--expect-head", &forged_head]);
+    let report = String::from_utf8_lossy(&forged.stdout);
+    assert!(!forged.status.success(), "{report}");
+    assert!(report.contains("is not in the chain"), "{report}");
+
+    // As an auditor types it: the export piped into the independent checker.
+    let checked = pipe_export_into_checker(&directory);
+    assert!(
+        checked.starts_with(&format!("ok {} events, head {kept_head}", lines.len())),
+        "{checked}"
+    );
+
+    // A reader that stops early (`ledger export | head`) ends the export quietly.
+    let mut export = Command::new(ledger_binary())
+        .arg("export")
+        .current_dir(&directory)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(export.stdout.take());
+    let closed = export.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert!(closed.status.success(), "{stderr}");
+    assert!(
+        !stderr.to_lowercase().contains("error") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&directory);
+}
+
+/// `ledger export | python3 audit/verify_export.py`, and what the checker printed.
+fn pipe_export_into_checker(directory: &Path) -> String {
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit/verify_export.py");
+    let mut export = Command::new(ledger_binary())
+        .arg("export")
+        .current_dir(directory)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let checked = Command::new("python3")
+        .arg(checker)
+        .stdin(export.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(export.wait().unwrap().success());
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    String::from_utf8_lossy(&checked.stdout).into_owned()
 }
 
 #[test]

@@ -10,7 +10,7 @@ use ledger_store::testing::TestDatabase;
 use crate::support::{every_lifecycle, Ledger};
 
 fn verifier() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/verify_export.py")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../audit/verify_export.py")
 }
 
 fn run_verifier(lines: &[u8]) -> std::process::Output {
@@ -34,7 +34,8 @@ async fn an_export_reverifies_independently() {
     every_lifecycle(&ledger).await;
     let mut out = Vec::new();
     let summary = export(&ledger.store, 1, None, &mut out).await.unwrap();
-    let head = ledger.store.head().await.unwrap().last_position;
+    let log_head = ledger.store.head().await.unwrap();
+    let head = log_head.last_position;
     assert_eq!(
         (
             summary.events,
@@ -78,7 +79,12 @@ async fn an_export_reverifies_independently() {
     );
     assert_eq!(
         String::from_utf8_lossy(&verified.stdout).trim(),
-        format!("ok {head} events")
+        format!("ok {head} events, head {log_head}")
+    );
+    assert_eq!(
+        summary.head,
+        Some(log_head),
+        "the export reached the log head"
     );
 
     let tampered = text.replacen("\"100.00\"", "\"100.01\"", 1);

@@ -73,3 +73,40 @@ async fn verify_finds_the_tampered_row() {
     assert!(store.verify_chain(1, Some(2)).await.unwrap().is_intact());
     assert!(!store.verify_chain(3, None).await.unwrap().is_intact());
 }
+
+/// Events removed from the end of the log (as a superuser, with the triggers disabled) leave
+/// a chain whose every link still holds; the head, moved with every append, shows the cut.
+#[tokio::test]
+async fn verify_finds_a_log_truncated_at_its_end() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    store
+        .append(single(Uuid::new_v4(), ExpectedVersion::NoStream, 5))
+        .await
+        .unwrap();
+    assert!(store.verify_chain(1, None).await.unwrap().is_intact());
+
+    let mut connection = db.pool().acquire().await.unwrap();
+    sqlx::query!("ALTER TABLE events DISABLE TRIGGER ALL")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    sqlx::query!("DELETE FROM events WHERE position > 3")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    sqlx::query!("ALTER TABLE events ENABLE TRIGGER ALL")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+
+    let verification = store.verify_chain(1, None).await.unwrap();
+    let broken = verification
+        .first_broken
+        .expect("the truncation must be found");
+    assert_eq!(broken.position, 4);
+    assert!(broken.reason.contains("removed"), "{}", broken.reason);
+    assert_eq!(verification.last_intact_position, 3);
+    // A range that stops before the cut is still intact: only its end is compared to the head.
+    assert!(store.verify_chain(1, Some(3)).await.unwrap().is_intact());
+}

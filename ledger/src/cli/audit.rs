@@ -4,10 +4,11 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use ledger_projections::ProjectionError;
 use ledger_projections::{
     build_point_in_time, rebuild, AsOf, Projection, ProjectorOptions, SchemaName,
 };
-use ledger_store::EventStore;
+use ledger_store::{EventStore, LogHead};
 use sqlx::PgPool;
 
 /// Rebuilds read models: to the end (built beside the live ones, then swapped in), or to a
@@ -75,14 +76,21 @@ pub async fn replay(
     Ok(())
 }
 
-/// Checks the hash chain, every stream's invariants, the trial balance and every read model;
-/// fails (non-zero exit) on any discrepancy.
-pub async fn verify(pool: &PgPool) -> anyhow::Result<()> {
+/// Checks the hash chain up to the log head, every stream's invariants, the trial balance,
+/// every read model and, when given, that a head kept from an earlier export is still in the
+/// chain; fails (non-zero exit) on any discrepancy.
+pub async fn verify(pool: &PgPool, expect_head: Option<LogHead>) -> anyhow::Result<()> {
     eprintln!("verifying the hash chain, every stream and every read model…");
     let store = EventStore::new(pool.clone());
-    let report = ledger_projections::verify(&store, ProjectorOptions::for_build())
+    let mut report = ledger_projections::verify(&store, ProjectorOptions::for_build())
         .await
         .context("verification could not run")?;
+    if let Some(kept) = expect_head {
+        let missing = ledger_projections::check_kept_head(&store, kept)
+            .await
+            .context("verification could not run")?;
+        report.discrepancies.extend(missing);
+    }
     println!("{report}");
     if report.is_clean() {
         Ok(())
@@ -91,7 +99,19 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<()> {
     }
 }
 
-/// Writes the log as JSON Lines (the audit format of interfaces.md) to standard output.
+/// Whether writing failed because the reader closed standard output.
+fn closed_early(error: &ProjectionError) -> bool {
+    let kind = match error {
+        ProjectionError::Io(error) => Some(error.kind()),
+        ProjectionError::Json(error) => error.io_error_kind(),
+        _ => None,
+    };
+    kind == Some(std::io::ErrorKind::BrokenPipe)
+}
+
+/// Writes the log as JSON Lines (the audit format of interfaces.md) to standard output, then
+/// the head it reached on standard error for the auditor to keep. A reader that closes the
+/// pipe early (`ledger export | head`) ends the export quietly: it asked for no more.
 pub async fn export(
     pool: &PgPool,
     from_position: Option<u64>,
@@ -100,11 +120,16 @@ pub async fn export(
     let store = EventStore::new(pool.clone());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let summary =
-        ledger_projections::export(&store, from_position.unwrap_or(1), to_position, &mut out)
-            .await
-            .context("the export failed")?;
-    out.flush().context("could not write the export")?;
+    let exported =
+        ledger_projections::export(&store, from_position.unwrap_or(1), to_position, &mut out).await;
+    let summary = match exported {
+        Err(error) if closed_early(&error) => return Ok(()),
+        other => other.context("the export failed")?,
+    };
+    match out.flush() {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+        other => other.context("could not write the export")?,
+    }
     eprintln!(
         "exported {} events ({}–{})",
         summary.events,
@@ -115,5 +140,12 @@ pub async fn export(
             .last_position
             .map_or("-".to_owned(), |p| p.to_string())
     );
+    match summary.head {
+        Some(head) => eprintln!(
+            "head {head}  (keep it: `ledger verify --expect-head {head}` proves this log was not \
+             rewritten or cut since)"
+        ),
+        None => eprintln!("head: nothing exported"),
+    }
     Ok(())
 }

@@ -61,7 +61,12 @@ pub enum Command {
     /// Check the hash chain, fold every stream through the domain, check every invariant and
     /// the trial balance, and compare every read model with a fresh fold. Exits non-zero on
     /// any discrepancy.
-    Verify,
+    Verify {
+        /// A head kept from an earlier export (POSITION:HASH, as `ledger export` printed it on
+        /// standard error): also check that it is still in the chain.
+        #[arg(long, value_name = "POSITION:HASH")]
+        expect_head: Option<ledger_store::LogHead>,
+    },
     /// Play a realistic day through the public API: payments of every lifecycle, refunds, a
     /// dispute won and one lost, a Stripe webhook, a settlement batch and its payout.
     Demo {

@@ -7,9 +7,15 @@ checked from the prev_hash its first line names. Written independently of the Ru
 implements RFC 8785 for the JSON an export holds (objects, arrays, strings, integers, booleans,
 null) and refuses anything else rather than guess.
 
-Usage: verify_export.py FILE.jsonl   (prints "ok N events", exits 1 on the first bad line)
+Usage:
+  verify_export.py FILE.jsonl
+  ledger export | verify_export.py          (standard input, also as `-`)
+Prints "ok N events, head POSITION:HASH" (compare the head with the one `ledger export` printed
+and with one kept from earlier: `ledger verify --expect-head POSITION:HASH`), or the first bad
+line on standard error with exit status 1.
 """
 import hashlib
+import io
 import json
 import sys
 
@@ -51,26 +57,28 @@ def canonical_string(text):
     return '"' + "".join(out) + '"'
 
 
-def main(path):
+def main(lines):
     previous = None
+    position = None
     count = 0
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            event = json.loads(line)
-            stated_previous = bytes.fromhex(event["prev_hash"])
-            if previous is None:
-                if event["position"] == 1 and stated_previous != bytes(32):
-                    fail(number, "the first event's prev_hash is not 32 zero bytes")
-                previous = stated_previous
-            elif stated_previous != previous:
-                fail(number, "prev_hash is not the previous line's hash")
-            body = {name: value for name, value in event.items() if name not in ("prev_hash", "hash")}
-            digest = hashlib.sha256(previous + canonical(body).encode("utf-8")).hexdigest()
-            if digest != event["hash"]:
-                fail(number, f"hash {event['hash']} does not match the contents ({digest})")
-            previous = bytes.fromhex(digest)
-            count += 1
-    print(f"ok {count} events")
+    for number, line in enumerate(lines, start=1):
+        event = json.loads(line)
+        stated_previous = bytes.fromhex(event["prev_hash"])
+        if previous is None:
+            if event["position"] == 1 and stated_previous != bytes(32):
+                fail(number, "the first event's prev_hash is not 32 zero bytes")
+            previous = stated_previous
+        elif stated_previous != previous:
+            fail(number, "prev_hash is not the previous line's hash")
+        body = {name: value for name, value in event.items() if name not in ("prev_hash", "hash")}
+        digest = hashlib.sha256(previous + canonical(body).encode("utf-8")).hexdigest()
+        if digest != event["hash"]:
+            fail(number, f"hash {event['hash']} does not match the contents ({digest})")
+        previous = bytes.fromhex(digest)
+        position = event["position"]
+        count += 1
+    head = f"{position}:{previous.hex()}" if count else "none (no events)"
+    print(f"ok {count} events, head {head}")
 
 
 def fail(number, reason):
@@ -79,4 +87,12 @@ def fail(number, reason):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    arguments = sys.argv[1:]
+    if len(arguments) > 1 or arguments[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip(), file=sys.stderr)
+        sys.exit(2)
+    if not arguments or arguments[0] == "-":
+        main(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8"))
+    else:
+        with open(arguments[0], encoding="utf-8") as lines:
+            main(lines)
