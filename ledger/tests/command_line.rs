@@ -46,3 +46,20 @@ fn an_unknown_subcommand_fails_and_says_so() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("frobnicate"));
 }
+
+/// A payout report belongs to one environment, and recording it in the other would settle the
+/// wrong payments: the command refuses to guess, before it touches any database.
+#[test]
+fn reconcile_requires_the_environment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["reconcile", "stripe-payouts", "payouts.csv"])
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .expect("the ledger binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("--environment") && stderr.contains("required"),
+        "{stderr}"
+    );
+}

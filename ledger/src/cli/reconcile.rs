@@ -28,8 +28,9 @@ pub enum ReconcileCommand {
     StripePayouts {
         /// The report file.
         file: PathBuf,
-        /// The environment the report belongs to (a test-mode report is `test`).
-        #[arg(long, value_parser = parse_environment, default_value = "live")]
+        /// The environment the report belongs to (a test-mode report is `test`). Required: a
+        /// report recorded in the wrong environment would settle the wrong payments.
+        #[arg(long, value_parser = parse_environment)]
         environment: Environment,
         /// Days after a capture by which it should be in a payout; older unsettled items are
         /// reported as missing from the payouts.
