@@ -33,11 +33,11 @@ fn refund_approval_threshold() -> anyhow::Result<Decimal> {
 }
 
 /// The Stripe webhooks' configuration, when `LEDGER_STRIPE_WEBHOOK_SECRETS` sets their
-/// secrets. Without secrets no signature could be checked, so the route is not served.
+/// secrets. Without secrets no signature could be checked, so the route answers 503.
 pub fn webhook_config() -> anyhow::Result<Option<WebhookConfig>> {
     let Ok(secrets) = std::env::var(WEBHOOK_SECRETS_VARIABLE) else {
         tracing::warn!(
-            "{WEBHOOK_SECRETS_VARIABLE} is not set: POST /webhooks/stripe is not served"
+            "{WEBHOOK_SECRETS_VARIABLE} is not set: POST /webhooks/stripe answers 503 until it is"
         );
         return Ok(None);
     };

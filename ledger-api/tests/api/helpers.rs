@@ -23,16 +23,24 @@ pub struct TestApp {
 /// The webhook secret every test server is configured with.
 pub const WEBHOOK_SECRET: &str = "whsec_api_tests_0123456789abcdef";
 
-pub async fn spawn_app() -> TestApp {
-    let database = TestDatabase::new().await;
+/// The configuration of every test server: Stripe webhooks signed with [`WEBHOOK_SECRET`].
+pub fn test_config() -> ServerConfig {
     let secrets = WebhookSecrets::parse(&format!("test:{WEBHOOK_SECRET}")).unwrap();
-    let config = ServerConfig {
+    ServerConfig {
         webhooks: Some(WebhookConfig::new(
             secrets,
             MerchantId::parse("default").unwrap(),
         )),
         ..ServerConfig::default()
-    };
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config()).await
+}
+
+pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
+    let database = TestDatabase::new().await;
     let (state, routes) = application(database.pool().clone(), config).expect("application builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());

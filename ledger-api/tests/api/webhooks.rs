@@ -13,7 +13,7 @@ async fn a_signed_stripe_event_is_applied_and_visible_to_support() {
     let app = spawn_app().await;
     let body = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/stripe/payment_intent.created.json"
+        "/../ledger-stripe/tests/fixtures/stripe/payment_intent.created.json"
     ))
     .unwrap();
     let secret = WebhookSecret::new(Environment::Test, WEBHOOK_SECRET).unwrap();
@@ -75,7 +75,7 @@ async fn webhook_outcomes_are_counted_in_metrics() {
 
     let body = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/stripe/payment_intent.created.json"
+        "/../ledger-stripe/tests/fixtures/stripe/payment_intent.created.json"
     ))
     .unwrap();
     let secret = WebhookSecret::new(Environment::Test, WEBHOOK_SECRET).unwrap();
@@ -189,4 +189,27 @@ async fn the_sweep_applies_an_event_whose_prerequisite_came_through_the_api() {
         "{refunds}"
     );
     assert_eq!(refunds[0]["status"], "SUCCEEDED");
+}
+
+/// A server started before its webhook secret is configured still answers Stripe: 503, so
+/// Stripe retries the event, with a message an operator can act on; nothing is recorded.
+#[tokio::test]
+async fn without_secrets_the_webhook_route_asks_stripe_to_retry() {
+    let app = spawn_app_with(ledger_api::server::ServerConfig::default()).await;
+    let response = app
+        .client
+        .post(format!("{}/webhooks/stripe", app.address))
+        .header("Stripe-Signature", "t=1,v1=00")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("LEDGER_STRIPE_WEBHOOK_SECRETS"),
+        "{message}"
+    );
+    assert_eq!(app.log_head().await, 0);
 }

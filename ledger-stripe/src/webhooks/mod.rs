@@ -90,5 +90,5 @@ pub use deliveries::{recent_deliveries, DeliveryFilter, WebhookDelivery, MAX_REC
 pub use error::WebhookError;
 pub use outcome::DeliveryOutcome;
 pub use parking::{retry_all_parked, retry_parked, sweep_parked, PARKED_SWEEP_INTERVAL};
-pub use router::{stripe_router, STRIPE_WEBHOOK_PATH};
+pub use router::{stripe_router, unconfigured_stripe_router, STRIPE_WEBHOOK_PATH};
 pub use state::{WebhookConfig, WebhookState};

@@ -17,6 +17,7 @@ use super::metrics;
 use super::outcome::DeliveryOutcome;
 use super::process::{process, Resolution};
 use super::state::WebhookState;
+use crate::gateway::secrets::WEBHOOK_SECRETS_VARIABLE;
 use crate::gateway::{verify_event, StripeError, SIGNATURE_HEADER};
 
 /// Where Stripe delivers (interfaces.md).
@@ -30,6 +31,27 @@ where
     Router::new()
         .route(STRIPE_WEBHOOK_PATH, post(receive))
         .with_state(state)
+}
+
+/// `POST /webhooks/stripe` on a server without webhook secrets: 503, so that Stripe keeps
+/// retrying (for up to three days) while an operator sets `LEDGER_STRIPE_WEBHOOK_SECRETS`, and
+/// nothing sent meanwhile is lost. No signature can be checked, so nothing is read or recorded.
+pub fn unconfigured_stripe_router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new().route(STRIPE_WEBHOOK_PATH, post(not_configured))
+}
+
+async fn not_configured() -> Response {
+    let body = serde_json::json!({ "error": {
+        "code": "webhooks_not_configured",
+        "message": format!(
+            "this ledger has no Stripe webhook secret yet: set {WEBHOOK_SECRETS_VARIABLE} \
+             (test:whsec_…,live:whsec_…) and restart; Stripe retries this event meanwhile"
+        ),
+    }});
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: Body) -> Response {
