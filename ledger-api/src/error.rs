@@ -68,7 +68,9 @@ impl ApiError {
         match self {
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                "something went wrong on our side; the request may be retried later".to_owned()
+                "something went wrong on our side and it was logged; repeating the request will \
+                 not help: contact support with this response's x-request-id"
+                    .to_owned()
             }
             ApiError::Unavailable(detail) => {
                 tracing::warn!(%detail, "service unavailable");

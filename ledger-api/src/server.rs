@@ -2,16 +2,21 @@
 //! What it is configured with arrives as a [`ServerConfig`]: reading the environment is the
 //! binary's job.
 
+use std::sync::Arc;
+
 use axum::Router;
 use ledger_store::commands::CommandHandler;
 use ledger_store::EventStore;
-use ledger_stripe::webhooks::{stripe_router, WebhookConfig, WebhookState};
+use ledger_stripe::webhooks::{
+    stripe_router, unconfigured_stripe_router, WebhookConfig, WebhookState,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 
 use crate::error::ApiError;
 use crate::graphql::{build_schema, AppState};
+use crate::http::operation_names::KnownOperations;
 use crate::http::{router, ServerState};
 use crate::live::LiveLog;
 
@@ -24,7 +29,7 @@ pub struct ServerConfig {
     /// Refunds above this many major units need an admin key.
     pub refund_approval_threshold: Decimal,
     /// The Stripe webhooks' secrets and default merchant; without them no signature could be
-    /// checked, so the route is not served.
+    /// checked, so the route answers 503 (Stripe retries) with a message saying so.
     pub webhooks: Option<WebhookConfig>,
 }
 
@@ -74,15 +79,17 @@ pub fn application(pool: PgPool, config: ServerConfig) -> Result<(ServerState, R
         webhooks: webhooks.clone(),
         keys: crate::auth::KeyCache::default(),
     };
+    let schema = build_schema(Some(app.clone()));
     let state = ServerState {
-        schema: build_schema(Some(app.clone())),
+        known_operations: Arc::new(KnownOperations::from_sdl(&schema.sdl())),
+        schema,
         app,
         metrics: metrics_handle()?,
         parsed_queries: Default::default(),
     };
     let routes = router(
         state.clone(),
-        webhooks.map(stripe_router).unwrap_or_default(),
+        webhooks.map_or_else(unconfigured_stripe_router, stripe_router),
     );
     Ok((state, routes))
 }

@@ -6,7 +6,6 @@ use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
 
 use super::ServerState;
 use crate::error::ApiError;
@@ -15,15 +14,10 @@ pub async fn graphiql() -> impl IntoResponse {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
-/// Answers an authentication failure the way a GraphQL client reads errors, with HTTP 401.
+/// Answers a request refused before the schema runs it (a bad key, a body that is not
+/// GraphQL) the way a GraphQL client reads errors, with the error's HTTP status.
 fn refuse(error: ApiError) -> Response {
-    let body = serde_json::json!({
-        "errors": [{
-            "message": error.client_message(),
-            "extensions": {"code": error.code(), "retryable": error.retryable()},
-        }]
-    });
-    (error.http_status(), Json(body)).into_response()
+    super::error_shape::answer(error.http_status(), &error)
 }
 
 async fn principal(
@@ -65,10 +59,9 @@ pub async fn execute(
     if let Some(document) = state.parsed_queries.document(&request.query) {
         request.set_parsed_query(document);
     }
-    let operation = request
-        .operation_name
-        .clone()
-        .unwrap_or_else(|| "anonymous".to_owned());
+    let operation = state
+        .known_operations
+        .label(request.operation_name.as_deref());
     let started = std::time::Instant::now();
     let response = state.schema.execute(request).await;
     let outcome = response

@@ -2,8 +2,10 @@
 //! A websocket's request ends when it is upgraded, so those limits do not bound a
 //! subscription connection; `subscriptions` and `live` set its own.
 
+pub mod error_shape;
 pub mod graphql;
 pub mod health;
+pub mod operation_names;
 pub mod parsed_queries;
 pub mod subscriptions;
 
@@ -14,6 +16,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -32,6 +35,8 @@ pub struct ServerState {
     pub schema: LedgerSchema,
     pub metrics: PrometheusHandle,
     pub parsed_queries: Arc<parsed_queries::ParsedQueryCache>,
+    /// The operation names `/metrics` counts by name (the schema's root fields).
+    pub known_operations: Arc<operation_names::KnownOperations>,
 }
 
 pub fn router(state: ServerState, extra: Router) -> Router {
@@ -44,11 +49,15 @@ pub fn router(state: ServerState, extra: Router) -> Router {
         .route("/metrics", get(health::metrics))
         .with_state(state)
         .merge(extra)
+        // A panic is caught here, answered 500 and the server goes on; the answers of this
+        // layer and the two below are put in GraphQL's error shape by the one above them.
+        .layer(CatchPanicLayer::new())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::from_fn(error_shape::in_graphql_shape))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(
             |request: &axum::http::Request<axum::body::Body>| {

@@ -79,7 +79,72 @@ async fn an_oversized_body_is_refused_and_records_nothing() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 413);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION_ERROR");
+    assert_eq!(body["errors"][0]["extensions"]["retryable"], false);
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("larger than"));
     assert_eq!(app.log_head().await, head);
+}
+
+/// A panic on a GraphQL path is caught (the server goes on) and answered as INTERNAL in
+/// GraphQL's shape, with a message that does not invite the same request again; so is a
+/// timeout's 408, as UNAVAILABLE. The routes here stand in for a resolver that panics and one
+/// that runs out of time: none of the real ones does on purpose.
+#[tokio::test]
+async fn a_panic_and_a_timeout_are_answered_in_graphql_shape() {
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    let app = spawn_app().await;
+    let failing = axum::Router::new().route(
+        "/commands",
+        post(|body: String| async move {
+            if body == "panic" {
+                panic!("a resolver panicked");
+            }
+            (StatusCode::REQUEST_TIMEOUT, "timed out")
+        }),
+    );
+    let routes = ledger_api::http::router(app.state.clone(), failing);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+
+    for (body, status, code, retryable) in [
+        ("panic", 500, "INTERNAL", false),
+        ("slow", 408, "UNAVAILABLE", true),
+    ] {
+        let response = app
+            .client
+            .post(format!("{address}/commands"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        let error = &answer["errors"][0];
+        assert_eq!(error["extensions"]["code"], code, "{answer}");
+        assert_eq!(error["extensions"]["retryable"], retryable, "{answer}");
+        if code == "INTERNAL" {
+            let message = error["message"].as_str().unwrap();
+            assert!(!message.contains("retried"), "{message}");
+            assert!(!message.contains("panicked"), "no detail leaks: {message}");
+        }
+    }
+    let health = app
+        .client
+        .get(format!("{address}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status().as_u16(),
+        200,
+        "the server goes on after a panic"
+    );
 }
 
 #[tokio::test]
@@ -138,4 +203,54 @@ async fn health_and_readiness_answer() {
         .await
         .unwrap();
     assert!(text.contains("ledger_graphql_requests_total"), "{text}");
+}
+
+/// Operation names are the client's text: counted by name, many names would make `/metrics`
+/// grow without bound. Only the schema's own operations are counted by name.
+#[tokio::test]
+async fn client_chosen_operation_names_do_not_become_metric_labels() {
+    let app = spawn_app().await;
+    let key = app.key(
+        ledger_api::auth::Role::Admin,
+        ledger_core::ids::Environment::Test,
+    );
+    let send = |operation_name: String, query: &'static str| {
+        app.client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(key)
+            .json(&json!({"query": query, "operationName": operation_name}))
+            .send()
+    };
+    send(
+        "payments".to_owned(),
+        "query payments { payments(first: 1) { edges { cursor } } }",
+    )
+    .await
+    .unwrap();
+    let before = metrics(&app).await;
+    let random: Vec<String> = (0..200)
+        .map(|_| format!("op{}", uuid::Uuid::new_v4().simple()))
+        .collect();
+    for name in &random {
+        let query = "query q { __typename }";
+        // The name need not match the document for it to reach the label.
+        send(name.clone(), query).await.unwrap();
+    }
+    let after = metrics(&app).await;
+    for name in &random {
+        assert!(!after.contains(name.as_str()), "{name} became a label");
+    }
+    assert!(
+        after.contains("operation=\"payments\""),
+        "the schema's own operation is counted by name:\n{after}"
+    );
+    assert!(after.contains("operation=\"other\""), "{after}");
+    // Other tests share the recorder and add their own series, so the size is compared with
+    // room for them, far below what 200 new series would add.
+    assert!(
+        after.len() < before.len() + 20_000,
+        "{} bytes before, {} after",
+        before.len(),
+        after.len()
+    );
 }
