@@ -285,7 +285,7 @@ proptest! {
         let mut books = TrialBalance::default();
         let mut folded = PaymentState::default();
         for event in &log {
-            if let Some(entry) = journal::payment_entry(&folded, event) {
+            if let Some(entry) = journal::payment_entry(&folded, event).expect("in range") {
                 prop_assert!(entry.is_balanced(), "{:?}", entry);
                 books.post(&entry);
             }
@@ -378,7 +378,7 @@ proptest! {
             let (state, log, _) = run(&commands);
             let mut folded = PaymentState::default();
             for event in &log {
-                if let Some(entry) = journal::payment_entry(&folded, event) { books.post(&entry); }
+                if let Some(entry) = journal::payment_entry(&folded, event).expect("in range") { books.post(&entry); }
                 folded = evolve(folded, event);
             }
             payments.insert(PaymentId::from_uuid(uuid::Uuid::from_u128(index as u128 + 1)), state);
@@ -413,7 +413,7 @@ proptest! {
             .expect("a batch of every settleable item is accepted");
         let mut batch = SettlementBatchState::default();
         for event in &decision.batch_events {
-            if let Some(entry) = journal::settlement_entry(&batch, event) {
+            if let Some(entry) = journal::settlement_entry(&batch, event).expect("in range") {
                 prop_assert!(entry.is_balanced());
                 books.post(&entry);
             }
@@ -434,7 +434,7 @@ proptest! {
             });
             let decision = settlement::decide(&batch, &payments, &payout).expect("payout accepted");
             for event in &decision.batch_events {
-                if let Some(entry) = journal::settlement_entry(&batch, event) { books.post(&entry); }
+                if let Some(entry) = journal::settlement_entry(&batch, event).expect("in range") { books.post(&entry); }
                 batch = settlement::evolve(batch, event);
             }
         }

@@ -93,6 +93,11 @@ fn record_batch(
         }
         non_negative_in(currency, item.fee)?;
         non_negative_in(currency, item.gross.money())?;
+        if !matches!(item.item, SettledItem::Capture(_)) {
+            // A refund or dispute takes its gross and its fee out together, and the journal
+            // posts their sum: past the range of amounts it is refused, not posted wrong.
+            item.gross.money().checked_add(item.fee)?;
+        }
         let payment_state = working
             .remove(&item.payment_id)
             .or_else(|| payments.get(&item.payment_id).cloned())
