@@ -28,8 +28,23 @@ pub struct SettlementDecision {
 }
 
 /// Decides a settlement command. `payments` holds the current state of every payment the
-/// command names (a missing entry means the payment does not exist); payouts need none.
+/// command names (a missing entry means the payment does not exist); payouts need none. In
+/// debug builds, asserts that the batch and the payments the decision leaves still satisfy
+/// every invariant ([`super::invariants`]).
 pub fn decide(
+    state: &SettlementBatchState,
+    payments: &BTreeMap<PaymentId, PaymentState>,
+    command: &SettlementCommand,
+) -> Result<SettlementDecision, DomainError> {
+    let decision = decide_unchecked(state, payments, command)?;
+    if cfg!(debug_assertions) {
+        let checked = super::invariants::check_decision(state, payments, command, &decision);
+        debug_assert!(checked.is_ok(), "{command:?} broke {checked:?}");
+    }
+    Ok(decision)
+}
+
+fn decide_unchecked(
     state: &SettlementBatchState,
     payments: &BTreeMap<PaymentId, PaymentState>,
     command: &SettlementCommand,
