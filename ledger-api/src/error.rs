@@ -185,7 +185,8 @@ impl From<ReconcileError> for ApiError {
     fn from(error: ReconcileError) -> Self {
         match error {
             refused @ (ReconcileError::NotAPayoutReport { .. }
-            | ReconcileError::UnreadableFile(_)) => ApiError::validation("csv", refused),
+            | ReconcileError::UnreadableFile(_)
+            | ReconcileError::AmountOverflow { .. }) => ApiError::validation("csv", refused),
             ReconcileError::Store(store) => store.into(),
             ReconcileError::Database(database) => database.into(),
             other => ApiError::internal(other),

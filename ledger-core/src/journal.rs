@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use crate::currency::Currency;
 use crate::ids::{Environment, MerchantId};
-use crate::money::Money;
+use crate::money::{Money, MoneyError};
 use crate::payment::{Payment, PaymentEvent, PaymentState, SettledItem};
 use crate::settlement::{SettlementBatchState, SettlementEvent};
 
@@ -185,18 +185,26 @@ impl JournalEntry {
     }
 }
 
-fn add(left: Money, right: Money) -> Money {
-    // Both are amounts of one payment or batch, far inside the range bound.
-    left.checked_add(right).unwrap_or(left)
+// The rules refuse a dispute or a settlement item whose amount and fee together leave the
+// range, so these fail only on a log that broke them; a wrong posting would hide that.
+fn add(left: Money, right: Money) -> Result<Money, MoneyError> {
+    left.checked_add(right)
 }
 
-fn sub(left: Money, right: Money) -> Money {
-    left.checked_sub(right).unwrap_or(left)
+fn sub(left: Money, right: Money) -> Result<Money, MoneyError> {
+    left.checked_sub(right)
 }
 
-/// The journal entry of a payment event, given the state the event was applied to.
-pub fn payment_entry(state_before: &PaymentState, event: &PaymentEvent) -> Option<JournalEntry> {
-    let payment: &Payment = state_before.payment.as_ref()?;
+/// The journal entry of a payment event, given the state the event was applied to: none for an
+/// event that moves no money, an error for one whose posting leaves the range of amounts.
+pub fn payment_entry(
+    state_before: &PaymentState,
+    event: &PaymentEvent,
+) -> Result<Option<JournalEntry>, MoneyError> {
+    let Some(payment) = state_before.payment.as_ref() else {
+        return Ok(None);
+    };
+    let payment: &Payment = payment;
     let entry = JournalEntry::new(
         payment.environment,
         &payment.merchant_id,
@@ -213,25 +221,26 @@ pub fn payment_entry(state_before: &PaymentState, event: &PaymentEvent) -> Optio
         PaymentEvent::DisputeOpened(opened) => entry
             .debit(DisputesOpen, opened.amount)
             .debit(DisputeFees, opened.fee)
-            .credit(GatewayPending, add(opened.amount, opened.fee)),
+            .credit(GatewayPending, add(opened.amount, opened.fee)?),
         PaymentEvent::DisputeWon(won) => entry
             .debit(GatewayPending, won.amount)
             .credit(DisputesOpen, won.amount),
         PaymentEvent::DisputeLost(lost) => entry
             .debit(ChargebackLosses, lost.amount)
             .credit(DisputesOpen, lost.amount),
-        _ => return None,
+        _ => return Ok(None),
     };
-    entry.finished()
+    Ok(entry.finished())
 }
 
-/// The journal entry of a settlement event, given the state the event was applied to.
+/// The journal entry of a settlement event, given the state the event was applied to: none for
+/// a payout of a batch the state does not hold, an error for a posting past the range.
 pub fn settlement_entry(
     state_before: &SettlementBatchState,
     event: &SettlementEvent,
-) -> Option<JournalEntry> {
+) -> Result<Option<JournalEntry>, MoneyError> {
     use Account::*;
-    match event {
+    let entry = match event {
         SettlementEvent::SettlementBatchRecorded(recorded) => {
             let mut entry = JournalEntry::new(
                 recorded.environment,
@@ -242,15 +251,18 @@ pub fn settlement_entry(
                 entry = match item.item {
                     SettledItem::Capture(_) => entry
                         .debit(ProcessingFees, item.fee)
-                        .debit(GatewaySettled, sub(item.gross, item.fee))
+                        .debit(GatewaySettled, sub(item.gross, item.fee)?)
                         .credit(GatewayPending, item.gross),
                     SettledItem::Refund(_) => entry
                         .debit(GatewayPending, item.gross)
                         .debit(ProcessingFees, item.fee)
-                        .credit(GatewaySettled, add(item.gross, item.fee)),
-                    SettledItem::Dispute(_) => entry
-                        .debit(GatewayPending, add(item.gross, item.fee))
-                        .credit(GatewaySettled, add(item.gross, item.fee)),
+                        .credit(GatewaySettled, add(item.gross, item.fee)?),
+                    SettledItem::Dispute(_) => {
+                        let withdrawn = add(item.gross, item.fee)?;
+                        entry
+                            .debit(GatewayPending, withdrawn)
+                            .credit(GatewaySettled, withdrawn)
+                    }
                 };
             }
             entry
@@ -258,28 +270,37 @@ pub fn settlement_entry(
                 .credit(GatewaySettled, recorded.reserve)
                 .finished()
         }
-        SettlementEvent::PayoutInitiated(initiated) => {
-            let batch = state_before.batch.as_ref()?;
-            JournalEntry::new(batch.environment, &batch.merchant_id, batch.currency)
-                .debit(PayoutsInTransit, initiated.amount)
-                .credit(GatewaySettled, initiated.amount)
-                .finished()
-        }
+        SettlementEvent::PayoutInitiated(initiated) => payout_entry(
+            state_before,
+            PayoutsInTransit,
+            GatewaySettled,
+            initiated.amount,
+        ),
         SettlementEvent::PayoutPaid(paid) => {
-            let batch = state_before.batch.as_ref()?;
-            JournalEntry::new(batch.environment, &batch.merchant_id, batch.currency)
-                .debit(Bank, paid.amount)
-                .credit(PayoutsInTransit, paid.amount)
-                .finished()
+            payout_entry(state_before, Bank, PayoutsInTransit, paid.amount)
         }
-        SettlementEvent::PayoutFailed(failed) => {
-            let batch = state_before.batch.as_ref()?;
-            JournalEntry::new(batch.environment, &batch.merchant_id, batch.currency)
-                .debit(GatewaySettled, failed.amount)
-                .credit(PayoutsInTransit, failed.amount)
-                .finished()
-        }
-    }
+        SettlementEvent::PayoutFailed(failed) => payout_entry(
+            state_before,
+            GatewaySettled,
+            PayoutsInTransit,
+            failed.amount,
+        ),
+    };
+    Ok(entry)
+}
+
+/// A payout's one posting, in the accounts of the batch it pays out.
+fn payout_entry(
+    state_before: &SettlementBatchState,
+    debit: Account,
+    credit: Account,
+    amount: Money,
+) -> Option<JournalEntry> {
+    let batch = state_before.batch.as_ref()?;
+    JournalEntry::new(batch.environment, &batch.merchant_id, batch.currency)
+        .debit(debit, amount)
+        .credit(credit, amount)
+        .finished()
 }
 
 /// Where a balance is kept.

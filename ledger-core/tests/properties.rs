@@ -10,6 +10,11 @@ use ledger_core::journal::{self, Account, AccountKey, TrialBalance};
 use ledger_core::payment::invariants;
 use ledger_core::payment::state::DisputeStatus;
 use ledger_core::payment::*;
+use ledger_core::reconciliation::{
+    self, ExceptionClass, PayoutOutcome, PayoutReconciled, ReconciliationCommand,
+    ReconciliationException, ReconciliationRunStarted, ReconciliationRunState,
+    ReconciliationSource, ResolveException, RunStatus,
+};
 use ledger_core::settlement::{
     self, BatchItem, PayoutUpdate, RecordPayout, RecordSettlementBatch, SettlementBatchState,
     SettlementCommand,
@@ -285,7 +290,7 @@ proptest! {
         let mut books = TrialBalance::default();
         let mut folded = PaymentState::default();
         for event in &log {
-            if let Some(entry) = journal::payment_entry(&folded, event) {
+            if let Some(entry) = journal::payment_entry(&folded, event).expect("in range") {
                 prop_assert!(entry.is_balanced(), "{:?}", entry);
                 books.post(&entry);
             }
@@ -378,7 +383,7 @@ proptest! {
             let (state, log, _) = run(&commands);
             let mut folded = PaymentState::default();
             for event in &log {
-                if let Some(entry) = journal::payment_entry(&folded, event) { books.post(&entry); }
+                if let Some(entry) = journal::payment_entry(&folded, event).expect("in range") { books.post(&entry); }
                 folded = evolve(folded, event);
             }
             payments.insert(PaymentId::from_uuid(uuid::Uuid::from_u128(index as u128 + 1)), state);
@@ -413,7 +418,7 @@ proptest! {
             .expect("a batch of every settleable item is accepted");
         let mut batch = SettlementBatchState::default();
         for event in &decision.batch_events {
-            if let Some(entry) = journal::settlement_entry(&batch, event) {
+            if let Some(entry) = journal::settlement_entry(&batch, event).expect("in range") {
                 prop_assert!(entry.is_balanced());
                 books.post(&entry);
             }
@@ -434,7 +439,7 @@ proptest! {
             });
             let decision = settlement::decide(&batch, &payments, &payout).expect("payout accepted");
             for event in &decision.batch_events {
-                if let Some(entry) = journal::settlement_entry(&batch, event) { books.post(&entry); }
+                if let Some(entry) = journal::settlement_entry(&batch, event).expect("in range") { books.post(&entry); }
                 batch = settlement::evolve(batch, event);
             }
         }
@@ -452,5 +457,193 @@ proptest! {
         } else {
             prop_assert_eq!(balance(Account::GatewaySettled), net.amount());
         }
+    }
+}
+
+/// A recorded batch of one captured payment, netting 96.80 USD.
+fn recorded_batch() -> SettlementBatchState {
+    let payment_id = PaymentId::from_uuid(uuid::Uuid::from_u128(1));
+    let (payment, _, _) = run(&[
+        PaymentCommand::Initiate(InitiatePayment {
+            merchant_id: MerchantId::parse("m1").expect("valid"),
+            order_id: OrderId::parse("o1").expect("valid"),
+            environment: Environment::Test,
+            amount: PositiveMoney::parse("100.00", Currency::USD).expect("valid"),
+            capture_mode: CaptureMode::Automatic,
+            payment_method: None,
+        }),
+        PaymentCommand::RecordAuthorization(RecordAuthorization::Approved {
+            authorized_amount: None,
+            authorization_code: None,
+            gateway_reference: None,
+            expires_at: None,
+        }),
+    ]);
+    let command = SettlementCommand::RecordBatch(RecordSettlementBatch {
+        batch_id: SettlementBatchId::from_uuid(uuid::Uuid::from_u128(42)),
+        merchant_id: MerchantId::parse("m1").expect("valid"),
+        environment: Environment::Test,
+        currency: Currency::USD,
+        items: vec![BatchItem {
+            payment_id,
+            item: SettledItem::Capture(
+                CaptureId::parse(decide::AUTOMATIC_CAPTURE_ID).expect("valid"),
+            ),
+            gross: PositiveMoney::parse("100.00", Currency::USD).expect("valid"),
+            fee: Money::parse("3.20", Currency::USD).expect("valid"),
+        }],
+        reserve: None,
+    });
+    let payments = BTreeMap::from([(payment_id, payment)]);
+    let decision = settlement::decide(&SettlementBatchState::default(), &payments, &command)
+        .expect("a batch of the payment's capture is accepted");
+    decision
+        .batch_events
+        .iter()
+        .fold(SettlementBatchState::default(), settlement::evolve)
+}
+
+fn payout_command() -> impl Strategy<Value = SettlementCommand> {
+    let update = prop_oneof![
+        Just(PayoutUpdate::Initiated {
+            expected_arrival_date: None
+        }),
+        Just(PayoutUpdate::Paid),
+        Just(PayoutUpdate::Failed {
+            failure_reason: None
+        }),
+    ];
+    (
+        0u8..3,
+        prop_oneof![Just("96.80"), Just("96.79"), Just("100.00")],
+        update,
+    )
+        .prop_map(|(payout, amount, update)| {
+            SettlementCommand::RecordPayout(RecordPayout {
+                payout_id: PayoutId::parse(format!("po_{payout}")).expect("valid"),
+                amount: PositiveMoney::parse(amount, Currency::USD).expect("valid"),
+                update,
+            })
+        })
+}
+
+fn exception_of(id: u8) -> ReconciliationException {
+    ReconciliationException {
+        exception_id: ReconciliationExceptionId::from_uuid(uuid::Uuid::from_u128(u128::from(id))),
+        class: ExceptionClass::MissingFromLedger,
+        detail: text("the ledger has no capture"),
+        line_number: Some(u64::from(id)),
+        payout_id: None,
+        payment_id: None,
+        item: None,
+        report: None,
+        ledger: None,
+    }
+}
+
+fn reconciliation_command() -> impl Strategy<Value = ReconciliationCommand> {
+    let usd = |amount: &str| Money::parse(amount, Currency::USD).expect("valid");
+    let start = ReconciliationCommand::Start(ReconciliationRunStarted {
+        environment: Environment::Test,
+        source: ReconciliationSource::StripePayouts,
+        file_name: None,
+        file_sha256: "00".repeat(32),
+        started_by: text("cli:finance"),
+        started_at: epoch(),
+        availability_days: 7,
+    });
+    let record = proptest::collection::vec(0u8..60, 0..40).prop_map(|ids| {
+        ReconciliationCommand::RecordExceptions {
+            exceptions: ids.into_iter().map(exception_of).collect(),
+        }
+    });
+    let payout =
+        (0u8..4, any::<bool>(), any::<bool>()).prop_map(move |(payout, proven, batch_recorded)| {
+            ReconciliationCommand::RecordPayout(PayoutReconciled {
+                payout_id: PayoutId::parse(format!("po_{payout}")).expect("valid"),
+                batch_id: SettlementBatchId::from_uuid(uuid::Uuid::from_u128(u128::from(payout))),
+                currency: Currency::USD,
+                line_count: 2,
+                exception_count: u64::from(!proven),
+                gross: usd("100.00"),
+                fees: usd("3.20"),
+                net: usd("96.80"),
+                ledger_amount: None,
+                outcome: if proven {
+                    PayoutOutcome::Proven
+                } else {
+                    PayoutOutcome::Unproven
+                },
+                batch_recorded,
+            })
+        });
+    let complete = (0u64..100).prop_map(|lines| ReconciliationCommand::Complete {
+        lines,
+        matched_lines: lines / 2,
+        completed_at: epoch(),
+    });
+    let resolve = (0u8..60).prop_map(|id| {
+        ReconciliationCommand::ResolveException(ResolveException {
+            exception_id: ReconciliationExceptionId::from_uuid(uuid::Uuid::from_u128(u128::from(
+                id,
+            ))),
+            reason: text("refunded by hand"),
+            resolved_by: text("finance"),
+            resolved_at: epoch(),
+        })
+    });
+    prop_oneof![1 => Just(start), 4 => record, 3 => payout, 1 => complete, 3 => resolve]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// Settlement invariants under any payout sequence: `decide` asserts them on every
+    /// accepted command (debug builds), and the folded batch keeps them; a refusal records
+    /// nothing and folding stays deterministic.
+    #[test]
+    fn payout_sequences_keep_every_batch_invariant(
+        commands in proptest::collection::vec(payout_command(), 0..12)
+    ) {
+        let mut batch = recorded_batch();
+        let mut log = Vec::new();
+        for command in &commands {
+            if let Ok(decision) = settlement::decide(&batch, &BTreeMap::new(), command) {
+                prop_assert!(decision.payment_events.is_empty());
+                for event in &decision.batch_events {
+                    batch = settlement::evolve(batch, event);
+                    log.push(event.clone());
+                }
+            }
+            prop_assert!(settlement::invariants::check(&batch).is_ok(), "{:?}", settlement::invariants::check(&batch));
+        }
+        let refolded = log.iter().fold(recorded_batch(), settlement::evolve);
+        prop_assert_eq!(refolded, batch);
+    }
+
+    /// Reconciliation invariants under any command sequence: `decide` asserts them on every
+    /// accepted command (debug builds), and the folded run keeps them; a completed run
+    /// accepts resolutions only.
+    #[test]
+    fn reconciliation_runs_keep_every_invariant(
+        commands in proptest::collection::vec(reconciliation_command(), 0..20)
+    ) {
+        let mut state = ReconciliationRunState::default();
+        let mut log = Vec::new();
+        for command in &commands {
+            let completed = state.run.as_ref().is_some_and(|run| run.status == RunStatus::Completed);
+            if let Ok(events) = reconciliation::decide(&state, command) {
+                if completed {
+                    let resolution = matches!(command, ReconciliationCommand::ResolveException(_));
+                    prop_assert!(resolution, "{:?} accepted after completion", command);
+                }
+                for event in &events {
+                    state = reconciliation::evolve(state, event);
+                    log.push(event.clone());
+                }
+            }
+            prop_assert!(reconciliation::invariants::check(&state).is_ok(), "{:?}", reconciliation::invariants::check(&state));
+        }
+        prop_assert_eq!(reconciliation::fold(&log), state);
     }
 }

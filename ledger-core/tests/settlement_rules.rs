@@ -312,7 +312,7 @@ fn the_books_balance_through_settlement_and_payout() {
         let (events, _) = given(commands);
         let mut state = PaymentState::default();
         for event in &events {
-            if let Some(entry) = journal::payment_entry(&state, event) {
+            if let Some(entry) = journal::payment_entry(&state, event).expect("in range") {
                 assert!(entry.is_balanced());
                 books.post(&entry);
             }
@@ -323,7 +323,7 @@ fn the_books_balance_through_settlement_and_payout() {
         settlement::decide(&world.batch, &world.payments, &full_batch(&world)).expect("accepted");
     let mut batch_state = world.batch.clone();
     for event in &decision.batch_events {
-        if let Some(entry) = journal::settlement_entry(&batch_state, event) {
+        if let Some(entry) = journal::settlement_entry(&batch_state, event).expect("in range") {
             books.post(&entry);
         }
         batch_state = settlement::evolve(batch_state, event);
@@ -336,7 +336,7 @@ fn the_books_balance_through_settlement_and_payout() {
     )
     .expect("accepted");
     for event in &payout_decision.batch_events {
-        if let Some(entry) = journal::settlement_entry(&batch_state, event) {
+        if let Some(entry) = journal::settlement_entry(&batch_state, event).expect("in range") {
             books.post(&entry);
         }
         batch_state = settlement::evolve(batch_state, event);
@@ -361,9 +361,117 @@ fn the_books_balance_through_settlement_and_payout() {
     // Resolving the dispute moves it out of disputes_open.
     let state = world.payments[&payment_id(2)].clone();
     let lost = payment::decide(&state, &resolve("d1", DisputeOutcome::Lost)).expect("accepted");
-    let entry = journal::payment_entry(&state, &lost[0]).expect("posts");
+    let entry = journal::payment_entry(&state, &lost[0])
+        .expect("in range")
+        .expect("posts");
     books.post(&entry);
     assert_eq!(balance(&books, Account::DisputesOpen), Decimal::ZERO);
     assert_eq!(balance(&books, Account::ChargebackLosses), amount("20.00"));
     assert!(matches!(lost[0], PaymentEvent::DisputeLost(_)));
+}
+
+/// The largest amount the ledger holds, in USD.
+const MAX_USD: &str = "1000000000000.00";
+
+fn overflow(result: Result<SettlementDecision, ledger_core::DomainError>) {
+    match result {
+        Err(ledger_core::DomainError::Money(ledger_core::MoneyError::OutOfRange { .. })) => {}
+        other => panic!("expected the money range to be named, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_batch_whose_gross_passes_the_largest_amount_is_refused_not_totalled_wrong() {
+    // Two captures of 600 billion each: every item is valid, their sum is not.
+    let big = "600000000000.00";
+    let captured = |_| given(&[initiate(big, CaptureMode::Automatic), approve(None)]).1;
+    let world = World {
+        payments: BTreeMap::from([(payment_id(1), captured(1)), (payment_id(2), captured(2))]),
+        batch: SettlementBatchState::default(),
+        batch_id: SettlementBatchId::from_uuid(uuid::Uuid::from_u128(99)),
+    };
+    let automatic = || SettledItem::Capture(capture_id("automatic"));
+    let command = SettlementCommand::RecordBatch(RecordSettlementBatch {
+        batch_id: world.batch_id,
+        merchant_id: merchant(),
+        environment: Environment::Test,
+        currency: Currency::USD,
+        items: vec![
+            item(1, automatic(), big, "0.00"),
+            item(2, automatic(), big, "0.00"),
+        ],
+        reserve: None,
+    });
+    overflow(settlement::decide(&world.batch, &world.payments, &command));
+}
+
+#[test]
+fn a_refund_whose_gross_and_fee_pass_the_largest_amount_is_refused() {
+    // The batch's net is in range (the capture offsets the refund), but the refund's own
+    // withdrawal of gross and fee is not: the journal could not post it.
+    let refunded = given(&[
+        initiate(MAX_USD, CaptureMode::Automatic),
+        approve(None),
+        refund("r1", None),
+        refund_outcome("r1", true),
+    ])
+    .1;
+    let world = World {
+        payments: BTreeMap::from([(payment_id(1), refunded)]),
+        batch: SettlementBatchState::default(),
+        batch_id: SettlementBatchId::from_uuid(uuid::Uuid::from_u128(99)),
+    };
+    let command = SettlementCommand::RecordBatch(RecordSettlementBatch {
+        batch_id: world.batch_id,
+        merchant_id: merchant(),
+        environment: Environment::Test,
+        currency: Currency::USD,
+        items: vec![
+            item(
+                1,
+                SettledItem::Capture(capture_id("automatic")),
+                MAX_USD,
+                "0.00",
+            ),
+            item(1, SettledItem::Refund(refund_id("r1")), MAX_USD, "0.01"),
+        ],
+        reserve: None,
+    });
+    overflow(settlement::decide(&world.batch, &world.payments, &command));
+}
+
+#[test]
+fn a_dispute_whose_amount_and_fee_pass_the_largest_amount_is_refused() {
+    let (_, state) = given(&[initiate(MAX_USD, CaptureMode::Automatic), approve(None)]);
+    assert_refused(
+        &state,
+        &open_dispute("d1", MAX_USD, "0.01"),
+        "invalid_amount",
+    );
+}
+
+#[test]
+fn a_logged_withdrawal_past_the_largest_amount_fails_to_post_instead_of_posting_wrong() {
+    // An event the rules would refuse, as a corrupted or older log might hold it.
+    let recorded = SettlementEvent::SettlementBatchRecorded(SettlementBatchRecorded {
+        merchant_id: merchant(),
+        environment: Environment::Test,
+        currency: Currency::USD,
+        items: vec![SettlementItem {
+            payment_id: payment_id(1),
+            item: SettledItem::Dispute(dispute_id("d1")),
+            gross: usd(MAX_USD),
+            fee: usd("0.01"),
+        }],
+        gross: usd(MAX_USD).negate(),
+        fees: usd("0.01"),
+        reserve: usd("0.00"),
+        // The true net, −1,000,000,000,000.01, is not an amount at all.
+        net: usd(MAX_USD).negate(),
+    });
+    let posted = journal::settlement_entry(&SettlementBatchState::default(), &recorded);
+    assert!(
+        matches!(posted, Err(ledger_core::MoneyError::OutOfRange { .. })),
+        "{posted:?}"
+    );
 }

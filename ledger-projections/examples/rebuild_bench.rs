@@ -191,15 +191,19 @@ async fn read_and_fold(store: &EventStore) -> anyhow::Result<u64> {
             if event.stream_type == StreamType::Payment {
                 let decoded = PaymentEvent::from_stored(&event.event_type, version, event.payload)?;
                 let state = payments.remove(&event.stream_id).unwrap_or_default();
-                entries +=
-                    u64::from(ledger_core::journal::payment_entry(&state, &decoded).is_some());
+                entries += u64::from(matches!(
+                    ledger_core::journal::payment_entry(&state, &decoded),
+                    Ok(Some(_))
+                ));
                 payments.insert(event.stream_id, payment::evolve(state, &decoded));
             } else {
                 let decoded =
                     SettlementEvent::from_stored(&event.event_type, version, event.payload)?;
                 let state = batches.remove(&event.stream_id).unwrap_or_default();
-                entries +=
-                    u64::from(ledger_core::journal::settlement_entry(&state, &decoded).is_some());
+                entries += u64::from(matches!(
+                    ledger_core::journal::settlement_entry(&state, &decoded),
+                    Ok(Some(_))
+                ));
                 batches.insert(event.stream_id, settlement::evolve(state, &decoded));
             }
         }

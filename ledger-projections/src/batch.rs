@@ -8,6 +8,7 @@ use ledger_core::journal::{self, JournalEntry};
 use ledger_core::payment::PaymentState;
 use ledger_core::reconciliation::ReconciliationRunState;
 use ledger_core::settlement::SettlementBatchState;
+use ledger_core::MoneyError;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -136,9 +137,14 @@ pub(crate) async fn read_batch(
                 event_version: version,
             });
         }
-        event.entry = states.fold(event.stream_id, event.position, &event.event, |before| {
-            journal_entry(before, &event.event)
-        });
+        event.entry = states
+            .fold(event.stream_id, event.position, &event.event, |before| {
+                journal_entry(before, &event.event)
+            })
+            .map_err(|source| ProjectionError::JournalOverflow {
+                position: event.position,
+                source,
+            })?;
     }
     for stream_id in seen.iter() {
         match states.get(stream_id) {
@@ -158,7 +164,10 @@ pub(crate) async fn read_batch(
     Ok(Some(batch))
 }
 
-fn journal_entry(before: &StreamState, event: &DomainEvent) -> Option<JournalEntry> {
+fn journal_entry(
+    before: &StreamState,
+    event: &DomainEvent,
+) -> Result<Option<JournalEntry>, MoneyError> {
     match (before, event) {
         (StreamState::Payment(state), DomainEvent::Payment(event)) => {
             journal::payment_entry(state, event)
@@ -166,6 +175,6 @@ fn journal_entry(before: &StreamState, event: &DomainEvent) -> Option<JournalEnt
         (StreamState::Settlement(state), DomainEvent::Settlement(event)) => {
             journal::settlement_entry(state, event)
         }
-        _ => None,
+        _ => Ok(None),
     }
 }

@@ -54,6 +54,16 @@ pub enum ProjectionError {
         requested: u64,
     },
 
+    /// An event whose journal posting leaves the range of amounts: the rules refuse such
+    /// events, so the log holds one they never decided. The projection stops rather than post
+    /// a wrong amount.
+    #[error("the journal entry of the event at position {position} overflows: {source}")]
+    JournalOverflow {
+        position: u64,
+        #[source]
+        source: ledger_core::MoneyError,
+    },
+
     /// A value from the database that does not fit (a negative position, an unknown status).
     #[error("unexpected stored value: {0}")]
     Corrupt(String),

@@ -306,13 +306,25 @@ async fn fold_streams(pool: &PgPool) -> Result<Folded, ProjectionError> {
                 *slot = Some(poisoned());
                 continue;
             }
-            if let Some(entry) = journal_entry(&state, &event) {
-                if !entry.is_balanced() {
-                    folded
-                        .discrepancies
-                        .push(Discrepancy::UnbalancedEntry { position });
+            match journal_entry(&state, &event) {
+                Ok(Some(entry)) => {
+                    if !entry.is_balanced() {
+                        folded
+                            .discrepancies
+                            .push(Discrepancy::UnbalancedEntry { position });
+                    }
+                    folded.trial_balance.post(&entry);
                 }
-                folded.trial_balance.post(&entry);
+                Ok(None) => {}
+                Err(error) => {
+                    folded.discrepancies.push(Discrepancy::InvariantBroken {
+                        stream_id: *stream_id,
+                        position,
+                        violation: format!("its journal entry overflows: {error}"),
+                    });
+                    *slot = Some(poisoned());
+                    continue;
+                }
             }
             let state = state.evolve(&event);
             if let StreamState::Payment(payment) = &state {
@@ -343,7 +355,7 @@ fn poisoned() -> StreamState {
 fn journal_entry(
     state: &StreamState,
     event: &crate::stream_states::DomainEvent,
-) -> Option<ledger_core::journal::JournalEntry> {
+) -> Result<Option<ledger_core::journal::JournalEntry>, ledger_core::MoneyError> {
     use crate::stream_states::DomainEvent;
     match (state, event) {
         (StreamState::Payment(state), DomainEvent::Payment(event)) => {
@@ -352,7 +364,7 @@ fn journal_entry(
         (StreamState::Settlement(state), DomainEvent::Settlement(event)) => {
             ledger_core::journal::settlement_entry(state, event)
         }
-        _ => None,
+        _ => Ok(None),
     }
 }
 

@@ -373,6 +373,9 @@ fn open_dispute(payment: &Payment, command: &OpenDispute) -> Decision {
     if fee.is_negative() {
         return Err(DomainError::NegativeDisputeFee { fee });
     }
+    // The gateway withdraws the amount and the fee together, and the journal posts their sum:
+    // a sum past the range of amounts is refused here rather than posted wrong later.
+    amount.checked_add(fee)?;
     Ok(vec![PaymentEvent::DisputeOpened(DisputeOpened {
         dispute_id: command.dispute_id.clone(),
         amount,

@@ -171,11 +171,15 @@ pub struct PaymentState {
     pub version: u64,
 }
 
-fn sum(currency: Currency, amounts: impl Iterator<Item = Money>) -> Money {
-    let total: Decimal = amounts.map(|money| money.amount()).sum();
-    // Every summand was validated and a payment holds a bounded number of them below its
-    // requested amount, so the sum is a valid amount too.
-    Money::new(total, currency).unwrap_or_else(|_| Money::zero(currency))
+fn sum(currency: Currency, mut amounts: impl Iterator<Item = Money>) -> Money {
+    let total = amounts.try_fold(Money::zero(currency), |sum, amount| sum.checked_add(amount));
+    // The rules keep captures within the authorized amount and refunds and disputes within
+    // the captured one (invariant 2), all below the requested amount: a sum past the range
+    // means a log that broke them, and any number answered instead would be wrong.
+    match total {
+        Ok(total) => total,
+        Err(error) => panic!("a payment's amounts add up past the range of amounts: {error}"),
+    }
 }
 
 impl Payment {
@@ -241,9 +245,13 @@ impl Payment {
         self.money(rest.max(Decimal::ZERO))
     }
 
-    /// An amount known to be valid for this payment (derived from its validated amounts).
+    /// An amount known to be valid for this payment: the difference of two of its sums, both
+    /// within the range and of one sign, is within it too.
     fn money(&self, amount: Decimal) -> Money {
-        Money::new(amount, self.currency()).unwrap_or_else(|_| Money::zero(self.currency()))
+        match Money::new(amount, self.currency()) {
+            Ok(money) => money,
+            Err(error) => panic!("a payment's derived amount is out of range: {error}"),
+        }
     }
 
     /// What a new dispute may still claim: the same as the refundable amount.

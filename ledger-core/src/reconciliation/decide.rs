@@ -15,7 +15,21 @@ use crate::error::DomainError;
 /// Exceptions per event: keeps each event well under the log's payload limit.
 pub const MAX_EXCEPTIONS_PER_EVENT: usize = 25;
 
+/// Decides a command against a run's state. In debug builds, asserts that the events keep
+/// every invariant of a run ([`super::invariants`]).
 pub fn decide(
+    state: &ReconciliationRunState,
+    command: &ReconciliationCommand,
+) -> Result<Vec<ReconciliationEvent>, DomainError> {
+    let events = decide_unchecked(state, command)?;
+    if cfg!(debug_assertions) {
+        let checked = super::invariants::check_decision(state, &events);
+        debug_assert!(checked.is_ok(), "{command:?} broke {checked:?}");
+    }
+    Ok(events)
+}
+
+fn decide_unchecked(
     state: &ReconciliationRunState,
     command: &ReconciliationCommand,
 ) -> Result<Vec<ReconciliationEvent>, DomainError> {

@@ -6,7 +6,8 @@
 //! names; each payout is proven when every one of its lines matches and its total agrees with
 //! any payout amount the ledger already knows. An import is a reconciliation run, a stream of
 //! its own: it records what it found (exceptions in chunks, one verdict per payout, a summary)
-//! and later who resolved which exception and why.
+//! and later who resolved which exception and why. Its [`invariants`] are asserted on every
+//! decision in debug builds.
 //!
 //! The importer (ledger-api) reads the file, looks the ledger up and records the settlement
 //! batches of proven payouts through the settlement rules; everything it decides is here.
@@ -15,6 +16,7 @@ mod classify;
 mod command;
 mod decide;
 mod event;
+pub mod invariants;
 mod state;
 
 pub use classify::{

@@ -28,8 +28,23 @@ pub struct SettlementDecision {
 }
 
 /// Decides a settlement command. `payments` holds the current state of every payment the
-/// command names (a missing entry means the payment does not exist); payouts need none.
+/// command names (a missing entry means the payment does not exist); payouts need none. In
+/// debug builds, asserts that the batch and the payments the decision leaves still satisfy
+/// every invariant ([`super::invariants`]).
 pub fn decide(
+    state: &SettlementBatchState,
+    payments: &BTreeMap<PaymentId, PaymentState>,
+    command: &SettlementCommand,
+) -> Result<SettlementDecision, DomainError> {
+    let decision = decide_unchecked(state, payments, command)?;
+    if cfg!(debug_assertions) {
+        let checked = super::invariants::check_decision(state, payments, command, &decision);
+        debug_assert!(checked.is_ok(), "{command:?} broke {checked:?}");
+    }
+    Ok(decision)
+}
+
+fn decide_unchecked(
     state: &SettlementBatchState,
     payments: &BTreeMap<PaymentId, PaymentState>,
     command: &SettlementCommand,
@@ -93,6 +108,11 @@ fn record_batch(
         }
         non_negative_in(currency, item.fee)?;
         non_negative_in(currency, item.gross.money())?;
+        if !matches!(item.item, SettledItem::Capture(_)) {
+            // A refund or dispute takes its gross and its fee out together, and the journal
+            // posts their sum: past the range of amounts it is refused, not posted wrong.
+            item.gross.money().checked_add(item.fee)?;
+        }
         let payment_state = working
             .remove(&item.payment_id)
             .or_else(|| payments.get(&item.payment_id).cloned())

@@ -1,8 +1,10 @@
-//! The settlement-batch aggregate: one stream per batch, with its items, totals and payouts.
+//! The settlement-batch aggregate: one stream per batch, with its items, totals and payouts,
+//! and the [`invariants`] its decisions keep.
 
 pub mod command;
 pub mod decide;
 pub mod event;
+pub mod invariants;
 pub mod state;
 
 pub use command::*;

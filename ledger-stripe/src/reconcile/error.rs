@@ -1,5 +1,6 @@
 //! [`ReconcileError`]: why an import stopped. Bad rows never stop it (they become
-//! `invalid_row` exceptions); only a file that is not the report, or the ledger failing, do.
+//! `invalid_row` exceptions); only a file that is not the report, a total past the largest
+//! amount, or the ledger failing, do.
 
 use ledger_store::StoreError;
 
@@ -17,4 +18,12 @@ pub enum ReconcileError {
     Projections(#[from] ledger_projections::ProjectionError),
     #[error("a stored row is unreadable: {0}")]
     CorruptRow(String),
+    /// A sum the report asks for leaves the range of amounts the ledger holds. The import stops
+    /// rather than record a wrong total; importing the file again stops at the same place.
+    #[error("{what} overflows: {source}")]
+    AmountOverflow {
+        what: String,
+        #[source]
+        source: ledger_core::MoneyError,
+    },
 }
