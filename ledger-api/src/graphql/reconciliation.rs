@@ -157,7 +157,8 @@ fn outcome(name: &str) -> ApiResult<ReconciliationPayoutOutcome> {
 }
 
 fn class(name: &str) -> ApiResult<ReconciliationExceptionClass> {
-    ExceptionClass::parse(name)
+    name.parse::<ExceptionClass>()
+        .ok()
         .map(ReconciliationExceptionClass::from)
         .ok_or_else(|| unknown("exception class", name))
 }
