@@ -33,7 +33,7 @@ use ledger_core::reconciliation::{
     RunStatus, RunSummary,
 };
 use ledger_core::settlement::{
-    BatchItem, PayoutUpdate, RecordPayout, RecordSettlementBatch, SettlementCommand,
+    BatchItem, PayoutStatus, PayoutUpdate, RecordPayout, RecordSettlementBatch, SettlementCommand,
     MAX_SETTLEMENT_ITEMS,
 };
 use ledger_core::text::ShortText;
@@ -925,7 +925,7 @@ async fn record_payout(
         // A payout of nothing (or a debit) moves no money to the bank: the batch is the record.
         return Ok(recorded);
     };
-    let status = work.knowledge.payout_status.as_deref();
+    let status = work.knowledge.payout_status;
     if status.is_none() || !batch_exists {
         let command = SettlementCommand::RecordPayout(RecordPayout {
             payout_id: work.payout_id.clone(),
@@ -938,7 +938,7 @@ async fn record_payout(
             .handle_settlement(work.batch_id, &command, &context("initiated", &command)?)
             .await?;
     }
-    if status != Some("PAID") && status != Some("FAILED") {
+    if !matches!(status, Some(PayoutStatus::Paid | PayoutStatus::Failed)) {
         let command = SettlementCommand::RecordPayout(RecordPayout {
             payout_id: work.payout_id.clone(),
             amount,
