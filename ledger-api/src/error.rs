@@ -4,6 +4,7 @@
 
 use async_graphql::ErrorExtensions;
 use ledger_core::DomainError;
+use ledger_projections::ProjectionError;
 use ledger_store::StoreError;
 use ledger_stripe::reconcile::ReconcileError;
 
@@ -152,6 +153,21 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// A read model that cannot be reached for now (the pool timed out or closed, the
+/// connection broke, the point asked for is not projected yet) is UNAVAILABLE, which the
+/// client may retry; anything else a read model says is INTERNAL.
+impl From<ProjectionError> for ApiError {
+    fn from(error: ProjectionError) -> Self {
+        match error {
+            ProjectionError::Database(database) => database.into(),
+            ProjectionError::Store(store) => store.into(),
+            not_yet @ (ProjectionError::NotYetProjected { .. }
+            | ProjectionError::LiveProjectionsMoving) => ApiError::Unavailable(not_yet.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         async_graphql::Error::new(self.client_message()).extend_with(|_, extensions| {
@@ -189,7 +205,37 @@ impl From<ReconcileError> for ApiError {
             | ReconcileError::AmountOverflow { .. }) => ApiError::validation("csv", refused),
             ReconcileError::Store(store) => store.into(),
             ReconcileError::Database(database) => database.into(),
+            ReconcileError::Projections(projections) => projections.into(),
             other => ApiError::internal(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read models out of reach for now are retryable; what they found is not.
+    #[test]
+    fn projection_errors_map_to_unavailable_only_when_retrying_may_help() {
+        let timed_out = ApiError::from(ProjectionError::Database(sqlx::Error::PoolTimedOut));
+        assert_eq!(
+            (timed_out.code(), timed_out.retryable()),
+            ("UNAVAILABLE", true)
+        );
+        let closed = ApiError::from(ProjectionError::Database(sqlx::Error::PoolClosed));
+        assert_eq!(closed.code(), "UNAVAILABLE");
+        let behind = ApiError::from(ProjectionError::NotYetProjected {
+            projection: "journal",
+            checkpoint: 1,
+            requested: 2,
+        });
+        assert_eq!(behind.code(), "UNAVAILABLE");
+        let corrupt = ApiError::from(ProjectionError::Corrupt("status \"X\"".to_owned()));
+        assert_eq!((corrupt.code(), corrupt.retryable()), ("INTERNAL", false));
+        let import = ApiError::from(ReconcileError::Projections(ProjectionError::Database(
+            sqlx::Error::PoolTimedOut,
+        )));
+        assert_eq!(import.code(), "UNAVAILABLE");
     }
 }

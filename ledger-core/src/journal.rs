@@ -36,6 +36,7 @@ use crate::ids::{Environment, MerchantId};
 use crate::money::{Money, MoneyError};
 use crate::payment::{Payment, PaymentEvent, PaymentState, SettledItem};
 use crate::settlement::{SettlementBatchState, SettlementEvent};
+use crate::stored::stored_names;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,37 +57,19 @@ pub enum Account {
     Bank,
 }
 
-impl Account {
-    pub const ALL: [Account; 11] = [
-        Account::GatewayPending,
-        Account::Sales,
-        Account::Refunds,
-        Account::DisputesOpen,
-        Account::DisputeFees,
-        Account::ChargebackLosses,
-        Account::ProcessingFees,
-        Account::GatewayReserve,
-        Account::GatewaySettled,
-        Account::PayoutsInTransit,
-        Account::Bank,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Account::GatewayPending => "gateway_pending",
-            Account::Sales => "sales",
-            Account::Refunds => "refunds",
-            Account::DisputesOpen => "disputes_open",
-            Account::DisputeFees => "dispute_fees",
-            Account::ChargebackLosses => "chargeback_losses",
-            Account::ProcessingFees => "processing_fees",
-            Account::GatewayReserve => "gateway_reserve",
-            Account::GatewaySettled => "gateway_settled",
-            Account::PayoutsInTransit => "payouts_in_transit",
-            Account::Bank => "bank",
-        }
-    }
-}
+stored_names!(Account, "account" {
+    GatewayPending => "gateway_pending",
+    Sales => "sales",
+    Refunds => "refunds",
+    DisputesOpen => "disputes_open",
+    DisputeFees => "dispute_fees",
+    ChargebackLosses => "chargeback_losses",
+    ProcessingFees => "processing_fees",
+    GatewayReserve => "gateway_reserve",
+    GatewaySettled => "gateway_settled",
+    PayoutsInTransit => "payouts_in_transit",
+    Bank => "bank",
+});
 
 impl fmt::Display for Account {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,6 +83,11 @@ pub enum Side {
     Debit,
     Credit,
 }
+
+stored_names!(Side, "posting side" {
+    Debit => "debit",
+    Credit => "credit",
+});
 
 /// One line of a journal entry; the amount is never negative, the side says which way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

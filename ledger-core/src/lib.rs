@@ -32,6 +32,7 @@ pub mod money;
 pub mod payment;
 pub mod reconciliation;
 pub mod settlement;
+pub mod stored;
 pub mod text;
 
 pub use currency::Currency;

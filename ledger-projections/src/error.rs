@@ -1,6 +1,9 @@
 //! The crate's one error type.
 
+use std::str::FromStr;
+
 use ledger_core::codec::CodecError;
+use ledger_core::stored::UnknownName;
 use ledger_store::StoreError;
 
 /// Everything that can go wrong while projecting, rebuilding, verifying or exporting.
@@ -77,6 +80,21 @@ pub enum ProjectionError {
 
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+/// A stored enum name that the core does not know: the row is corrupt (or newer than this
+/// build), so the read fails rather than guess.
+impl From<UnknownName> for ProjectionError {
+    fn from(error: UnknownName) -> Self {
+        ProjectionError::Corrupt(error.to_string())
+    }
+}
+
+/// A stored name read as the core's enum.
+pub(crate) fn parse_stored<T: FromStr<Err = UnknownName>>(
+    name: &str,
+) -> Result<T, ProjectionError> {
+    Ok(name.parse()?)
 }
 
 /// A position or version as stored (`bigint`).

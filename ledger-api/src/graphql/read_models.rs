@@ -273,9 +273,7 @@ impl ReadModelQuery {
 
 async fn projection_lag(context: &Context<'_>) -> ApiResult<i64> {
     let pool = &state(context)?.pool;
-    let lag = ledger_projections::projection_lag(pool)
-        .await
-        .map_err(ApiError::internal)?;
+    let lag = ledger_projections::projection_lag(pool).await?;
     Ok(lag
         .iter()
         .map(|projection| i64::try_from(projection.positions_behind).unwrap_or(i64::MAX))

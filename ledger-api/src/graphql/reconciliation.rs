@@ -16,7 +16,8 @@ use ledger_core::ids::{
     Environment as CoreEnvironment, ReconciliationExceptionId, ReconciliationRunId,
 };
 use ledger_core::reconciliation::{
-    ExceptionClass, ReconciliationCommand, ReconciliationEvent, ResolveException,
+    ExceptionClass, PayoutOutcome, ReconciliationCommand, ReconciliationEvent,
+    ReconciliationSource as CoreReconciliationSource, ResolveException, RunStatus,
 };
 use ledger_projections::read_models::reconciliation::{
     self as read_model, ExceptionCursor, ReconciliationExceptionRow, ReconciliationPayoutRow,
@@ -33,7 +34,7 @@ use super::parse;
 use super::read_models::convert;
 use super::read_models::page::{self, decode_cursor, encode_cursor, page_of, page_size, PageInfo};
 use super::scalars::{DecimalText, Position};
-use super::types::{Environment, LedgerEvent};
+use super::types::{same_variants, Environment, LedgerEvent};
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, IntoGraphql};
 
@@ -59,47 +60,21 @@ pub enum ReconciliationExceptionClass {
     InvalidRow,
 }
 
-impl From<ExceptionClass> for ReconciliationExceptionClass {
-    fn from(class: ExceptionClass) -> Self {
-        match class {
-            ExceptionClass::MissingFromLedger => ReconciliationExceptionClass::MissingFromLedger,
-            ExceptionClass::MissingFromPayout => ReconciliationExceptionClass::MissingFromPayout,
-            ExceptionClass::AmountMismatch => ReconciliationExceptionClass::AmountMismatch,
-            ExceptionClass::FeeMismatch => ReconciliationExceptionClass::FeeMismatch,
-            ExceptionClass::CurrencyMismatch => ReconciliationExceptionClass::CurrencyMismatch,
-            ExceptionClass::PayoutTotalMismatch => {
-                ReconciliationExceptionClass::PayoutTotalMismatch
-            }
-            ExceptionClass::SettledElsewhere => ReconciliationExceptionClass::SettledElsewhere,
-            ExceptionClass::UnsupportedCategory => {
-                ReconciliationExceptionClass::UnsupportedCategory
-            }
-            ExceptionClass::BatchRefused => ReconciliationExceptionClass::BatchRefused,
-            ExceptionClass::InvalidRow => ReconciliationExceptionClass::InvalidRow,
-        }
+same_variants!(
+    ExceptionClass,
+    ReconciliationExceptionClass {
+        MissingFromLedger,
+        MissingFromPayout,
+        AmountMismatch,
+        FeeMismatch,
+        CurrencyMismatch,
+        PayoutTotalMismatch,
+        SettledElsewhere,
+        UnsupportedCategory,
+        BatchRefused,
+        InvalidRow,
     }
-}
-
-impl From<ReconciliationExceptionClass> for ExceptionClass {
-    fn from(class: ReconciliationExceptionClass) -> Self {
-        match class {
-            ReconciliationExceptionClass::MissingFromLedger => ExceptionClass::MissingFromLedger,
-            ReconciliationExceptionClass::MissingFromPayout => ExceptionClass::MissingFromPayout,
-            ReconciliationExceptionClass::AmountMismatch => ExceptionClass::AmountMismatch,
-            ReconciliationExceptionClass::FeeMismatch => ExceptionClass::FeeMismatch,
-            ReconciliationExceptionClass::CurrencyMismatch => ExceptionClass::CurrencyMismatch,
-            ReconciliationExceptionClass::PayoutTotalMismatch => {
-                ExceptionClass::PayoutTotalMismatch
-            }
-            ReconciliationExceptionClass::SettledElsewhere => ExceptionClass::SettledElsewhere,
-            ReconciliationExceptionClass::UnsupportedCategory => {
-                ExceptionClass::UnsupportedCategory
-            }
-            ReconciliationExceptionClass::BatchRefused => ExceptionClass::BatchRefused,
-            ReconciliationExceptionClass::InvalidRow => ExceptionClass::InvalidRow,
-        }
-    }
-}
+);
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ReconciliationRunStatus {
@@ -122,45 +97,17 @@ pub enum ReconciliationPayoutOutcome {
     Unproven,
 }
 
-fn unknown(kind: &str, name: &str) -> ApiError {
-    ApiError::internal(format!("unknown stored {kind} {name:?}"))
-}
+same_variants!(RunStatus, ReconciliationRunStatus { Running, Completed });
 
-fn run_status(name: &str) -> ApiResult<ReconciliationRunStatus> {
-    match name {
-        "RUNNING" => Ok(ReconciliationRunStatus::Running),
-        "COMPLETED" => Ok(ReconciliationRunStatus::Completed),
-        other => Err(unknown("run status", other)),
-    }
-}
+same_variants!(
+    CoreReconciliationSource,
+    ReconciliationSource { StripePayouts }
+);
 
-fn run_status_name(status: ReconciliationRunStatus) -> &'static str {
-    match status {
-        ReconciliationRunStatus::Running => "RUNNING",
-        ReconciliationRunStatus::Completed => "COMPLETED",
-    }
-}
-
-fn source(name: &str) -> ApiResult<ReconciliationSource> {
-    match name {
-        "stripe_payouts" => Ok(ReconciliationSource::StripePayouts),
-        other => Err(unknown("reconciliation source", other)),
-    }
-}
-
-fn outcome(name: &str) -> ApiResult<ReconciliationPayoutOutcome> {
-    match name {
-        "proven" => Ok(ReconciliationPayoutOutcome::Proven),
-        "unproven" => Ok(ReconciliationPayoutOutcome::Unproven),
-        other => Err(unknown("payout outcome", other)),
-    }
-}
-
-fn class(name: &str) -> ApiResult<ReconciliationExceptionClass> {
-    ExceptionClass::parse(name)
-        .map(ReconciliationExceptionClass::from)
-        .ok_or_else(|| unknown("exception class", name))
-}
+same_variants!(
+    PayoutOutcome,
+    ReconciliationPayoutOutcome { Proven, Unproven }
+);
 
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct ReconciliationRunFilter {
@@ -191,9 +138,7 @@ impl From<ReconciliationExceptionFilter> for read_model::ExceptionFilter {
     fn from(filter: ReconciliationExceptionFilter) -> Self {
         read_model::ExceptionFilter {
             run_id: filter.run_id,
-            class: filter
-                .class
-                .map(|class| ExceptionClass::from(class).as_str().to_owned()),
+            class: filter.class.map(Into::into),
             resolved: filter.resolved,
             payout_id: filter.payout_id,
             payment_id: filter.payment_id,
@@ -283,9 +228,9 @@ impl ReconciliationRun {
     ) -> ApiResult<Self> {
         Ok(ReconciliationRun {
             id: row.run_id,
-            environment: convert::environment(&row.environment)?,
-            source: source(&row.source)?,
-            status: run_status(&row.status)?,
+            environment: row.environment.into(),
+            source: row.source.into(),
+            status: row.status.into(),
             summary: ReconciliationRunSummary {
                 lines: row.lines,
                 matched_lines: row.matched_lines,
@@ -340,7 +285,7 @@ impl ReconciliationPayout {
             ledger_amount: row
                 .ledger_amount
                 .map(|amount| convert::money(amount, currency)),
-            outcome: outcome(&row.outcome)?,
+            outcome: row.outcome.into(),
             payout_id: row.payout_id,
             batch_id: row.batch_id,
             currency: row.currency,
@@ -442,12 +387,12 @@ impl ReconciliationException {
         Ok(ReconciliationException {
             id: row.exception_id,
             run_id: row.run_id,
-            class: class(&row.class)?,
+            class: row.class.into(),
             detail: row.detail,
             line_number: row.line_number,
             payout_id: row.payout_id,
             payment_id: row.payment_id,
-            item_kind: row.item_kind,
+            item_kind: row.item_kind.map(|kind| kind.as_str().to_owned()),
             item_id: row.item_id,
             report: has_report.then_some(report),
             ledger,
@@ -508,9 +453,7 @@ impl Loader<Uuid> for RunPayoutsLoader {
     type Error = ApiError;
 
     async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<ReconciliationPayout>>> {
-        let rows = read_model::payouts_of(&self.pool, self.environment, keys)
-            .await
-            .map_err(ApiError::internal)?;
+        let rows = read_model::payouts_of(&self.pool, self.environment, keys).await?;
         let mut grouped: HashMap<Uuid, Vec<ReconciliationPayout>> = HashMap::new();
         for row in rows {
             grouped
@@ -544,13 +487,9 @@ async fn list_runs(
 ) -> ApiResult<ReconciliationRunConnection> {
     let after = decode_cursor::<RunCursor>(after)?;
     let filter = read_model::RunFilter {
-        status: filter
-            .status
-            .map(|status| run_status_name(status).to_owned()),
+        status: filter.status.map(Into::into),
     };
-    let rows = read_model::list_runs(pool, environment, &filter, after, size + 1)
-        .await
-        .map_err(ApiError::internal)?;
+    let rows = read_model::list_runs(pool, environment, &filter, after, size + 1).await?;
     let payouts = run_payouts_loader(pool, environment);
     let nodes = rows
         .into_iter()
@@ -573,9 +512,8 @@ async fn list_exceptions(
     after: Option<&str>,
 ) -> ApiResult<ReconciliationExceptionConnection> {
     let after = decode_cursor::<ExceptionCursor>(after)?;
-    let rows = read_model::list_exceptions(pool, environment, &filter.into(), after, size + 1)
-        .await
-        .map_err(ApiError::internal)?;
+    let rows =
+        read_model::list_exceptions(pool, environment, &filter.into(), after, size + 1).await?;
     let nodes = rows
         .into_iter()
         .map(ReconciliationException::new)
@@ -633,9 +571,7 @@ impl ReconciliationQuery {
             let principal = caller(context, Permission::ReadReconciliations)?;
             let app = state(context)?;
             page::wait_for_position(app, wait_for_position, &[Projection::Reconciliation]).await?;
-            let row = read_model::run(&app.pool, principal.environment, id)
-                .await
-                .map_err(ApiError::internal)?;
+            let row = read_model::run(&app.pool, principal.environment, id).await?;
             let payouts = run_payouts_loader(&app.pool, principal.environment);
             row.map(|row| ReconciliationRun::new(row, principal.environment, &payouts))
                 .transpose()
@@ -712,8 +648,7 @@ async fn resolve_exception(
     // The run of an exception is known only to the read model; an exception it does not show
     // yet is not found, which a retry after the projection lag answers.
     let row = read_model::exception(&app.pool, principal.environment, input.exception_id)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
                 "no reconciliation exception {} in this environment",
@@ -776,7 +711,7 @@ impl ReconciliationVerdict {
             run_id: row.run_id,
             payout_id: row.payout_id.clone(),
             batch_id: row.batch_id,
-            outcome: outcome(&row.outcome)?,
+            outcome: row.outcome.into(),
             exception_count: row.exception_count,
             reconciled_at: row.reconciled_at,
         })
@@ -828,8 +763,7 @@ impl Loader<VerdictKey> for VerdictLoader {
         if !payout_ids.is_empty() {
             let rows =
                 read_model::latest_verdicts_by_payout(&self.pool, self.environment, &payout_ids)
-                    .await
-                    .map_err(ApiError::internal)?;
+                    .await?;
             for row in &rows {
                 verdicts.insert(
                     VerdictKey::Payout(row.payout_id.clone()),
@@ -840,8 +774,7 @@ impl Loader<VerdictKey> for VerdictLoader {
         if !batch_ids.is_empty() {
             let rows =
                 read_model::latest_verdicts_by_batch(&self.pool, self.environment, &batch_ids)
-                    .await
-                    .map_err(ApiError::internal)?;
+                    .await?;
             for row in &rows {
                 verdicts.insert(
                     VerdictKey::Batch(row.batch_id),

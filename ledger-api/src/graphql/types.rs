@@ -3,9 +3,13 @@
 
 use async_graphql::{ComplexObject, Context, Enum, Json, SimpleObject};
 use chrono::{DateTime, Utc};
-use ledger_core::payment::state::{self as core_payment, Authorization};
+use ledger_core::ids::Environment as CoreEnvironment;
+use ledger_core::payment::state::{
+    self as core_payment, Authorization, DisputeStatus as CoreDisputeStatus,
+    RefundStatus as CoreRefundStatus,
+};
 use ledger_core::payment::{CaptureMode as CoreCaptureMode, PaymentStatus as CorePaymentStatus};
-use ledger_core::settlement::{self as core_settlement};
+use ledger_core::settlement::{self as core_settlement, PayoutStatus as CorePayoutStatus};
 use ledger_core::Money;
 use ledger_store::state_cache::StreamSummary;
 use ledger_store::RecordedEvent;
@@ -18,6 +22,30 @@ use crate::error::{ApiResult, IntoGraphql};
 pub fn amount(money: Money) -> DecimalText {
     DecimalText(money.amount().to_string())
 }
+
+/// `From` both ways between a core enum and the GraphQL enum of the same variants: the
+/// GraphQL names are async-graphql's (SCREAMING_SNAKE_CASE of the variant), the stored names
+/// are the core's own (`as_str`), and neither depends on the other.
+macro_rules! same_variants {
+    ($core:ident, $graphql:ident { $($variant:ident),+ $(,)? }) => {
+        impl From<$core> for $graphql {
+            fn from(value: $core) -> Self {
+                match value {
+                    $($core::$variant => $graphql::$variant),+
+                }
+            }
+        }
+
+        impl From<$graphql> for $core {
+            fn from(value: $graphql) -> Self {
+                match value {
+                    $($graphql::$variant => $core::$variant),+
+                }
+            }
+        }
+    };
+}
+pub(crate) use same_variants;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum PaymentStatus {
@@ -32,21 +60,20 @@ pub enum PaymentStatus {
     Expired,
 }
 
-impl From<CorePaymentStatus> for PaymentStatus {
-    fn from(status: CorePaymentStatus) -> Self {
-        match status {
-            CorePaymentStatus::Initiated => PaymentStatus::Initiated,
-            CorePaymentStatus::Authorized => PaymentStatus::Authorized,
-            CorePaymentStatus::PartiallyCaptured => PaymentStatus::PartiallyCaptured,
-            CorePaymentStatus::Captured => PaymentStatus::Captured,
-            CorePaymentStatus::PartiallyRefunded => PaymentStatus::PartiallyRefunded,
-            CorePaymentStatus::Refunded => PaymentStatus::Refunded,
-            CorePaymentStatus::Voided => PaymentStatus::Voided,
-            CorePaymentStatus::Declined => PaymentStatus::Declined,
-            CorePaymentStatus::Expired => PaymentStatus::Expired,
-        }
+same_variants!(
+    CorePaymentStatus,
+    PaymentStatus {
+        Initiated,
+        Authorized,
+        PartiallyCaptured,
+        Captured,
+        PartiallyRefunded,
+        Refunded,
+        Voided,
+        Declined,
+        Expired,
     }
-}
+);
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -55,23 +82,7 @@ pub enum CaptureMode {
     Manual,
 }
 
-impl From<CaptureMode> for CoreCaptureMode {
-    fn from(mode: CaptureMode) -> Self {
-        match mode {
-            CaptureMode::Automatic => CoreCaptureMode::Automatic,
-            CaptureMode::Manual => CoreCaptureMode::Manual,
-        }
-    }
-}
-
-impl From<CoreCaptureMode> for CaptureMode {
-    fn from(mode: CoreCaptureMode) -> Self {
-        match mode {
-            CoreCaptureMode::Automatic => CaptureMode::Automatic,
-            CoreCaptureMode::Manual => CaptureMode::Manual,
-        }
-    }
-}
+same_variants!(CoreCaptureMode, CaptureMode { Automatic, Manual });
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum Environment {
@@ -79,14 +90,7 @@ pub enum Environment {
     Live,
 }
 
-impl From<ledger_core::ids::Environment> for Environment {
-    fn from(environment: ledger_core::ids::Environment) -> Self {
-        match environment {
-            ledger_core::ids::Environment::Test => Environment::Test,
-            ledger_core::ids::Environment::Live => Environment::Live,
-        }
-    }
-}
+same_variants!(CoreEnvironment, Environment { Test, Live });
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum RefundStatus {
@@ -94,6 +98,15 @@ pub enum RefundStatus {
     Succeeded,
     Failed,
 }
+
+same_variants!(
+    CoreRefundStatus,
+    RefundStatus {
+        Pending,
+        Succeeded,
+        Failed,
+    }
+);
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum DisputeStatus {
@@ -103,12 +116,31 @@ pub enum DisputeStatus {
     Lost,
 }
 
+same_variants!(
+    CoreDisputeStatus,
+    DisputeStatus {
+        NeedsResponse,
+        UnderReview,
+        Won,
+        Lost,
+    }
+);
+
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum PayoutStatus {
     InTransit,
     Paid,
     Failed,
 }
+
+same_variants!(
+    CorePayoutStatus,
+    PayoutStatus {
+        InTransit,
+        Paid,
+        Failed,
+    }
+);
 
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Capture {
@@ -300,11 +332,7 @@ fn refund(refund: &core_payment::Refund) -> Refund {
     Refund {
         refund_id: refund.refund_id.to_string(),
         amount: amount(refund.amount),
-        status: match refund.status {
-            core_payment::RefundStatus::Pending => RefundStatus::Pending,
-            core_payment::RefundStatus::Succeeded => RefundStatus::Succeeded,
-            core_payment::RefundStatus::Failed => RefundStatus::Failed,
-        },
+        status: refund.status.into(),
         reason: refund.reason.as_ref().map(ToString::to_string),
         failure_reason: refund.failure_reason.as_ref().map(ToString::to_string),
         settled_in_batch: refund.settled_in.map(|batch| batch.as_uuid()),
@@ -318,12 +346,7 @@ fn dispute(dispute: &core_payment::Dispute) -> Dispute {
         fee: amount(dispute.fee),
         reason: dispute.reason.to_string(),
         evidence_due_by: dispute.evidence_due_by,
-        status: match dispute.status {
-            core_payment::DisputeStatus::NeedsResponse => DisputeStatus::NeedsResponse,
-            core_payment::DisputeStatus::UnderReview => DisputeStatus::UnderReview,
-            core_payment::DisputeStatus::Won => DisputeStatus::Won,
-            core_payment::DisputeStatus::Lost => DisputeStatus::Lost,
-        },
+        status: dispute.status.into(),
         settled_in_batch: dispute.settled_in.map(|batch| batch.as_uuid()),
     }
 }
@@ -392,7 +415,7 @@ impl SettlementBatch {
                 .iter()
                 .map(|item| SettlementItem {
                     payment_id: item.payment_id.as_uuid(),
-                    kind: item.item.kind().to_uppercase(),
+                    kind: item.item.item_kind().as_str().to_owned(),
                     item_id: item.item.item_id().to_owned(),
                     gross: amount(item.gross),
                     fee: amount(item.fee),
@@ -404,11 +427,7 @@ impl SettlementBatch {
                 .map(|payout| Payout {
                     payout_id: payout.payout_id.to_string(),
                     amount: amount(payout.amount),
-                    status: match payout.status {
-                        core_settlement::PayoutStatus::InTransit => PayoutStatus::InTransit,
-                        core_settlement::PayoutStatus::Paid => PayoutStatus::Paid,
-                        core_settlement::PayoutStatus::Failed => PayoutStatus::Failed,
-                    },
+                    status: payout.status.into(),
                     expected_arrival_date: payout.expected_arrival_date,
                     failure_reason: payout.failure_reason.as_ref().map(ToString::to_string),
                 })

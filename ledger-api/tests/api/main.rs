@@ -9,4 +9,5 @@ mod reconciliation;
 mod reconciliation_import;
 mod rules;
 mod subscriptions;
+mod unavailable;
 mod webhooks;

@@ -10,6 +10,7 @@ use crate::ids::{
     CaptureId, DisputeId, Environment, MerchantId, OrderId, PaymentId, RefundId, SettlementBatchId,
 };
 use crate::money::{Money, PositiveMoney};
+use crate::stored::stored_names;
 use crate::text::ShortText;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,7 +127,31 @@ pub enum SettledItem {
     Dispute(DisputeId),
 }
 
+/// The kind of a [`SettledItem`], stored as its JSON `kind` is spelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SettledItemKind {
+    Capture,
+    Refund,
+    Dispute,
+}
+
+stored_names!(SettledItemKind, "settled item kind" {
+    Capture => "CAPTURE",
+    Refund => "REFUND",
+    Dispute => "DISPUTE",
+});
+
 impl SettledItem {
+    pub fn item_kind(&self) -> SettledItemKind {
+        match self {
+            SettledItem::Capture(_) => SettledItemKind::Capture,
+            SettledItem::Refund(_) => SettledItemKind::Refund,
+            SettledItem::Dispute(_) => SettledItemKind::Dispute,
+        }
+    }
+
+    /// The kind in lower case, as messages and rule details spell it.
     pub fn kind(&self) -> &'static str {
         match self {
             SettledItem::Capture(_) => "capture",

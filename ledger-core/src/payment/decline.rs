@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::stored::stored_names;
+
 /// How card networks and gateways group decline reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -14,6 +16,12 @@ pub enum DeclineCategory {
     /// Something failed between gateway and issuer: retrying the same request may pass.
     ProcessingError,
 }
+
+stored_names!(DeclineCategory, "decline category" {
+    HardDecline => "HARD_DECLINE",
+    SoftDecline => "SOFT_DECLINE",
+    ProcessingError => "PROCESSING_ERROR",
+});
 
 impl DeclineCategory {
     /// Classifies a gateway decline code (Stripe's `decline_code` vocabulary). Unknown codes
@@ -55,15 +63,6 @@ impl DeclineCategory {
             | "try_again_later"
             | "duplicate_transaction" => DeclineCategory::ProcessingError,
             _ => DeclineCategory::SoftDecline,
-        }
-    }
-
-    /// The stored name, as in the JSON of events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeclineCategory::HardDecline => "HARD_DECLINE",
-            DeclineCategory::SoftDecline => "SOFT_DECLINE",
-            DeclineCategory::ProcessingError => "PROCESSING_ERROR",
         }
     }
 

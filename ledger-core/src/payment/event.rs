@@ -10,6 +10,7 @@ use crate::ids::{
     CaptureId, DisputeId, Environment, MerchantId, OrderId, RefundId, SettlementBatchId,
 };
 use crate::money::Money;
+use crate::stored::stored_names;
 use crate::text::ShortText;
 
 /// When the authorized amount is taken: right away, or by explicit captures later.
@@ -19,6 +20,11 @@ pub enum CaptureMode {
     Automatic,
     Manual,
 }
+
+stored_names!(CaptureMode, "capture mode" {
+    Automatic => "AUTOMATIC",
+    Manual => "MANUAL",
+});
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentInitiated {

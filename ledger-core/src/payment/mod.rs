@@ -9,10 +9,12 @@ pub mod decide;
 pub mod decline;
 pub mod event;
 pub mod invariants;
+pub mod order;
 pub mod state;
 
 pub use command::*;
 pub use decide::decide;
 pub use decline::DeclineCategory;
 pub use event::*;
+pub use order::{order_status, OrderPayment, OrderPaymentStatus};
 pub use state::{evolve, fold, Payment, PaymentState, PaymentStatus};

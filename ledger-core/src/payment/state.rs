@@ -15,6 +15,7 @@ use crate::ids::{
     CaptureId, DisputeId, Environment, MerchantId, OrderId, RefundId, SettlementBatchId,
 };
 use crate::money::Money;
+use crate::stored::stored_names;
 use crate::text::ShortText;
 
 /// The payment's lifecycle status, derived from its events.
@@ -32,21 +33,19 @@ pub enum PaymentStatus {
     Expired,
 }
 
-impl PaymentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentStatus::Initiated => "INITIATED",
-            PaymentStatus::Authorized => "AUTHORIZED",
-            PaymentStatus::PartiallyCaptured => "PARTIALLY_CAPTURED",
-            PaymentStatus::Captured => "CAPTURED",
-            PaymentStatus::PartiallyRefunded => "PARTIALLY_REFUNDED",
-            PaymentStatus::Refunded => "REFUNDED",
-            PaymentStatus::Voided => "VOIDED",
-            PaymentStatus::Declined => "DECLINED",
-            PaymentStatus::Expired => "EXPIRED",
-        }
-    }
+stored_names!(PaymentStatus, "payment status" {
+    Initiated => "INITIATED",
+    Authorized => "AUTHORIZED",
+    PartiallyCaptured => "PARTIALLY_CAPTURED",
+    Captured => "CAPTURED",
+    PartiallyRefunded => "PARTIALLY_REFUNDED",
+    Refunded => "REFUNDED",
+    Voided => "VOIDED",
+    Declined => "DECLINED",
+    Expired => "EXPIRED",
+});
 
+impl PaymentStatus {
     /// Declined, voided and expired payments accept no further commands.
     pub fn is_final(self) -> bool {
         matches!(
@@ -65,6 +64,13 @@ pub enum DisputeStatus {
     Lost,
 }
 
+stored_names!(DisputeStatus, "dispute status" {
+    NeedsResponse => "NEEDS_RESPONSE",
+    UnderReview => "UNDER_REVIEW",
+    Won => "WON",
+    Lost => "LOST",
+});
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefundStatus {
@@ -72,6 +78,12 @@ pub enum RefundStatus {
     Succeeded,
     Failed,
 }
+
+stored_names!(RefundStatus, "refund status" {
+    Pending => "PENDING",
+    Succeeded => "SUCCEEDED",
+    Failed => "FAILED",
+});
 
 /// Why no more can be captured although the authorization was not used up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

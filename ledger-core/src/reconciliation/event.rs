@@ -8,6 +8,7 @@ use crate::currency::Currency;
 use crate::ids::{Environment, PaymentId, PayoutId, ReconciliationExceptionId, SettlementBatchId};
 use crate::money::Money;
 use crate::payment::SettledItem;
+use crate::stored::stored_names;
 use crate::text::ShortText;
 
 /// Where the report came from.
@@ -18,13 +19,9 @@ pub enum ReconciliationSource {
     StripePayouts,
 }
 
-impl ReconciliationSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReconciliationSource::StripePayouts => "stripe_payouts",
-        }
-    }
-}
+stored_names!(ReconciliationSource, "reconciliation source" {
+    StripePayouts => "stripe_payouts",
+});
 
 /// Every way the report and the ledger can disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -50,41 +47,18 @@ pub enum ExceptionClass {
     InvalidRow,
 }
 
-impl ExceptionClass {
-    pub const ALL: [ExceptionClass; 10] = [
-        ExceptionClass::MissingFromLedger,
-        ExceptionClass::MissingFromPayout,
-        ExceptionClass::AmountMismatch,
-        ExceptionClass::FeeMismatch,
-        ExceptionClass::CurrencyMismatch,
-        ExceptionClass::PayoutTotalMismatch,
-        ExceptionClass::SettledElsewhere,
-        ExceptionClass::UnsupportedCategory,
-        ExceptionClass::BatchRefused,
-        ExceptionClass::InvalidRow,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExceptionClass::MissingFromLedger => "missing_from_ledger",
-            ExceptionClass::MissingFromPayout => "missing_from_payout",
-            ExceptionClass::AmountMismatch => "amount_mismatch",
-            ExceptionClass::FeeMismatch => "fee_mismatch",
-            ExceptionClass::CurrencyMismatch => "currency_mismatch",
-            ExceptionClass::PayoutTotalMismatch => "payout_total_mismatch",
-            ExceptionClass::SettledElsewhere => "settled_elsewhere",
-            ExceptionClass::UnsupportedCategory => "unsupported_category",
-            ExceptionClass::BatchRefused => "batch_refused",
-            ExceptionClass::InvalidRow => "invalid_row",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<ExceptionClass> {
-        ExceptionClass::ALL
-            .into_iter()
-            .find(|class| class.as_str() == text)
-    }
-}
+stored_names!(ExceptionClass, "reconciliation exception class" {
+    MissingFromLedger => "missing_from_ledger",
+    MissingFromPayout => "missing_from_payout",
+    AmountMismatch => "amount_mismatch",
+    FeeMismatch => "fee_mismatch",
+    CurrencyMismatch => "currency_mismatch",
+    PayoutTotalMismatch => "payout_total_mismatch",
+    SettledElsewhere => "settled_elsewhere",
+    UnsupportedCategory => "unsupported_category",
+    BatchRefused => "batch_refused",
+    InvalidRow => "invalid_row",
+});
 
 /// The report's side of an exception, as the file wrote it (it may not even parse).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -150,6 +124,11 @@ pub enum PayoutOutcome {
     /// At least one exception: nothing was recorded for this payout.
     Unproven,
 }
+
+stored_names!(PayoutOutcome, "payout verdict" {
+    Proven => "proven",
+    Unproven => "unproven",
+});
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayoutReconciled {

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::event::{PayoutOutcome, ReconciliationEvent, ReconciliationRunStarted, RunSummary};
 use crate::ids::{PayoutId, ReconciliationExceptionId};
+use crate::stored::stored_names;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -13,6 +14,11 @@ pub enum RunStatus {
     Running,
     Completed,
 }
+
+stored_names!(RunStatus, "reconciliation run status" {
+    Running => "RUNNING",
+    Completed => "COMPLETED",
+});
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReconciliationRun {

@@ -7,6 +7,7 @@ use super::event::{SettlementEvent, SettlementItem};
 use crate::currency::Currency;
 use crate::ids::{Environment, MerchantId, PayoutId};
 use crate::money::Money;
+use crate::stored::stored_names;
 use crate::text::ShortText;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -16,6 +17,12 @@ pub enum PayoutStatus {
     Paid,
     Failed,
 }
+
+stored_names!(PayoutStatus, "payout status" {
+    InTransit => "IN_TRANSIT",
+    Paid => "PAID",
+    Failed => "FAILED",
+});
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Payout {

@@ -12,9 +12,9 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::dispute_status_name;
+use super::read_rows;
 use crate::batch::Batch;
-use crate::error::ProjectionError;
+use crate::error::{parse_stored, ProjectionError};
 use crate::stream_states::DomainEvent;
 
 type DisputeTimes = HashMap<(Uuid, String), DateTime<Utc>>;
@@ -72,12 +72,10 @@ pub(crate) async fn apply(
             columns.amounts.push(dispute.amount.amount());
             columns.fees.push(dispute.fee.amount());
             columns.reasons.push(dispute.reason.as_str().to_owned());
-            columns
-                .statuses
-                .push(dispute_status_name(dispute.status).to_owned());
+            columns.statuses.push(dispute.status.as_str().to_owned());
             columns.outcomes.push(match dispute.status {
                 DisputeStatus::Won | DisputeStatus::Lost => {
-                    Some(dispute_status_name(dispute.status).to_owned())
+                    Some(dispute.status.as_str().to_owned())
                 }
                 _ => None,
             });
@@ -163,18 +161,19 @@ impl DisputeColumns {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisputeRow {
     pub payment_id: Uuid,
     pub dispute_id: String,
-    pub environment: String,
+    pub environment: Environment,
     pub merchant_id: String,
     pub currency: String,
     pub amount: Decimal,
     pub fee: Decimal,
     pub reason: String,
-    pub status: String,
-    pub outcome: Option<String>,
+    pub status: DisputeStatus,
+    /// `Won` or `Lost` once resolved.
+    pub outcome: Option<DisputeStatus>,
     pub evidence_due_by: Option<DateTime<Utc>>,
     pub evidence_count: i32,
     pub opened_at: DateTime<Utc>,
@@ -183,11 +182,55 @@ pub struct DisputeRow {
     pub settled_at: Option<DateTime<Utc>>,
 }
 
+struct StoredDispute {
+    payment_id: Uuid,
+    dispute_id: String,
+    environment: String,
+    merchant_id: String,
+    currency: String,
+    amount: Decimal,
+    fee: Decimal,
+    reason: String,
+    status: String,
+    outcome: Option<String>,
+    evidence_due_by: Option<DateTime<Utc>>,
+    evidence_count: i32,
+    opened_at: DateTime<Utc>,
+    resolved_at: Option<DateTime<Utc>>,
+    settled_batch_id: Option<Uuid>,
+    settled_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<StoredDispute> for DisputeRow {
+    type Error = ProjectionError;
+
+    fn try_from(row: StoredDispute) -> Result<Self, ProjectionError> {
+        Ok(DisputeRow {
+            payment_id: row.payment_id,
+            dispute_id: row.dispute_id,
+            environment: parse_stored(&row.environment)?,
+            merchant_id: row.merchant_id,
+            currency: row.currency,
+            amount: row.amount,
+            fee: row.fee,
+            reason: row.reason,
+            status: parse_stored(&row.status)?,
+            outcome: row.outcome.as_deref().map(parse_stored).transpose()?,
+            evidence_due_by: row.evidence_due_by,
+            evidence_count: row.evidence_count,
+            opened_at: row.opened_at,
+            resolved_at: row.resolved_at,
+            settled_batch_id: row.settled_batch_id,
+            settled_at: row.settled_at,
+        })
+    }
+}
+
 /// Filters of the disputes list; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct DisputeFilter {
     pub merchant_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<DisputeStatus>,
     /// Only disputes whose evidence is due before this time.
     pub due_before: Option<DateTime<Utc>>,
 }
@@ -195,37 +238,56 @@ pub struct DisputeFilter {
 /// Largest page of disputes one query returns.
 pub const MAX_DISPUTES_PAGE: usize = 500;
 
-/// Disputes by evidence deadline, soonest first (no deadline last), after the cursor
-/// `(payment_id, dispute_id)` order within equal deadlines.
+/// The disputes cursor: the sort key `(evidence_due_by, payment_id, dispute_id)` of the
+/// previous page's last row; disputes without a deadline sort last.
+pub type DisputeCursor = (Option<DateTime<Utc>>, Uuid, String);
+
+/// One page of disputes by evidence deadline, soonest first (no deadline last), then by
+/// payment and dispute id, after the cursor; at most `limit` (capped at
+/// [`MAX_DISPUTES_PAGE`]). Keyset pages stay exact while disputes are opened.
 #[tracing::instrument(skip(pool))]
 pub async fn list_disputes(
     pool: &PgPool,
     environment: Environment,
     filter: &DisputeFilter,
-    offset: usize,
+    after: Option<DisputeCursor>,
     limit: usize,
 ) -> Result<Vec<DisputeRow>, ProjectionError> {
     let limit = i64::try_from(limit.min(MAX_DISPUTES_PAGE)).unwrap_or(0);
-    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let (after_due, after_payment, after_dispute) = match after {
+        Some((due, payment, dispute)) => (due, Some(payment), Some(dispute)),
+        None => (None, None, None),
+    };
+    // Rows after the cursor in the order `evidence_due_by NULLS LAST, payment_id,
+    // dispute_id`: with a dated cursor, later dates, then equal dates by id, then every
+    // undated row; with an undated cursor, only undated rows by id.
     let rows = sqlx::query_as!(
-        DisputeRow,
+        StoredDispute,
         r#"SELECT * FROM projection_disputes
            WHERE environment = $1
              AND ($2::text IS NULL OR merchant_id = $2)
              AND ($3::text IS NULL OR status = $3)
              AND ($4::timestamptz IS NULL OR evidence_due_by < $4)
+             AND ($6::uuid IS NULL
+                  OR ($5::timestamptz IS NULL AND evidence_due_by IS NULL
+                      AND (payment_id, dispute_id) > ($6, $7::text))
+                  OR ($5::timestamptz IS NOT NULL
+                      AND (evidence_due_by IS NULL
+                           OR (evidence_due_by, payment_id, dispute_id) > ($5, $6, $7::text))))
            ORDER BY evidence_due_by NULLS LAST, payment_id, dispute_id
-           OFFSET $5 LIMIT $6"#,
+           LIMIT $8"#,
         environment.as_str(),
         filter.merchant_id,
-        filter.status,
+        filter.status.map(DisputeStatus::as_str),
         filter.due_before,
-        offset,
+        after_due,
+        after_payment,
+        after_dispute,
         limit,
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }
 
 /// The disputes of many payments at once (the payment's dispute list).
@@ -235,14 +297,14 @@ pub async fn disputes_of(
     payment_ids: &[Uuid],
 ) -> Result<Vec<DisputeRow>, ProjectionError> {
     let rows = sqlx::query_as!(
-        DisputeRow,
+        StoredDispute,
         r#"SELECT * FROM projection_disputes WHERE payment_id = ANY($1::uuid[])
            ORDER BY payment_id, opened_at, dispute_id"#,
         payment_ids,
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }
 
 /// A merchant's dispute rate over a range of days: disputes opened per capture, as card

@@ -10,8 +10,9 @@ use ledger_core::journal::{Account, Posting, Side};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 
+use super::read_rows;
 use crate::batch::Batch;
-use crate::error::{to_stored, ProjectionError};
+use crate::error::{parse_stored, to_stored, ProjectionError};
 
 type AccountKey = (String, String, String, &'static str);
 
@@ -50,7 +51,7 @@ pub(crate) async fn apply(
             postings.merchant_ids.push(merchant_id.clone());
             postings.currencies.push(currency.clone());
             postings.accounts.push(account.as_str().to_owned());
-            postings.sides.push(side_name(side).to_owned());
+            postings.sides.push(side.as_str().to_owned());
             postings.amounts.push(amount);
             let key = (
                 environment.clone(),
@@ -90,13 +91,6 @@ pub fn consolidated(postings: &[Posting]) -> Vec<(Account, Side, Decimal)> {
         }
     }
     lines
-}
-
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Debit => "debit",
-        Side::Credit => "credit",
-    }
 }
 
 #[derive(Default)]
@@ -210,11 +204,33 @@ async fn write_balances(
 /// The balance of one account; debit balances are positive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Balance {
-    pub environment: String,
+    pub environment: Environment,
     pub merchant_id: String,
     pub currency: String,
-    pub account: String,
+    pub account: Account,
     pub balance: Decimal,
+}
+
+struct StoredBalance {
+    environment: String,
+    merchant_id: String,
+    currency: String,
+    account: String,
+    balance: Decimal,
+}
+
+impl TryFrom<StoredBalance> for Balance {
+    type Error = ProjectionError;
+
+    fn try_from(row: StoredBalance) -> Result<Self, ProjectionError> {
+        Ok(Balance {
+            environment: parse_stored(&row.environment)?,
+            merchant_id: row.merchant_id,
+            currency: row.currency,
+            account: parse_stored(&row.account)?,
+            balance: row.balance,
+        })
+    }
 }
 
 /// A merchant's money in one currency, by where it is.
@@ -241,7 +257,7 @@ pub async fn balances(
     merchant_id: Option<&str>,
 ) -> Result<Vec<Balance>, ProjectionError> {
     let rows = sqlx::query_as!(
-        Balance,
+        StoredBalance,
         r#"SELECT environment, merchant_id, currency, account, balance
            FROM projection_balances
            WHERE environment = $1 AND ($2::text IS NULL OR merchant_id = $2)
@@ -251,7 +267,7 @@ pub async fn balances(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }
 
 /// Balances from the postings of events up to `position` (inclusive). The caller makes sure
@@ -263,7 +279,7 @@ pub(crate) async fn balances_up_to(
     position: u64,
 ) -> Result<Vec<Balance>, ProjectionError> {
     let rows = sqlx::query_as!(
-        Balance,
+        StoredBalance,
         r#"SELECT environment, merchant_id, currency, account,
                   SUM(CASE side WHEN 'debit' THEN amount ELSE -amount END) AS "balance!"
            FROM projection_postings
@@ -276,7 +292,7 @@ pub(crate) async fn balances_up_to(
     )
     .fetch_all(connection)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }
 
 /// The merchant summary per currency from balances (current, or as of a past position).
@@ -293,12 +309,12 @@ pub fn merchant_summary(balances: &[Balance]) -> Vec<MerchantSummary> {
                 paid_out: Decimal::ZERO,
                 reserved: Decimal::ZERO,
             });
-        let slot = match balance.account.as_str() {
-            name if name == Account::GatewayPending.as_str() => &mut summary.pending,
-            name if name == Account::GatewaySettled.as_str() => &mut summary.settled,
-            name if name == Account::PayoutsInTransit.as_str() => &mut summary.in_transit,
-            name if name == Account::Bank.as_str() => &mut summary.paid_out,
-            name if name == Account::GatewayReserve.as_str() => &mut summary.reserved,
+        let slot = match balance.account {
+            Account::GatewayPending => &mut summary.pending,
+            Account::GatewaySettled => &mut summary.settled,
+            Account::PayoutsInTransit => &mut summary.in_transit,
+            Account::Bank => &mut summary.paid_out,
+            Account::GatewayReserve => &mut summary.reserved,
             _ => continue,
         };
         *slot += balance.balance;

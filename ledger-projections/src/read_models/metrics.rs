@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::Environment;
-use ledger_core::payment::{Payment, PaymentEvent};
+use ledger_core::payment::{DeclineCategory, Payment, PaymentEvent};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::batch::{Batch, BatchEvent};
-use crate::error::ProjectionError;
+use crate::error::{parse_stored, ProjectionError};
 use crate::stream_states::DomainEvent;
 
 type DayKey = (String, String, String, NaiveDate);
@@ -400,7 +400,7 @@ pub async fn decline_codes(
     merchant_id: &str,
     from: NaiveDate,
     to: NaiveDate,
-) -> Result<Vec<(String, String, i64)>, ProjectionError> {
+) -> Result<Vec<(String, DeclineCategory, i64)>, ProjectionError> {
     let rows = sqlx::query!(
         r#"SELECT decline_code, decline_category, SUM(declines)::bigint AS "declines!"
            FROM projection_merchant_daily_declines
@@ -414,8 +414,10 @@ pub async fn decline_codes(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| (row.decline_code, row.decline_category, row.declines))
-        .collect())
+    rows.into_iter()
+        .map(|row| {
+            let category = parse_stored(&row.decline_category)?;
+            Ok((row.decline_code, category, row.declines))
+        })
+        .collect()
 }

@@ -1,16 +1,18 @@
-//! One module per read model: its writer (`apply`, fed a batch) and its queries.
+//! One module per read model: its writer (`apply`, fed a batch) and its queries. All SQL on
+//! the read-model tables is here, the API's lists and the importer's lookups included.
+//!
+//! Rows carry the core's enums: a stored name is read once, with the core's `FromStr`, when
+//! the row is read; one that the core does not know makes the read fail as corrupt.
 
 pub mod disputes;
 pub mod journal;
+pub mod ledger_items;
 pub mod metrics;
 pub mod orders;
 pub mod payments;
 pub mod reconciliation;
 pub mod settlement;
 
-use ledger_core::payment::state::{DisputeStatus, RefundStatus};
-use ledger_core::payment::CaptureMode;
-use ledger_core::settlement::PayoutStatus;
 use sqlx::PgConnection;
 
 use crate::batch::Batch;
@@ -35,36 +37,10 @@ pub(crate) async fn apply(
     }
 }
 
-// The stored names of the core's enums, as in the JSON of events and the GraphQL schema.
-
-pub(crate) fn capture_mode_name(mode: CaptureMode) -> &'static str {
-    match mode {
-        CaptureMode::Automatic => "AUTOMATIC",
-        CaptureMode::Manual => "MANUAL",
-    }
-}
-
-pub(crate) fn refund_status_name(status: RefundStatus) -> &'static str {
-    match status {
-        RefundStatus::Pending => "PENDING",
-        RefundStatus::Succeeded => "SUCCEEDED",
-        RefundStatus::Failed => "FAILED",
-    }
-}
-
-pub(crate) fn dispute_status_name(status: DisputeStatus) -> &'static str {
-    match status {
-        DisputeStatus::NeedsResponse => "NEEDS_RESPONSE",
-        DisputeStatus::UnderReview => "UNDER_REVIEW",
-        DisputeStatus::Won => "WON",
-        DisputeStatus::Lost => "LOST",
-    }
-}
-
-pub(crate) fn payout_status_name(status: PayoutStatus) -> &'static str {
-    match status {
-        PayoutStatus::InTransit => "IN_TRANSIT",
-        PayoutStatus::Paid => "PAID",
-        PayoutStatus::Failed => "FAILED",
-    }
+/// Stored rows read as rows of the read model; the first unreadable one fails the read.
+pub(crate) fn read_rows<S, R>(rows: Vec<S>) -> Result<Vec<R>, ProjectionError>
+where
+    R: TryFrom<S, Error = ProjectionError>,
+{
+    rows.into_iter().map(R::try_from).collect()
 }

@@ -1,4 +1,5 @@
-//! The orders read model: an order's payment status, derived from all of its payments. It
+//! The orders read model: an order's payment status, derived from all of its payments by the
+//! core's rule ([`ledger_core::payment::order_status`]). It
 //! keeps what it needs of each payment (`projection_order_payments`) so that it depends on no
 //! other read model and can be rebuilt alone.
 
@@ -6,86 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use ledger_core::ids::Environment;
+use ledger_core::payment::{order_status, OrderPayment, OrderPaymentStatus};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::read_rows;
 use crate::batch::Batch;
-use crate::error::{to_stored, ProjectionError};
+use crate::error::{parse_stored, to_stored, ProjectionError};
 use crate::stream_states::DomainEvent;
-
-/// The payment status of an order, as support and finance speak of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderPaymentStatus {
-    /// No payment has been authorized or captured.
-    Unpaid,
-    /// Money is held for the order but nothing is captured.
-    Authorized,
-    Paid,
-    PartiallyRefunded,
-    Refunded,
-    /// A payment has an open or lost dispute: money is withheld from the merchant.
-    Disputed,
-}
-
-impl OrderPaymentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderPaymentStatus::Unpaid => "UNPAID",
-            OrderPaymentStatus::Authorized => "AUTHORIZED",
-            OrderPaymentStatus::Paid => "PAID",
-            OrderPaymentStatus::PartiallyRefunded => "PARTIALLY_REFUNDED",
-            OrderPaymentStatus::Refunded => "REFUNDED",
-            OrderPaymentStatus::Disputed => "DISPUTED",
-        }
-    }
-}
-
-/// What the order status needs of one payment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderPayment {
-    /// The payment's status name (`CAPTURED`, `REFUNDED`, …).
-    pub payment_status: String,
-    pub has_disputed_funds: bool,
-}
-
-/// The order status from its payments. Payments may be in different currencies, so the rule
-/// works on statuses, never on sums: any disputed payment makes the order disputed; otherwise
-/// captured payments decide (all refunded, some refunded, or paid); otherwise an authorized
-/// one makes it authorized; declined, voided, expired or pending payments leave it unpaid.
-pub fn order_status(payments: &[OrderPayment]) -> OrderPaymentStatus {
-    if payments.iter().any(|payment| payment.has_disputed_funds) {
-        return OrderPaymentStatus::Disputed;
-    }
-    let captured: Vec<&str> = payments
-        .iter()
-        .map(|payment| payment.payment_status.as_str())
-        .filter(|status| {
-            matches!(
-                *status,
-                "CAPTURED" | "PARTIALLY_CAPTURED" | "PARTIALLY_REFUNDED" | "REFUNDED"
-            )
-        })
-        .collect();
-    if !captured.is_empty() {
-        if captured.iter().all(|status| *status == "REFUNDED") {
-            return OrderPaymentStatus::Refunded;
-        }
-        if captured
-            .iter()
-            .any(|status| matches!(*status, "REFUNDED" | "PARTIALLY_REFUNDED"))
-        {
-            return OrderPaymentStatus::PartiallyRefunded;
-        }
-        return OrderPaymentStatus::Paid;
-    }
-    if payments
-        .iter()
-        .any(|payment| payment.payment_status == "AUTHORIZED")
-    {
-        return OrderPaymentStatus::Authorized;
-    }
-    OrderPaymentStatus::Unpaid
-}
 
 type OrderKey = (String, String, String);
 
@@ -182,7 +111,7 @@ async fn write_orders(
             .entry((row.environment, row.merchant_id, row.order_id))
             .or_default()
             .push(OrderPayment {
-                payment_status: row.payment_status,
+                payment_status: parse_stored(&row.payment_status)?,
                 has_disputed_funds: row.has_disputed_funds,
             });
     }
@@ -220,15 +149,41 @@ async fn write_orders(
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrderRow {
-    pub environment: String,
+    pub environment: Environment,
     pub merchant_id: String,
     pub order_id: String,
-    pub payment_status: String,
+    pub payment_status: OrderPaymentStatus,
     pub payment_count: i32,
     pub updated_at: DateTime<Utc>,
     pub last_position: i64,
+}
+
+struct StoredOrder {
+    environment: String,
+    merchant_id: String,
+    order_id: String,
+    payment_status: String,
+    payment_count: i32,
+    updated_at: DateTime<Utc>,
+    last_position: i64,
+}
+
+impl TryFrom<StoredOrder> for OrderRow {
+    type Error = ProjectionError;
+
+    fn try_from(row: StoredOrder) -> Result<Self, ProjectionError> {
+        Ok(OrderRow {
+            environment: parse_stored(&row.environment)?,
+            merchant_id: row.merchant_id,
+            order_id: row.order_id,
+            payment_status: parse_stored(&row.payment_status)?,
+            payment_count: row.payment_count,
+            updated_at: row.updated_at,
+            last_position: row.last_position,
+        })
+    }
 }
 
 /// The orders of that id in an environment (one per merchant using the id), with the ids of
@@ -239,21 +194,21 @@ pub async fn order(
     environment: Environment,
     order_id: &str,
 ) -> Result<Vec<(OrderRow, Vec<Uuid>)>, ProjectionError> {
-    let orders = sqlx::query_as!(
-        OrderRow,
+    let orders: Vec<OrderRow> = read_rows(sqlx::query_as!(
+        StoredOrder,
         "SELECT * FROM projection_orders WHERE environment = $1 AND order_id = $2 ORDER BY merchant_id",
         environment.as_str(),
         order_id,
     )
     .fetch_all(pool)
-    .await?;
+    .await?)?;
     let mut result = Vec::with_capacity(orders.len());
     for order in orders {
         let payment_ids = sqlx::query_scalar!(
             r#"SELECT payment_id FROM projection_order_payments
                WHERE environment = $1 AND merchant_id = $2 AND order_id = $3
                ORDER BY payment_id"#,
-            order.environment,
+            order.environment.as_str(),
             order.merchant_id,
             order.order_id,
         )
@@ -262,46 +217,4 @@ pub async fn order(
         result.push((order, payment_ids));
     }
     Ok(result)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn payment(status: &str, disputed: bool) -> OrderPayment {
-        OrderPayment {
-            payment_status: status.to_owned(),
-            has_disputed_funds: disputed,
-        }
-    }
-
-    /// Every order status follows from the statuses of its payments.
-    #[test]
-    fn derives_the_order_status_from_its_payments() {
-        assert_eq!(order_status(&[]), OrderPaymentStatus::Unpaid);
-        assert_eq!(
-            order_status(&[payment("DECLINED", false)]),
-            OrderPaymentStatus::Unpaid
-        );
-        assert_eq!(
-            order_status(&[payment("DECLINED", false), payment("AUTHORIZED", false)]),
-            OrderPaymentStatus::Authorized
-        );
-        assert_eq!(
-            order_status(&[payment("CAPTURED", false)]),
-            OrderPaymentStatus::Paid
-        );
-        assert_eq!(
-            order_status(&[payment("CAPTURED", false), payment("REFUNDED", false)]),
-            OrderPaymentStatus::PartiallyRefunded
-        );
-        assert_eq!(
-            order_status(&[payment("REFUNDED", false), payment("VOIDED", false)]),
-            OrderPaymentStatus::Refunded
-        );
-        assert_eq!(
-            order_status(&[payment("REFUNDED", true)]),
-            OrderPaymentStatus::Disputed
-        );
-    }
 }

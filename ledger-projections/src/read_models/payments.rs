@@ -7,15 +7,15 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use ledger_core::ids::Environment;
-use ledger_core::payment::state::Authorization;
-use ledger_core::payment::{Payment, PaymentEvent};
+use ledger_core::payment::state::{Authorization, RefundStatus};
+use ledger_core::payment::{CaptureMode, DeclineCategory, Payment, PaymentEvent, PaymentStatus};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{capture_mode_name, refund_status_name};
+use super::read_rows;
 use crate::batch::{Batch, BatchEvent};
-use crate::error::{to_stored, ProjectionError};
+use crate::error::{parse_stored, to_stored, ProjectionError};
 use crate::stream_states::DomainEvent;
 
 /// When something happened to a child (a capture or refund) of a payment, by its id.
@@ -188,7 +188,7 @@ impl PaymentColumns {
         self.refundable.push(payment.refundable_amount().amount());
         self.capturable.push(payment.capturable_amount().amount());
         self.capture_modes
-            .push(capture_mode_name(payment.capture_mode).to_owned());
+            .push(payment.capture_mode.as_str().to_owned());
         self.payment_methods.push(
             payment
                 .payment_method
@@ -405,8 +405,7 @@ impl RefundColumns {
             self.payment_ids.push(payment_id);
             self.currencies.push(payment.currency().code().to_owned());
             self.amounts.push(refund.amount.amount());
-            self.statuses
-                .push(refund_status_name(refund.status).to_owned());
+            self.statuses.push(refund.status.as_str().to_owned());
             self.reasons
                 .push(refund.reason.as_ref().map(|text| text.as_str().to_owned()));
             self.failure_reasons.push(
@@ -467,13 +466,13 @@ impl RefundColumns {
 }
 
 /// A payment as the read model holds it. Amounts are in `currency` at its scale.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PaymentRow {
     pub payment_id: Uuid,
-    pub environment: String,
+    pub environment: Environment,
     pub merchant_id: String,
     pub order_id: String,
-    pub status: String,
+    pub status: PaymentStatus,
     pub currency: String,
     pub requested_amount: Decimal,
     pub authorized_amount: Decimal,
@@ -483,20 +482,87 @@ pub struct PaymentRow {
     pub disputed_amount: Decimal,
     pub refundable_amount: Decimal,
     pub capturable_amount: Decimal,
-    pub capture_mode: String,
+    pub capture_mode: CaptureMode,
     pub payment_method: Option<String>,
     pub authorization_code: Option<String>,
     pub gateway_reference: Option<String>,
     pub authorization_expires_at: Option<DateTime<Utc>>,
     pub decline_code: Option<String>,
-    pub decline_category: Option<String>,
+    pub decline_category: Option<DeclineCategory>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
     pub last_position: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+/// A payment row as stored, its enums still text.
+struct StoredPayment {
+    payment_id: Uuid,
+    environment: String,
+    merchant_id: String,
+    order_id: String,
+    status: String,
+    currency: String,
+    requested_amount: Decimal,
+    authorized_amount: Decimal,
+    captured_amount: Decimal,
+    refunded_amount: Decimal,
+    refund_pending_amount: Decimal,
+    disputed_amount: Decimal,
+    refundable_amount: Decimal,
+    capturable_amount: Decimal,
+    capture_mode: String,
+    payment_method: Option<String>,
+    authorization_code: Option<String>,
+    gateway_reference: Option<String>,
+    authorization_expires_at: Option<DateTime<Utc>>,
+    decline_code: Option<String>,
+    decline_category: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+    last_position: i64,
+}
+
+impl TryFrom<StoredPayment> for PaymentRow {
+    type Error = ProjectionError;
+
+    fn try_from(row: StoredPayment) -> Result<Self, ProjectionError> {
+        Ok(PaymentRow {
+            payment_id: row.payment_id,
+            environment: parse_stored(&row.environment)?,
+            merchant_id: row.merchant_id,
+            order_id: row.order_id,
+            status: parse_stored(&row.status)?,
+            currency: row.currency,
+            requested_amount: row.requested_amount,
+            authorized_amount: row.authorized_amount,
+            captured_amount: row.captured_amount,
+            refunded_amount: row.refunded_amount,
+            refund_pending_amount: row.refund_pending_amount,
+            disputed_amount: row.disputed_amount,
+            refundable_amount: row.refundable_amount,
+            capturable_amount: row.capturable_amount,
+            capture_mode: parse_stored(&row.capture_mode)?,
+            payment_method: row.payment_method,
+            authorization_code: row.authorization_code,
+            gateway_reference: row.gateway_reference,
+            authorization_expires_at: row.authorization_expires_at,
+            decline_code: row.decline_code,
+            decline_category: row
+                .decline_category
+                .as_deref()
+                .map(parse_stored)
+                .transpose()?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            version: row.version,
+            last_position: row.last_position,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct CaptureRow {
     pub payment_id: Uuid,
     pub capture_id: String,
@@ -508,13 +574,13 @@ pub struct CaptureRow {
     pub settled_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RefundRow {
     pub payment_id: Uuid,
     pub refund_id: String,
     pub currency: String,
     pub amount: Decimal,
-    pub status: String,
+    pub status: RefundStatus,
     pub reason: Option<String>,
     pub failure_reason: Option<String>,
     pub requested_at: DateTime<Utc>,
@@ -523,12 +589,46 @@ pub struct RefundRow {
     pub settled_at: Option<DateTime<Utc>>,
 }
 
+struct StoredRefund {
+    payment_id: Uuid,
+    refund_id: String,
+    currency: String,
+    amount: Decimal,
+    status: String,
+    reason: Option<String>,
+    failure_reason: Option<String>,
+    requested_at: DateTime<Utc>,
+    resolved_at: Option<DateTime<Utc>>,
+    settled_batch_id: Option<Uuid>,
+    settled_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<StoredRefund> for RefundRow {
+    type Error = ProjectionError;
+
+    fn try_from(row: StoredRefund) -> Result<Self, ProjectionError> {
+        Ok(RefundRow {
+            payment_id: row.payment_id,
+            refund_id: row.refund_id,
+            currency: row.currency,
+            amount: row.amount,
+            status: parse_stored(&row.status)?,
+            reason: row.reason,
+            failure_reason: row.failure_reason,
+            requested_at: row.requested_at,
+            resolved_at: row.resolved_at,
+            settled_batch_id: row.settled_batch_id,
+            settled_at: row.settled_at,
+        })
+    }
+}
+
 /// Filters of the payments list; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct PaymentFilter {
     pub merchant_id: Option<String>,
     pub order_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<PaymentStatus>,
     pub created_from: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
 }
@@ -544,7 +644,7 @@ pub async fn payments_by_id(
     payment_ids: &[Uuid],
 ) -> Result<Vec<PaymentRow>, ProjectionError> {
     let rows = sqlx::query_as!(
-        PaymentRow,
+        StoredPayment,
         r#"SELECT * FROM projection_payments
            WHERE environment = $1 AND payment_id = ANY($2::uuid[])"#,
         environment.as_str(),
@@ -552,7 +652,7 @@ pub async fn payments_by_id(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }
 
 /// One page of payments, oldest first, after the cursor `(created_at, payment_id)` of the
@@ -574,10 +674,11 @@ pub async fn list_payments(
 ) -> Result<Vec<PaymentRow>, ProjectionError> {
     let limit = i64::try_from(limit.min(MAX_PAYMENTS_PAGE)).unwrap_or(0);
     let (after_created, after_id) = after.unzip();
+    let status = filter.status.map(PaymentStatus::as_str);
     let rows = if let Some(order_id) = &filter.order_id {
         // An order has a handful of payments: its index finds them all, the sort is tiny.
         sqlx::query_as!(
-            PaymentRow,
+            StoredPayment,
             r#"SELECT * FROM projection_payments
                WHERE environment = $1 AND order_id = $2
                  AND ($3::text IS NULL OR merchant_id = $3)
@@ -591,7 +692,7 @@ pub async fn list_payments(
             environment.as_str(),
             order_id,
             filter.merchant_id,
-            filter.status,
+            status,
             filter.created_from,
             filter.created_before,
             after_created,
@@ -602,7 +703,7 @@ pub async fn list_payments(
         .await?
     } else if let Some(merchant_id) = &filter.merchant_id {
         sqlx::query_as!(
-            PaymentRow,
+            StoredPayment,
             r#"SELECT * FROM projection_payments
                WHERE environment = $1 AND merchant_id = $2
                  AND ($3::text IS NULL OR status = $3)
@@ -614,7 +715,7 @@ pub async fn list_payments(
                LIMIT $8"#,
             environment.as_str(),
             merchant_id,
-            filter.status,
+            status,
             filter.created_from,
             filter.created_before,
             after_created,
@@ -625,7 +726,7 @@ pub async fn list_payments(
         .await?
     } else {
         sqlx::query_as!(
-            PaymentRow,
+            StoredPayment,
             r#"SELECT * FROM projection_payments
                WHERE environment = $1
                  AND ($2::text IS NULL OR status = $2)
@@ -636,7 +737,7 @@ pub async fn list_payments(
                ORDER BY created_at, payment_id
                LIMIT $7"#,
             environment.as_str(),
-            filter.status,
+            status,
             filter.created_from,
             filter.created_before,
             after_created,
@@ -646,7 +747,7 @@ pub async fn list_payments(
         .fetch_all(pool)
         .await?
     };
-    Ok(rows)
+    read_rows(rows)
 }
 
 /// The captures of many payments at once, in capture order of time.
@@ -675,12 +776,12 @@ pub async fn refunds_of(
     payment_ids: &[Uuid],
 ) -> Result<Vec<RefundRow>, ProjectionError> {
     let rows = sqlx::query_as!(
-        RefundRow,
+        StoredRefund,
         r#"SELECT * FROM projection_refunds WHERE payment_id = ANY($1::uuid[])
            ORDER BY payment_id, requested_at, refund_id"#,
         payment_ids,
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }

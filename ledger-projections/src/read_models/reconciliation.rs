@@ -10,34 +10,20 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use ledger_core::ids::Environment;
+use ledger_core::payment::SettledItemKind;
 use ledger_core::reconciliation::{
-    PayoutOutcome, PayoutReconciled, ReconciliationEvent, ReconciliationException,
-    ReconciliationExceptionResolved, RunStatus,
+    ExceptionClass, PayoutOutcome, PayoutReconciled, ReconciliationEvent, ReconciliationException,
+    ReconciliationExceptionResolved, ReconciliationSource, RunStatus,
 };
 use ledger_core::text::ShortText;
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::read_rows;
 use crate::batch::{Batch, BatchEvent};
-use crate::error::{to_stored, ProjectionError};
+use crate::error::{parse_stored, to_stored, ProjectionError};
 use crate::stream_states::DomainEvent;
-
-/// The stored name of a run's status.
-pub fn run_status_name(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Running => "RUNNING",
-        RunStatus::Completed => "COMPLETED",
-    }
-}
-
-/// The stored name of a payout's verdict, as the events spell it.
-pub fn payout_outcome_name(outcome: PayoutOutcome) -> &'static str {
-    match outcome {
-        PayoutOutcome::Proven => "proven",
-        PayoutOutcome::Unproven => "unproven",
-    }
-}
 
 pub(crate) async fn apply(
     connection: &mut PgConnection,
@@ -130,7 +116,7 @@ async fn write_runs(
         started_by.push(text(&started.started_by));
         started_at.push(started.started_at);
         availability_days.push(i32::try_from(started.availability_days).unwrap_or(i32::MAX));
-        statuses.push(run_status_name(run.status).to_owned());
+        statuses.push(run.status.as_str().to_owned());
         completed.push(completed_at.get(run_id).copied());
         lines.push(run.summary.as_ref().map(|s| count(s.lines)));
         matched_lines.push(run.summary.as_ref().map(|s| count(s.matched_lines)));
@@ -264,7 +250,7 @@ impl ExceptionRows {
             exception
                 .item
                 .as_ref()
-                .map(|item| item.kind().to_uppercase()),
+                .map(|item| item.item_kind().as_str().to_owned()),
         );
         self.item_ids.push(
             exception
@@ -391,8 +377,7 @@ impl PayoutRows {
         self.net.push(payout.net.amount());
         self.ledger_amounts
             .push(payout.ledger_amount.map(|amount| amount.amount()));
-        self.outcomes
-            .push(payout_outcome_name(payout.outcome).to_owned());
+        self.outcomes.push(payout.outcome.as_str().to_owned());
         self.batches_recorded.push(payout.batch_recorded);
         self.reconciled_at.push(event.recorded_at);
         self.positions.push(to_stored(event.position)?);
@@ -479,17 +464,17 @@ impl ResolutionRows {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReconciliationRunRow {
     pub run_id: Uuid,
-    pub environment: String,
-    pub source: String,
+    pub environment: Environment,
+    pub source: ReconciliationSource,
     pub file_name: Option<String>,
     pub file_sha256: String,
     pub started_by: String,
     pub started_at: DateTime<Utc>,
     pub availability_days: i32,
-    pub status: String,
+    pub status: RunStatus,
     pub completed_at: Option<DateTime<Utc>>,
     pub lines: Option<i64>,
     pub matched_lines: Option<i64>,
@@ -502,11 +487,61 @@ pub struct ReconciliationRunRow {
     pub last_position: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+struct StoredRun {
+    run_id: Uuid,
+    environment: String,
+    source: String,
+    file_name: Option<String>,
+    file_sha256: String,
+    started_by: String,
+    started_at: DateTime<Utc>,
+    availability_days: i32,
+    status: String,
+    completed_at: Option<DateTime<Utc>>,
+    lines: Option<i64>,
+    matched_lines: Option<i64>,
+    exceptions: i64,
+    unresolved_exceptions: i64,
+    payouts_proven: i64,
+    payouts_unproven: i64,
+    batches_recorded: i64,
+    version: i64,
+    last_position: i64,
+}
+
+impl TryFrom<StoredRun> for ReconciliationRunRow {
+    type Error = ProjectionError;
+
+    fn try_from(row: StoredRun) -> Result<Self, ProjectionError> {
+        Ok(ReconciliationRunRow {
+            run_id: row.run_id,
+            environment: parse_stored(&row.environment)?,
+            source: parse_stored(&row.source)?,
+            file_name: row.file_name,
+            file_sha256: row.file_sha256,
+            started_by: row.started_by,
+            started_at: row.started_at,
+            availability_days: row.availability_days,
+            status: parse_stored(&row.status)?,
+            completed_at: row.completed_at,
+            lines: row.lines,
+            matched_lines: row.matched_lines,
+            exceptions: row.exceptions,
+            unresolved_exceptions: row.unresolved_exceptions,
+            payouts_proven: row.payouts_proven,
+            payouts_unproven: row.payouts_unproven,
+            batches_recorded: row.batches_recorded,
+            version: row.version,
+            last_position: row.last_position,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReconciliationPayoutRow {
     pub run_id: Uuid,
     pub payout_id: String,
-    pub environment: String,
+    pub environment: Environment,
     pub batch_id: Uuid,
     pub currency: String,
     pub line_count: i64,
@@ -515,23 +550,65 @@ pub struct ReconciliationPayoutRow {
     pub fees: Decimal,
     pub net: Decimal,
     pub ledger_amount: Option<Decimal>,
-    pub outcome: String,
+    pub outcome: PayoutOutcome,
     pub batch_recorded: bool,
     pub reconciled_at: DateTime<Utc>,
     pub position: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+struct StoredPayout {
+    run_id: Uuid,
+    payout_id: String,
+    environment: String,
+    batch_id: Uuid,
+    currency: String,
+    line_count: i64,
+    exception_count: i64,
+    gross: Decimal,
+    fees: Decimal,
+    net: Decimal,
+    ledger_amount: Option<Decimal>,
+    outcome: String,
+    batch_recorded: bool,
+    reconciled_at: DateTime<Utc>,
+    position: i64,
+}
+
+impl TryFrom<StoredPayout> for ReconciliationPayoutRow {
+    type Error = ProjectionError;
+
+    fn try_from(row: StoredPayout) -> Result<Self, ProjectionError> {
+        Ok(ReconciliationPayoutRow {
+            run_id: row.run_id,
+            payout_id: row.payout_id,
+            environment: parse_stored(&row.environment)?,
+            batch_id: row.batch_id,
+            currency: row.currency,
+            line_count: row.line_count,
+            exception_count: row.exception_count,
+            gross: row.gross,
+            fees: row.fees,
+            net: row.net,
+            ledger_amount: row.ledger_amount,
+            outcome: parse_stored(&row.outcome)?,
+            batch_recorded: row.batch_recorded,
+            reconciled_at: row.reconciled_at,
+            position: row.position,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReconciliationExceptionRow {
     pub exception_id: Uuid,
     pub run_id: Uuid,
-    pub environment: String,
-    pub class: String,
+    pub environment: Environment,
+    pub class: ExceptionClass,
     pub detail: String,
     pub line_number: Option<i64>,
     pub payout_id: Option<String>,
     pub payment_id: Option<Uuid>,
-    pub item_kind: Option<String>,
+    pub item_kind: Option<SettledItemKind>,
     pub item_id: Option<String>,
     pub report_balance_transaction_id: Option<String>,
     pub report_reporting_category: Option<String>,
@@ -553,14 +630,81 @@ pub struct ReconciliationExceptionRow {
     pub resolution_reason: Option<String>,
 }
 
+struct StoredException {
+    exception_id: Uuid,
+    run_id: Uuid,
+    environment: String,
+    class: String,
+    detail: String,
+    line_number: Option<i64>,
+    payout_id: Option<String>,
+    payment_id: Option<Uuid>,
+    item_kind: Option<String>,
+    item_id: Option<String>,
+    report_balance_transaction_id: Option<String>,
+    report_reporting_category: Option<String>,
+    report_currency: Option<String>,
+    report_gross: Option<String>,
+    report_fee: Option<String>,
+    report_net: Option<String>,
+    report_available_on: Option<String>,
+    ledger_currency: Option<String>,
+    ledger_amount: Option<Decimal>,
+    ledger_fee: Option<Decimal>,
+    ledger_batch_id: Option<Uuid>,
+    ledger_recorded_at: Option<DateTime<Utc>>,
+    found_at: DateTime<Utc>,
+    found_position: i64,
+    ordinal: i32,
+    resolved_at: Option<DateTime<Utc>>,
+    resolved_by: Option<String>,
+    resolution_reason: Option<String>,
+}
+
+impl TryFrom<StoredException> for ReconciliationExceptionRow {
+    type Error = ProjectionError;
+
+    fn try_from(row: StoredException) -> Result<Self, ProjectionError> {
+        Ok(ReconciliationExceptionRow {
+            exception_id: row.exception_id,
+            run_id: row.run_id,
+            environment: parse_stored(&row.environment)?,
+            class: parse_stored(&row.class)?,
+            detail: row.detail,
+            line_number: row.line_number,
+            payout_id: row.payout_id,
+            payment_id: row.payment_id,
+            item_kind: row.item_kind.as_deref().map(parse_stored).transpose()?,
+            item_id: row.item_id,
+            report_balance_transaction_id: row.report_balance_transaction_id,
+            report_reporting_category: row.report_reporting_category,
+            report_currency: row.report_currency,
+            report_gross: row.report_gross,
+            report_fee: row.report_fee,
+            report_net: row.report_net,
+            report_available_on: row.report_available_on,
+            ledger_currency: row.ledger_currency,
+            ledger_amount: row.ledger_amount,
+            ledger_fee: row.ledger_fee,
+            ledger_batch_id: row.ledger_batch_id,
+            ledger_recorded_at: row.ledger_recorded_at,
+            found_at: row.found_at,
+            found_position: row.found_position,
+            ordinal: row.ordinal,
+            resolved_at: row.resolved_at,
+            resolved_by: row.resolved_by,
+            resolution_reason: row.resolution_reason,
+        })
+    }
+}
+
 /// Largest page of runs or exceptions one query returns.
 pub const MAX_RECONCILIATION_PAGE: usize = 500;
 
 /// Filters of the runs list; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
-    /// `RUNNING` or `COMPLETED`.
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
 }
 
 /// The runs cursor: `(started_at, run_id)` of the previous page's last run.
@@ -579,7 +723,7 @@ pub async fn list_runs(
     let limit = i64::try_from(limit.min(MAX_RECONCILIATION_PAGE)).unwrap_or(0);
     let (after_started, after_id) = after.unzip();
     let rows = sqlx::query_as!(
-        ReconciliationRunRow,
+        StoredRun,
         r#"SELECT * FROM projection_reconciliation_runs
            WHERE environment = $1
              AND ($2::text IS NULL OR status = $2)
@@ -587,14 +731,14 @@ pub async fn list_runs(
            ORDER BY started_at DESC, run_id DESC
            LIMIT $5"#,
         environment.as_str(),
-        filter.status,
+        filter.status.map(RunStatus::as_str),
         after_started,
         after_id,
         limit,
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }
 
 /// One run of the environment, if it exists there.
@@ -605,7 +749,7 @@ pub async fn run(
     run_id: Uuid,
 ) -> Result<Option<ReconciliationRunRow>, ProjectionError> {
     let row = sqlx::query_as!(
-        ReconciliationRunRow,
+        StoredRun,
         r#"SELECT * FROM projection_reconciliation_runs
            WHERE environment = $1 AND run_id = $2"#,
         environment.as_str(),
@@ -613,7 +757,7 @@ pub async fn run(
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row)
+    row.map(TryFrom::try_from).transpose()
 }
 
 /// The payout verdicts of many runs at once, in the order the runs judged them.
@@ -624,7 +768,7 @@ pub async fn payouts_of(
     run_ids: &[Uuid],
 ) -> Result<Vec<ReconciliationPayoutRow>, ProjectionError> {
     let rows = sqlx::query_as!(
-        ReconciliationPayoutRow,
+        StoredPayout,
         r#"SELECT * FROM projection_reconciliation_payouts
            WHERE environment = $1 AND run_id = ANY($2::uuid[])
            ORDER BY run_id, position, payout_id"#,
@@ -633,15 +777,14 @@ pub async fn payouts_of(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }
 
 /// Filters of the exceptions list; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct ExceptionFilter {
     pub run_id: Option<Uuid>,
-    /// As [`ledger_core::reconciliation::ExceptionClass::as_str`] names it.
-    pub class: Option<String>,
+    pub class: Option<ExceptionClass>,
     pub resolved: Option<bool>,
     pub payout_id: Option<String>,
     pub payment_id: Option<Uuid>,
@@ -666,7 +809,7 @@ pub async fn list_exceptions(
     // `resolved` is spelled as two plain conditions so that a custom plan reduces it to
     // `resolved_at IS NULL`, which the partial index of unresolved exceptions serves.
     let rows = sqlx::query_as!(
-        ReconciliationExceptionRow,
+        StoredException,
         r#"SELECT * FROM projection_reconciliation_exceptions
            WHERE environment = $1
              AND ($2::uuid IS NULL OR run_id = $2)
@@ -681,7 +824,7 @@ pub async fn list_exceptions(
            LIMIT $9"#,
         environment.as_str(),
         filter.run_id,
-        filter.class,
+        filter.class.map(ExceptionClass::as_str),
         filter.resolved,
         filter.payout_id,
         filter.payment_id,
@@ -691,7 +834,7 @@ pub async fn list_exceptions(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }
 
 /// One exception of the environment, if it exists there.
@@ -702,7 +845,7 @@ pub async fn exception(
     exception_id: Uuid,
 ) -> Result<Option<ReconciliationExceptionRow>, ProjectionError> {
     let row = sqlx::query_as!(
-        ReconciliationExceptionRow,
+        StoredException,
         r#"SELECT * FROM projection_reconciliation_exceptions
            WHERE environment = $1 AND exception_id = $2"#,
         environment.as_str(),
@@ -710,7 +853,7 @@ pub async fn exception(
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row)
+    row.map(TryFrom::try_from).transpose()
 }
 
 /// The latest verdict (highest log position) on each of these payouts, for the settlement
@@ -722,7 +865,7 @@ pub async fn latest_verdicts_by_payout(
     payout_ids: &[String],
 ) -> Result<Vec<ReconciliationPayoutRow>, ProjectionError> {
     let rows = sqlx::query_as!(
-        ReconciliationPayoutRow,
+        StoredPayout,
         r#"SELECT DISTINCT ON (payout_id) * FROM projection_reconciliation_payouts
            WHERE environment = $1 AND payout_id = ANY($2::text[])
            ORDER BY payout_id, position DESC"#,
@@ -731,7 +874,7 @@ pub async fn latest_verdicts_by_payout(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }
 
 /// The latest verdict on a payout of each of these settlement batches.
@@ -742,7 +885,7 @@ pub async fn latest_verdicts_by_batch(
     batch_ids: &[Uuid],
 ) -> Result<Vec<ReconciliationPayoutRow>, ProjectionError> {
     let rows = sqlx::query_as!(
-        ReconciliationPayoutRow,
+        StoredPayout,
         r#"SELECT DISTINCT ON (batch_id) * FROM projection_reconciliation_payouts
            WHERE environment = $1 AND batch_id = ANY($2::uuid[])
            ORDER BY batch_id, position DESC"#,
@@ -751,5 +894,5 @@ pub async fn latest_verdicts_by_batch(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }

@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::Environment;
-use ledger_core::settlement::SettlementEvent;
+use ledger_core::settlement::{PayoutStatus, SettlementEvent};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::payout_status_name;
+use super::read_rows;
 use crate::batch::Batch;
-use crate::error::{to_stored, ProjectionError};
+use crate::error::{parse_stored, to_stored, ProjectionError};
 use crate::stream_states::DomainEvent;
 
 #[derive(Default)]
@@ -93,7 +93,7 @@ async fn write_batches(
             settlement
                 .payouts
                 .last()
-                .map(|payout| payout_status_name(payout.status).to_owned()),
+                .map(|payout| payout.status.as_str().to_owned()),
         );
         // Only inserts use it: the batch was recorded by its first event.
         recorded_times.push(recorded_at.get(batch_id).copied().unwrap_or(*occurred_at));
@@ -158,7 +158,7 @@ async fn write_items(
             batch_ids.push(*batch_id);
             line_numbers.push(i32::try_from(line + 1).unwrap_or(i32::MAX));
             payment_ids.push(item.payment_id.as_uuid());
-            kinds.push(item.item.kind().to_uppercase());
+            kinds.push(item.item.item_kind().as_str().to_owned());
             item_ids.push(item.item.item_id().to_owned());
             currencies.push(item.gross.currency().code().to_owned());
             gross.push(item.gross.amount());
@@ -221,7 +221,7 @@ async fn write_payouts(
             merchant_ids.push(settlement.merchant_id.as_str().to_owned());
             currencies.push(settlement.currency.code().to_owned());
             amounts.push(payout.amount.amount());
-            statuses.push(payout_status_name(payout.status).to_owned());
+            statuses.push(payout.status.as_str().to_owned());
             expected.push(payout.expected_arrival_date);
             failure_reasons.push(
                 payout
@@ -269,10 +269,10 @@ async fn write_payouts(
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SettlementBatchRow {
     pub batch_id: Uuid,
-    pub environment: String,
+    pub environment: Environment,
     pub merchant_id: String,
     pub currency: String,
     pub gross: Decimal,
@@ -280,19 +280,58 @@ pub struct SettlementBatchRow {
     pub reserve: Decimal,
     pub net: Decimal,
     pub item_count: i32,
-    pub payout_status: Option<String>,
+    /// The status of the latest payout attempt, if any.
+    pub payout_status: Option<PayoutStatus>,
     pub recorded_at: DateTime<Utc>,
     pub version: i64,
     pub last_position: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+struct StoredBatch {
+    batch_id: Uuid,
+    environment: String,
+    merchant_id: String,
+    currency: String,
+    gross: Decimal,
+    fees: Decimal,
+    reserve: Decimal,
+    net: Decimal,
+    item_count: i32,
+    payout_status: Option<String>,
+    recorded_at: DateTime<Utc>,
+    version: i64,
+    last_position: i64,
+}
+
+impl TryFrom<StoredBatch> for SettlementBatchRow {
+    type Error = ProjectionError;
+
+    fn try_from(row: StoredBatch) -> Result<Self, ProjectionError> {
+        Ok(SettlementBatchRow {
+            batch_id: row.batch_id,
+            environment: parse_stored(&row.environment)?,
+            merchant_id: row.merchant_id,
+            currency: row.currency,
+            gross: row.gross,
+            fees: row.fees,
+            reserve: row.reserve,
+            net: row.net,
+            item_count: row.item_count,
+            payout_status: row.payout_status.as_deref().map(parse_stored).transpose()?,
+            recorded_at: row.recorded_at,
+            version: row.version,
+            last_position: row.last_position,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct PayoutRow {
     pub batch_id: Uuid,
     pub payout_id: String,
     pub currency: String,
     pub amount: Decimal,
-    pub status: String,
+    pub status: PayoutStatus,
     pub expected_arrival_date: Option<NaiveDate>,
     pub failure_reason: Option<String>,
     pub initiated_at: DateTime<Utc>,
@@ -300,34 +339,93 @@ pub struct PayoutRow {
     pub failed_at: Option<DateTime<Utc>>,
 }
 
+struct StoredPayout {
+    batch_id: Uuid,
+    payout_id: String,
+    currency: String,
+    amount: Decimal,
+    status: String,
+    expected_arrival_date: Option<NaiveDate>,
+    failure_reason: Option<String>,
+    initiated_at: DateTime<Utc>,
+    paid_at: Option<DateTime<Utc>>,
+    failed_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<StoredPayout> for PayoutRow {
+    type Error = ProjectionError;
+
+    fn try_from(row: StoredPayout) -> Result<Self, ProjectionError> {
+        Ok(PayoutRow {
+            batch_id: row.batch_id,
+            payout_id: row.payout_id,
+            currency: row.currency,
+            amount: row.amount,
+            status: parse_stored(&row.status)?,
+            expected_arrival_date: row.expected_arrival_date,
+            failure_reason: row.failure_reason,
+            initiated_at: row.initiated_at,
+            paid_at: row.paid_at,
+            failed_at: row.failed_at,
+        })
+    }
+}
+
 /// Largest page of batches one query returns.
 pub const MAX_BATCHES_PAGE: usize = 500;
 
-/// Settlement batches of an environment, newest first, optionally of one merchant.
+/// Filters of the batches list; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct BatchFilter {
+    pub merchant_id: Option<String>,
+    /// An ISO 4217 code, upper case as stored.
+    pub currency: Option<String>,
+    /// The status of the batch's latest payout.
+    pub payout_status: Option<PayoutStatus>,
+    pub recorded_from: Option<DateTime<Utc>>,
+    pub recorded_before: Option<DateTime<Utc>>,
+}
+
+/// The batches cursor: `(recorded_at, batch_id)` of the previous page's last batch.
+pub type BatchCursor = (DateTime<Utc>, Uuid);
+
+/// One page of an environment's settlement batches, newest first, after the cursor; at most
+/// `limit` (capped at [`MAX_BATCHES_PAGE`]).
 #[tracing::instrument(skip(pool))]
 pub async fn list_batches(
     pool: &PgPool,
     environment: Environment,
-    merchant_id: Option<&str>,
-    offset: usize,
+    filter: &BatchFilter,
+    after: Option<BatchCursor>,
     limit: usize,
 ) -> Result<Vec<SettlementBatchRow>, ProjectionError> {
     let limit = i64::try_from(limit.min(MAX_BATCHES_PAGE)).unwrap_or(0);
-    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let (after_recorded, after_batch) = after.unzip();
     let rows = sqlx::query_as!(
-        SettlementBatchRow,
+        StoredBatch,
         r#"SELECT * FROM projection_settlement_batches
-           WHERE environment = $1 AND ($2::text IS NULL OR merchant_id = $2)
-           ORDER BY recorded_at DESC, batch_id
-           OFFSET $3 LIMIT $4"#,
+           WHERE environment = $1
+             AND ($2::text IS NULL OR merchant_id = $2)
+             AND ($3::text IS NULL OR currency = $3)
+             AND ($4::text IS NULL OR payout_status = $4)
+             AND ($5::timestamptz IS NULL OR recorded_at >= $5)
+             AND ($6::timestamptz IS NULL OR recorded_at < $6)
+             AND ($7::timestamptz IS NULL OR (recorded_at, batch_id) < ($7, $8::uuid))
+           ORDER BY recorded_at DESC, batch_id DESC
+           LIMIT $9"#,
         environment.as_str(),
-        merchant_id,
-        offset,
+        filter.merchant_id,
+        filter.currency,
+        filter.payout_status.map(PayoutStatus::as_str),
+        filter.recorded_from,
+        filter.recorded_before,
+        after_recorded,
+        after_batch,
         limit,
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }
 
 /// The payouts of many batches at once.
@@ -337,7 +435,7 @@ pub async fn payouts_of(
     batch_ids: &[Uuid],
 ) -> Result<Vec<PayoutRow>, ProjectionError> {
     let rows = sqlx::query_as!(
-        PayoutRow,
+        StoredPayout,
         r#"SELECT batch_id, payout_id, currency, amount, status, expected_arrival_date,
                   failure_reason, initiated_at, paid_at, failed_at
            FROM projection_payouts WHERE batch_id = ANY($1::uuid[])
@@ -346,7 +444,69 @@ pub async fn payouts_of(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
+}
+
+/// The settlement batch of this environment that initiated the payout (the latest, should
+/// two have), if the read model has it.
+#[tracing::instrument(skip(pool))]
+pub async fn batch_of_payout(
+    pool: &PgPool,
+    environment: Environment,
+    payout_id: &str,
+) -> Result<Option<Uuid>, ProjectionError> {
+    let batch_id = sqlx::query_scalar!(
+        r#"SELECT batch_id FROM projection_payouts
+           WHERE environment = $1 AND payout_id = $2
+           ORDER BY initiated_at DESC
+           LIMIT 1"#,
+        environment.as_str(),
+        payout_id,
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(batch_id)
+}
+
+/// A payout beside the net of the batch that initiated it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayoutOfBatch {
+    pub batch_id: Uuid,
+    pub currency: String,
+    pub amount: Decimal,
+    pub status: PayoutStatus,
+    pub batch_net: Decimal,
+}
+
+/// The latest payout of that id in this environment, with its batch's net.
+#[tracing::instrument(skip(pool))]
+pub async fn payout_with_batch(
+    pool: &PgPool,
+    environment: Environment,
+    payout_id: &str,
+) -> Result<Option<PayoutOfBatch>, ProjectionError> {
+    let row = sqlx::query!(
+        r#"SELECT p.batch_id, p.amount, p.currency, p.status, b.net
+           FROM projection_payouts p
+           JOIN projection_settlement_batches b ON b.batch_id = p.batch_id
+           WHERE p.environment = $1 AND p.payout_id = $2
+           ORDER BY p.initiated_at DESC
+           LIMIT 1"#,
+        environment.as_str(),
+        payout_id
+    )
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| {
+        Ok(PayoutOfBatch {
+            batch_id: row.batch_id,
+            currency: row.currency,
+            amount: row.amount,
+            status: parse_stored(&row.status)?,
+            batch_net: row.net,
+        })
+    })
+    .transpose()
 }
 
 /// Something in settlement that finance should look at.
@@ -354,7 +514,7 @@ pub async fn payouts_of(
 pub struct SettlementException {
     /// `RESERVE_WITHHELD`, `PAYOUT_FAILED`, `PAYOUT_LATE` or `CAPTURE_NOT_SETTLED`.
     pub kind: String,
-    pub environment: String,
+    pub environment: Environment,
     pub merchant_id: String,
     pub currency: String,
     /// The batch, or the payment for an unsettled capture.
@@ -364,6 +524,34 @@ pub struct SettlementException {
     pub amount: Decimal,
     /// Since when: the batch, payout or capture time.
     pub since: DateTime<Utc>,
+}
+
+struct StoredException {
+    kind: String,
+    environment: String,
+    merchant_id: String,
+    currency: String,
+    subject_id: Uuid,
+    item_id: Option<String>,
+    amount: Decimal,
+    since: DateTime<Utc>,
+}
+
+impl TryFrom<StoredException> for SettlementException {
+    type Error = ProjectionError;
+
+    fn try_from(row: StoredException) -> Result<Self, ProjectionError> {
+        Ok(SettlementException {
+            kind: row.kind,
+            environment: parse_stored(&row.environment)?,
+            merchant_id: row.merchant_id,
+            currency: row.currency,
+            subject_id: row.subject_id,
+            item_id: row.item_id,
+            amount: row.amount,
+            since: row.since,
+        })
+    }
 }
 
 /// Every open settlement exception at `now`: batches with a reserve withheld; payouts whose
@@ -377,7 +565,7 @@ pub async fn settlement_exceptions(
     unsettled_after_days: i32,
 ) -> Result<Vec<SettlementException>, ProjectionError> {
     let rows = sqlx::query_as!(
-        SettlementException,
+        StoredException,
         r#"SELECT 'RESERVE_WITHHELD' AS "kind!", environment AS "environment!",
                   merchant_id AS "merchant_id!", currency AS "currency!",
                   batch_id AS "subject_id!", NULL::text AS item_id, reserve AS "amount!",
@@ -410,5 +598,5 @@ pub async fn settlement_exceptions(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    read_rows(rows)
 }

@@ -39,27 +39,29 @@ async fn read_models_show_every_lifecycle() {
             .clone()
     };
     let auto_row = row(auto);
-    assert_eq!(auto_row.status, "PARTIALLY_REFUNDED");
+    assert_eq!(auto_row.status.as_str(), "PARTIALLY_REFUNDED");
     assert_eq!(auto_row.captured_amount, decimal("100.00"));
     assert_eq!(auto_row.refunded_amount, decimal("30.00"));
     assert_eq!(auto_row.refundable_amount, decimal("70.00"));
     assert_eq!(auto_row.refundable_amount.to_string(), "70.00");
-    assert_eq!(auto_row.capture_mode, "AUTOMATIC");
+    assert_eq!(auto_row.capture_mode.as_str(), "AUTOMATIC");
     assert_eq!(auto_row.created_at, at(1, 9));
     assert_eq!(auto_row.updated_at, at(3, 12));
-    assert_eq!(row(manual).status, "CAPTURED");
+    assert_eq!(row(manual).status.as_str(), "CAPTURED");
     assert_eq!(row(manual).captured_amount, decimal("50.00"));
     assert_eq!(row(manual).refunded_amount, decimal("0.00"));
-    assert_eq!(row(declined).status, "DECLINED");
+    assert_eq!(row(declined).status.as_str(), "DECLINED");
     assert_eq!(
         row(declined).decline_code.as_deref(),
         Some("insufficient_funds")
     );
     assert_eq!(
-        row(declined).decline_category.as_deref(),
+        row(declined)
+            .decline_category
+            .map(|category| category.as_str()),
         Some("SOFT_DECLINE")
     );
-    assert_eq!(row(voided).status, "VOIDED");
+    assert_eq!(row(voided).status.as_str(), "VOIDED");
     assert_eq!(row(disputed).disputed_amount, decimal("80.00"));
     assert_eq!(row(won).disputed_amount, decimal("0.00"));
     assert_eq!(row(yen).currency, "JPY");
@@ -79,14 +81,14 @@ async fn read_models_show_every_lifecycle() {
     let refunds = payments::refunds_of(pool, &[manual.as_uuid()])
         .await
         .unwrap();
-    assert_eq!(refunds[0].status, "FAILED");
+    assert_eq!(refunds[0].status.as_str(), "FAILED");
     assert_eq!(refunds[0].resolved_at, Some(at(3, 10)));
 
     let order_status = |order: &'static str| async move {
         orders::order(pool, Environment::Test, order).await.unwrap()[0]
             .0
             .payment_status
-            .clone()
+            .as_str()
     };
     assert_eq!(order_status("order_1").await, "PARTIALLY_REFUNDED");
     assert_eq!(order_status("order_2").await, "PAID");
@@ -102,18 +104,54 @@ async fn read_models_show_every_lifecycle() {
         pool,
         Environment::Test,
         &disputes::DisputeFilter::default(),
-        0,
+        None,
         10,
     )
     .await
     .unwrap();
     assert_eq!(open.len(), 2);
+    // Page by page, following each page's last row as the cursor: the same rows in order.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = disputes::list_disputes(
+            pool,
+            Environment::Test,
+            &disputes::DisputeFilter::default(),
+            after.clone(),
+            1,
+        )
+        .await
+        .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((
+            last.evidence_due_by,
+            last.payment_id,
+            last.dispute_id.clone(),
+        ));
+        paged.extend(page);
+    }
+    assert_eq!(paged, open);
+    let needs_response = disputes::DisputeFilter {
+        status: Some(ledger_core::payment::state::DisputeStatus::NeedsResponse),
+        ..disputes::DisputeFilter::default()
+    };
+    assert!(
+        disputes::list_disputes(pool, Environment::Test, &needs_response, None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|dispute| dispute.status.as_str() == "NEEDS_RESPONSE")
+    );
     let lost = open
         .iter()
         .find(|dispute| dispute.dispute_id == "dp_1")
         .unwrap();
     assert_eq!(
-        (lost.status.as_str(), lost.outcome.as_deref()),
+        (
+            lost.status.as_str(),
+            lost.outcome.map(|outcome| outcome.as_str())
+        ),
         ("LOST", Some("LOST"))
     );
     assert_eq!(lost.fee, decimal("15.00"));
@@ -128,12 +166,37 @@ async fn read_models_show_every_lifecycle() {
     assert_eq!((rate.disputes_opened, rate.captures), (1, 4));
     assert_eq!(rate.rate, Some(decimal("0.25")));
 
-    let batches = settlement::list_batches(pool, Environment::Test, Some("merchant_a"), 0, 10)
+    let of_merchant = settlement::BatchFilter {
+        merchant_id: Some("merchant_a".to_owned()),
+        ..settlement::BatchFilter::default()
+    };
+    let batches = settlement::list_batches(pool, Environment::Test, &of_merchant, None, 10)
         .await
         .unwrap();
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].net, decimal("75.92"));
-    assert_eq!(batches[0].payout_status.as_deref(), Some("PAID"));
+    assert_eq!(
+        batches[0].payout_status.map(|status| status.as_str()),
+        Some("PAID")
+    );
+    let after_last = Some((batches[0].recorded_at, batches[0].batch_id));
+    assert!(
+        settlement::list_batches(pool, Environment::Test, &of_merchant, after_last, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing after the last batch"
+    );
+    let paid = settlement::BatchFilter {
+        payout_status: Some(ledger_core::settlement::PayoutStatus::Paid),
+        ..of_merchant.clone()
+    };
+    assert_eq!(
+        settlement::list_batches(pool, Environment::Test, &paid, None, 10)
+            .await
+            .unwrap(),
+        batches
+    );
     let payouts = settlement::payouts_of(pool, &[world.batch.as_uuid()])
         .await
         .unwrap();
@@ -206,7 +269,7 @@ async fn read_models_show_every_lifecycle() {
         declines,
         vec![(
             "insufficient_funds".to_owned(),
-            "SOFT_DECLINE".to_owned(),
+            ledger_core::payment::DeclineCategory::SoftDecline,
             1
         )]
     );

@@ -168,14 +168,14 @@ async fn point_in_time_build_and_balances_as_of() {
             (
                 &as_of.merchant_id,
                 &as_of.currency,
-                &as_of.account,
+                &as_of.account.as_str().to_owned(),
                 as_of.balance
             )
         );
     }
     assert!(as_of
         .iter()
-        .all(|balance| balance.account != "gateway_settled"));
+        .all(|balance| balance.account.as_str() != "gateway_settled"));
     let summary = journal::merchant_summary(&as_of);
     assert!(summary.iter().all(|currency| currency.paid_out.is_zero()));
     let existing = build_point_in_time(

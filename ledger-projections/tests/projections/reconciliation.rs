@@ -125,20 +125,20 @@ async fn reconciliation_read_model_shows_runs_payouts_and_exceptions() {
         "newest first"
     );
     let run = &runs[1];
-    assert_eq!(run.environment, "test");
-    assert_eq!(run.source, "stripe_payouts");
+    assert_eq!(run.environment.as_str(), "test");
+    assert_eq!(run.source.as_str(), "stripe_payouts");
     assert_eq!(run.file_name.as_deref(), Some("payouts.csv"));
-    assert_eq!(run.status, "COMPLETED");
+    assert_eq!(run.status.as_str(), "COMPLETED");
     assert_eq!(run.completed_at, Some(at(12, 10)));
     assert_eq!((run.lines, run.matched_lines), (Some(36), Some(5)));
     assert_eq!((run.exceptions, run.unresolved_exceptions), (31, 30));
     assert_eq!((run.payouts_proven, run.payouts_unproven), (1, 1));
     assert_eq!(run.batches_recorded, 1);
-    assert_eq!(runs[0].status, "RUNNING");
+    assert_eq!(runs[0].status.as_str(), "RUNNING");
     assert_eq!(runs[0].lines, None);
 
     let completed = RunFilter {
-        status: Some("COMPLETED".to_owned()),
+        status: Some(ledger_core::reconciliation::RunStatus::Completed),
     };
     let page = reconciliation::list_runs(pool, Environment::Test, &completed, None, 10)
         .await
@@ -220,12 +220,15 @@ async fn reconciliation_read_model_shows_runs_payouts_and_exceptions() {
     );
     // Side by side: the report as the file wrote it, the ledger's amounts.
     let both = &exceptions[1];
-    assert_eq!(both.class, "amount_mismatch");
+    assert_eq!(both.class.as_str(), "amount_mismatch");
     assert_eq!(both.line_number, Some(3));
     assert_eq!(both.payout_id.as_deref(), Some("po_bad"));
     assert_eq!(both.payment_id, Some(world.payment_id.as_uuid()));
     assert_eq!(
-        (both.item_kind.as_deref(), both.item_id.as_deref()),
+        (
+            both.item_kind.map(|kind| kind.as_str()),
+            both.item_id.as_deref()
+        ),
         (Some("CAPTURE"), Some("ch_3"))
     );
     assert_eq!(both.report_gross.as_deref(), Some("10.00"));
@@ -240,7 +243,7 @@ async fn reconciliation_read_model_shows_runs_payouts_and_exceptions() {
     assert_eq!(both.ledger_recorded_at, Some(at(3, 9)));
     assert_eq!(exceptions[0].ledger_currency, None);
     let total = exceptions.last().unwrap();
-    assert_eq!(total.class, "payout_total_mismatch");
+    assert_eq!(total.class.as_str(), "payout_total_mismatch");
     assert_eq!(
         (total.line_number, total.report_gross.as_ref()),
         (None, None)
@@ -252,7 +255,7 @@ async fn reconciliation_read_model_shows_runs_payouts_and_exceptions() {
             .len()
     };
     let class = |class: ExceptionClass| ExceptionFilter {
-        class: Some(class.as_str().to_owned()),
+        class: Some(class),
         ..ExceptionFilter::default()
     };
     assert_eq!(count(class(ExceptionClass::AmountMismatch)).await, 10);

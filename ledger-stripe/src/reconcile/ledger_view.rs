@@ -1,13 +1,18 @@
 //! What the ledger holds for the items a page of report lines names, and what it holds that
-//! no payout has taken yet: read from the read models, which the importer first brings up to
-//! the log's head.
+//! no payout has taken yet: read from the read models (their queries are
+//! `ledger_projections::read_models::{ledger_items, settlement}`), which the importer first
+//! brings up to the log's head, and turned into the core's reconciliation values here.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use ledger_core::ids::{Environment, SettlementBatchId};
+use ledger_core::payment::state::RefundStatus;
+use ledger_core::payment::SettledItemKind;
 use ledger_core::reconciliation::{LedgerItem, LedgerSettlement};
+use ledger_core::settlement::PayoutStatus;
 use ledger_core::{Currency, Money};
+use ledger_projections::read_models::{ledger_items, settlement as settlement_model};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -23,9 +28,9 @@ pub struct LedgerRecord {
 }
 
 /// Item kinds as the read models name them.
-pub const CAPTURE: &str = "CAPTURE";
-pub const REFUND: &str = "REFUND";
-pub const DISPUTE: &str = "DISPUTE";
+pub const CAPTURE: &str = SettledItemKind::Capture.as_str();
+pub const REFUND: &str = SettledItemKind::Refund.as_str();
+pub const DISPUTE: &str = SettledItemKind::Dispute.as_str();
 
 pub type ItemKey = (Uuid, &'static str, String);
 
@@ -84,103 +89,34 @@ pub async fn items_of(
     environment: Environment,
     payment_ids: &[Uuid],
 ) -> Result<HashMap<ItemKey, LedgerRecord>, ReconcileError> {
-    let mut items = HashMap::new();
-    if payment_ids.is_empty() {
-        return Ok(items);
-    }
-    let captures = sqlx::query!(
-        r#"SELECT c.payment_id, c.capture_id, c.merchant_id, c.currency, c.amount, c.captured_at,
-                  c.settled_batch_id, si.fee AS "settled_fee?"
-           FROM projection_captures c
-           LEFT JOIN projection_settlement_items si
-             ON si.batch_id = c.settled_batch_id AND si.payment_id = c.payment_id
-            AND si.kind = 'CAPTURE' AND si.item_id = c.capture_id
-           WHERE c.environment = $1 AND c.payment_id = ANY($2)"#,
-        environment.as_str(),
-        payment_ids
-    )
-    .fetch_all(pool)
-    .await?;
-    for row in captures {
-        let (currency, amount) = money(&row.currency, row.amount, "capture")?;
-        items.insert(
-            (row.payment_id, CAPTURE, row.capture_id),
-            LedgerRecord {
-                item: LedgerItem {
-                    currency,
-                    amount,
-                    known_fee: None,
-                    unsettleable: None,
-                    settlement: settlement(currency, row.settled_batch_id, row.settled_fee),
-                },
-                merchant_id: row.merchant_id,
-                recorded_at: row.captured_at,
-            },
-        );
-    }
-    let refunds = sqlx::query!(
-        r#"SELECT r.payment_id, r.refund_id, p.merchant_id, r.currency, r.amount, r.status,
-                  r.requested_at, r.settled_batch_id, si.fee AS "settled_fee?"
-           FROM projection_refunds r
-           JOIN projection_payments p ON p.payment_id = r.payment_id
-           LEFT JOIN projection_settlement_items si
-             ON si.batch_id = r.settled_batch_id AND si.payment_id = r.payment_id
-            AND si.kind = 'REFUND' AND si.item_id = r.refund_id
-           WHERE p.environment = $1 AND r.payment_id = ANY($2)"#,
-        environment.as_str(),
-        payment_ids
-    )
-    .fetch_all(pool)
-    .await?;
-    for row in refunds {
-        let (currency, amount) = money(&row.currency, row.amount, "refund")?;
-        let unsettleable = (row.status != "SUCCEEDED").then(|| {
-            format!(
+    let rows = ledger_items::items_of(pool, environment, payment_ids).await?;
+    let mut items = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let (currency, amount) = money(&row.currency, row.amount, row.kind.as_str())?;
+        let (known_fee, settled_fee) = match row.dispute_fee {
+            // A dispute settles with the fee recorded when it opened.
+            Some(fee) => (Some(money(&row.currency, fee, "dispute fee")?.1), Some(fee)),
+            None => (None, row.settled_fee),
+        };
+        let unsettleable = match row.refund_status {
+            Some(status) if status != RefundStatus::Succeeded => Some(format!(
                 "the refund is {} in the ledger: its outcome webhook may never have arrived",
-                row.status
-            )
-        });
+                status.as_str()
+            )),
+            _ => None,
+        };
         items.insert(
-            (row.payment_id, REFUND, row.refund_id),
+            (row.payment_id, row.kind.as_str(), row.item_id),
             LedgerRecord {
                 item: LedgerItem {
                     currency,
                     amount,
-                    known_fee: None,
+                    known_fee,
                     unsettleable,
-                    settlement: settlement(currency, row.settled_batch_id, row.settled_fee),
+                    settlement: settlement(currency, row.settled_batch_id, settled_fee),
                 },
                 merchant_id: row.merchant_id,
-                recorded_at: row.requested_at,
-            },
-        );
-    }
-    let disputes = sqlx::query!(
-        r#"SELECT payment_id, dispute_id, merchant_id, currency, amount, fee, opened_at,
-                  settled_batch_id
-           FROM projection_disputes
-           WHERE environment = $1 AND payment_id = ANY($2)"#,
-        environment.as_str(),
-        payment_ids
-    )
-    .fetch_all(pool)
-    .await?;
-    for row in disputes {
-        let (currency, amount) = money(&row.currency, row.amount, "dispute")?;
-        let (_, fee) = money(&row.currency, row.fee, "dispute fee")?;
-        items.insert(
-            (row.payment_id, DISPUTE, row.dispute_id),
-            LedgerRecord {
-                item: LedgerItem {
-                    currency,
-                    amount,
-                    // A dispute settles with the fee recorded when it opened.
-                    known_fee: Some(fee),
-                    unsettleable: None,
-                    settlement: settlement(currency, row.settled_batch_id, Some(row.fee)),
-                },
-                merchant_id: row.merchant_id,
-                recorded_at: row.opened_at,
+                recorded_at: row.recorded_at,
             },
         );
     }
@@ -195,7 +131,7 @@ pub struct PayoutKnowledge {
     pub batch_id: Option<Uuid>,
     pub batch_net: Option<Money>,
     pub payout_amount: Option<Money>,
-    pub payout_status: Option<String>,
+    pub payout_status: Option<PayoutStatus>,
 }
 
 pub async fn payout_knowledge(
@@ -204,21 +140,10 @@ pub async fn payout_knowledge(
     payout_id: &str,
     currency: Currency,
 ) -> Result<PayoutKnowledge, ReconcileError> {
-    let recorded = sqlx::query!(
-        r#"SELECT p.batch_id, p.amount, p.currency, p.status, b.net
-           FROM projection_payouts p
-           JOIN projection_settlement_batches b ON b.batch_id = p.batch_id
-           WHERE p.environment = $1 AND p.payout_id = $2
-           ORDER BY p.initiated_at DESC
-           LIMIT 1"#,
-        environment.as_str(),
-        payout_id
-    )
-    .fetch_optional(pool)
-    .await?;
+    let recorded = settlement_model::payout_with_batch(pool, environment, payout_id).await?;
     if let Some(row) = recorded {
         let (_, amount) = money(&row.currency, row.amount, "payout")?;
-        let (_, net) = money(&row.currency, row.net, "batch net")?;
+        let (_, net) = money(&row.currency, row.batch_net, "batch net")?;
         return Ok(PayoutKnowledge {
             batch_id: Some(row.batch_id),
             batch_net: Some(net),
@@ -275,55 +200,22 @@ pub async fn unsettled_before(
     after: Option<(DateTime<Utc>, Uuid, String)>,
     limit: i64,
 ) -> Result<Vec<Unsettled>, ReconcileError> {
-    let (after_time, after_payment, after_item) =
-        after.unwrap_or((DateTime::<Utc>::UNIX_EPOCH, Uuid::nil(), String::new()));
-    let rows = sqlx::query!(
-        r#"SELECT kind AS "kind!", payment_id AS "payment_id!", item_id AS "item_id!",
-                  merchant_id AS "merchant_id!", currency AS "currency!", amount AS "amount!",
-                  recorded_at AS "recorded_at!"
-           FROM (
-               SELECT 'CAPTURE' AS kind, c.payment_id, c.capture_id AS item_id, c.merchant_id,
-                      c.currency, c.amount, c.captured_at AS recorded_at
-               FROM projection_captures c
-               WHERE c.settled_batch_id IS NULL AND c.environment = $1
-               UNION ALL
-               SELECT 'REFUND', r.payment_id, r.refund_id, p.merchant_id, r.currency, r.amount,
-                      r.resolved_at
-               FROM projection_refunds r JOIN projection_payments p USING (payment_id)
-               WHERE r.settled_batch_id IS NULL AND r.status = 'SUCCEEDED'
-                 AND p.environment = $1
-               UNION ALL
-               SELECT 'DISPUTE', d.payment_id, d.dispute_id, d.merchant_id, d.currency,
-                      d.amount, d.opened_at
-               FROM projection_disputes d
-               WHERE d.settled_batch_id IS NULL AND d.environment = $1
-           ) items
-           WHERE merchant_id = ANY($2) AND currency = ANY($3) AND recorded_at < $4
-             AND (recorded_at, payment_id, item_id) > ($5, $6, $7)
-           ORDER BY recorded_at, payment_id, item_id
-           LIMIT $8"#,
-        environment.as_str(),
+    let rows = ledger_items::unsettled_before(
+        pool,
+        environment,
         merchants,
         currencies,
         recorded_before,
-        after_time,
-        after_payment,
-        after_item,
-        limit
+        after,
+        limit,
     )
-    .fetch_all(pool)
     .await?;
     rows.into_iter()
         .map(|row| {
-            let kind = match row.kind.as_str() {
-                CAPTURE => CAPTURE,
-                REFUND => REFUND,
-                _ => DISPUTE,
-            };
             let (currency, amount) = money(&row.currency, row.amount, "unsettled item")?;
             Ok(Unsettled {
                 payment_id: row.payment_id,
-                kind,
+                kind: row.kind.as_str(),
                 item_id: row.item_id,
                 merchant_id: row.merchant_id,
                 currency,

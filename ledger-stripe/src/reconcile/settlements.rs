@@ -7,7 +7,7 @@
 
 use ledger_core::ids::MerchantId;
 use ledger_core::settlement::{
-    PayoutUpdate, RecordPayout, RecordSettlementBatch, SettlementCommand,
+    PayoutStatus, PayoutUpdate, RecordPayout, RecordSettlementBatch, SettlementCommand,
 };
 use ledger_core::PositiveMoney;
 use ledger_store::commands::{CommandContext, Idempotency};
@@ -46,7 +46,7 @@ pub async fn record_proven_payout(
         // A payout of nothing (or a debit) moves no money to the bank: the batch is the record.
         return Ok(recorded);
     };
-    let status = payout.knowledge.payout_status.as_deref();
+    let status = payout.knowledge.payout_status;
     if status.is_none() || !batch_exists {
         let command = SettlementCommand::RecordPayout(RecordPayout {
             payout_id: payout.payout_id.clone(),
@@ -57,7 +57,7 @@ pub async fn record_proven_payout(
         });
         settle(run, payout, "initiated", &command).await?;
     }
-    if status != Some("PAID") && status != Some("FAILED") {
+    if !matches!(status, Some(PayoutStatus::Paid | PayoutStatus::Failed)) {
         let command = SettlementCommand::RecordPayout(RecordPayout {
             payout_id: payout.payout_id.clone(),
             amount,

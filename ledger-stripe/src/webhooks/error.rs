@@ -7,6 +7,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ledger_projections::ProjectionError;
 use ledger_store::StoreError;
 
 use crate::gateway::StripeError;
@@ -29,6 +30,10 @@ pub enum WebhookError {
     #[error("a webhook table failed: {0}")]
     Database(#[from] sqlx::Error),
 
+    /// A read model could not be read or brought up to date.
+    #[error("a read model failed: {0}")]
+    ReadModel(#[from] ProjectionError),
+
     /// A row of a webhook table holds something this code never writes.
     #[error("webhook row for {stripe_event_id} is unreadable: {reason}")]
     CorruptRow {
@@ -43,7 +48,9 @@ impl WebhookError {
         match self {
             WebhookError::Stripe(error) => error.code(),
             WebhookError::BodyUnreadable(_) => "body_unreadable",
-            WebhookError::Store(_) | WebhookError::Database(_) => "unavailable",
+            WebhookError::Store(_) | WebhookError::Database(_) | WebhookError::ReadModel(_) => {
+                "unavailable"
+            }
             WebhookError::CorruptRow { .. } => "internal",
         }
     }
@@ -53,7 +60,9 @@ impl WebhookError {
             WebhookError::Stripe(error) => StatusCode::from_u16(error.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             WebhookError::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
-            WebhookError::Store(_) | WebhookError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::Store(_) | WebhookError::Database(_) | WebhookError::ReadModel(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             WebhookError::CorruptRow { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use ledger_core::ids::Environment;
+use ledger_projections::read_models::settlement;
+use ledger_projections::{Projection, Projector, ProjectorOptions, SchemaName};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -336,21 +338,24 @@ pub(super) async fn parked_subjects(
     .await?)
 }
 
-/// The settlement batch of this environment whose stream initiated the payout, if any.
+/// The settlement batch of this environment that initiated the payout, if any, from the
+/// settlement read model. A batch the read model has not applied yet is looked for again
+/// after bringing the settlement projection up to the log's head, so a payout never waits
+/// for a batch the log already holds.
 pub(super) async fn batch_for_payout(
     pool: &PgPool,
     environment: Environment,
     payout_id: &str,
 ) -> Result<Option<Uuid>, WebhookError> {
-    Ok(sqlx::query_scalar!(
-        r#"SELECT stream_id FROM events
-           WHERE event_type = 'PayoutInitiated' AND payload ->> 'payout_id' = $1
-             AND stream_type = 'settlement_batch' AND metadata ->> 'environment' = $2
-           ORDER BY position DESC
-           LIMIT 1"#,
-        payout_id,
-        environment.as_str()
-    )
-    .fetch_optional(pool)
-    .await?)
+    if let Some(batch_id) = settlement::batch_of_payout(pool, environment, payout_id).await? {
+        return Ok(Some(batch_id));
+    }
+    let mut projector = Projector::new(
+        pool.clone(),
+        SchemaName::live(),
+        &[Projection::Settlement],
+        ProjectorOptions::default(),
+    );
+    projector.catch_up(None).await?;
+    Ok(settlement::batch_of_payout(pool, environment, payout_id).await?)
 }

@@ -1,17 +1,16 @@
-//! The disputes list, soonest evidence deadline first, from the disputes read model.
-//! The projections' own list pages by offset, which skips or repeats rows while disputes are
-//! opened; this module pages by keyset instead, with its own query.
+//! The disputes list, soonest evidence deadline first, from the disputes read model, a
+//! keyset page at a time.
 
 use async_graphql::{InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use ledger_core::ids::Environment as CoreEnvironment;
-use ledger_projections::read_models::disputes::DisputeRow;
+use ledger_projections::read_models::disputes::{self as read_model, DisputeCursor, DisputeRow};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::convert;
 use super::page::{decode_cursor, encode_cursor, page_of, PageInfo};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::graphql::scalars::DecimalText;
 use crate::graphql::types::DisputeStatus;
 
@@ -46,7 +45,7 @@ impl DisputeSummary {
         Ok(DisputeSummary {
             amount: convert::money(row.amount, &row.currency),
             fee: convert::money(row.fee, &row.currency),
-            status: convert::dispute_status(&row.status)?,
+            status: row.status.into(),
             payment_id: row.payment_id,
             dispute_id: row.dispute_id,
             merchant_id: row.merchant_id,
@@ -73,9 +72,15 @@ pub struct DisputeConnection {
     pub page_info: PageInfo,
 }
 
-/// The sort key `(evidence_due_by, payment_id, dispute_id)`; disputes without a deadline
-/// sort last.
-type DisputeCursor = (Option<DateTime<Utc>>, Uuid, String);
+impl From<DisputeFilter> for read_model::DisputeFilter {
+    fn from(filter: DisputeFilter) -> Self {
+        read_model::DisputeFilter {
+            merchant_id: filter.merchant_id,
+            status: filter.status.map(Into::into),
+            due_before: filter.due_before,
+        }
+    }
+}
 
 pub async fn list(
     pool: &PgPool,
@@ -85,43 +90,8 @@ pub async fn list(
     after: Option<&str>,
 ) -> ApiResult<DisputeConnection> {
     let after = decode_cursor::<DisputeCursor>(after)?;
-    let (after_due, after_payment, after_dispute) = match after {
-        Some((due, payment, dispute)) => (due, Some(payment), Some(dispute)),
-        None => (None, None, None),
-    };
-    let limit = i64::try_from(size + 1).unwrap_or(i64::MAX);
-    // Rows after the cursor in the order `evidence_due_by NULLS LAST, payment_id,
-    // dispute_id`: with a dated cursor, later dates, then equal dates by id, then every
-    // undated row; with an undated cursor, only undated rows by id.
-    let rows = sqlx::query_as!(
-        DisputeRow,
-        r#"SELECT * FROM projection_disputes
-           WHERE environment = $1
-             AND ($2::text IS NULL OR merchant_id = $2)
-             AND ($3::text IS NULL OR status = $3)
-             AND ($4::timestamptz IS NULL OR evidence_due_by < $4)
-             AND ($6::uuid IS NULL
-                  OR ($5::timestamptz IS NULL AND evidence_due_by IS NULL
-                      AND (payment_id, dispute_id) > ($6, $7::text))
-                  OR ($5::timestamptz IS NOT NULL
-                      AND (evidence_due_by IS NULL
-                           OR (evidence_due_by, payment_id, dispute_id) > ($5, $6, $7::text))))
-           ORDER BY evidence_due_by NULLS LAST, payment_id, dispute_id
-           LIMIT $8"#,
-        environment.as_str(),
-        filter.merchant_id,
-        filter
-            .status
-            .map(|status| convert::dispute_status_name(status).to_owned()),
-        filter.due_before,
-        after_due,
-        after_payment,
-        after_dispute,
-        limit,
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(ApiError::from)?;
+    let rows =
+        read_model::list_disputes(pool, environment, &filter.into(), after, size + 1).await?;
     let nodes = rows
         .into_iter()
         .map(DisputeSummary::new)

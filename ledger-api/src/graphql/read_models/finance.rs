@@ -5,7 +5,7 @@ use async_graphql::SimpleObject;
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::Environment as CoreEnvironment;
 use ledger_projections::read_models::{journal, metrics};
-use ledger_projections::{AsOf, ProjectionError};
+use ledger_projections::AsOf;
 use sqlx::PgPool;
 
 use super::convert;
@@ -67,11 +67,8 @@ async fn journal_balances(
                 .await
         }
     };
-    result.map_err(|error| match error {
-        // The journal trails the log: the point asked for is recorded but not yet applied.
-        ProjectionError::NotYetProjected { .. } => ApiError::Unavailable(error.to_string()),
-        other => ApiError::internal(other),
-    })
+    // The journal trails the log: a point recorded but not yet applied is UNAVAILABLE.
+    Ok(result?)
 }
 
 pub async fn balances(
@@ -87,7 +84,7 @@ pub async fn balances(
             balance: convert::money(row.balance, &row.currency),
             merchant_id: row.merchant_id,
             currency: row.currency,
-            account: row.account,
+            account: row.account.as_str().to_owned(),
         })
         .collect())
 }
@@ -174,12 +171,8 @@ pub async fn merchant_metrics(
             format!("`to` must be on or after `from` and at most {MAX_METRICS_DAYS} days later"),
         ));
     }
-    let rows = metrics::merchant_metrics(pool, environment, &merchant_id, from, to)
-        .await
-        .map_err(ApiError::internal)?;
-    let declines = metrics::decline_codes(pool, environment, &merchant_id, from, to)
-        .await
-        .map_err(ApiError::internal)?;
+    let rows = metrics::merchant_metrics(pool, environment, &merchant_id, from, to).await?;
+    let declines = metrics::decline_codes(pool, environment, &merchant_id, from, to).await?;
     let rate = ledger_projections::read_models::disputes::dispute_rate(
         pool,
         environment,
@@ -187,15 +180,14 @@ pub async fn merchant_metrics(
         from,
         to,
     )
-    .await
-    .map_err(ApiError::internal)?;
+    .await?;
     Ok(MerchantMetrics {
         days: rows.into_iter().map(daily).collect(),
         decline_codes: declines
             .into_iter()
             .map(|(decline_code, category, declines)| DeclineCount {
                 decline_code,
-                category,
+                category: category.as_str().to_owned(),
                 declines,
             })
             .collect(),

@@ -117,9 +117,7 @@ pub async fn wait_for_position(
     }
     let deadline = tokio::time::Instant::now() + WAIT_FOR_POSITION_MAX;
     loop {
-        let lag = ledger_projections::projection_lag(&app.pool)
-            .await
-            .map_err(ApiError::internal)?;
+        let lag = ledger_projections::projection_lag(&app.pool).await?;
         let reached = projections.iter().all(|wanted| {
             lag.iter().any(|projection| {
                 projection.projection == wanted.name() && projection.checkpoint_position >= position

@@ -9,6 +9,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{ComplexObject, Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use ledger_core::ids::Environment as CoreEnvironment;
+use ledger_core::payment::OrderPaymentStatus as CoreOrderPaymentStatus;
 use ledger_projections::read_models::{disputes, orders, payments};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -17,7 +18,9 @@ use super::convert;
 use super::page::{decode_cursor, encode_cursor, page_of, PageInfo};
 use crate::error::{ApiError, ApiResult, IntoGraphql};
 use crate::graphql::scalars::{DecimalText, Position};
-use crate::graphql::types::{Capture, CaptureMode, Dispute, Environment, PaymentStatus, Refund};
+use crate::graphql::types::{
+    same_variants, Capture, CaptureMode, Dispute, Environment, PaymentStatus, Refund,
+};
 
 /// Which payments to list; every field narrows the list, omitted ones do not.
 #[derive(InputObject, Clone, Debug, Default)]
@@ -36,9 +39,7 @@ impl From<PaymentFilter> for payments::PaymentFilter {
         payments::PaymentFilter {
             merchant_id: filter.merchant_id,
             order_id: filter.order_id,
-            status: filter
-                .status
-                .map(|status| convert::payment_status_name(status).to_owned()),
+            status: filter.status.map(Into::into),
             created_from: filter.created_from,
             created_before: filter.created_before,
         }
@@ -101,8 +102,8 @@ impl PaymentSummary {
         let currency = row.currency.as_str();
         Ok(PaymentSummary {
             id: row.payment_id,
-            environment: convert::environment(&row.environment)?,
-            status: convert::payment_status(&row.status)?,
+            environment: row.environment.into(),
+            status: row.status.into(),
             amount: convert::money(row.requested_amount, currency),
             authorized_amount: convert::money(row.authorized_amount, currency),
             captured_amount: convert::money(row.captured_amount, currency),
@@ -111,7 +112,7 @@ impl PaymentSummary {
             refund_pending_amount: convert::money(row.refund_pending_amount, currency),
             disputed_amount: convert::money(row.disputed_amount, currency),
             refundable_amount: convert::money(row.refundable_amount, currency),
-            capture_mode: convert::capture_mode(&row.capture_mode)?,
+            capture_mode: row.capture_mode.into(),
             version: convert::position(row.version)?,
             last_position: convert::position(row.last_position)?,
             currency: row.currency,
@@ -120,7 +121,9 @@ impl PaymentSummary {
             payment_method: row.payment_method,
             authorization_code: row.authorization_code,
             decline_code: row.decline_code,
-            decline_category: row.decline_category,
+            decline_category: row
+                .decline_category
+                .map(|category| category.as_str().to_owned()),
             created_at: row.created_at,
             updated_at: row.updated_at,
             loaders: Arc::clone(loaders),
@@ -167,9 +170,7 @@ impl Loader<Uuid> for CapturesLoader {
     type Error = ApiError;
 
     async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<Capture>>> {
-        let rows = payments::captures_of(&self.0, keys)
-            .await
-            .map_err(ApiError::internal)?;
+        let rows = payments::captures_of(&self.0, keys).await?;
         group(
             rows,
             |row| row.payment_id,
@@ -190,16 +191,14 @@ impl Loader<Uuid> for RefundsLoader {
     type Error = ApiError;
 
     async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<Refund>>> {
-        let rows = payments::refunds_of(&self.0, keys)
-            .await
-            .map_err(ApiError::internal)?;
+        let rows = payments::refunds_of(&self.0, keys).await?;
         group(
             rows,
             |row| row.payment_id,
             |row| {
                 Ok(Refund {
                     amount: convert::money(row.amount, &row.currency),
-                    status: convert::refund_status(&row.status)?,
+                    status: row.status.into(),
                     refund_id: row.refund_id,
                     reason: row.reason,
                     failure_reason: row.failure_reason,
@@ -215,9 +214,7 @@ impl Loader<Uuid> for DisputesLoader {
     type Error = ApiError;
 
     async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<Dispute>>> {
-        let rows = disputes::disputes_of(&self.0, keys)
-            .await
-            .map_err(ApiError::internal)?;
+        let rows = disputes::disputes_of(&self.0, keys).await?;
         group(
             rows,
             |row| row.payment_id,
@@ -225,7 +222,7 @@ impl Loader<Uuid> for DisputesLoader {
                 Ok(Dispute {
                     amount: convert::money(row.amount, &row.currency),
                     fee: convert::money(row.fee, &row.currency),
-                    status: convert::dispute_status(&row.status)?,
+                    status: row.status.into(),
                     dispute_id: row.dispute_id,
                     reason: row.reason,
                     evidence_due_by: row.evidence_due_by,
@@ -259,9 +256,7 @@ pub async fn list(
     after: Option<&str>,
 ) -> ApiResult<PaymentConnection> {
     let after = decode_cursor::<PaymentCursor>(after)?;
-    let rows = payments::list_payments(pool, environment, &filter.into(), after, size + 1)
-        .await
-        .map_err(ApiError::internal)?;
+    let rows = payments::list_payments(pool, environment, &filter.into(), after, size + 1).await?;
     let loaders = PaymentLoaders::new(pool);
     let nodes = rows
         .into_iter()
@@ -290,21 +285,17 @@ pub enum OrderPaymentStatus {
     Disputed,
 }
 
-fn order_status(name: &str) -> ApiResult<OrderPaymentStatus> {
-    Ok(match name {
-        "UNPAID" => OrderPaymentStatus::Unpaid,
-        "AUTHORIZED" => OrderPaymentStatus::Authorized,
-        "PAID" => OrderPaymentStatus::Paid,
-        "PARTIALLY_REFUNDED" => OrderPaymentStatus::PartiallyRefunded,
-        "REFUNDED" => OrderPaymentStatus::Refunded,
-        "DISPUTED" => OrderPaymentStatus::Disputed,
-        other => {
-            return Err(ApiError::internal(format!(
-                "unknown order status {other:?}"
-            )))
-        }
-    })
-}
+same_variants!(
+    CoreOrderPaymentStatus,
+    OrderPaymentStatus {
+        Unpaid,
+        Authorized,
+        Paid,
+        PartiallyRefunded,
+        Refunded,
+        Disputed,
+    }
+);
 
 /// An order: a merchant's order id and every payment made for it.
 #[derive(SimpleObject, Clone)]
@@ -326,9 +317,7 @@ pub async fn order(
     order_id: &str,
     merchant_id: Option<&str>,
 ) -> ApiResult<Option<Order>> {
-    let mut found = orders::order(pool, environment, order_id)
-        .await
-        .map_err(ApiError::internal)?;
+    let mut found = orders::order(pool, environment, order_id).await?;
     if let Some(merchant_id) = merchant_id {
         found.retain(|(order, _)| order.merchant_id == merchant_id);
     }
@@ -343,14 +332,13 @@ pub async fn order(
     };
     let loaders = PaymentLoaders::new(pool);
     let mut payments = payments::payments_by_id(pool, environment, &payment_ids)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .into_iter()
         .map(|payment| PaymentSummary::new(payment, &loaders))
         .collect::<ApiResult<Vec<_>>>()?;
     payments.sort_by_key(|payment| (payment.created_at, payment.id));
     Ok(Some(Order {
-        payment_status: order_status(&row.payment_status)?,
+        payment_status: row.payment_status.into(),
         id: row.order_id,
         merchant_id: row.merchant_id,
         payment_count: row.payment_count,

@@ -1,7 +1,6 @@
-//! Settlement batches (newest first, with their payouts) and settlement exceptions, from the
-//! settlement read model. Batches page by keyset with this module's own query (the
-//! projections' list pages by offset); payouts come from one DataLoader per answer, and so do
-//! the exceptions' latest reconciliation verdicts.
+//! Settlement batches (newest first, with their payouts, a keyset page at a time) and
+//! settlement exceptions, from the settlement read model; payouts come from one DataLoader
+//! per answer, and so do the exceptions' latest reconciliation verdicts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +9,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{ComplexObject, Context, InputObject, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::Environment as CoreEnvironment;
-use ledger_projections::read_models::settlement::{self, SettlementBatchRow};
+use ledger_projections::read_models::settlement::{self, BatchCursor, SettlementBatchRow};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -84,11 +83,7 @@ impl SettlementBatchSummary {
             fees: convert::money(row.fees, currency),
             reserve: convert::money(row.reserve, currency),
             net: convert::money(row.net, currency),
-            payout_status: row
-                .payout_status
-                .as_deref()
-                .map(convert::payout_status)
-                .transpose()?,
+            payout_status: row.payout_status.map(Into::into),
             version: convert::position(row.version)?,
             merchant_id: row.merchant_id,
             currency: row.currency,
@@ -107,9 +102,7 @@ impl Loader<Uuid> for PayoutsLoader {
     type Error = ApiError;
 
     async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<PayoutSummary>>> {
-        let rows = settlement::payouts_of(&self.0, keys)
-            .await
-            .map_err(ApiError::internal)?;
+        let rows = settlement::payouts_of(&self.0, keys).await?;
         let mut grouped: HashMap<Uuid, Vec<PayoutSummary>> = HashMap::new();
         for row in rows {
             grouped
@@ -117,7 +110,7 @@ impl Loader<Uuid> for PayoutsLoader {
                 .or_default()
                 .push(PayoutSummary {
                     amount: convert::money(row.amount, &row.currency),
-                    status: convert::payout_status(&row.status)?,
+                    status: row.status.into(),
                     payout_id: row.payout_id,
                     expected_arrival_date: row.expected_arrival_date,
                     failure_reason: row.failure_reason,
@@ -142,8 +135,17 @@ pub struct SettlementBatchConnection {
     pub page_info: PageInfo,
 }
 
-/// The sort key `(recorded_at, batch_id)`, both descending.
-type BatchCursor = (DateTime<Utc>, Uuid);
+impl From<SettlementBatchFilter> for settlement::BatchFilter {
+    fn from(filter: SettlementBatchFilter) -> Self {
+        settlement::BatchFilter {
+            merchant_id: filter.merchant_id,
+            currency: filter.currency.map(|code| code.to_ascii_uppercase()),
+            payout_status: filter.payout_status.map(Into::into),
+            recorded_from: filter.recorded_from,
+            recorded_before: filter.recorded_before,
+        }
+    }
+}
 
 pub async fn list(
     pool: &PgPool,
@@ -152,35 +154,8 @@ pub async fn list(
     size: usize,
     after: Option<&str>,
 ) -> ApiResult<SettlementBatchConnection> {
-    let (after_recorded, after_batch) = decode_cursor::<BatchCursor>(after)?.unzip();
-    let limit = i64::try_from(size + 1).unwrap_or(i64::MAX);
-    let rows = sqlx::query_as!(
-        SettlementBatchRow,
-        r#"SELECT * FROM projection_settlement_batches
-           WHERE environment = $1
-             AND ($2::text IS NULL OR merchant_id = $2)
-             AND ($3::text IS NULL OR currency = $3)
-             AND ($4::text IS NULL OR payout_status = $4)
-             AND ($5::timestamptz IS NULL OR recorded_at >= $5)
-             AND ($6::timestamptz IS NULL OR recorded_at < $6)
-             AND ($7::timestamptz IS NULL OR (recorded_at, batch_id) < ($7, $8::uuid))
-           ORDER BY recorded_at DESC, batch_id DESC
-           LIMIT $9"#,
-        environment.as_str(),
-        filter.merchant_id,
-        filter.currency.map(|code| code.to_ascii_uppercase()),
-        filter
-            .payout_status
-            .map(|status| convert::payout_status_name(status).to_owned()),
-        filter.recorded_from,
-        filter.recorded_before,
-        after_recorded,
-        after_batch,
-        limit,
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(ApiError::from)?;
+    let after = decode_cursor::<BatchCursor>(after)?;
+    let rows = settlement::list_batches(pool, environment, &filter.into(), after, size + 1).await?;
     let loader = Arc::new(DataLoader::new(PayoutsLoader(pool.clone()), tokio::spawn));
     let nodes = rows
         .into_iter()
@@ -248,8 +223,7 @@ pub async fn exceptions(
     }
     let rows =
         settlement::settlement_exceptions(pool, environment, Utc::now(), unsettled_after_days)
-            .await
-            .map_err(ApiError::internal)?;
+            .await?;
     let verdicts = VerdictLoader::new(pool, environment);
     Ok(rows
         .into_iter()

@@ -1,0 +1,54 @@
+//! A read model that cannot be reached for now is UNAVAILABLE, which the client may retry,
+//! not INTERNAL.
+
+use std::time::Duration;
+
+use ledger_api::error::ApiError;
+use ledger_api::graphql::read_models::{disputes, payments, settlement};
+use ledger_core::ids::Environment;
+use ledger_store::testing::TestDatabase;
+use sqlx::postgres::PgPoolOptions;
+
+fn assert_unavailable(error: ApiError) {
+    assert_eq!(
+        (error.code(), error.retryable()),
+        ("UNAVAILABLE", true),
+        "{error:?}"
+    );
+}
+
+/// Every connection of the pool is busy past its acquire timeout: the lists answer
+/// UNAVAILABLE (retryable), as the pool timing out says nothing about the request.
+#[tokio::test]
+async fn a_read_model_pool_that_times_out_is_unavailable() {
+    let database = TestDatabase::new().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_millis(200))
+        .connect(database.url())
+        .await
+        .unwrap();
+    let held = pool.acquire().await.unwrap();
+
+    let error = payments::list(&pool, Environment::Test, Default::default(), 20, None)
+        .await
+        .err()
+        .expect("no connection to be had");
+    assert_unavailable(error);
+    let error = disputes::list(&pool, Environment::Test, Default::default(), 20, None)
+        .await
+        .err()
+        .expect("no connection to be had");
+    assert_unavailable(error);
+    let error = settlement::exceptions(&pool, Environment::Test, None, 3)
+        .await
+        .err()
+        .expect("no connection to be had");
+    assert_unavailable(error);
+
+    drop(held);
+    let page = payments::list(&pool, Environment::Test, Default::default(), 20, None)
+        .await
+        .unwrap();
+    assert!(page.edges.is_empty());
+}
