@@ -1,12 +1,19 @@
 //! What the event store needs to know of an aggregate to run commands against it.
 
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
 use crate::codec::CodecError;
 use crate::payment::{self, PaymentEvent, PaymentState};
 use crate::reconciliation::{ReconciliationEvent, ReconciliationRunState};
 use crate::settlement::{SettlementBatchState, SettlementEvent};
 
-/// The kinds of stream in the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The kinds of stream in the log. The text of each (`as_str`, and its JSON form) is what the
+/// log stores in `streams.stream_type`; the database checks the same list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StreamType {
     Payment,
     SettlementBatch,
@@ -20,6 +27,30 @@ impl StreamType {
             StreamType::SettlementBatch => "settlement_batch",
             StreamType::ReconciliationRun => "reconciliation_run",
         }
+    }
+}
+
+/// A stream type name that the log does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown stream type {0:?}")]
+pub struct UnknownStreamType(pub String);
+
+impl FromStr for StreamType {
+    type Err = UnknownStreamType;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "payment" => Ok(StreamType::Payment),
+            "settlement_batch" => Ok(StreamType::SettlementBatch),
+            "reconciliation_run" => Ok(StreamType::ReconciliationRun),
+            other => Err(UnknownStreamType(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for StreamType {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
     }
 }
 

@@ -171,7 +171,8 @@ text_id!(
     "payout id"
 );
 
-/// Which world a payment lives in. A `test` key never sees or touches `live` data.
+/// Which world a payment lives in. A `test` key never sees or touches `live` data. The text of
+/// each (`as_str`, and its JSON form) is what the log stores; idempotency keys are scoped to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Environment {
@@ -180,10 +181,27 @@ pub enum Environment {
 }
 
 impl Environment {
-    pub fn as_str(&self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Environment::Test => "test",
             Environment::Live => "live",
+        }
+    }
+}
+
+/// An environment name other than `test` or `live`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown environment {0:?}")]
+pub struct UnknownEnvironment(pub String);
+
+impl std::str::FromStr for Environment {
+    type Err = UnknownEnvironment;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "test" => Ok(Environment::Test),
+            "live" => Ok(Environment::Live),
+            other => Err(UnknownEnvironment(other.to_owned())),
         }
     }
 }

@@ -154,3 +154,15 @@ impl StoreError {
         }
     }
 }
+
+impl From<ledger_core::aggregate::UnknownStreamType> for StoreError {
+    fn from(unknown: ledger_core::aggregate::UnknownStreamType) -> Self {
+        StoreError::UnknownStreamType(unknown.0)
+    }
+}
+
+impl From<ledger_core::ids::UnknownEnvironment> for StoreError {
+    fn from(unknown: ledger_core::ids::UnknownEnvironment) -> Self {
+        StoreError::UnknownEnvironment(unknown.0)
+    }
+}

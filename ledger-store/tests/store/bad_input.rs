@@ -102,7 +102,7 @@ async fn bad_input_is_rejected_and_nothing_is_written() {
 #[tokio::test]
 async fn unknown_stream_types_and_negative_versions_are_refused() {
     assert!(matches!(
-        "refund".parse::<StreamType>(),
+        "refund".parse::<StreamType>().map_err(StoreError::from),
         Err(StoreError::UnknownStreamType(name)) if name == "refund"
     ));
     assert_eq!(
