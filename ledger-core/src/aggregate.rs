@@ -1,25 +1,34 @@
 //! What the event store needs to know of an aggregate to run commands against it.
 
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
 use crate::codec::CodecError;
+use crate::stored::stored_names;
 use crate::payment::{self, PaymentEvent, PaymentState};
 use crate::reconciliation::{ReconciliationEvent, ReconciliationRunState};
 use crate::settlement::{SettlementBatchState, SettlementEvent};
 
-/// The kinds of stream in the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The kinds of stream in the log. The text of each (`as_str`, and its JSON form) is what the
+/// log stores in `streams.stream_type`; the database checks the same list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StreamType {
     Payment,
     SettlementBatch,
     ReconciliationRun,
 }
 
-impl StreamType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StreamType::Payment => "payment",
-            StreamType::SettlementBatch => "settlement_batch",
-            StreamType::ReconciliationRun => "reconciliation_run",
-        }
+stored_names!(StreamType, "stream type" {
+    Payment => "payment",
+    SettlementBatch => "settlement_batch",
+    ReconciliationRun => "reconciliation_run",
+});
+
+impl fmt::Display for StreamType {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
     }
 }
 

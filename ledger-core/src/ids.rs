@@ -173,7 +173,8 @@ text_id!(
     "payout id"
 );
 
-/// Which world a payment lives in. A `test` key never sees or touches `live` data.
+/// Which world a payment lives in. A `test` key never sees or touches `live` data. The text of
+/// each (`as_str`, and its JSON form) is what the log stores; idempotency keys are scoped to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Environment {
@@ -185,6 +186,7 @@ stored_names!(Environment, "environment" {
     Test => "test",
     Live => "live",
 });
+
 
 impl fmt::Display for Environment {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,6 +1,14 @@
-//! Command handling: the one place where the log meets the domain. Load the stream, fold it
-//! through `ledger-core`, `decide`, append with the version that was read; when another writer
-//! got there first, read again and decide again, a bounded number of times.
+//! Command handling: the one place where the log meets the domain. Every command, from the
+//! API, a Stripe webhook or a reconciliation import, goes through one loop
+//! (`CommandHandler::turn`): take the stream's turn in this process, load the stream's fold
+//! (kept between commands, see `state_cache`), decide on it through a closure, append with
+//! the version that was read and the caller's idempotency claim; when another writer got
+//! there first, back off, read again and decide again, a bounded number of times. A command
+//! that needs the state to be built (an amount in the payment's currency, "all that is still
+//! refundable", a gateway fact) is built inside the closure, so it costs one read, not two.
+//! [`CommandHandler::handle_payment`], [`CommandHandler::handle_settlement`] and the
+//! reconciliation entries are thin wrappers over it; `handle_payment_with` and
+//! `handle_settlement_with` take the closure.
 //!
 //! Idempotency: the key is claimed with the events, in the same transaction, which settles
 //! races between concurrent copies inside the store: a copy whose key is already claimed for
@@ -11,22 +19,21 @@
 //! Environments: a stream that belongs to the other environment does not exist for the caller.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use ledger_core::aggregate::{Aggregate, DomainEvent};
-use ledger_core::ids::{
-    Environment as DomainEnvironment, PaymentId, ReconciliationRunId, SettlementBatchId,
-};
-use ledger_core::payment::{self, PaymentCommand, PaymentState};
+use ledger_core::ids::{Environment, PaymentId, ReconciliationRunId, SettlementBatchId};
+use ledger_core::payment::{self, PaymentCommand, PaymentEvent, PaymentState};
 use ledger_core::reconciliation::{self, ReconciliationCommand, ReconciliationRunState};
-use ledger_core::settlement::{self, SettlementBatchState, SettlementCommand};
+use ledger_core::settlement::{self, SettlementBatchState, SettlementCommand, SettlementEvent};
 use ledger_core::DomainError;
 use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::{
-    AppendOutcome, AppendRequest, AppendResult, Environment, EventMetadata, ExpectedVersion,
-    IdempotencyClaim, IdempotencyRecord, NewEvent, RecordedEvent, StreamAppend, StreamType,
+    AppendOutcome, AppendRequest, AppendResult, EventMetadata, ExpectedVersion, IdempotencyClaim,
+    IdempotencyRecord, NewEvent, RecordedEvent, StreamAppend,
 };
 use crate::state_cache::{Folded, StateCache, StreamSummary};
 use crate::store::EventStore;
@@ -45,7 +52,7 @@ const CONFLICT_BACKOFF_MS_MAX: u64 = 20;
 /// Who asks, on whose behalf, and how the request can be recognised when it comes again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandContext {
-    pub environment: DomainEnvironment,
+    pub environment: Environment,
     pub actor_id: String,
     pub actor_role: String,
     pub correlation_id: Uuid,
@@ -74,6 +81,16 @@ impl Idempotency {
             request_hash: IdempotencyClaim::hash_request(request)?,
         })
     }
+
+    /// The claim the log writes in the same transaction as the events: the key, scoped to
+    /// the environment.
+    pub fn claim(&self, environment: Environment) -> IdempotencyClaim {
+        IdempotencyClaim {
+            environment,
+            key: self.key.clone(),
+            request_hash: self.request_hash,
+        }
+    }
 }
 
 /// The answer to a command: the stream's state after it, the events recorded (or, for an
@@ -88,18 +105,81 @@ pub struct Handled<State> {
     pub replayed: bool,
 }
 
-fn store_environment(environment: DomainEnvironment) -> Environment {
-    match environment {
-        DomainEnvironment::Test => Environment::Test,
-        DomainEnvironment::Live => Environment::Live,
+/// What a command decided on the state loaded under its stream's turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision<Event, Refusal> {
+    /// Append these events to the stream.
+    Record(Vec<Event>),
+    /// Append these events to the stream and, in the same atomic append, those of each
+    /// payment named (a settlement batch settling its items).
+    RecordAcross {
+        events: Vec<Event>,
+        payment_events: BTreeMap<PaymentId, Vec<PaymentEvent>>,
+    },
+    /// Nothing to record: the answer is the stream as it is.
+    Unchanged,
+    /// The rules refuse. A key already used for the same request is a retry whose first
+    /// attempt now makes the rules refuse it (a second capture of what was captured, a Stripe
+    /// event delivered again), so its original answer is the answer; otherwise the refusal.
+    Refused(Refusal),
+}
+
+impl<Event> Decision<Event, DomainError> {
+    /// The decision of a core `decide`: its events, or its refusal.
+    pub fn of(decided: Result<Vec<Event>, DomainError>) -> Self {
+        match decided {
+            Ok(events) => Decision::Record(events),
+            Err(rule) => Decision::Refused(rule),
+        }
     }
 }
 
-fn store_stream_type(stream_type: ledger_core::aggregate::StreamType) -> StreamType {
-    match stream_type {
-        ledger_core::aggregate::StreamType::Payment => StreamType::Payment,
-        ledger_core::aggregate::StreamType::SettlementBatch => StreamType::SettlementBatch,
-        ledger_core::aggregate::StreamType::ReconciliationRun => StreamType::ReconciliationRun,
+/// The end of a command's turn: handled (recorded, replayed or unchanged), or refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<State, Refusal> {
+    Handled(Handled<State>),
+    Refused(Refusal),
+}
+
+impl<State> Outcome<State, DomainError> {
+    /// A refusal of the rules as the store's error.
+    pub fn handled(self) -> Result<Handled<State>, StoreError> {
+        match self {
+            Outcome::Handled(handled) => Ok(handled),
+            Outcome::Refused(rule) => Err(StoreError::Rejected(rule)),
+        }
+    }
+}
+
+/// How a command's turn reads its stream.
+enum Load<State> {
+    /// The fold kept in the state cache plus the events after it; the new fold is kept.
+    Kept,
+    /// The whole stream, not kept: a reconciliation run's state holds every finding of its
+    /// import, and runs are resolved rarely.
+    Whole,
+    /// A state the caller holds (the importer, a run's only writer while it is open); read
+    /// whole again only after losing a race.
+    Known(State),
+}
+
+/// What one turn decides on besides its own stream.
+struct Reading<State> {
+    load: Load<State>,
+    /// The state as the caller's environment sees it (a run of the other environment is
+    /// absent); applied to every state read from the log.
+    visible: fn(State, Environment) -> State,
+    /// Payments the decision reads (a settlement batch's items), read again in every attempt.
+    payments: Vec<PaymentId>,
+}
+
+impl<State> Reading<State> {
+    fn kept() -> Self {
+        Reading {
+            load: Load::Kept,
+            visible: |state, _| state,
+            payments: Vec::new(),
+        }
     }
 }
 
@@ -139,6 +219,8 @@ pub struct CommandHandler {
     store: EventStore,
     locks: std::sync::Arc<StreamLocks>,
     states: std::sync::Arc<StateCache>,
+    /// How many times this handler (and its clones) read a stream from the log.
+    stream_reads: std::sync::Arc<AtomicU64>,
 }
 
 impl CommandHandler {
@@ -147,11 +229,36 @@ impl CommandHandler {
             store,
             locks: std::sync::Arc::new(StreamLocks::new()),
             states: std::sync::Arc::new(StateCache::default()),
+            stream_reads: std::sync::Arc::new(AtomicU64::new(0)),
         }
     }
 
     pub fn store(&self) -> &EventStore {
         &self.store
+    }
+
+    /// How many stream reads this handler has sent to the log (each load is one, a kept fold
+    /// included: it reads the events after it). For tests and diagnostics: a command costs
+    /// one per attempt, plus one per payment a settlement names.
+    pub fn stream_reads(&self) -> u64 {
+        self.stream_reads.load(Ordering::Relaxed)
+    }
+
+    /// The fold kept for a stream, if any, without reading the log.
+    pub fn kept<State>(&self, stream_id: Uuid) -> Option<Folded<State>>
+    where
+        State: Clone + Send + Sync + 'static,
+    {
+        self.states.get::<State>(stream_id)
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: Uuid,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.stream_reads.fetch_add(1, Ordering::Relaxed);
+        self.store.read_stream(stream_id, from_version).await
     }
 
     /// Folds a stream from its events.
@@ -174,10 +281,7 @@ impl CommandHandler {
             Some(folded) => (folded.state, folded.summary),
             None => (State::default(), StreamSummary::default()),
         };
-        let newer = self
-            .store
-            .read_stream(stream_id, summary.version + 1)
-            .await?;
+        let newer = self.read_stream(stream_id, summary.version + 1).await?;
         if newer.is_empty() && summary.version > 0 {
             return Ok(Folded { state, summary });
         }
@@ -199,27 +303,16 @@ impl CommandHandler {
     where
         State: Aggregate + Default,
     {
-        let events = self.store.read_stream(stream_id, 1).await?;
+        let events = self.read_stream(stream_id, 1).await?;
         let state = fold_recorded::<State>(&events)?;
         Ok((state, events))
-    }
-
-    /// A run read whole and not kept: its state holds every finding of its import.
-    async fn load_run(
-        &self,
-        run_id: ReconciliationRunId,
-    ) -> Result<ReconciliationRunState, StoreError> {
-        Ok(self
-            .load_with_history::<ReconciliationRunState>(run_id.as_uuid())
-            .await?
-            .0)
     }
 
     /// A payment as the caller's environment sees it: a payment of the other environment is
     /// absent.
     pub async fn load_payment(
         &self,
-        environment: DomainEnvironment,
+        environment: Environment,
         payment_id: PaymentId,
     ) -> Result<PaymentState, StoreError> {
         let state: PaymentState = self.load(payment_id.as_uuid()).await?;
@@ -233,41 +326,65 @@ impl CommandHandler {
         command: &PaymentCommand,
         context: &CommandContext,
     ) -> Result<Handled<PaymentState>, StoreError> {
-        let _turn = self.locks.lock(payment_id.as_uuid()).await;
-        for attempt in 0..MAX_CONFLICT_RETRIES {
-            let Folded { state, summary } = self
-                .load_folded::<PaymentState>(payment_id.as_uuid())
-                .await?;
-            let hidden_elsewhere = state
-                .payment
-                .as_ref()
-                .is_some_and(|payment| payment.environment != context.environment);
-            if hidden_elsewhere {
-                return Err(StoreError::Rejected(match command {
-                    PaymentCommand::Initiate(_) => DomainError::PaymentAlreadyExists,
-                    _ => DomainError::PaymentNotFound,
-                }));
-            }
-            let events = match payment::decide(&state, command) {
-                Ok(events) => events,
-                Err(rule) => return self.refused(payment_id.as_uuid(), context, rule).await,
-            };
-            let stream = stream_append(payment_id.as_uuid(), &state, &events, context)?;
-            match self.append(vec![stream], context).await {
-                Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
-                Err(error) => return Err(error),
-                Ok(outcome) => {
-                    let handled = self
-                        .answer_after(payment_id.as_uuid(), state, summary, outcome)
-                        .await?;
-                    self.keep(payment_id.as_uuid(), &handled);
-                    return Ok(handled);
-                }
-            }
-        }
-        Err(StoreError::ConflictRetriesExhausted {
-            attempts: MAX_CONFLICT_RETRIES,
+        let hidden = match command {
+            PaymentCommand::Initiate(_) => DomainError::PaymentAlreadyExists,
+            _ => DomainError::PaymentNotFound,
+        };
+        self.payment_turn(payment_id, context, hidden, |payment| {
+            Ok::<_, StoreError>(Decision::of(payment::decide(payment, command)))
         })
+        .await?
+        .handled()
+    }
+
+    /// A payment command decided by `decide` on the payment as the log holds it under the
+    /// stream's turn: for commands built from the payment (amounts in its currency, "all that
+    /// is still capturable"), and for a gateway's facts. One stream read per attempt, the fold
+    /// kept afterwards like any other command's. A payment of the other environment is
+    /// `payment_not_found`, before `decide` sees it.
+    #[tracing::instrument(skip_all, fields(payment_id = %payment_id))]
+    pub async fn handle_payment_with<Refusal, Error>(
+        &self,
+        payment_id: PaymentId,
+        context: &CommandContext,
+        decide: impl FnMut(&PaymentState) -> Result<Decision<PaymentEvent, Refusal>, Error>,
+    ) -> Result<Outcome<PaymentState, Refusal>, Error>
+    where
+        Error: From<StoreError>,
+    {
+        self.payment_turn(payment_id, context, DomainError::PaymentNotFound, decide)
+            .await
+    }
+
+    /// A payment's turn: `hidden` is the refusal when the payment belongs to the other
+    /// environment.
+    async fn payment_turn<Refusal, Error>(
+        &self,
+        payment_id: PaymentId,
+        context: &CommandContext,
+        hidden: DomainError,
+        mut decide: impl FnMut(&PaymentState) -> Result<Decision<PaymentEvent, Refusal>, Error>,
+    ) -> Result<Outcome<PaymentState, Refusal>, Error>
+    where
+        Error: From<StoreError>,
+    {
+        let environment = context.environment;
+        self.turn(
+            payment_id.as_uuid(),
+            context,
+            Reading::kept(),
+            |state: &PaymentState, _| {
+                let hidden_elsewhere = state
+                    .payment
+                    .as_ref()
+                    .is_some_and(|payment| payment.environment != environment);
+                if hidden_elsewhere {
+                    return Err(StoreError::Rejected(hidden.clone()).into());
+                }
+                decide(state)
+            },
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(batch_id = %batch_id))]
@@ -277,60 +394,82 @@ impl CommandHandler {
         command: &SettlementCommand,
         context: &CommandContext,
     ) -> Result<Handled<SettlementBatchState>, StoreError> {
-        let _turn = self.locks.lock(batch_id.as_uuid()).await;
-        for attempt in 0..MAX_CONFLICT_RETRIES {
-            let Folded {
-                state: batch,
-                summary,
-            } = self
-                .load_folded::<SettlementBatchState>(batch_id.as_uuid())
-                .await?;
-            if batch
-                .batch
-                .as_ref()
-                .is_some_and(|batch| batch.environment != context.environment)
-            {
-                return Err(StoreError::Rejected(DomainError::SettlementBatchNotFound));
-            }
-            let mut payments = BTreeMap::new();
-            for payment_id in settlement::payments_named(command) {
-                let state = self.load_payment(context.environment, payment_id).await?;
-                payments.insert(payment_id, state);
-            }
-            let decision = match settlement::decide(&batch, &payments, command) {
-                Ok(decision) => decision,
-                Err(rule) => return self.refused(batch_id.as_uuid(), context, rule).await,
-            };
-            let mut streams = vec![stream_append(
-                batch_id.as_uuid(),
-                &batch,
-                &decision.batch_events,
-                context,
-            )?];
-            for (payment_id, events) in &decision.payment_events {
-                let state = payments.get(payment_id).cloned().unwrap_or_default();
-                streams.push(stream_append(
-                    payment_id.as_uuid(),
-                    &state,
-                    events,
-                    context,
-                )?);
-            }
-            match self.append(streams, context).await {
-                Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
-                Err(error) => return Err(error),
-                Ok(outcome) => {
-                    let handled = self
-                        .answer_after(batch_id.as_uuid(), batch, summary, outcome)
-                        .await?;
-                    self.keep(batch_id.as_uuid(), &handled);
-                    return Ok(handled);
-                }
-            }
-        }
-        Err(StoreError::ConflictRetriesExhausted {
-            attempts: MAX_CONFLICT_RETRIES,
+        let payments = settlement::payments_named(command).into_iter().collect();
+        self.settlement_turn(batch_id, context, payments, |_| {
+            Ok::<_, StoreError>(command.clone())
         })
+        .await
+    }
+
+    /// A settlement command built by `build` from the batch as the log holds it under the
+    /// stream's turn (a payout's amount in the batch's currency). Only for commands that name
+    /// no payments: the payments a command settles are read before it is decided.
+    #[tracing::instrument(skip_all, fields(batch_id = %batch_id))]
+    pub async fn handle_settlement_with<Error>(
+        &self,
+        batch_id: SettlementBatchId,
+        context: &CommandContext,
+        build: impl FnMut(&SettlementBatchState) -> Result<SettlementCommand, Error>,
+    ) -> Result<Handled<SettlementBatchState>, Error>
+    where
+        Error: From<StoreError>,
+    {
+        self.settlement_turn(batch_id, context, Vec::new(), build)
+            .await
+    }
+
+    async fn settlement_turn<Error>(
+        &self,
+        batch_id: SettlementBatchId,
+        context: &CommandContext,
+        payments: Vec<PaymentId>,
+        mut build: impl FnMut(&SettlementBatchState) -> Result<SettlementCommand, Error>,
+    ) -> Result<Handled<SettlementBatchState>, Error>
+    where
+        Error: From<StoreError>,
+    {
+        let environment = context.environment;
+        let reading = Reading {
+            payments,
+            ..Reading::kept()
+        };
+        let outcome = self
+            .turn(
+                batch_id.as_uuid(),
+                context,
+                reading,
+                |batch: &SettlementBatchState,
+                 loaded_payments: &BTreeMap<PaymentId, PaymentState>|
+                 -> Result<Decision<SettlementEvent, DomainError>, Error> {
+                    if batch
+                        .batch
+                        .as_ref()
+                        .is_some_and(|batch| batch.environment != environment)
+                    {
+                        return Err(
+                            StoreError::Rejected(DomainError::SettlementBatchNotFound).into()
+                        );
+                    }
+                    let command = build(batch)?;
+                    let named = settlement::payments_named(&command);
+                    if named.iter().any(|id| !loaded_payments.contains_key(id)) {
+                        return Err(StoreError::InvalidRequest(
+                            "a settlement command built from its batch names payments not read"
+                                .to_owned(),
+                        )
+                        .into());
+                    }
+                    Ok(match settlement::decide(batch, loaded_payments, &command) {
+                        Ok(decision) => Decision::RecordAcross {
+                            events: decision.batch_events,
+                            payment_events: decision.payment_events,
+                        },
+                        Err(rule) => Decision::Refused(rule),
+                    })
+                },
+            )
+            .await?;
+        Ok(outcome.handled()?)
     }
 
     /// A command on a reconciliation run, decided on the run as the log holds it: how finance
@@ -348,39 +487,7 @@ impl CommandHandler {
         {
             return Ok(replayed);
         }
-        let _turn = self.locks.lock(run_id.as_uuid()).await;
-        for attempt in 0..MAX_CONFLICT_RETRIES {
-            // Read whole, not kept: a run's state holds every finding of its import, and runs
-            // are resolved rarely.
-            let (state, history) = self
-                .load_with_history::<ReconciliationRunState>(run_id.as_uuid())
-                .await?;
-            let summary = StreamSummary::default().after(&history);
-            let state = visible_run(state, context.environment);
-            let events = reconciliation::decide(&state, command)?;
-            if events.is_empty() {
-                return Ok(Handled {
-                    state,
-                    stream: summary,
-                    events: Vec::new(),
-                    position: summary.last_position,
-                    replayed: false,
-                });
-            }
-            let stream = stream_append(run_id.as_uuid(), &state, &events, context)?;
-            match self.append(vec![stream], context).await {
-                Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
-                Err(error) => return Err(error),
-                Ok(outcome) => {
-                    return self
-                        .answer_after(run_id.as_uuid(), state, summary, outcome)
-                        .await
-                }
-            }
-        }
-        Err(StoreError::ConflictRetriesExhausted {
-            attempts: MAX_CONFLICT_RETRIES,
-        })
+        self.run_turn(run_id, Load::Whole, command, context).await
     }
 
     /// A command on a run whose state the caller already holds: the importer, the only writer
@@ -395,38 +502,138 @@ impl CommandHandler {
         command: &ReconciliationCommand,
         context: &CommandContext,
     ) -> Result<(ReconciliationRunState, Vec<RecordedEvent>), StoreError> {
-        let _turn = self.locks.lock(run_id.as_uuid()).await;
-        let mut state = known;
+        let handled = self
+            .run_turn(run_id, Load::Known(known), command, context)
+            .await?;
+        Ok((handled.state, handled.events))
+    }
+
+    /// A run's turn: read whole (never kept), a run of the other environment absent. A
+    /// command that changes nothing answers with the run as it is.
+    async fn run_turn(
+        &self,
+        run_id: ReconciliationRunId,
+        load: Load<ReconciliationRunState>,
+        command: &ReconciliationCommand,
+        context: &CommandContext,
+    ) -> Result<Handled<ReconciliationRunState>, StoreError> {
+        let reading = Reading {
+            load,
+            visible: visible_run,
+            payments: Vec::new(),
+        };
+        self.turn(run_id.as_uuid(), context, reading, |run, _| {
+            let events = reconciliation::decide(run, command)?;
+            Ok::<_, StoreError>(if events.is_empty() {
+                Decision::Unchanged
+            } else {
+                Decision::Record(events)
+            })
+        })
+        .await?
+        .handled()
+    }
+
+    /// The one path from a command to the log. Takes the stream's turn in this process
+    /// ([`StreamLocks`]), reads the stream (and the payments the decision reads), lets
+    /// `decide` decide on what was read, and appends the events with the version read and
+    /// the context's idempotency claim, in one atomic append. When another process wrote to
+    /// one of the streams meanwhile, backs off, reads again and decides again, at most
+    /// [`MAX_CONFLICT_RETRIES`] times. A refusal is first checked against the key (see
+    /// [`Decision::Refused`]); an error of `decide` ends the turn as it is.
+    async fn turn<State, Refusal, Error>(
+        &self,
+        stream_id: Uuid,
+        context: &CommandContext,
+        reading: Reading<State>,
+        mut decide: impl FnMut(
+            &State,
+            &BTreeMap<PaymentId, PaymentState>,
+        ) -> Result<Decision<State::Event, Refusal>, Error>,
+    ) -> Result<Outcome<State, Refusal>, Error>
+    where
+        State: Aggregate + Default + Clone + Send + Sync + 'static,
+        Error: From<StoreError>,
+    {
+        let _turn = self.locks.lock(stream_id).await;
+        let Reading {
+            load,
+            visible,
+            payments: named,
+        } = reading;
+        let keep = matches!(load, Load::Kept);
+        let mut known = match load {
+            Load::Known(state) => Some(state),
+            Load::Kept | Load::Whole => None,
+        };
         for attempt in 0..MAX_CONFLICT_RETRIES {
-            let events = reconciliation::decide(&state, command)?;
-            if events.is_empty() {
-                return Ok((state, Vec::new()));
-            }
-            let stream = stream_append(run_id.as_uuid(), &state, &events, context)?;
-            match self.append(vec![stream], context).await {
-                Err(StoreError::ConcurrencyConflict { .. }) => {
-                    back_off(attempt).await;
-                    state = visible_run(self.load_run(run_id).await?, context.environment);
+            let (state, summary) = match known.take() {
+                Some(state) => (state, StreamSummary::default()),
+                None if keep => {
+                    let Folded { state, summary } = self.load_folded::<State>(stream_id).await?;
+                    (visible(state, context.environment), summary)
                 }
-                Err(error) => return Err(error),
+                None => {
+                    let (state, history) = self.load_with_history::<State>(stream_id).await?;
+                    let summary = StreamSummary::default().after(&history);
+                    (visible(state, context.environment), summary)
+                }
+            };
+            let mut payments = BTreeMap::new();
+            for payment_id in &named {
+                let payment = self.load_payment(context.environment, *payment_id).await?;
+                payments.insert(*payment_id, payment);
+            }
+            let (events, payment_events) = match decide(&state, &payments)? {
+                Decision::Record(events) => (events, BTreeMap::new()),
+                Decision::RecordAcross {
+                    events,
+                    payment_events,
+                } => (events, payment_events),
+                Decision::Unchanged => {
+                    return Ok(Outcome::Handled(Handled {
+                        state,
+                        stream: summary,
+                        events: Vec::new(),
+                        position: summary.last_position,
+                        replayed: false,
+                    }))
+                }
+                Decision::Refused(refusal) => {
+                    return Ok(match self.replay::<State>(stream_id, context).await? {
+                        Some(replayed) => Outcome::Handled(replayed),
+                        None => Outcome::Refused(refusal),
+                    })
+                }
+            };
+            let mut streams = vec![stream_append(stream_id, &state, &events, context)?];
+            for (payment_id, events) in &payment_events {
+                let payment = payments.get(payment_id).cloned().unwrap_or_default();
+                streams.push(stream_append(
+                    payment_id.as_uuid(),
+                    &payment,
+                    events,
+                    context,
+                )?);
+            }
+            match self.append(streams, context).await {
+                Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
+                Err(error) => return Err(error.into()),
                 Ok(outcome) => {
-                    // A replayed key answers with events already in the state's past.
-                    let replayed = outcome.is_replayed();
-                    let recorded = outcome.into_result().events;
-                    if replayed {
-                        let state = visible_run(self.load_run(run_id).await?, context.environment);
-                        return Ok((state, recorded));
+                    let handled = self
+                        .answer_after(stream_id, state, summary, outcome)
+                        .await?;
+                    if keep {
+                        self.keep(stream_id, &handled);
                     }
-                    for event in &recorded {
-                        state = reconciliation::evolve(state, &decode(event)?);
-                    }
-                    return Ok((state, recorded));
+                    return Ok(Outcome::Handled(handled));
                 }
             }
         }
         Err(StoreError::ConflictRetriesExhausted {
             attempts: MAX_CONFLICT_RETRIES,
-        })
+        }
+        .into())
     }
 
     async fn append(
@@ -437,11 +644,7 @@ impl CommandHandler {
         let idempotency = context
             .idempotency
             .as_ref()
-            .map(|idempotency| IdempotencyClaim {
-                environment: store_environment(context.environment),
-                key: idempotency.key.clone(),
-                request_hash: idempotency.request_hash,
-            });
+            .map(|idempotency| idempotency.claim(context.environment));
         self.store
             .append(AppendRequest {
                 streams,
@@ -450,26 +653,9 @@ impl CommandHandler {
             .await
     }
 
-    /// A command the rules refuse: when it carries a key already used for the same request,
-    /// it is a retry that its first attempt's events now refuse (a second capture of what was
-    /// captured), so the first answer is the answer. Fresh commands skip this lookup: the
-    /// append claims their key in the same transaction and answers a replay there.
-    async fn refused<State>(
-        &self,
-        stream_id: Uuid,
-        context: &CommandContext,
-        rule: DomainError,
-    ) -> Result<Handled<State>, StoreError>
-    where
-        State: Aggregate + Default,
-    {
-        match self.replay::<State>(stream_id, context).await? {
-            Some(replayed) => Ok(replayed),
-            None => Err(StoreError::Rejected(rule)),
-        }
-    }
-
-    /// The original answer for a key already used with the same request, if any.
+    /// The original answer for a key already used with the same request, if any. Fresh
+    /// commands skip this lookup: the append claims their key in the same transaction and
+    /// answers a replay there; only refusals (and a run's commands, before their turn) ask.
     async fn replay<State>(
         &self,
         stream_id: Uuid,
@@ -481,7 +667,7 @@ impl CommandHandler {
         let Some(idempotency) = &context.idempotency else {
             return Ok(None);
         };
-        let environment = store_environment(context.environment);
+        let environment = context.environment;
         let Some(record) = self
             .store
             .idempotency_record(environment, &idempotency.key)
@@ -604,7 +790,7 @@ async fn replayed_result(
     })
 }
 
-fn visible_payment(state: PaymentState, environment: DomainEnvironment) -> PaymentState {
+fn visible_payment(state: PaymentState, environment: Environment) -> PaymentState {
     match &state.payment {
         Some(payment) if payment.environment != environment => PaymentState::default(),
         _ => state,
@@ -612,10 +798,7 @@ fn visible_payment(state: PaymentState, environment: DomainEnvironment) -> Payme
 }
 
 /// A run of the other environment does not exist for the caller.
-fn visible_run(
-    state: ReconciliationRunState,
-    environment: DomainEnvironment,
-) -> ReconciliationRunState {
+fn visible_run(state: ReconciliationRunState, environment: Environment) -> ReconciliationRunState {
     match &state.run {
         Some(run) if run.started.environment != environment => ReconciliationRunState::default(),
         _ => state,
@@ -665,7 +848,7 @@ where
     Event: DomainEvent,
 {
     let metadata = EventMetadata {
-        environment: store_environment(context.environment),
+        environment: context.environment,
         actor_id: context.actor_id.clone(),
         actor_role: context.actor_role.clone(),
         correlation_id: context.correlation_id,
@@ -695,7 +878,7 @@ where
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(StreamAppend {
         stream_id,
-        stream_type: store_stream_type(State::STREAM_TYPE),
+        stream_type: State::STREAM_TYPE,
         expected_version: match state.version() {
             0 => ExpectedVersion::NoStream,
             version => ExpectedVersion::Exactly(version),

@@ -45,13 +45,9 @@ pub enum StoreError {
     #[error("payload of event {event_id} is invalid: {reason}")]
     InvalidPayload { event_id: Uuid, reason: String },
 
-    /// A stream type name that the log does not know.
-    #[error("unknown stream type {0:?}: expected \"payment\" or \"settlement_batch\"")]
-    UnknownStreamType(String),
-
-    /// An environment name other than `test` or `live`.
-    #[error("unknown environment {0:?}: expected \"test\" or \"live\"")]
-    UnknownEnvironment(String),
+    /// A stream type or environment name that the log does not know.
+    #[error("{0}")]
+    UnknownName(#[from] ledger_core::stored::UnknownName),
 
     /// A stream version or log position outside the range the log can hold.
     #[error("invalid version or position {value}: {reason}")]
@@ -154,3 +150,4 @@ impl StoreError {
         }
     }
 }
+

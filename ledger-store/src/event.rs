@@ -2,7 +2,6 @@
 //! knows nothing of the domain's event types.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,78 +9,10 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 
-/// The kinds of stream (aggregate) the ledger keeps; the database checks the same list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StreamType {
-    Payment,
-    SettlementBatch,
-    ReconciliationRun,
-}
-
-impl StreamType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StreamType::Payment => "payment",
-            StreamType::SettlementBatch => "settlement_batch",
-            StreamType::ReconciliationRun => "reconciliation_run",
-        }
-    }
-}
-
-impl FromStr for StreamType {
-    type Err = StoreError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "payment" => Ok(StreamType::Payment),
-            "settlement_batch" => Ok(StreamType::SettlementBatch),
-            "reconciliation_run" => Ok(StreamType::ReconciliationRun),
-            other => Err(StoreError::UnknownStreamType(other.to_owned())),
-        }
-    }
-}
-
-impl fmt::Display for StreamType {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-/// Test and live data never mix: idempotency keys are scoped to one environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Environment {
-    Test,
-    Live,
-}
-
-impl Environment {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Test => "test",
-            Environment::Live => "live",
-        }
-    }
-}
-
-impl FromStr for Environment {
-    type Err = StoreError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "test" => Ok(Environment::Test),
-            "live" => Ok(Environment::Live),
-            other => Err(StoreError::UnknownEnvironment(other.to_owned())),
-        }
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
+/// The kinds of stream and the two environments are the domain's own types, stored as their
+/// `as_str` text (`payment`, `settlement_batch`, `reconciliation_run`; `test`, `live`).
+pub use ledger_core::aggregate::StreamType;
+pub use ledger_core::ids::Environment;
 
 /// Who did what, why and under which key: stored as the event's `metadata` JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

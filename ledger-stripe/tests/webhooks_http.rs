@@ -123,6 +123,39 @@ async fn a_duplicate_delivery_changes_nothing() {
     assert_eq!((row.first_position, row.last_position), (Some(1), Some(3)));
 }
 
+/// A webhook's payment facts go through the command handler, the path of every GraphQL
+/// command: one read of the stream, the fold kept afterwards (so the next command or query
+/// on the payment reads only what came after it), the claim `stripe:<evt_…>` on the events.
+#[tokio::test]
+async fn a_webhook_payment_goes_through_the_command_handler() {
+    let app = spawn_app().await;
+    let body = fixture("charge.captured");
+    let reads = app.commands.stream_reads();
+    assert_eq!(deliver(&app, &body).await.outcome(), "applied");
+    assert_eq!(
+        app.commands.stream_reads() - reads,
+        1,
+        "one read of the payment"
+    );
+    let events = app.store.read_all(1, 10).await.unwrap();
+    assert_eq!(events.len(), 3, "initiated, authorized, captured");
+    let payment_id = events[0].stream_id;
+    let kept = app
+        .commands
+        .kept::<PaymentState>(payment_id)
+        .expect("the webhook's fold is kept like a command's");
+    assert_eq!(kept.summary.version, 3);
+    assert_eq!(kept.state.status(), Some(PaymentStatus::Captured));
+    for event in &events {
+        let metadata = event.parsed_metadata().unwrap();
+        assert_eq!(metadata.actor_id, "stripe");
+        assert_eq!(
+            metadata.idempotency_key,
+            Some(format!("stripe:{}", event_id(&body)))
+        );
+    }
+}
+
 /// Twenty copies of one event at once: one applies, nineteen are duplicates, and the log
 /// holds the event's facts once.
 #[tokio::test]

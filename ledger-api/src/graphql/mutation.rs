@@ -10,19 +10,20 @@ use ledger_core::ids::{
     CaptureId, DisputeId, MerchantId, OrderId, PaymentId, PayoutId, RefundId, SettlementBatchId,
 };
 use ledger_core::payment::{
-    CapturePayment, DisputeOutcome, InitiatePayment, OpenDispute, PaymentCommand,
-    RecordAuthorization, RecordRefundOutcome, RefundOutcome as CoreRefundOutcome, RefundPayment,
-    ResolveDispute, SettledItem, SubmitDisputeEvidence, VoidPayment,
+    self, CapturePayment, DisputeOutcome, InitiatePayment, OpenDispute, PaymentCommand,
+    PaymentState, RecordAuthorization, RecordRefundOutcome, RefundOutcome as CoreRefundOutcome,
+    RefundPayment, ResolveDispute, SettledItem, SubmitDisputeEvidence, VoidPayment,
 };
 use ledger_core::settlement::{
-    BatchItem, PayoutUpdate, RecordPayout, RecordSettlementBatch, SettlementCommand,
+    BatchItem, PayoutUpdate, RecordPayout, RecordSettlementBatch, SettlementBatchState,
+    SettlementCommand,
 };
 use ledger_core::{Currency, PositiveMoney};
-use ledger_store::commands::{CommandContext, Idempotency};
+use ledger_store::commands::{CommandContext, Decision, Handled, Idempotency};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::context::{caller, state, AppState};
+use super::context::{caller, state};
 use super::parse;
 use super::scalars::{DecimalText, Position};
 use super::types::{
@@ -33,10 +34,10 @@ use crate::error::{ApiError, ApiResult, IntoGraphql};
 
 /// The most items one `recordSettlementBatch` may carry.
 pub const MAX_SETTLEMENT_ITEMS_PER_REQUEST: usize = 1_000;
-/// The longest idempotency key accepted.
-pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
+/// The longest idempotency key accepted: the log's bound.
+pub use ledger_store::MAX_IDEMPOTENCY_KEY_LENGTH;
 /// Idempotency keys the webhook endpoint uses for Stripe events.
-pub const RESERVED_KEY_PREFIX: &str = "stripe:";
+pub use ledger_stripe::webhooks::CLAIM_PREFIX as RESERVED_KEY_PREFIX;
 
 #[derive(InputObject, Serialize)]
 pub struct InitiatePaymentInput {
@@ -418,6 +419,39 @@ async fn run_payment(
         .handler
         .handle_payment(PaymentId::from_uuid(payment_id), &command, &command_context)
         .await?;
+    payment_result(payment_id, handled)
+}
+
+/// Runs a payment command that `build` makes from the payment as the log holds it under the
+/// stream's turn (an amount in the payment's currency, a default "all that is still …", the
+/// refund approval check): one read of the stream, the one the command is decided on.
+async fn run_payment_with(
+    context: &Context<'_>,
+    mutation: &str,
+    input: &impl Serialize,
+    idempotency_key: &str,
+    payment_id: Uuid,
+    mut build: impl FnMut(&PaymentState) -> ApiResult<PaymentCommand>,
+) -> ApiResult<PaymentResult> {
+    let principal = caller(context, Permission::SubmitPaymentCommands)?;
+    let app = state(context)?;
+    let command_context = command_context(&principal, mutation, input, idempotency_key)?;
+    let handled = app
+        .handler
+        .handle_payment_with(
+            PaymentId::from_uuid(payment_id),
+            &command_context,
+            |state| {
+                let command = build(state)?;
+                Ok::<_, ApiError>(Decision::of(payment::decide(state, &command)))
+            },
+        )
+        .await?
+        .handled()?;
+    payment_result(payment_id, handled)
+}
+
+fn payment_result(payment_id: Uuid, handled: Handled<PaymentState>) -> ApiResult<PaymentResult> {
     let payment = handled
         .state
         .payment
@@ -431,34 +465,26 @@ async fn run_payment(
     })
 }
 
-/// The currency of an existing payment, needed to read amounts given without one.
-async fn payment_currency(
-    app: &AppState,
-    principal: &Principal,
-    payment_id: Uuid,
-) -> ApiResult<Option<Currency>> {
-    let state = app
-        .handler
-        .load_payment(principal.environment, PaymentId::from_uuid(payment_id))
-        .await?;
-    Ok(state.payment.map(|payment| payment.currency()))
+/// The currency of the payment a command is built from: NOT_FOUND when this environment
+/// holds no such payment (the handler hides one of the other environment).
+fn payment_currency(payment: &PaymentState) -> ApiResult<Currency> {
+    payment
+        .payment
+        .as_ref()
+        .map(|payment| payment.currency())
+        .ok_or_else(|| ApiError::NotFound("no such payment in this environment".to_owned()))
 }
 
-/// An amount of an existing payment: NOT_FOUND when the payment does not exist here.
-async fn payment_amount(
-    context: &Context<'_>,
-    payment_id: Uuid,
+/// An amount given in the payment's currency, if given.
+fn payment_amount(
+    payment: &PaymentState,
     field: &str,
     text: Option<&DecimalText>,
 ) -> ApiResult<Option<PositiveMoney>> {
     let Some(text) = text else {
         return Ok(None);
     };
-    let principal = caller(context, Permission::SubmitPaymentCommands)?;
-    let currency = payment_currency(state(context)?, &principal, payment_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such payment in this environment".to_owned()))?;
-    parse::positive(field, text, currency).map(Some)
+    parse::positive(field, text, payment_currency(payment)?).map(Some)
 }
 
 async fn initiate_payment(
@@ -498,28 +524,8 @@ async fn record_authorization(
     context: &Context<'_>,
     input: RecordAuthorizationInput,
 ) -> ApiResult<PaymentResult> {
-    let command = match input.outcome {
-        AuthorizationOutcome::Approved => {
-            let authorized_amount = payment_amount(
-                context,
-                input.payment_id,
-                "authorizedAmount",
-                input.authorized_amount.as_ref(),
-            )
-            .await?;
-            RecordAuthorization::Approved {
-                authorized_amount,
-                authorization_code: parse::optional_text(
-                    "authorizationCode",
-                    input.authorization_code.as_ref(),
-                )?,
-                gateway_reference: parse::optional_text(
-                    "gatewayReference",
-                    input.gateway_reference.as_ref(),
-                )?,
-                expires_at: input.expires_at,
-            }
-        }
+    let declined = match input.outcome {
+        AuthorizationOutcome::Approved => None,
         AuthorizationOutcome::Declined => {
             let code = input.decline_code.as_deref().ok_or_else(|| {
                 ApiError::validation(
@@ -527,20 +533,48 @@ async fn record_authorization(
                     "a declined authorization needs its decline code",
                 )
             })?;
-            RecordAuthorization::Declined {
+            Some(RecordAuthorization::Declined {
                 decline_code: parse::short_text("declineCode", code)?,
                 category: None,
                 retry_may_help: None,
-            }
+            })
         }
     };
-    run_payment(
+    if let Some(declined) = declined {
+        return run_payment(
+            context,
+            "recordAuthorization",
+            &input,
+            &input.idempotency_key,
+            input.payment_id,
+            PaymentCommand::RecordAuthorization(declined),
+        )
+        .await;
+    }
+    let authorization_code =
+        parse::optional_text("authorizationCode", input.authorization_code.as_ref())?;
+    let gateway_reference =
+        parse::optional_text("gatewayReference", input.gateway_reference.as_ref())?;
+    run_payment_with(
         context,
         "recordAuthorization",
         &input,
         &input.idempotency_key,
         input.payment_id,
-        PaymentCommand::RecordAuthorization(command),
+        |payment| {
+            Ok(PaymentCommand::RecordAuthorization(
+                RecordAuthorization::Approved {
+                    authorized_amount: payment_amount(
+                        payment,
+                        "authorizedAmount",
+                        input.authorized_amount.as_ref(),
+                    )?,
+                    authorization_code: authorization_code.clone(),
+                    gateway_reference: gateway_reference.clone(),
+                    expires_at: input.expires_at,
+                },
+            ))
+        },
     )
     .await
 }
@@ -549,23 +583,23 @@ async fn capture_payment(
     context: &Context<'_>,
     input: CapturePaymentInput,
 ) -> ApiResult<PaymentResult> {
-    let amount = payment_amount(context, input.payment_id, "amount", input.amount.as_ref()).await?;
     let capture_id = match &input.capture_id {
         Some(id) => parse::id("captureId", id, CaptureId::parse)?,
         None => parse::id("captureId", &parse::generated_id("cap"), CaptureId::parse)?,
     };
-    let command = PaymentCommand::Capture(CapturePayment {
-        capture_id,
-        amount,
-        final_capture: input.r#final,
-    });
-    run_payment(
+    run_payment_with(
         context,
         "capturePayment",
         &input,
         &input.idempotency_key,
         input.payment_id,
-        command,
+        |payment| {
+            Ok(PaymentCommand::Capture(CapturePayment {
+                capture_id: capture_id.clone(),
+                amount: payment_amount(payment, "amount", input.amount.as_ref())?,
+                final_capture: input.r#final,
+            }))
+        },
     )
     .await
 }
@@ -575,71 +609,68 @@ async fn refund_payment(
     input: RefundPaymentInput,
 ) -> ApiResult<PaymentResult> {
     let principal = caller(context, Permission::SubmitPaymentCommands)?;
-    let app = state(context)?;
-    let amount = payment_amount(context, input.payment_id, "amount", input.amount.as_ref()).await?;
-    if !principal.role.may(Permission::RefundAboveThreshold) {
-        let refund_amount = match amount {
-            Some(amount) => Some(amount.amount()),
-            None => app
-                .handler
-                .load_payment(
-                    principal.environment,
-                    PaymentId::from_uuid(input.payment_id),
-                )
-                .await?
-                .payment
-                .map(|payment| payment.refundable_amount().amount()),
-        };
-        if refund_amount.is_some_and(|refund| refund > app.refund_approval_threshold) {
-            return Err(ApiError::Forbidden(format!(
-                "refunds above {} need approval: ask an admin to issue this refund",
-                app.refund_approval_threshold
-            )));
-        }
-    }
+    let threshold = state(context)?.refund_approval_threshold;
+    let may_refund_above_threshold = principal.role.may(Permission::RefundAboveThreshold);
     let refund_id = match &input.refund_id {
         Some(id) => parse::id("refundId", id, RefundId::parse)?,
         None => parse::id("refundId", &parse::generated_id("ref"), RefundId::parse)?,
     };
-    let command = PaymentCommand::Refund(RefundPayment {
-        refund_id,
-        amount,
-        reason: parse::optional_text("reason", input.reason.as_ref())?,
-    });
-    run_payment(
+    let reason = parse::optional_text("reason", input.reason.as_ref())?;
+    run_payment_with(
         context,
         "refundPayment",
         &input,
         &input.idempotency_key,
         input.payment_id,
-        command,
+        |payment| {
+            let amount = payment_amount(payment, "amount", input.amount.as_ref())?;
+            if !may_refund_above_threshold {
+                let refund_amount = match amount {
+                    Some(amount) => Some(amount.amount()),
+                    None => payment
+                        .payment
+                        .as_ref()
+                        .map(|payment| payment.refundable_amount().amount()),
+                };
+                if refund_amount.is_some_and(|refund| refund > threshold) {
+                    return Err(ApiError::Forbidden(format!(
+                        "refunds above {threshold} need approval: ask an admin to issue this refund"
+                    )));
+                }
+            }
+            Ok(PaymentCommand::Refund(RefundPayment {
+                refund_id: refund_id.clone(),
+                amount,
+                reason: reason.clone(),
+            }))
+        },
     )
     .await
 }
 
 async fn open_dispute(context: &Context<'_>, input: OpenDisputeInput) -> ApiResult<PaymentResult> {
-    let principal = caller(context, Permission::SubmitPaymentCommands)?;
-    let currency = payment_currency(state(context)?, &principal, input.payment_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such payment in this environment".to_owned()))?;
-    let command = PaymentCommand::OpenDispute(OpenDispute {
-        dispute_id: parse::id("disputeId", &input.dispute_id, DisputeId::parse)?,
-        amount: parse::positive("amount", &input.amount, currency)?,
-        reason: parse::short_text("reason", &input.reason)?,
-        evidence_due_by: input.evidence_due_by,
-        fee: input
-            .fee
-            .as_ref()
-            .map(|fee| parse::money("fee", fee, currency))
-            .transpose()?,
-    });
-    run_payment(
+    let dispute_id = parse::id("disputeId", &input.dispute_id, DisputeId::parse)?;
+    let reason = parse::short_text("reason", &input.reason)?;
+    run_payment_with(
         context,
         "openDispute",
         &input,
         &input.idempotency_key,
         input.payment_id,
-        command,
+        |payment| {
+            let currency = payment_currency(payment)?;
+            Ok(PaymentCommand::OpenDispute(OpenDispute {
+                dispute_id: dispute_id.clone(),
+                amount: parse::positive("amount", &input.amount, currency)?,
+                reason: reason.clone(),
+                evidence_due_by: input.evidence_due_by,
+                fee: input
+                    .fee
+                    .as_ref()
+                    .map(|fee| parse::money("fee", fee, currency))
+                    .transpose()?,
+            }))
+        },
     )
     .await
 }
@@ -663,6 +694,13 @@ async fn run_settlement(
             &command_context,
         )
         .await?;
+    settlement_result(batch_id, handled)
+}
+
+fn settlement_result(
+    batch_id: Uuid,
+    handled: Handled<SettlementBatchState>,
+) -> ApiResult<SettlementResult> {
     let batch = handled
         .state
         .batch
@@ -740,16 +778,6 @@ async fn record_payout(
 ) -> ApiResult<SettlementResult> {
     let principal = caller(context, Permission::RecordSettlements)?;
     let app = state(context)?;
-    let batch: ledger_core::settlement::SettlementBatchState =
-        app.handler.load(input.batch_id).await?;
-    let currency = batch
-        .batch
-        .as_ref()
-        .filter(|batch| batch.environment == principal.environment)
-        .map(|batch| batch.currency)
-        .ok_or_else(|| {
-            ApiError::NotFound("no such settlement batch in this environment".to_owned())
-        })?;
     let update = match input.status {
         PayoutStatusInput::Initiated => PayoutUpdate::Initiated {
             expected_arrival_date: input.expected_arrival_date,
@@ -759,18 +787,33 @@ async fn record_payout(
             failure_reason: parse::optional_text("failureReason", input.failure_reason.as_ref())?,
         },
     };
-    let command = SettlementCommand::RecordPayout(RecordPayout {
-        payout_id: parse::id("payoutId", &input.payout_id, PayoutId::parse)?,
-        amount: parse::positive("amount", &input.amount, currency)?,
-        update,
-    });
-    run_settlement(
-        context,
-        "recordPayout",
-        &input,
-        &input.idempotency_key,
-        input.batch_id,
-        command,
-    )
-    .await
+    let payout_id = parse::id("payoutId", &input.payout_id, PayoutId::parse)?;
+    let command_context =
+        command_context(&principal, "recordPayout", &input, &input.idempotency_key)?;
+    // The amount is in the batch's currency: the command is built from the batch read under
+    // the stream's turn (the handler hides a batch of the other environment).
+    let handled = app
+        .handler
+        .handle_settlement_with(
+            SettlementBatchId::from_uuid(input.batch_id),
+            &command_context,
+            |batch| {
+                let currency = batch
+                    .batch
+                    .as_ref()
+                    .map(|batch| batch.currency)
+                    .ok_or_else(|| {
+                        ApiError::NotFound(
+                            "no such settlement batch in this environment".to_owned(),
+                        )
+                    })?;
+                Ok::<_, ApiError>(SettlementCommand::RecordPayout(RecordPayout {
+                    payout_id: payout_id.clone(),
+                    amount: parse::positive("amount", &input.amount, currency)?,
+                    update: update.clone(),
+                }))
+            },
+        )
+        .await?;
+    settlement_result(input.batch_id, handled)
 }

@@ -200,3 +200,34 @@ async fn commands_are_counted_in_the_writer_metrics() {
     assert!(after.contains("# TYPE ledger_writer_pipelined_batches_total counter"));
     assert!(after.contains("ledger_writer_written_again_batches_total 0"));
 }
+
+/// A capture or refund given an amount reads its payment's stream once: the amount's
+/// currency, the default amounts and the approval check come from the state the command is
+/// decided on, under the stream's turn, not from a read of their own before it.
+#[tokio::test]
+async fn a_command_built_from_its_payment_reads_the_stream_once() {
+    let app = spawn_app().await;
+    let id = initiate(&app, "reads-1", "100.00", "MANUAL").await;
+    authorize(&app, &id).await;
+    let handler = &app.state.app.handler;
+
+    let before = handler.stream_reads();
+    let captured = payment_mutation(
+        &app,
+        "capturePayment",
+        json!({"idempotencyKey": "reads-cap", "paymentId": id, "amount": "60", "final": false}),
+    )
+    .await;
+    assert_eq!(captured["payment"]["capturedAmount"], "60.00");
+    assert_eq!(handler.stream_reads() - before, 1, "one read for a capture");
+
+    let before = handler.stream_reads();
+    let refunded = payment_mutation(
+        &app,
+        "refundPayment",
+        json!({"idempotencyKey": "reads-ref", "paymentId": id}),
+    )
+    .await;
+    assert_eq!(refunded["payment"]["refundPendingAmount"], "60.00");
+    assert_eq!(handler.stream_reads() - before, 1, "one read for a refund");
+}

@@ -2,12 +2,14 @@
 //!
 //! Read in this order: [`command`] (what can be asked), [`event`] (what gets recorded),
 //! [`state`] (what the events add up to, and `evolve`), [`decide`] (the rules),
-//! [`invariants`] (what must always hold).
+//! [`invariants`] (what must always hold). Facts a gateway reports (repeated, late or early)
+//! are decided by [`gateway_fact`].
 
 pub mod command;
 pub mod decide;
 pub mod decline;
 pub mod event;
+pub mod gateway_fact;
 pub mod invariants;
 pub mod order;
 pub mod state;

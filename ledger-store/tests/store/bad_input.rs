@@ -102,8 +102,8 @@ async fn bad_input_is_rejected_and_nothing_is_written() {
 #[tokio::test]
 async fn unknown_stream_types_and_negative_versions_are_refused() {
     assert!(matches!(
-        "refund".parse::<StreamType>(),
-        Err(StoreError::UnknownStreamType(name)) if name == "refund"
+        "refund".parse::<StreamType>().map_err(StoreError::from),
+        Err(StoreError::UnknownName(unknown)) if unknown.name == "refund" && unknown.kind == "stream type"
     ));
     assert_eq!(
         "settlement_batch".parse::<StreamType>().unwrap(),

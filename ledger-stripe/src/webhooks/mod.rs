@@ -67,7 +67,8 @@
 //! - [`state`]: [`WebhookState`] and [`WebhookConfig`], what the router needs.
 //! - `router`: the route and the handler (body bound, verification, answer).
 //! - `process`: one verified event from lock to outcome.
-//! - `apply`: appending a payment fact or a payout under the event's claim.
+//! - `apply`: a payment fact or a payout through the store's command handler (the same
+//!   path as the API's commands), under the event's claim [`CLAIM_PREFIX`]`<evt_…>`.
 //! - `parking`: parking and retrying events that arrived early.
 //! - `tables`: the SQL of the webhook tables.
 //! - [`deliveries`]: [`recent_deliveries`], the support query.
@@ -86,6 +87,7 @@ mod router;
 pub mod state;
 mod tables;
 
+pub use apply::CLAIM_PREFIX;
 pub use deliveries::{recent_deliveries, DeliveryFilter, WebhookDelivery, MAX_RECENT_DELIVERIES};
 pub use error::WebhookError;
 pub use outcome::DeliveryOutcome;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use ledger_core::ids::{Environment, MerchantId};
 use ledger_store::commands::CommandHandler;
-use ledger_store::EventStore;
 use sqlx::PgPool;
 
 use crate::gateway::{WebhookSecrets, DEFAULT_MAX_BODY_BYTES};
@@ -70,10 +69,6 @@ impl WebhookState {
 
     pub(super) fn commands(&self) -> &CommandHandler {
         &self.inner.commands
-    }
-
-    pub(super) fn store(&self) -> &EventStore {
-        self.inner.commands.store()
     }
 
     pub(super) fn pool(&self) -> &PgPool {

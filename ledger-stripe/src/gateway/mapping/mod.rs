@@ -2,7 +2,8 @@
 //!
 //! [`map_event`] is pure: it reads the event and the caller's [`MappingContext`] and returns a
 //! [`GatewayFact`]. Applying it (loading the stream, deciding, appending once per event id) is
-//! the caller's; [`decide_fact`] is the pure core of that loop.
+//! the caller's; [`decide_fact`] (ledger-core's `payment::gateway_fact`) is the pure core of
+//! that loop.
 //!
 //! # What each event becomes
 //! Every mapped event yields the *full ordered list* of commands a ledger that had seen
@@ -77,7 +78,6 @@ mod payment_commands;
 mod payment_intent;
 mod payout;
 mod refund;
-mod refusal;
 
 use std::fmt;
 
@@ -93,7 +93,10 @@ use fields::FieldReader;
 pub use identity::{
     payment_id_for_payment_intent, LEDGER_PAYMENT_ID_KEY, MERCHANT_ID_KEY, ORDER_ID_KEY,
 };
-pub use refusal::{classify_refusal, decide_fact, is_already_applied, FactRefused, RefusalKind};
+/// The rules of repeated, late and early gateway facts are the payment's own (ledger-core).
+pub use ledger_core::payment::gateway_fact::{
+    classify_refusal, decide_fact, is_already_applied, FactRefused, RefusalKind,
+};
 
 /// What the caller knows that the event does not.
 #[derive(Debug, Clone, PartialEq, Eq)]

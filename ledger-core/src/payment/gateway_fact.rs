@@ -1,32 +1,38 @@
-//! Which refusals of a mapped command mean "the ledger already has this", and the pure loop
-//! that applies a [`super::PaymentFact`] to a payment.
+//! Gateway facts: what a payment gateway reports (a PaymentIntent authorized, a charge
+//! captured, a refund failed) arrives as the full ordered list of commands that a ledger which
+//! had seen nothing of the payment would need, in any order and any number of times. This
+//! module holds the rules that make such a list safe to apply to the payment as it is: which
+//! refusals mean "the ledger already has this", which mean "an earlier fact has not arrived
+//! yet", and [`decide_fact`], the pure loop that decides a fact's commands in order.
 //!
-//! A mapped fact lists every command a fresh ledger would need, so against a ledger that has
-//! seen earlier events some of them are refused. Three kinds of refusal:
+//! Three kinds of refusal of one of the fact's commands:
 //! - [`RefusalKind::AlreadyApplied`]: the payment already holds what the command records:
 //!   the payment exists (`payment_already_exists`), its authorization outcome is recorded
 //!   (`authorization_already_recorded`), the capture, refund or dispute id is known
 //!   (`duplicate_capture_id`, `duplicate_refund_id`, `duplicate_dispute_id`), the refund or
 //!   dispute is resolved (`refund_already_resolved`, `dispute_already_resolved`), the evidence
 //!   stage is past (`dispute_not_awaiting_evidence`), a decline or void reaches a payment
-//!   already closed, or an approval reaches a voided payment (Stripe never reopens a canceled
-//!   PaymentIntent, so the approval is older news). Skip it.
-//! - [`RefusalKind::AwaitsEarlierFact`]: the event arrived before one it depends on (no
-//!   payment yet, a refund or dispute of a payment not captured yet). Record nothing; park the
-//!   event or answer 5xx so Stripe retries.
+//!   already closed, or an approval reaches a voided payment (a gateway never reopens a
+//!   canceled authorization, so the approval is older news). Skip it.
+//! - [`RefusalKind::AwaitsEarlierFact`]: the fact arrived before one it depends on (no
+//!   payment yet, a refund or dispute of a payment not captured yet). Record nothing; the
+//!   gateway adapter parks the fact until its payment moves.
 //! - [`RefusalKind::Conflict`]: the gateway and the ledger disagree (a PaymentIntent that
 //!   succeeds after the ledger recorded its decline, a refund above the refundable amount).
-//!   Record nothing; keep the event for a person to look at.
+//!   Record nothing; keep the fact for a person to look at.
 //!
-//! "Already applied" is read from the state, not from the rule name alone: the core checks a
-//! payment's status before an item's id, so a repeated final capture is refused as
+//! "Already applied" is read from the state, not from the rule name alone: [`super::decide`]
+//! checks a payment's status before an item's id, so a repeated final capture is refused as
 //! `payment_not_capturable` and a repeated refund of a fully refunded payment as
 //! `payment_fully_refunded`; and `payment_is_final` refuses a stale decline (skip) and a
 //! success after a decline (conflict) alike.
+//!
+//! The Stripe adapter (`ledger-stripe`) maps events to facts and decides them with
+//! [`decide_fact`] inside the store's command handler, on the payment as the log holds it.
 
-use ledger_core::error::DomainError;
-use ledger_core::payment::state::{Authorization, DisputeStatus, RefundStatus};
-use ledger_core::payment::{
+use crate::error::DomainError;
+use crate::payment::state::{Authorization, DisputeStatus, RefundStatus};
+use crate::payment::{
     decide, evolve, PaymentCommand, PaymentEvent, PaymentState, PaymentStatus, RecordAuthorization,
 };
 
@@ -72,7 +78,7 @@ pub fn is_already_applied(
 }
 
 /// Whether the payment already holds the command's effect, whatever rule refused it.
-fn effect_already_recorded(state: &PaymentState, command: &PaymentCommand) -> bool {
+pub fn effect_already_recorded(state: &PaymentState, command: &PaymentCommand) -> bool {
     let Some(payment) = state.payment.as_ref() else {
         return false;
     };
