@@ -5,10 +5,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::CodecError;
-use crate::stored::stored_names;
 use crate::payment::{self, PaymentEvent, PaymentState};
 use crate::reconciliation::{ReconciliationEvent, ReconciliationRunState};
 use crate::settlement::{SettlementBatchState, SettlementEvent};
+use crate::stored::stored_names;
 
 /// The kinds of stream in the log. The text of each (`as_str`, and its JSON form) is what the
 /// log stores in `streams.stream_type`; the database checks the same list.

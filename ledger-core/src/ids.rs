@@ -187,7 +187,6 @@ stored_names!(Environment, "environment" {
     Live => "live",
 });
 
-
 impl fmt::Display for Environment {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(self.as_str())

@@ -30,20 +30,19 @@ async fn a_read_model_pool_that_times_out_is_unavailable() {
         .unwrap();
     let held = pool.acquire().await.unwrap();
 
-    let error = payments::list(&pool, Environment::Test, Default::default(), 20, None)
-        .await
-        .err()
-        .expect("no connection to be had");
+    let Err(error) = payments::list(&pool, Environment::Test, Default::default(), 20, None).await
+    else {
+        panic!("no connection to be had");
+    };
     assert_unavailable(error);
-    let error = disputes::list(&pool, Environment::Test, Default::default(), 20, None)
-        .await
-        .err()
-        .expect("no connection to be had");
+    let Err(error) = disputes::list(&pool, Environment::Test, Default::default(), 20, None).await
+    else {
+        panic!("no connection to be had");
+    };
     assert_unavailable(error);
-    let error = settlement::exceptions(&pool, Environment::Test, None, 3)
-        .await
-        .err()
-        .expect("no connection to be had");
+    let Err(error) = settlement::exceptions(&pool, Environment::Test, None, 3).await else {
+        panic!("no connection to be had");
+    };
     assert_unavailable(error);
 
     drop(held);
