@@ -13,7 +13,7 @@ async fn a_signed_stripe_event_is_applied_and_visible_to_support() {
     let app = spawn_app().await;
     let body = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/stripe/payment_intent.created.json"
+        "/../ledger-stripe/tests/fixtures/stripe/payment_intent.created.json"
     ))
     .unwrap();
     let secret = WebhookSecret::new(Environment::Test, WEBHOOK_SECRET).unwrap();
@@ -75,7 +75,7 @@ async fn webhook_outcomes_are_counted_in_metrics() {
 
     let body = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/stripe/payment_intent.created.json"
+        "/../ledger-stripe/tests/fixtures/stripe/payment_intent.created.json"
     ))
     .unwrap();
     let secret = WebhookSecret::new(Environment::Test, WEBHOOK_SECRET).unwrap();
