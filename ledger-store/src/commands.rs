@@ -608,10 +608,15 @@ impl CommandHandler {
             };
             let mut streams = vec![stream_append(stream_id, &state, &events, context)?];
             for (payment_id, events) in &payment_events {
-                let payment = payments.get(payment_id).cloned().unwrap_or_default();
+                // The version a payment's events are appended at is the one its decision read.
+                let payment = payments.get(payment_id).ok_or_else(|| {
+                    StoreError::InvalidRequest(format!(
+                        "events for payment {payment_id}, which the decision did not read"
+                    ))
+                })?;
                 streams.push(stream_append(
                     payment_id.as_uuid(),
-                    &payment,
+                    payment,
                     events,
                     context,
                 )?);

@@ -19,7 +19,7 @@ use ledger_store::commands::CommandContext;
 use ledger_stripe::gateway::payment_id_for_payment_intent;
 use ledger_stripe::gateway::sign;
 use ledger_stripe::webhooks::{
-    recent_deliveries, retry_all_parked, DeliveryFilter, DeliveryOutcome,
+    recent_deliveries, retry_all_parked, DeliveryFilter, DeliveryOutcome, CLAIM_PREFIX,
 };
 use uuid::Uuid;
 use webhooks_support::*;
@@ -151,7 +151,7 @@ async fn a_webhook_payment_goes_through_the_command_handler() {
         assert_eq!(metadata.actor_id, "stripe");
         assert_eq!(
             metadata.idempotency_key,
-            Some(format!("stripe:{}", event_id(&body)))
+            Some(format!("{CLAIM_PREFIX}{}", event_id(&body)))
         );
     }
 }

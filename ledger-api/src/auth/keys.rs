@@ -30,13 +30,8 @@ pub struct Principal {
 }
 
 fn environment_from(text: &str) -> Result<Environment, ApiError> {
-    match text {
-        "test" => Ok(Environment::Test),
-        "live" => Ok(Environment::Live),
-        other => Err(ApiError::internal(format!(
-            "api_keys holds an unknown environment {other:?}"
-        ))),
-    }
+    text.parse()
+        .map_err(|_| ApiError::internal(format!("api_keys holds an unknown environment {text:?}")))
 }
 
 /// Creates a key and returns it with its record; the key is never retrievable again.

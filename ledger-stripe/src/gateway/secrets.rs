@@ -46,11 +46,9 @@ impl WebhookSecret {
             .trim()
             .split_once(':')
             .ok_or_else(|| invalid("it has no `test:` or `live:` prefix"))?;
-        let environment = match environment {
-            "test" => Environment::Test,
-            "live" => Environment::Live,
-            _ => return Err(invalid("the environment must be `test` or `live`")),
-        };
+        let environment: Environment = environment
+            .parse()
+            .map_err(|_| invalid("the environment must be `test` or `live`"))?;
         WebhookSecret::build(environment, secret).map_err(invalid)
     }
 

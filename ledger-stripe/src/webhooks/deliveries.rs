@@ -85,10 +85,7 @@ pub async fn recent_deliveries(
                     .transpose()
             };
             Ok(WebhookDelivery {
-                environment: match row.environment.as_str() {
-                    "live" => Environment::Live,
-                    _ => Environment::Test,
-                },
+                environment: row.environment.parse().unwrap_or(Environment::Test),
                 outcome: row.outcome.parse().map_err(corrupt)?,
                 first_position: position(row.first_position)?,
                 last_position: position(row.last_position)?,

@@ -40,11 +40,8 @@ pub enum ReconcileCommand {
 }
 
 fn parse_environment(text: &str) -> Result<Environment, String> {
-    match text {
-        "live" => Ok(Environment::Live),
-        "test" => Ok(Environment::Test),
-        other => Err(format!("`{other}` is not an environment: use live or test")),
-    }
+    text.parse()
+        .map_err(|_| format!("`{text}` is not an environment: use live or test"))
 }
 
 pub async fn run(pool: &PgPool, command: ReconcileCommand) -> anyhow::Result<()> {
