@@ -75,17 +75,17 @@ pub fn check_decision(
     let mut after = before.clone();
     for event in events {
         let run = after.run.as_ref();
+        let open = |id| run.and_then(|run| run.exceptions.get(id)) == Some(&false);
+        let judged = |id| run.is_some_and(|run| run.payouts.contains_key(id));
         match event {
             ReconciliationEvent::ReconciliationExceptionResolved(resolved)
-                if run.and_then(|run| run.exceptions.get(&resolved.exception_id))
-                    != Some(&false) =>
+                if !open(&resolved.exception_id) =>
             {
                 return violation(format!(
                     "exception {} resolved while not open",
                     resolved.exception_id
                 ));
             }
-            // A resolution may come after the run completed: people resolve exceptions later.
             ReconciliationEvent::ReconciliationExceptionResolved(_) => {}
             _ if completed => return violation(format!("{event:?} after the run completed")),
             ReconciliationEvent::ReconciliationRunStarted(_) if run.is_some() => {
@@ -107,9 +107,7 @@ pub fn check_decision(
                     }
                 }
             }
-            ReconciliationEvent::PayoutReconciled(payout)
-                if run.is_some_and(|run| run.payouts.contains_key(&payout.payout_id)) =>
-            {
+            ReconciliationEvent::PayoutReconciled(payout) if judged(&payout.payout_id) => {
                 return violation(format!("payout {} judged twice", payout.payout_id));
             }
             _ => {}
