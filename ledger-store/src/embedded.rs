@@ -1,19 +1,30 @@
-//! The embedded default database: a private PostgreSQL cluster under a directory of ours
-//! (the `ledger` binary uses `./.ledger/`), for when no `DATABASE_URL` is set.
+//! The embedded default database: a private PostgreSQL cluster of ours (the `ledger` binary
+//! asks for one under `./.ledger/`), for when no `DATABASE_URL` is set.
 //!
 //! - Built from the machine's server programs (see `server_binaries`): `initdb` once, then
-//!   `pg_ctl start`. Its data stay in `<dir>/data` between runs: they are the ledger.
-//! - Run as an unprivileged user when we are root (PostgreSQL refuses root). That user must
-//!   be able to enter the directory; if an ancestor is closed to it (say `/root`), starting
-//!   fails with [`StoreError::DirectoryNotAccessible`] naming the directory, rather than
-//!   silently placing the ledger's data somewhere else.
-//! - Reachable only through a Unix socket (no TCP port to collide on) in a short directory
-//!   under `/tmp` derived from the data directory's path, because socket paths are limited to
-//!   about 107 bytes and a project path can be longer.
+//!   `pg_ctl start`. Its data stay in `<home>/data` between runs: they are the ledger.
+//! - Where the home is (see `cluster_home`): `./.ledger` itself, except when we are root and
+//!   the server user cannot reach it (a project under `/root`, or in a `mktemp -d`
+//!   directory); then `/var/lib/ledger/clusters/<hash of the path>`, persistent, named by
+//!   the root-owned file `./.ledger/cluster-location`, so that it can be found from the
+//!   project directory and every later process finds the same cluster.
+//! - Run as `postgres` when we are root (PostgreSQL refuses root), never as `nobody`. Root
+//!   writes nothing inside the server user's directories: files there are written and read
+//!   by a child process running as that user, and `initdb`'s output is kept in memory.
+//! - Safe to start by hand, too: the cluster's own configuration keeps TCP out (`initdb
+//!   --auth-host=reject`, and `listen_addresses = ''` and `unix_socket_permissions = 0700`
+//!   appended to `postgresql.conf`); clusters made before get the same settings on their
+//!   next start, written as the server user. It is reachable only through a Unix socket (no
+//!   TCP port to collide on), in the home when the socket's path fits in a socket address
+//!   (about 107 bytes), else in a fresh directory of random name under `/tmp`, mode 0700,
+//!   removed after the server stops. Other processes find the socket in `postmaster.pid`.
+//! - `pg_ctl start` runs the server through `/bin/sh` with our paths in its command line: a
+//!   path holding a quote, `\`, `$`, a backtick or a control character is refused
+//!   ([`StoreError::UnsafePath`]) before anything runs.
 //! - A second process that finds the cluster running (say `ledger export` while `ledger
 //!   serve` runs) connects to it and leaves it running; the process that started it stops it
-//!   ([`EmbeddedCluster::stop`], or on drop). The owner's pid is kept in `<dir>/owner.pid`: a
-//!   process that finds the server running with its owner gone adopts it and stops it later.
+//!   ([`EmbeddedCluster::stop`], or on drop). The owner's pid is kept in `<home>/owner.pid`:
+//!   a process that finds the server running with its owner gone adopts it and stops it later.
 //! - Durability stays on (`fsync`, `synchronous_commit`, full page writes: PostgreSQL's
 //!   defaults); only tests pass settings that trade it for speed.
 
@@ -21,10 +32,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
+use crate::cluster_home::{self, is_random_socket_dir, refuse_unquotable};
 use crate::error::StoreError;
 use crate::server_binaries::{ServerBinaries, ServerUser};
+
+pub use crate::cluster_home::{LOCATION_FILE, PERSISTENT_CLUSTERS_DIR};
 
 /// The superuser `initdb` creates, and the name we connect as.
 pub const SUPERUSER: &str = "ledger";
@@ -32,16 +44,39 @@ pub const SUPERUSER: &str = "ledger";
 pub const DATABASE: &str = "postgres";
 /// The port number in the socket's file name; no TCP port is opened.
 pub const PORT: u16 = 5432;
-/// The file, beside the data directory, naming the process that owns the running server.
+/// The file, in the home, naming the process that owns the running server.
 const OWNER_FILE: &str = "owner.pid";
+/// How many lines of a log or of `initdb`'s output an error quotes.
+const LOG_TAIL_LINES: usize = 10;
 
 /// How long starting the server may take before we give up.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The first line of the block of safety settings appended to `postgresql.conf`.
+const SAFETY_MARKER: &str = "# ledger: the embedded cluster's safety settings";
+
+/// Run as the server user with the data directory and [`SAFETY_MARKER`]: appends the safety
+/// settings to `postgresql.conf` once (later lines win over initdb's), and turns `trust` on
+/// the TCP lines of `pg_hba.conf` (clusters made before `--auth-host=reject`) into `reject`.
+const SECURE_CONFIGURATION_SCRIPT: &str = r#"
+conf="$1/postgresql.conf"
+hba="$1/pg_hba.conf"
+if ! grep -qxF "$2" "$conf"; then
+    printf '\n%s\n%s\n%s\n' "$2" "listen_addresses = ''" 'unix_socket_permissions = 0700' >> "$conf" || exit 1
+fi
+trusted='^([[:space:]]*host[a-z]*[[:space:]].*[[:space:]])trust([[:space:]]*)$'
+if grep -Eq "$trusted" "$hba"; then
+    sed -i -E "s/$trusted/\1reject\2/" "$hba" || exit 1
+fi
+"#;
+
 /// A running private cluster; stopped on drop when this process started it.
 #[derive(Debug)]
 pub struct EmbeddedCluster {
+    home: PathBuf,
+    location_file: Option<PathBuf>,
     data_dir: PathBuf,
+    socket_dir: PathBuf,
     url: String,
     binaries: ServerBinaries,
     user: ServerUser,
@@ -49,7 +84,7 @@ pub struct EmbeddedCluster {
 }
 
 impl EmbeddedCluster {
-    /// Creates (first time) and starts the cluster under `base_dir`, durably, or connects to
+    /// Creates (first time) and starts the cluster of `base_dir`, durably, or connects to
     /// it if it is already running. Blocks while PostgreSQL starts.
     pub fn start(base_dir: &Path) -> Result<Self, StoreError> {
         Self::start_with_settings(base_dir, &[])
@@ -61,41 +96,40 @@ impl EmbeddedCluster {
         base_dir: &Path,
         settings: &[(&str, &str)],
     ) -> Result<Self, StoreError> {
+        refuse_unquotable(base_dir)?;
+        refuse_unsafe_settings(settings)?;
         let binaries = ServerBinaries::find()?;
         let user = ServerUser::choose()?;
-        let base_dir = prepare_private_dir(&user, base_dir)?;
-        let data_dir = base_dir.join("data");
-        if !data_dir.join("PG_VERSION").is_file() {
-            let log = base_dir.join("initdb.log");
-            initdb(&binaries, &user, &data_dir, &log, InitdbSync::Durable)?;
+        let home = cluster_home::locate(&user, base_dir)?;
+        let data_dir = home.dir.join("data");
+        if std::fs::symlink_metadata(data_dir.join("PG_VERSION")).is_err() {
+            initdb(&binaries, &user, &data_dir, InitdbSync::Durable)?;
         }
         let mut cluster = EmbeddedCluster {
+            location_file: home.location_file,
+            socket_dir: home.dir.clone(),
             url: String::new(),
+            home: home.dir,
             data_dir,
             binaries,
             user,
             started_here: false,
         };
-        let owner_file = base_dir.join(OWNER_FILE);
+        let owner_file = cluster.home.join(OWNER_FILE);
         if !cluster.is_running()? {
-            let socket_dir = prepare_private_dir(&cluster.user, &socket_dir_for(&base_dir))?;
-            match cluster.pg_ctl_start(&socket_dir, &base_dir.join("postgres.log"), settings) {
-                Ok(()) => cluster.started_here = true,
-                // Another process may have started it at the same moment: use theirs.
-                Err(error) if !cluster.is_running()? => return Err(error),
-                Err(_) => {}
-            }
-        } else if !owner_alive(&owner_file) {
+            cluster.start_server(settings)?;
+        } else if !cluster.owner_alive(&owner_file)? {
             // Its starter died without stopping it (killed, say): adopt it, so that it is
             // stopped when this process is done instead of running on unowned.
             cluster.started_here = true;
         }
+        let (url, socket_dir) = url_from_pid_file(&cluster.user, &cluster.data_dir)?;
+        cluster.url = url;
+        cluster.socket_dir = socket_dir;
         if cluster.started_here {
-            std::fs::write(&owner_file, std::process::id().to_string()).map_err(|error| {
-                StoreError::io(format!("writing {}", owner_file.display()), error)
-            })?;
+            let pid = std::process::id().to_string();
+            cluster.user.write_file(&owner_file, pid.as_bytes())?;
         }
-        cluster.url = url_from_pid_file(&cluster.data_dir)?;
         Ok(cluster)
     }
 
@@ -104,8 +138,23 @@ impl EmbeddedCluster {
         &self.url
     }
 
+    /// The cluster's home: its data directory, log and socket are in it.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The file in the project's `.ledger` naming the home, when the home is elsewhere.
+    pub fn location_file(&self) -> Option<&Path> {
+        self.location_file.as_deref()
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The directory holding the server's socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
     }
 
     /// Whether this process started the server (and so stops it).
@@ -114,7 +163,8 @@ impl EmbeddedCluster {
     }
 
     /// Stops the server (fast shutdown: open transactions roll back, committed data stay)
-    /// if this process started it. Later calls do nothing.
+    /// if this process started it, and removes its socket directory if that was made for
+    /// it. Later calls do nothing.
     pub fn stop(&mut self) -> Result<(), StoreError> {
         if !self.started_here {
             return Ok(());
@@ -124,14 +174,41 @@ impl EmbeddedCluster {
         command
             .args(["stop", "-m", "fast", "-w", "-D"])
             .arg(&self.data_dir);
-        run(command, "pg_ctl stop")
+        run(command, "pg_ctl stop")?;
+        if is_random_socket_dir(&self.socket_dir) {
+            self.user.remove_tree(&self.socket_dir)?;
+        }
+        Ok(())
+    }
+
+    /// Brings the configuration's safety settings up to date, then starts the server with
+    /// its socket in the home or a fresh private directory.
+    fn start_server(&mut self, settings: &[(&str, &str)]) -> Result<(), StoreError> {
+        secure_configuration(&self.user, &self.data_dir)?;
+        let (socket_dir, made_for_it) = cluster_home::socket_dir(&self.user, &self.home, PORT)?;
+        match self.pg_ctl_start(&socket_dir, settings) {
+            Ok(()) => {
+                self.started_here = true;
+                Ok(())
+            }
+            Err(error) => {
+                if let Some(dir) = made_for_it {
+                    let _ = self.user.remove_tree(&dir);
+                }
+                // Another process may have started it at the same moment: use theirs.
+                if self.is_running()? {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
     }
 
     fn pg_ctl(&self) -> Command {
-        let working_dir = self.data_dir.parent().unwrap_or(&self.data_dir);
         let mut command = self
             .user
-            .command(&self.binaries.program("pg_ctl"), working_dir);
+            .command(&self.binaries.program("pg_ctl"), &self.home);
         // pg_ctl reports progress on standard output, which is ours: it may be a data stream
         // (`ledger export > audit.jsonl`). Its errors still reach standard error.
         command.stdout(Stdio::null());
@@ -151,12 +228,23 @@ impl EmbeddedCluster {
         Ok(status.success())
     }
 
-    fn pg_ctl_start(
-        &self,
-        socket_dir: &Path,
-        log: &Path,
-        settings: &[(&str, &str)],
-    ) -> Result<(), StoreError> {
+    /// Whether the process named in the owner file still runs (Linux: `/proc/<pid>`).
+    fn owner_alive(&self, owner_file: &Path) -> Result<bool, StoreError> {
+        let text = self.user.read_file(owner_file)?.unwrap_or_default();
+        Ok(text
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists()))
+    }
+
+    /// `pg_ctl start`, which runs `postgres` through `/bin/sh` with the data directory and
+    /// the log in double quotes and `-o` as it is: every path in it was refused above if it
+    /// held a character that would change that command.
+    fn pg_ctl_start(&self, socket_dir: &Path, settings: &[(&str, &str)]) -> Result<(), StoreError> {
+        let log = self.home.join("postgres.log");
+        for path in [&self.data_dir, &log, socket_dir] {
+            refuse_unquotable(path)?;
+        }
         let mut options = format!(
             "-c listen_addresses='' -k '{}' -p {PORT}",
             socket_dir.display()
@@ -171,10 +259,10 @@ impl EmbeddedCluster {
             .arg("-D")
             .arg(&self.data_dir)
             .arg("-l")
-            .arg(log)
+            .arg(&log)
             .arg("-o")
             .arg(options);
-        run(command, "pg_ctl start").map_err(|error| with_log_tail(error, log))
+        run(command, "pg_ctl start").map_err(|error| with_log_tail(&self.user, error, &log))
     }
 }
 
@@ -186,34 +274,47 @@ impl Drop for EmbeddedCluster {
     }
 }
 
-/// Whether the process named in the owner file still runs (Linux: `/proc/<pid>` exists).
-fn owner_alive(owner_file: &Path) -> bool {
-    std::fs::read_to_string(owner_file)
-        .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok())
-        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+/// Settings reach `pg_ctl`'s shell inside `-o`: only names and values of letters, digits,
+/// `_`, `.` and `-` pass.
+fn refuse_unsafe_settings(settings: &[(&str, &str)]) -> Result<(), StoreError> {
+    let plain = |text: &str| {
+        !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    };
+    match settings
+        .iter()
+        .find(|(name, value)| !plain(name) || !plain(value))
+    {
+        Some((name, value)) => Err(StoreError::ClusterCommand {
+            command: "pg_ctl start".into(),
+            detail: format!(
+                "the setting {name:?} = {value:?} may hold only letters, digits, `_`, `.` \
+                 and `-`"
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
-/// Creates `dir` if needed, gives it to the server user with mode 0700, checks the user can
-/// reach it, and returns its absolute path.
-pub(crate) fn prepare_private_dir(user: &ServerUser, dir: &Path) -> Result<PathBuf, StoreError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)
-        .map_err(|error| StoreError::io(format!("creating {}", dir.display()), error))?;
-    let dir = std::fs::canonicalize(dir)
-        .map_err(|error| StoreError::io(format!("resolving {}", dir.display()), error))?;
-    user.take_ownership(&dir)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|error| StoreError::io(format!("chmod {}", dir.display()), error))?;
-    user.check_access(&dir)?;
-    Ok(dir)
-}
-
-/// `/tmp/ledger-<16 hex digits of SHA-256 of the path>`: short, and the same for every
-/// process that uses the same cluster.
-fn socket_dir_for(base_dir: &Path) -> PathBuf {
-    let digest = Sha256::digest(base_dir.as_os_str().as_encoded_bytes());
-    PathBuf::from(format!("/tmp/ledger-{}", &hex::encode(digest)[..16]))
+/// Writes the safety settings into the cluster's own configuration, as the server user
+/// (see [`SECURE_CONFIGURATION_SCRIPT`]).
+fn secure_configuration(user: &ServerUser, data_dir: &Path) -> Result<(), StoreError> {
+    let what = format!("writing the safety settings of {}", data_dir.display());
+    let arguments = [data_dir.as_os_str(), SAFETY_MARKER.as_ref()];
+    let output = user.shell(&what, SECURE_CONFIGURATION_SCRIPT, &arguments, b"")?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(StoreError::ClusterCommand {
+        command: what,
+        detail: format!(
+            "exited with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+    })
 }
 
 /// Whether `initdb` waits for its files to reach the disk (tests skip it for speed).
@@ -225,12 +326,12 @@ pub(crate) enum InitdbSync {
 }
 
 /// Runs `initdb` for a cluster whose superuser is [`SUPERUSER`], trusted on the local socket
-/// (the socket directory is private to the server user and root).
+/// (the socket is private to the server user and root) and refused over TCP. Its output is
+/// kept in memory; a failure quotes its end.
 pub(crate) fn initdb(
     binaries: &ServerBinaries,
     user: &ServerUser,
     data_dir: &Path,
-    log: &Path,
     sync: InitdbSync,
 ) -> Result<(), StoreError> {
     let working_dir = data_dir.parent().unwrap_or(data_dir);
@@ -238,7 +339,8 @@ pub(crate) fn initdb(
     command.arg("-D").arg(data_dir).args([
         "-U",
         SUPERUSER,
-        "--auth=trust",
+        "--auth-local=trust",
+        "--auth-host=reject",
         "-E",
         "UTF8",
         "--locale=C",
@@ -246,14 +348,31 @@ pub(crate) fn initdb(
     if sync == InitdbSync::NoSync {
         command.arg("--no-sync");
     }
-    let log_file = std::fs::File::create(log)
-        .map_err(|error| StoreError::io(format!("creating {}", log.display()), error))?;
-    user.take_ownership(log)?;
-    let log_copy = log_file
-        .try_clone()
-        .map_err(|error| StoreError::io("duplicating the log handle", error))?;
-    command.stdout(log_file).stderr(log_copy);
-    run(command, "initdb").map_err(|error| with_log_tail(error, log))
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| StoreError::io("running initdb", error))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Err(StoreError::ClusterCommand {
+        command: "initdb".into(),
+        detail: format!(
+            "exited with {}; its last lines:\n{}",
+            output.status,
+            last_lines(&text, LOG_TAIL_LINES)
+        ),
+    })
+}
+
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
 /// Runs a command to completion; a failure carries its exit status.
@@ -272,26 +391,27 @@ pub(crate) fn run(mut command: Command, name: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Adds the end of a server log to a failure, where PostgreSQL says what went wrong.
-pub(crate) fn with_log_tail(error: StoreError, log: &Path) -> StoreError {
+/// Adds the end of a server log, read as the server user, to a failure: PostgreSQL says
+/// there what went wrong.
+pub(crate) fn with_log_tail(user: &ServerUser, error: StoreError, log: &Path) -> StoreError {
     let StoreError::ClusterCommand { command, detail } = error else {
         return error;
     };
-    let log_text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = log_text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+    let tail = user.read_tail(log, LOG_TAIL_LINES);
     StoreError::ClusterCommand {
         command,
         detail: format!("{detail}; last lines of {}:\n{tail}", log.display()),
     }
 }
 
-/// The connection URL of a running cluster, from the socket directory and port that the
-/// server wrote into `postmaster.pid` (lines 4 and 5).
-pub(crate) fn url_from_pid_file(data_dir: &Path) -> Result<String, StoreError> {
+/// The connection URL and socket directory of a running cluster, from what the server wrote
+/// into `postmaster.pid` (lines 4 and 5), read as the server user.
+pub(crate) fn url_from_pid_file(
+    user: &ServerUser,
+    data_dir: &Path,
+) -> Result<(String, PathBuf), StoreError> {
     let pid_file = data_dir.join("postmaster.pid");
-    let text = std::fs::read_to_string(&pid_file)
-        .map_err(|error| StoreError::io(format!("reading {}", pid_file.display()), error))?;
+    let text = user.read_file(&pid_file)?.unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let (Some(port), Some(socket_dir)) = (lines.get(3), lines.get(4)) else {
         return Err(StoreError::ClusterCommand {
@@ -299,11 +419,9 @@ pub(crate) fn url_from_pid_file(data_dir: &Path) -> Result<String, StoreError> {
             detail: format!("{} lacks the port and socket lines", pid_file.display()),
         });
     };
-    Ok(socket_url(
-        Path::new(socket_dir.trim()),
-        port.trim(),
-        DATABASE,
-    ))
+    let socket_dir = PathBuf::from(socket_dir.trim());
+    let url = socket_url(&socket_dir, port.trim(), DATABASE);
+    Ok((url, socket_dir))
 }
 
 pub(crate) fn socket_url(socket_dir: &Path, port: &str, database: &str) -> String {

@@ -94,6 +94,11 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// A path the embedded cluster would use is unsafe: it holds a character that cannot
+    /// reach `pg_ctl`'s shell quoted, or it is a link or belongs to an unexpected owner.
+    #[error("refusing to use {path} for the embedded PostgreSQL: {reason}")]
+    UnsafePath { path: PathBuf, reason: String },
+
     /// A PostgreSQL server command (initdb, pg_ctl, postgres) failed.
     #[error("{command} failed: {detail}")]
     ClusterCommand { command: String, detail: String },

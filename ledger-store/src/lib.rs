@@ -21,6 +21,8 @@
 //! - [`state_cache`]: folded stream states kept between loads (safe because events never
 //!   change; only events after a kept version are read).
 //! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is set.
+//! - `cluster_home`: where that cluster lives (`./.ledger`, or as root a persistent place the
+//!   server user can reach), and its directories, made without following planted links.
 //! - `server_binaries`: finding PostgreSQL's server programs and the user to run them as.
 //! - `testing` (feature `testing`): a fresh migrated database per test.
 //!
@@ -43,6 +45,7 @@
 
 mod batch_write;
 pub mod canonical_json;
+mod cluster_home;
 pub mod commands;
 mod connections;
 pub mod embedded;

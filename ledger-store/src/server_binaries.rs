@@ -1,12 +1,23 @@
 //! Finding PostgreSQL's server programs, and the unprivileged user to run them as.
 //!
 //! PostgreSQL refuses to run as root, so when we are root every server program is started
-//! as `postgres` (or `nobody` where no such user exists) through `CommandExt::uid`/`gid`,
-//! which also drops root's supplementary groups.
+//! as `postgres` through `CommandExt::uid`/`gid`, which also drops root's supplementary
+//! groups. Never as `nobody`: that account is shared by unrelated services, any of which
+//! could then read or change the ledger. Without a `postgres` user, root gets an error
+//! saying to create one or to set `DATABASE_URL`.
+//!
+//! The server user owns the cluster's directory. Root never reads or writes a file inside
+//! it by path, since that user could have put a symbolic link there: whatever must be
+//! written there (the owner's pid, the configuration's safety settings) or read from there
+//! (`postmaster.pid`, the end of a log) is handled by a child process running as the server
+//! user ([`ServerUser::write_file`], [`ServerUser::read_file`], [`ServerUser::read_tail`]),
+//! which can do no more than that user could anyway.
 
+use std::ffi::OsStr;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
 use crate::error::StoreError;
 
@@ -84,34 +95,75 @@ fn distribution_dirs() -> Vec<PathBuf> {
     versions.into_iter().map(|(_, dir)| dir).collect()
 }
 
-/// Who runs the server programs: ourselves, or when we are root an unprivileged user.
+/// The user PostgreSQL runs as when we are root. Never `nobody`.
+pub(crate) const SERVER_USER_WHEN_ROOT: &str = "postgres";
+
+/// Who runs the server programs: ourselves, or when we are root the user `postgres`.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerUser {
     pub name: String,
-    /// `None` when we are not root and the programs run as ourselves.
-    pub ids: Option<(u32, u32)>,
+    pub uid: u32,
+    pub gid: u32,
+    /// Whether commands switch to this user (we are root); otherwise they run as ourselves.
+    switches: bool,
 }
 
 impl ServerUser {
     pub fn choose() -> Result<Self, StoreError> {
-        if !running_as_root() {
-            let name = std::env::var("USER").unwrap_or_else(|_| "current user".into());
-            return Ok(ServerUser { name, ids: None });
+        let (uid, gid) = effective_ids()?;
+        let passwd = if uid == 0 {
+            std::fs::read_to_string("/etc/passwd")
+                .map_err(|error| StoreError::io("reading /etc/passwd", error))?
+        } else {
+            String::new()
+        };
+        let own_name = std::env::var("USER").unwrap_or_else(|_| "current user".into());
+        Self::choose_from((uid, gid), &own_name, &passwd)
+    }
+
+    /// The choice itself, on the given effective ids and `/etc/passwd` text: as root, the
+    /// user `postgres` (which must not be root itself) or an error; otherwise ourselves.
+    pub fn choose_from(
+        (uid, gid): (u32, u32),
+        own_name: &str,
+        passwd: &str,
+    ) -> Result<Self, StoreError> {
+        if uid != 0 {
+            return Ok(ServerUser {
+                name: own_name.into(),
+                uid,
+                gid,
+                switches: false,
+            });
         }
-        for name in ["postgres", "nobody"] {
-            if let Some(ids) = lookup_user(name) {
-                return Ok(ServerUser {
-                    name: name.into(),
-                    ids: Some(ids),
-                });
-            }
+        match lookup_user(passwd, SERVER_USER_WHEN_ROOT) {
+            Some((uid, gid)) if uid != 0 => Ok(ServerUser {
+                name: SERVER_USER_WHEN_ROOT.into(),
+                uid,
+                gid,
+                switches: true,
+            }),
+            found => Err(StoreError::ClusterCommand {
+                command: "choosing the user to run PostgreSQL as".into(),
+                detail: format!(
+                    "running as root, and PostgreSQL refuses to run as root, but {}; the \
+                     embedded database runs only as `{SERVER_USER_WHEN_ROOT}` (never as \
+                     `nobody`, which other services share): create that user (installing \
+                     PostgreSQL's server package does, or `useradd --system \
+                     {SERVER_USER_WHEN_ROOT}`), run as an ordinary user, or set DATABASE_URL",
+                    if found.is_some() {
+                        format!("user `{SERVER_USER_WHEN_ROOT}` has uid 0")
+                    } else {
+                        format!("no user `{SERVER_USER_WHEN_ROOT}` exists")
+                    }
+                ),
+            }),
         }
-        Err(StoreError::ClusterCommand {
-            command: "user lookup".into(),
-            detail: "running as root, and neither user `postgres` nor `nobody` exists to run \
-                     PostgreSQL as; create one or set DATABASE_URL"
-                .into(),
-        })
+    }
+
+    /// Whether the server programs run as another user than ourselves (we are root).
+    pub fn switches(&self) -> bool {
+        self.switches
     }
 
     /// A command for one server program, run as this user in `working_dir` (PostgreSQL
@@ -123,34 +175,107 @@ impl ServerUser {
         for variable in ["PGDATA", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE"] {
             command.env_remove(variable);
         }
-        if let Some((uid, gid)) = self.ids {
-            command.uid(uid).gid(gid);
+        if self.switches {
+            command.uid(self.uid).gid(self.gid);
         }
         command
     }
 
-    /// Gives a directory we created to this user (only needed when we are root).
-    pub fn take_ownership(&self, path: &Path) -> Result<(), StoreError> {
-        if let Some((uid, gid)) = self.ids {
-            std::os::unix::fs::chown(path, Some(uid), Some(gid))
-                .map_err(|error| StoreError::io(format!("chown {}", path.display()), error))?;
+    /// Runs `/bin/sh -c script sh arguments…` as this user, in `/`, with `input` on its
+    /// standard input; returns its output, or an error naming `what` with its message.
+    pub fn shell(
+        &self,
+        what: &str,
+        script: &str,
+        arguments: &[&OsStr],
+        input: &[u8],
+    ) -> Result<Output, StoreError> {
+        let mut command = self.command(Path::new("/bin/sh"), Path::new("/"));
+        command
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .args(arguments)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .map_err(|error| StoreError::io(format!("{what}: running /bin/sh"), error))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A script that does not read its input closes the pipe early: not an error.
+            let _ = stdin.write_all(input);
         }
-        Ok(())
+        child
+            .wait_with_output()
+            .map_err(|error| StoreError::io(format!("{what}: waiting for /bin/sh"), error))
+    }
+
+    /// Replaces `path` with a file holding `contents`, written as this user (so a link this
+    /// user planted leads nowhere it could not write itself) beside it and renamed over it.
+    pub fn write_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+        let what = format!("writing {} as {}", path.display(), self.name);
+        let script = r#"cat > "$1.$$" && exec mv -f -- "$1.$$" "$1""#;
+        let output = self.shell(&what, script, &[path.as_os_str()], contents)?;
+        check_status(&what, &output)
+    }
+
+    /// Reads `path` as this user; `None` when it does not exist.
+    pub fn read_file(&self, path: &Path) -> Result<Option<String>, StoreError> {
+        let what = format!("reading {} as {}", path.display(), self.name);
+        let script = r#"[ -e "$1" ] || [ -L "$1" ] || exit 3; exec cat -- "$1""#;
+        let output = self.shell(&what, script, &[path.as_os_str()], b"")?;
+        if output.status.code() == Some(3) {
+            return Ok(None);
+        }
+        check_status(&what, &output)?;
+        Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
+    }
+
+    /// The last `lines` lines of a file, read as this user (empty if it cannot be read).
+    pub fn read_tail(&self, path: &Path, lines: usize) -> String {
+        let script = r#"exec tail -n "$2" -- "$1""#;
+        let count = lines.to_string();
+        self.shell(
+            "reading a log",
+            script,
+            &[path.as_os_str(), count.as_ref()],
+            b"",
+        )
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default()
+    }
+
+    /// Whether this user can enter `dir` (every ancestor traversable).
+    pub fn can_enter(&self, dir: &Path) -> Result<bool, StoreError> {
+        if !self.switches {
+            return Ok(true);
+        }
+        let what = format!("checking whether {} can enter {}", self.name, dir.display());
+        let output = self.shell(&what, r#"cd -- "$1""#, &[dir.as_os_str()], b"")?;
+        Ok(output.status.success())
+    }
+
+    /// Removes `dir` and everything in it, as this user.
+    pub fn remove_tree(&self, dir: &Path) -> Result<(), StoreError> {
+        let what = format!("removing {} as {}", dir.display(), self.name);
+        let output = self.shell(&what, r#"exec rm -rf -- "$1""#, &[dir.as_os_str()], b"")?;
+        check_status(&what, &output)
     }
 
     /// Fails clearly when this user cannot enter and write `dir`, typically because an
     /// ancestor (such as `/root`) is closed to others.
     pub fn check_access(&self, dir: &Path) -> Result<(), StoreError> {
-        let Some(_) = self.ids else { return Ok(()) };
-        let status = self
-            .command(Path::new("/bin/sh"), Path::new("/"))
-            .arg("-c")
-            .arg(r#"cd "$1" && test -w "$1""#)
-            .arg("sh")
-            .arg(dir)
-            .status()
-            .map_err(|error| StoreError::io("running /bin/sh", error))?;
-        if status.success() {
+        if !self.switches {
+            return Ok(());
+        }
+        let what = format!("checking {} as {}", dir.display(), self.name);
+        let script = r#"cd -- "$1" && test -w "$1""#;
+        if self
+            .shell(&what, script, &[dir.as_os_str()], b"")?
+            .status
+            .success()
+        {
             return Ok(());
         }
         Err(StoreError::DirectoryNotAccessible {
@@ -164,20 +289,44 @@ impl ServerUser {
     }
 }
 
-fn running_as_root() -> bool {
-    // The effective uid is the second field of `Uid:` in /proc/self/status (Linux).
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|line| line.starts_with("Uid:"))?;
-            line.split_whitespace().nth(2).map(|uid| uid == "0")
-        })
-        .unwrap_or(false)
+/// An error carrying a child's exit status and standard error when it failed.
+fn check_status(what: &str, output: &Output) -> Result<(), StoreError> {
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(StoreError::ClusterCommand {
+        command: what.into(),
+        detail: format!(
+            "exited with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+    })
 }
 
-/// The uid and gid of a user, from `/etc/passwd`.
-fn lookup_user(name: &str) -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+/// Our effective uid and gid: the second fields of `Uid:` and `Gid:` in /proc/self/status
+/// (Linux; the crate forbids the `unsafe` that `geteuid` would take).
+pub(crate) fn effective_ids() -> Result<(u32, u32), StoreError> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|error| StoreError::io("reading /proc/self/status", error))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().nth(2))
+            .and_then(|id| id.parse::<u32>().ok())
+    };
+    match (field("Uid:"), field("Gid:")) {
+        (Some(uid), Some(gid)) => Ok((uid, gid)),
+        _ => Err(StoreError::io(
+            "reading our user id from /proc/self/status",
+            std::io::ErrorKind::InvalidData.into(),
+        )),
+    }
+}
+
+/// The uid and gid of a user, from the text of `/etc/passwd`.
+fn lookup_user(passwd: &str, name: &str) -> Option<(u32, u32)> {
     passwd.lines().find_map(|line| {
         let mut fields = line.split(':');
         if fields.next()? != name {
@@ -208,10 +357,46 @@ mod tests {
         std::fs::remove_dir_all(&empty).unwrap();
     }
 
-    /// Users are looked up in /etc/passwd by name.
+    const PASSWD_WITHOUT_POSTGRES: &str = "root:x:0:0:root:/root:/bin/bash\n\
+        nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+
+    /// Users are looked up in the passwd text by name.
     #[test]
-    fn passwd_lookup_finds_root() {
-        assert_eq!(lookup_user("root"), Some((0, 0)));
-        assert_eq!(lookup_user("no-such-user-here"), None);
+    fn passwd_lookup_finds_users_by_name() {
+        let passwd =
+            format!("{PASSWD_WITHOUT_POSTGRES}postgres:x:101:104::/var/lib/postgresql:/bin/sh\n");
+        assert_eq!(lookup_user(&passwd, "root"), Some((0, 0)));
+        assert_eq!(lookup_user(&passwd, "postgres"), Some((101, 104)));
+        assert_eq!(lookup_user(&passwd, "no-such-user-here"), None);
+    }
+
+    /// As root, PostgreSQL runs as `postgres`; without that user the choice is an error
+    /// that says what to do, never `nobody`.
+    #[test]
+    fn root_runs_postgres_as_postgres_and_never_as_nobody() {
+        let error = ServerUser::choose_from((0, 0), "root", PASSWD_WITHOUT_POSTGRES).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("no user `postgres`"), "{message}");
+        assert!(message.contains("DATABASE_URL"), "{message}");
+
+        let passwd =
+            format!("{PASSWD_WITHOUT_POSTGRES}postgres:x:101:104::/var/lib/postgresql:/bin/sh\n");
+        let user = ServerUser::choose_from((0, 0), "root", &passwd).unwrap();
+        assert_eq!(
+            (user.name.as_str(), user.uid, user.gid),
+            ("postgres", 101, 104)
+        );
+        assert!(user.switches());
+
+        let rooted = format!("{PASSWD_WITHOUT_POSTGRES}postgres:x:0:0::/:/bin/sh\n");
+        assert!(ServerUser::choose_from((0, 0), "root", &rooted).is_err());
+    }
+
+    /// An ordinary user runs the server programs as itself.
+    #[test]
+    fn an_ordinary_user_runs_postgres_as_itself() {
+        let user = ServerUser::choose_from((1000, 1000), "alice", "").unwrap();
+        assert_eq!((user.name.as_str(), user.uid), ("alice", 1000));
+        assert!(!user.switches());
     }
 }

@@ -35,9 +35,8 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::embedded::{
-    initdb, prepare_private_dir, socket_url, wait_ready, with_log_tail, InitdbSync, PORT,
-};
+use crate::cluster_home::create_private_dir;
+use crate::embedded::{initdb, socket_url, wait_ready, with_log_tail, InitdbSync, PORT};
 use crate::error::StoreError;
 use crate::server_binaries::{ServerBinaries, ServerUser};
 use crate::store::{migrate, EventStore};
@@ -52,10 +51,12 @@ const FAST_SETTINGS: [&str; 3] = [
     "full_page_writes=off",
 ];
 
-/// Runs `postgres "$@"` in the background and stops it when a line, or end of file, arrives
-/// on standard input: `immediate` crashes it (SIGQUIT), anything else shuts it down fast
-/// (SIGINT). On end of file, the owning process is gone: the directory is removed too.
+/// Runs `postgres "$@"` in the background, its output appended to the log (opened by the
+/// server user, not by root), and stops it when a line, or end of file, arrives on standard
+/// input: `immediate` crashes it (SIGQUIT), anything else shuts it down fast (SIGINT). On end
+/// of file, the owning process is gone: the directory is removed too.
 const WRAPPER_SCRIPT: &str = r#"
+exec >>"$LEDGER_TEST_CLUSTER_LOG" 2>&1
 "$0" "$@" &
 pid=$!
 read -r mode
@@ -106,14 +107,14 @@ impl TestCluster {
         let user = ServerUser::choose()?;
         let unique = &Uuid::new_v4().simple().to_string()[..8];
         let dir = short_temp_dir().join(format!("ledger-test-{}-{unique}", std::process::id()));
-        let dir = prepare_private_dir(&user, &dir)?;
+        create_private_dir(&user, &dir)?;
         let data_dir = dir.join("data");
         let sync = if durable {
             InitdbSync::Durable
         } else {
             InitdbSync::NoSync
         };
-        initdb(&binaries, &user, &data_dir, &dir.join("initdb.log"), sync)?;
+        initdb(&binaries, &user, &data_dir, sync)?;
         let cluster = TestCluster {
             dir,
             data_dir,
@@ -145,15 +146,6 @@ impl TestCluster {
         // A crash may leave the lock file behind, which would read as "ready" below.
         let _ = std::fs::remove_file(self.data_dir.join("postmaster.pid"));
         let log_path = self.dir.join("postgres.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|error| StoreError::io("opening the test server log", error))?;
-        self.user.take_ownership(&log_path)?;
-        let log_copy = log
-            .try_clone()
-            .map_err(|error| StoreError::io("duplicating the log handle", error))?;
         let mut command = self.user.command(Path::new("/bin/sh"), &self.dir);
         command
             .arg("-c")
@@ -166,9 +158,10 @@ impl TestCluster {
             .args(["-p", &PORT.to_string(), "-c", "listen_addresses=", "-c"])
             .arg("max_connections=300")
             .env("LEDGER_TEST_CLUSTER_DIR", &self.dir)
+            .env("LEDGER_TEST_CLUSTER_LOG", &log_path)
             .stdin(Stdio::piped())
-            .stdout(log)
-            .stderr(log_copy);
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if !self.durable {
             for setting in FAST_SETTINGS {
                 command.arg("-c").arg(setting);
@@ -187,7 +180,7 @@ impl TestCluster {
             matches!(child.try_wait(), Ok(None))
         });
         *server = Some(Server { child, control });
-        ready.map_err(|error| with_log_tail(error, &log_path))
+        ready.map_err(|error| with_log_tail(&self.user, error, &log_path))
     }
 
     /// Stops the server and waits until it has exited; the data stay for a restart.
@@ -225,7 +218,7 @@ impl Drop for TestCluster {
             drop(control);
             let _ = child.wait();
         } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = self.user.remove_tree(&self.dir);
         }
     }
 }

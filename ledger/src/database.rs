@@ -1,5 +1,9 @@
 //! Which PostgreSQL the binary uses: `DATABASE_URL` when set, else the embedded default, a
 //! private cluster under `./.ledger/` that lives as long as the process that started it.
+//! As root in a directory the server user cannot enter, the cluster lives in
+//! `/var/lib/ledger/clusters/…` instead, and `./.ledger/cluster-location` names it.
+
+use std::path::Path;
 
 use anyhow::Context as _;
 use ledger_store::embedded::EmbeddedCluster;
@@ -30,9 +34,12 @@ impl Database {
                 directory.display()
             )
         })?;
-        if cluster.started_here() {
-            tracing::info!(data = %cluster.data_dir().display(), "embedded PostgreSQL started");
-        }
+        tracing::info!(
+            data = %cluster.home().display(),
+            location_file = ?cluster.location_file(),
+            started_here = cluster.started_here(),
+            "embedded PostgreSQL"
+        );
         Ok(Database {
             url: cluster.url().to_owned(),
             cluster: Some(cluster),
@@ -54,6 +61,11 @@ impl Database {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Where the embedded cluster keeps the ledger's data (`None` with `DATABASE_URL`).
+    pub fn data_location(&self) -> Option<&Path> {
+        self.cluster.as_ref().map(EmbeddedCluster::home)
     }
 
     /// Stops the embedded cluster if this process started it.

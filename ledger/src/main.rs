@@ -45,7 +45,12 @@ async fn main() -> anyhow::Result<()> {
 async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
     let pool = database.connect().await?;
     match command {
-        Command::Serve { bind } => cli::serve::run(pool, bind).await,
+        Command::Serve { bind } => {
+            if let Some(location) = database.data_location() {
+                println!("ledger data: {}", location.display());
+            }
+            cli::serve::run(pool, bind).await
+        }
         Command::Migrate => {
             println!("migrations are current");
             Ok(())

@@ -202,3 +202,67 @@ fn bench_measures_every_phase_on_a_scratch_database_and_leaves_the_ledger_untouc
     );
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+/// As root in a directory the server user cannot enter (like a project under `/root`, or
+/// what `mktemp -d` makes), `ledger serve` works, prints where the ledger's data are, names
+/// that place in `.ledger/cluster-location`, and a second command run meanwhile uses the
+/// same cluster.
+#[test]
+fn as_root_in_a_closed_directory_serve_prints_where_the_data_are() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    let running_as_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(2) == Some("0"));
+    if !running_as_root {
+        return;
+    }
+    let directory = fresh_directory("closed");
+    std::fs::set_permissions(&directory, std::fs::Permissions::from_mode(0o700))
+        .expect("chmod 0700");
+    let mut serve = Command::new(ledger_binary())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(&directory)
+        .env_remove("DATABASE_URL")
+        .env_remove("LEDGER_STRIPE_WEBHOOK_SECRETS")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ledger serve starts");
+    let stdout = serve.stdout.take().expect("piped standard output");
+    // Kept open until the server exits: it prints more, and a closed pipe would fail it.
+    let mut lines = BufReader::new(stdout).lines();
+    let printed = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("ledger data: ").map(str::to_owned));
+
+    let key = ledger(
+        &directory,
+        &["keys", "create", "--role", "admin", "--env", "test"],
+    );
+    let stopped = Command::new("kill")
+        .args(["-INT", &serve.id().to_string()])
+        .status()
+        .expect("kill runs");
+    let served = serve.wait().expect("ledger serve exits");
+    drop(lines);
+
+    let printed = printed.expect("ledger serve prints `ledger data: …`");
+    let named = std::fs::read_to_string(directory.join(".ledger/cluster-location"))
+        .expect("the location file exists");
+    let _ = std::fs::remove_dir_all(&printed);
+    let _ = std::fs::remove_dir_all(&directory);
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    assert!(stopped.success() && served.success(), "{served}");
+    assert_eq!(named.trim(), printed);
+    assert!(
+        printed.starts_with("/var/lib/ledger/clusters/"),
+        "{printed}"
+    );
+}
