@@ -541,3 +541,47 @@ fn null_metadata_and_lists_read_as_empty() {
     };
     assert_eq!(fact.payment_id, order_8472_payment_id());
 }
+
+/// Stripe's special currencies, as a webhook carries them: each amount reads as the money
+/// Stripe means, not as ISO's minor units would have it.
+#[test]
+fn special_currencies_read_as_stripe_means_them() {
+    // (currency, Stripe's integer amount, the ledger's amount)
+    for (code, stripe_amount, expected) in [
+        // Zero-decimal in ISO, two-decimal in Stripe's API: 50000 is 500 króna.
+        ("isk", 50_000, "500"),
+        // Two-decimal in both (only their payouts must be whole units).
+        ("huf", 50_050, "500.50"),
+        ("twd", 50_050, "500.50"),
+        // Zero-decimal in both.
+        ("ugx", 50_000, "50000"),
+        // Three-decimal in both.
+        ("kwd", 5_120, "5.120"),
+        ("bhd", 5_120, "5.120"),
+    ] {
+        let mut event: serde_json::Value =
+            serde_json::from_slice(&fixture("payment_intent.succeeded.jpy")).unwrap();
+        let object = &mut event["data"]["object"];
+        object["currency"] = json!(code);
+        object["amount"] = json!(stripe_amount);
+        object["amount_received"] = json!(stripe_amount);
+        let body = serde_json::to_vec(&event).unwrap();
+        let GatewayFact::Payment(fact) = map_event(&deliver_body(&body), &context()).unwrap()
+        else {
+            panic!("{code}: expected a payment fact");
+        };
+        let currency = Currency::parse(code).unwrap();
+        let PaymentCommand::Initiate(initiate) = &fact.commands[0] else {
+            panic!("{code}: expected an initiation first");
+        };
+        assert_eq!(initiate.amount, positive(expected, currency), "{code}");
+    }
+
+    // A fraction of a króna does not exist: refused, never rounded.
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&fixture("payment_intent.succeeded.jpy")).unwrap();
+    event["data"]["object"]["currency"] = json!("isk");
+    event["data"]["object"]["amount"] = json!(50_050);
+    let body = serde_json::to_vec(&event).unwrap();
+    assert!(map_event(&deliver_body(&body), &context()).is_err());
+}

@@ -18,6 +18,7 @@
 //! - [`mapping`]: events to ledger commands, and the classification of refusals.
 //! - [`error`]: [`StripeError`], the one error type of this module.
 
+pub mod amounts;
 pub mod error;
 pub mod event;
 pub mod mapping;
@@ -25,6 +26,7 @@ pub mod objects;
 pub mod secrets;
 pub mod signature;
 
+pub use amounts::{money_from_stripe, money_to_stripe, StripeAmountError};
 pub use error::StripeError;
 pub use event::{parse_event, verify_event, Event, VerifiedEvent, DEFAULT_MAX_BODY_BYTES};
 pub use mapping::{

@@ -167,7 +167,7 @@ pub async fn payout_knowledge(
         let minor = object.get("amount")?.as_i64()?;
         let stated = object.get("currency")?.as_str()?.to_ascii_uppercase();
         (stated == currency.code())
-            .then(|| Money::from_minor_units(minor, currency).ok())
+            .then(|| crate::gateway::money_from_stripe(minor, currency).ok())
             .flatten()
     });
     Ok(PayoutKnowledge {

@@ -8,6 +8,7 @@ use ledger_core::ids::IdError;
 use ledger_core::text::ShortText;
 use ledger_core::{Currency, Money, PositiveMoney};
 
+use crate::gateway::amounts::money_from_stripe;
 use crate::gateway::error::StripeError;
 
 /// Reads fields of one event; every error it makes names that event.
@@ -38,14 +39,15 @@ impl<'a> FieldReader<'a> {
         Currency::parse(code).map_err(|error| self.invalid(field, error))
     }
 
-    /// Integer minor units, exact at the currency's scale: 1099 USD is 10.99, 500 JPY is 500.
+    /// An integer amount as Stripe counts it: 1099 USD is 10.99, 500 JPY is 500, 500 ISK is
+    /// 5 (see `gateway::amounts`).
     pub(super) fn money(
         &self,
         field: &'static str,
         minor_units: i64,
         currency: Currency,
     ) -> Result<Money, StripeError> {
-        Money::from_minor_units(minor_units, currency).map_err(|error| self.invalid(field, error))
+        money_from_stripe(minor_units, currency).map_err(|error| self.invalid(field, error))
     }
 
     pub(super) fn positive_money(
