@@ -9,7 +9,10 @@ use ledger_core::ids::Environment;
 use ledger_store::testing::TestDatabase;
 use sqlx::postgres::PgPoolOptions;
 
-fn assert_unavailable(error: ApiError) {
+fn assert_unavailable<T>(result: Result<T, ApiError>) {
+    let Err(error) = result else {
+        panic!("no connection was to be had, yet the query answered");
+    };
     assert_eq!(
         (error.code(), error.retryable()),
         ("UNAVAILABLE", true),
@@ -30,20 +33,13 @@ async fn a_read_model_pool_that_times_out_is_unavailable() {
         .unwrap();
     let held = pool.acquire().await.unwrap();
 
-    let Err(error) = payments::list(&pool, Environment::Test, Default::default(), 20, None).await
-    else {
-        panic!("no connection to be had");
-    };
-    assert_unavailable(error);
-    let Err(error) = disputes::list(&pool, Environment::Test, Default::default(), 20, None).await
-    else {
-        panic!("no connection to be had");
-    };
-    assert_unavailable(error);
-    let Err(error) = settlement::exceptions(&pool, Environment::Test, None, 3).await else {
-        panic!("no connection to be had");
-    };
-    assert_unavailable(error);
+    assert_unavailable(
+        payments::list(&pool, Environment::Test, Default::default(), 20, None).await,
+    );
+    assert_unavailable(
+        disputes::list(&pool, Environment::Test, Default::default(), 20, None).await,
+    );
+    assert_unavailable(settlement::exceptions(&pool, Environment::Test, None, 3).await);
 
     drop(held);
     let page = payments::list(&pool, Environment::Test, Default::default(), 20, None)
