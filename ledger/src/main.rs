@@ -19,9 +19,19 @@ use database::Database;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn init_logging(json: bool) {
+/// The log filter when `RUST_LOG` sets none: the server logs what it does; `ledger demo` tells
+/// its own story on the terminal, so its in-process server's lines (one per request and
+/// webhook) would bury it, and only warnings and errors are shown.
+fn default_filter(command: &Command) -> &'static str {
+    match command {
+        Command::Demo { .. } => "warn,sqlx=warn",
+        _ => "info,sqlx=warn",
+    }
+}
+
+fn init_logging(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -35,7 +45,7 @@ fn init_logging(json: bool) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    init_logging(cli.log_json, default_filter(&cli.command));
     let database = Database::open()?;
     let outcome = run(&database, cli.command).await;
     database.close()?;

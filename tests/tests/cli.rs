@@ -45,12 +45,24 @@ fn a_day_played_by_demo_verifies_and_exports_clean_json_lines() {
         "{stdout}"
     );
 
-    let demo = ledger(&directory, &["demo", "--payments", "12"]);
-    assert!(
-        demo.status.success(),
-        "{}",
-        String::from_utf8_lossy(&demo.stderr)
-    );
+    // As a newcomer runs it, with no RUST_LOG: the story, not the server's log lines.
+    let demo = Command::new(ledger_binary())
+        .args(["demo", "--payments", "12"])
+        .current_dir(&directory)
+        .env_remove("DATABASE_URL")
+        .env_remove("LEDGER_STRIPE_WEBHOOK_SECRETS")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the ledger binary runs");
+    let story = String::from_utf8_lossy(&demo.stderr);
+    assert!(demo.status.success(), "{story}");
+    assert!(story.contains("playing a day of 12 payments"), "{story}");
+    for level in [" INFO ", " WARN ", " ERROR "] {
+        assert!(
+            !story.contains(level),
+            "the demo printed log lines ({level}) into its story:\n{story}"
+        );
+    }
 
     let verify = ledger(&directory, &["verify"]);
     let report = String::from_utf8_lossy(&verify.stdout);
