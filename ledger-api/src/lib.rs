@@ -5,8 +5,8 @@
 //! # Layout
 //! - [`server`]: the server assembled from a pool and a [`server::ServerConfig`].
 //! - [`auth`]: API keys (hashed at rest), roles, permissions.
-//! - [`graphql`]: the schema of interfaces.md: queries, mutations, subscriptions, types,
-//!   scalars, limits.
+//! - [`graphql`]: the schema of interfaces.md and its limits: `query/`, `mutation/`,
+//!   `types/`, `loaders/`, subscriptions, scalars.
 //! - [`http`]: routes, body and time limits, request ids, health and metrics; the
 //!   subscription websocket.
 //! - [`live`]: the log as it grows, fanned out to every subscription from one follower.

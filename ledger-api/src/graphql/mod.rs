@@ -1,14 +1,29 @@
 //! The GraphQL schema of interfaces.md: queries, mutations, subscriptions, their types, and
 //! the limits on every request (depth, complexity, page sizes).
+//!
+//! # Layout
+//! - this module: the roots ([`Query`], [`MutationRoot`], [`Subscription`]) merged from the
+//!   parts below, the schema and its limits.
+//! - [`query`]: `log` (answered from the log itself, never stale), `read_models` (lists and
+//!   searches from the read models, with the page and cursor helpers), `reconciliation`.
+//! - [`mutation`]: `payments` (payment and settlement commands), `reconcile_import`,
+//!   `reconciliation`, and the command context every mutation runs under.
+//! - [`subscription`]: `paymentEvents` and `ledgerEvents`, following the log live.
+//! - [`types`]: the GraphQL views of the log's states and events, and of reconciliation
+//!   (`types::reconciliation`), each built with `From` or a constructor.
+//! - [`loaders`]: the DataLoaders, one query per relation for every node of an answer.
+//! - [`context`] (the state and the caller), [`parse`] (raw input to domain types),
+//!   [`scalars`], [`error_codes`] (`extensions.code` on every error).
+//!
+//! One resolver style: every resolver method delegates to one `async fn … -> ApiResult<T>`
+//! of its module and converts its error with `.graphql()`.
 
 pub mod context;
 pub mod error_codes;
+pub mod loaders;
 pub mod mutation;
 pub mod parse;
 pub mod query;
-pub mod read_models;
-pub mod reconcile_import;
-pub mod reconciliation;
 pub mod scalars;
 pub mod subscription;
 pub mod types;
@@ -16,29 +31,17 @@ pub mod types;
 use async_graphql::{MergedObject, Schema};
 
 pub use context::AppState;
-use mutation::MutationRoot;
-use query::QueryRoot;
-use read_models::ReadModelQuery;
-use reconcile_import::ReconciliationImportMutation;
-use reconciliation::{ReconciliationMutation, ReconciliationQuery};
-use subscription::SubscriptionRoot;
+pub use mutation::MutationRoot;
+use query::log::LogQuery;
+use query::read_models::ReadModelQuery;
+use query::reconciliation::ReconciliationQuery;
+pub use subscription::Subscription;
 
 /// Every query: those answered from the log and those answered from the read models.
 #[derive(MergedObject, Default)]
-pub struct Query(QueryRoot, ReadModelQuery, ReconciliationQuery);
+pub struct Query(LogQuery, ReadModelQuery, ReconciliationQuery);
 
-/// Every mutation: payments and settlements, finance's report imports, and resolving
-/// reconciliation exceptions. The printed name stays `MutationRoot`, which clients' generated
-/// code may know.
-#[derive(MergedObject, Default)]
-#[graphql(name = "MutationRoot")]
-pub struct Mutation(
-    MutationRoot,
-    ReconciliationImportMutation,
-    ReconciliationMutation,
-);
-
-pub type LedgerSchema = Schema<Query, Mutation, SubscriptionRoot>;
+pub type LedgerSchema = Schema<Query, MutationRoot, Subscription>;
 
 /// Deeper queries than this are refused before they run.
 pub const MAX_QUERY_DEPTH: usize = 12;
@@ -46,7 +49,7 @@ pub const MAX_QUERY_DEPTH: usize = 12;
 pub const MAX_QUERY_COMPLEXITY: usize = 2_000;
 
 pub fn build_schema(state: Option<AppState>) -> LedgerSchema {
-    let builder = Schema::build(Query::default(), Mutation::default(), SubscriptionRoot)
+    let builder = Schema::build(Query::default(), MutationRoot::default(), Subscription)
         .limit_depth(MAX_QUERY_DEPTH)
         .limit_complexity(MAX_QUERY_COMPLEXITY)
         .extension(error_codes::ErrorCodes);

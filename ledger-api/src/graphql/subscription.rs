@@ -5,7 +5,7 @@
 use std::future::ready;
 use std::sync::Arc;
 
-use async_graphql::{Context, Subscription};
+use async_graphql::Context;
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use ledger_core::DomainError;
@@ -22,13 +22,12 @@ use crate::live::ConnectionSlots;
 type EventStream = BoxStream<'static, async_graphql::Result<LedgerEvent>>;
 
 #[derive(Default)]
-pub struct SubscriptionRoot;
+pub struct Subscription;
 
 /// The log as it grows, over a websocket at `/graphql/ws` (graphql-transport-ws), with the API
 /// key in the `connection_init` payload: `{"Authorization": "Bearer lk_…"}`.
-// Named as interfaces.md names it (`Subscription.paymentEvents`), not after the Rust type.
-#[Subscription(name = "Subscription")]
-impl SubscriptionRoot {
+#[async_graphql::Subscription]
+impl Subscription {
     /// One payment's events in version order: its history from `fromVersion` on (all of it
     /// when absent), then each new event as it is recorded. NOT_FOUND when the payment does
     /// not exist in the caller's environment (subscribe once it is initiated: the history

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ledger_api::error::ApiError;
-use ledger_api::graphql::read_models::{disputes, payments, settlement};
+use ledger_api::graphql::query::read_models::{disputes, payments, settlement};
 use ledger_core::ids::Environment;
 use ledger_store::testing::TestDatabase;
 use sqlx::postgres::PgPoolOptions;

@@ -19,25 +19,22 @@ use ledger_core::settlement::{
     SettlementCommand,
 };
 use ledger_core::{Currency, PositiveMoney};
-use ledger_store::commands::{CommandContext, Decision, Handled, Idempotency};
+use ledger_store::commands::{Decision, Handled};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::context::{caller, state};
-use super::parse;
-use super::scalars::{DecimalText, Position};
-use super::types::{
+use super::command_context;
+use crate::auth::Permission;
+use crate::error::{ApiError, ApiResult, IntoGraphql};
+use crate::graphql::context::{caller, state};
+use crate::graphql::parse;
+use crate::graphql::scalars::{DecimalText, Position};
+use crate::graphql::types::{
     CaptureMode, LedgerEvent, Payment, PaymentResult, SettlementBatch, SettlementResult,
 };
-use crate::auth::{Permission, Principal};
-use crate::error::{ApiError, ApiResult, IntoGraphql};
 
 /// The most items one `recordSettlementBatch` may carry.
 pub const MAX_SETTLEMENT_ITEMS_PER_REQUEST: usize = 1_000;
-/// The longest idempotency key accepted: the log's bound.
-pub use ledger_store::MAX_IDEMPOTENCY_KEY_LENGTH;
-/// Idempotency keys the webhook endpoint uses for Stripe events.
-pub use ledger_stripe::webhooks::CLAIM_PREFIX as RESERVED_KEY_PREFIX;
 
 #[derive(InputObject, Serialize)]
 pub struct InitiatePaymentInput {
@@ -188,13 +185,12 @@ pub struct RecordPayoutInput {
     pub failure_reason: Option<String>,
 }
 
+/// The payment and settlement mutations, merged into [`super::MutationRoot`].
 #[derive(Default)]
-pub struct MutationRoot;
+pub struct PaymentMutation;
 
-/// Renamed because the merged root (`graphql::Mutation`) prints as `MutationRoot`; parts of a
-/// merged object never appear in the schema under their own names.
-#[Object(name = "PaymentMutations")]
-impl MutationRoot {
+#[Object]
+impl PaymentMutation {
     /// Starts a payment. `paymentId` is generated when absent.
     async fn initiate_payment(
         &self,
@@ -228,18 +224,7 @@ impl MutationRoot {
         context: &Context<'_>,
         input: VoidPaymentInput,
     ) -> async_graphql::Result<PaymentResult> {
-        let reason = parse::optional_text("reason", input.reason.as_ref()).graphql()?;
-        let command = PaymentCommand::Void(VoidPayment { reason });
-        run_payment(
-            context,
-            "voidPayment",
-            &input,
-            &input.idempotency_key,
-            input.payment_id,
-            command,
-        )
-        .await
-        .graphql()
+        void_payment(context, input).await.graphql()
     }
 
     /// Refunds all that is refundable, or the amount given. Above the approval threshold only
@@ -257,31 +242,7 @@ impl MutationRoot {
         context: &Context<'_>,
         input: RecordRefundOutcomeInput,
     ) -> async_graphql::Result<PaymentResult> {
-        let command = (|| {
-            Ok::<_, ApiError>(PaymentCommand::RecordRefundOutcome(RecordRefundOutcome {
-                refund_id: parse::id("refundId", &input.refund_id, RefundId::parse)?,
-                outcome: match input.outcome {
-                    RefundOutcome::Succeeded => CoreRefundOutcome::Succeeded,
-                    RefundOutcome::Failed => CoreRefundOutcome::Failed {
-                        failure_reason: parse::optional_text(
-                            "failureReason",
-                            input.failure_reason.as_ref(),
-                        )?,
-                    },
-                },
-            }))
-        })()
-        .graphql()?;
-        run_payment(
-            context,
-            "recordRefundOutcome",
-            &input,
-            &input.idempotency_key,
-            input.payment_id,
-            command,
-        )
-        .await
-        .graphql()
+        record_refund_outcome(context, input).await.graphql()
     }
 
     async fn open_dispute(
@@ -297,29 +258,7 @@ impl MutationRoot {
         context: &Context<'_>,
         input: SubmitDisputeEvidenceInput,
     ) -> async_graphql::Result<PaymentResult> {
-        let command = (|| {
-            Ok::<_, ApiError>(PaymentCommand::SubmitDisputeEvidence(
-                SubmitDisputeEvidence {
-                    dispute_id: parse::id("disputeId", &input.dispute_id, DisputeId::parse)?,
-                    evidence: input
-                        .evidence
-                        .as_ref()
-                        .map(|evidence| evidence.0.clone())
-                        .unwrap_or_else(|| serde_json::json!({})),
-                },
-            ))
-        })()
-        .graphql()?;
-        run_payment(
-            context,
-            "submitDisputeEvidence",
-            &input,
-            &input.idempotency_key,
-            input.payment_id,
-            command,
-        )
-        .await
-        .graphql()
+        submit_dispute_evidence(context, input).await.graphql()
     }
 
     async fn resolve_dispute(
@@ -327,26 +266,7 @@ impl MutationRoot {
         context: &Context<'_>,
         input: ResolveDisputeInput,
     ) -> async_graphql::Result<PaymentResult> {
-        let command = (|| {
-            Ok::<_, ApiError>(PaymentCommand::ResolveDispute(ResolveDispute {
-                dispute_id: parse::id("disputeId", &input.dispute_id, DisputeId::parse)?,
-                outcome: match input.outcome {
-                    ResolveOutcome::Won => DisputeOutcome::Won,
-                    ResolveOutcome::Lost => DisputeOutcome::Lost,
-                },
-            }))
-        })()
-        .graphql()?;
-        run_payment(
-            context,
-            "resolveDispute",
-            &input,
-            &input.idempotency_key,
-            input.payment_id,
-            command,
-        )
-        .await
-        .graphql()
+        resolve_dispute(context, input).await.graphql()
     }
 
     /// Records a gateway settlement batch and, atomically, the settlement of every item it
@@ -366,42 +286,6 @@ impl MutationRoot {
     ) -> async_graphql::Result<SettlementResult> {
         record_payout(context, input).await.graphql()
     }
-}
-
-pub(crate) fn command_context(
-    principal: &Principal,
-    mutation: &str,
-    input: &impl Serialize,
-    idempotency_key: &str,
-) -> ApiResult<CommandContext> {
-    let key = idempotency_key.trim();
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LENGTH {
-        return Err(ApiError::validation(
-            "idempotencyKey",
-            format!("an idempotency key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"),
-        ));
-    }
-    // Webhooks claim `stripe:<event id>` in the same key space: a client key there could block
-    // a gateway event.
-    if key.starts_with(RESERVED_KEY_PREFIX) {
-        return Err(ApiError::validation(
-            "idempotencyKey",
-            format!("keys starting with {RESERVED_KEY_PREFIX:?} are reserved for webhooks"),
-        ));
-    }
-    let fingerprint = serde_json::json!({
-        "mutation": mutation,
-        "input": serde_json::to_value(input).map_err(ApiError::internal)?,
-    });
-    Ok(CommandContext {
-        environment: principal.environment,
-        actor_id: principal.key_id.to_string(),
-        actor_role: principal.role.as_str().to_owned(),
-        correlation_id: Uuid::new_v4(),
-        causation_id: None,
-        occurred_at: Utc::now(),
-        idempotency: Some(Idempotency::for_request(key, &fingerprint)?),
-    })
 }
 
 async fn run_payment(
@@ -671,6 +555,92 @@ async fn open_dispute(context: &Context<'_>, input: OpenDisputeInput) -> ApiResu
                     .transpose()?,
             }))
         },
+    )
+    .await
+}
+
+async fn void_payment(context: &Context<'_>, input: VoidPaymentInput) -> ApiResult<PaymentResult> {
+    let reason = parse::optional_text("reason", input.reason.as_ref())?;
+    let command = PaymentCommand::Void(VoidPayment { reason });
+    run_payment(
+        context,
+        "voidPayment",
+        &input,
+        &input.idempotency_key,
+        input.payment_id,
+        command,
+    )
+    .await
+}
+
+async fn record_refund_outcome(
+    context: &Context<'_>,
+    input: RecordRefundOutcomeInput,
+) -> ApiResult<PaymentResult> {
+    let command = PaymentCommand::RecordRefundOutcome(RecordRefundOutcome {
+        refund_id: parse::id("refundId", &input.refund_id, RefundId::parse)?,
+        outcome: match input.outcome {
+            RefundOutcome::Succeeded => CoreRefundOutcome::Succeeded,
+            RefundOutcome::Failed => CoreRefundOutcome::Failed {
+                failure_reason: parse::optional_text(
+                    "failureReason",
+                    input.failure_reason.as_ref(),
+                )?,
+            },
+        },
+    });
+    run_payment(
+        context,
+        "recordRefundOutcome",
+        &input,
+        &input.idempotency_key,
+        input.payment_id,
+        command,
+    )
+    .await
+}
+
+async fn submit_dispute_evidence(
+    context: &Context<'_>,
+    input: SubmitDisputeEvidenceInput,
+) -> ApiResult<PaymentResult> {
+    let command = PaymentCommand::SubmitDisputeEvidence(SubmitDisputeEvidence {
+        dispute_id: parse::id("disputeId", &input.dispute_id, DisputeId::parse)?,
+        evidence: input
+            .evidence
+            .as_ref()
+            .map(|evidence| evidence.0.clone())
+            .unwrap_or_else(|| serde_json::json!({})),
+    });
+    run_payment(
+        context,
+        "submitDisputeEvidence",
+        &input,
+        &input.idempotency_key,
+        input.payment_id,
+        command,
+    )
+    .await
+}
+
+async fn resolve_dispute(
+    context: &Context<'_>,
+    input: ResolveDisputeInput,
+) -> ApiResult<PaymentResult> {
+    let command = PaymentCommand::ResolveDispute(ResolveDispute {
+        dispute_id: parse::id("disputeId", &input.dispute_id, DisputeId::parse)?,
+        outcome: match input.outcome {
+            ResolveOutcome::Won => DisputeOutcome::Won,
+            ResolveOutcome::Lost => DisputeOutcome::Lost,
+        },
+    });
+    run_payment(
+        context,
+        "resolveDispute",
+        &input,
+        &input.idempotency_key,
+        input.payment_id,
+        command,
     )
     .await
 }

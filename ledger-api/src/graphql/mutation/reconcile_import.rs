@@ -5,11 +5,11 @@
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use chrono::Utc;
 
-use super::context::{caller, state};
-use super::mutation::command_context;
-use super::scalars::Position;
+use super::command_context;
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, IntoGraphql};
+use crate::graphql::context::{caller, state};
+use crate::graphql::scalars::Position;
 use ledger_stripe::reconcile::{import_and_apply_parked, ImportRequest, Progress};
 
 /// The longest availability delay accepted, in days.

@@ -1,42 +1,30 @@
-//! Reconciliation for finance and auditors: the runs of imported payout reports with their
-//! summary and payout verdicts, the exceptions they found (the ledger's side beside the
-//! report's), and resolving an exception. Read from the reconciliation read model, so answers
-//! may trail the log by the projection lag (`waitForPosition` reads one's own writes).
-//!
-//! Also the DataLoader behind `SettlementException.reconciliation`: the latest verdict on a
-//! payout or batch, for every exception of an answer in one query per key kind.
+//! The reconciliation types: runs of imported payout reports with their summary and payout
+//! verdicts, the exceptions they found (the ledger's side beside the report's), their filters,
+//! connections and enums, each built from its read-model row or converted from the core's
+//! enum with `From`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject};
-use chrono::{DateTime, SubsecRound, Utc};
-use ledger_core::ids::{
-    Environment as CoreEnvironment, ReconciliationExceptionId, ReconciliationRunId,
-};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+use ledger_core::ids::Environment as CoreEnvironment;
 use ledger_core::reconciliation::{
-    ExceptionClass, PayoutOutcome, ReconciliationCommand, ReconciliationEvent,
-    ReconciliationSource as CoreReconciliationSource, ResolveException, RunStatus,
+    ExceptionClass, PayoutOutcome, ReconciliationSource as CoreReconciliationSource, RunStatus,
 };
 use ledger_projections::read_models::reconciliation::{
     self as read_model, ExceptionCursor, ReconciliationExceptionRow, ReconciliationPayoutRow,
-    ReconciliationRunRow, RunCursor,
+    ReconciliationRunRow,
 };
-use ledger_projections::Projection;
-use serde::Serialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::context::{caller, state};
-use super::mutation::command_context;
-use super::parse;
-use super::read_models::convert;
-use super::read_models::page::{self, decode_cursor, encode_cursor, page_of, page_size, PageInfo};
-use super::scalars::{DecimalText, Position};
-use super::types::{same_variants, Environment, LedgerEvent};
-use crate::auth::Permission;
-use crate::error::{ApiError, ApiResult, IntoGraphql};
+use super::{same_variants, Environment, LedgerEvent};
+use crate::error::{ApiResult, IntoGraphql};
+use crate::graphql::loaders::reconciliation::RunPayoutsLoader;
+use crate::graphql::query::read_models::convert;
+use crate::graphql::query::read_models::page::PageInfo;
+use crate::graphql::query::reconciliation::run_exceptions;
+use crate::graphql::scalars::{DecimalText, Position};
 
 /// Every way the report and the ledger can disagree (ledger-core's `ExceptionClass`).
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -182,7 +170,7 @@ pub struct ReconciliationRun {
     /// The log position of the run's last event.
     pub last_position: Position,
     #[graphql(skip)]
-    core_environment: CoreEnvironment,
+    pub(crate) core_environment: CoreEnvironment,
     #[graphql(skip)]
     payouts: Arc<DataLoader<RunPayoutsLoader>>,
 }
@@ -191,8 +179,7 @@ pub struct ReconciliationRun {
 impl ReconciliationRun {
     /// The verdict on each payout of the report, in the order the run judged them.
     async fn payouts(&self) -> async_graphql::Result<Vec<ReconciliationPayout>> {
-        let payouts = self.payouts.load_one(self.id).await.graphql()?;
-        Ok(payouts.unwrap_or_default())
+        run_payouts(self).await.graphql()
     }
 
     /// The run's exceptions in report order, a page at a time.
@@ -203,25 +190,18 @@ impl ReconciliationRun {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<ReconciliationExceptionConnection> {
-        let run = async {
-            let size = page_size(first)?;
-            let pool = &state(context)?.pool;
-            let filter = filter.unwrap_or_default();
-            let filter = ReconciliationExceptionFilter {
-                run_id: Some(self.id),
-                class: filter.class,
-                resolved: filter.resolved,
-                payout_id: filter.payout_id,
-                payment_id: filter.payment_id,
-            };
-            list_exceptions(pool, self.core_environment, filter, size, after.as_deref()).await
-        };
-        run.await.graphql()
+        run_exceptions(context, self, filter, first, after)
+            .await
+            .graphql()
     }
 }
 
+async fn run_payouts(run: &ReconciliationRun) -> ApiResult<Vec<ReconciliationPayout>> {
+    Ok(run.payouts.load_one(run.id).await?.unwrap_or_default())
+}
+
 impl ReconciliationRun {
-    fn new(
+    pub(crate) fn new(
         row: ReconciliationRunRow,
         environment: CoreEnvironment,
         payouts: &Arc<DataLoader<RunPayoutsLoader>>,
@@ -276,7 +256,7 @@ pub struct ReconciliationPayout {
 }
 
 impl ReconciliationPayout {
-    fn new(row: ReconciliationPayoutRow) -> ApiResult<Self> {
+    pub(crate) fn new(row: ReconciliationPayoutRow) -> ApiResult<Self> {
         let currency = row.currency.as_str();
         Ok(ReconciliationPayout {
             gross: convert::money(row.gross, currency),
@@ -349,11 +329,11 @@ pub struct ReconciliationException {
     pub resolved_by: Option<String>,
     pub resolution_reason: Option<String>,
     #[graphql(skip)]
-    cursor: ExceptionCursor,
+    pub(crate) cursor: ExceptionCursor,
 }
 
 impl ReconciliationException {
-    fn new(row: ReconciliationExceptionRow) -> ApiResult<Self> {
+    pub(crate) fn new(row: ReconciliationExceptionRow) -> ApiResult<Self> {
         let report = ReconciliationReportSide {
             balance_transaction_id: row.report_balance_transaction_id,
             reporting_category: row.report_reporting_category,
@@ -441,258 +421,6 @@ pub struct ReconciliationExceptionResult {
     pub replayed: bool,
 }
 
-/// The payouts of the runs of one answer. The runs were already filtered by the caller's
-/// environment; the loader filters again, as it is cheap.
-pub struct RunPayoutsLoader {
-    pool: PgPool,
-    environment: CoreEnvironment,
-}
-
-impl Loader<Uuid> for RunPayoutsLoader {
-    type Value = Vec<ReconciliationPayout>;
-    type Error = ApiError;
-
-    async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<ReconciliationPayout>>> {
-        let rows = read_model::payouts_of(&self.pool, self.environment, keys).await?;
-        let mut grouped: HashMap<Uuid, Vec<ReconciliationPayout>> = HashMap::new();
-        for row in rows {
-            grouped
-                .entry(row.run_id)
-                .or_default()
-                .push(ReconciliationPayout::new(row)?);
-        }
-        Ok(grouped)
-    }
-}
-
-fn run_payouts_loader(
-    pool: &PgPool,
-    environment: CoreEnvironment,
-) -> Arc<DataLoader<RunPayoutsLoader>> {
-    Arc::new(DataLoader::new(
-        RunPayoutsLoader {
-            pool: pool.clone(),
-            environment,
-        },
-        tokio::spawn,
-    ))
-}
-
-async fn list_runs(
-    pool: &PgPool,
-    environment: CoreEnvironment,
-    filter: ReconciliationRunFilter,
-    size: usize,
-    after: Option<&str>,
-) -> ApiResult<ReconciliationRunConnection> {
-    let after = decode_cursor::<RunCursor>(after)?;
-    let filter = read_model::RunFilter {
-        status: filter.status.map(Into::into),
-    };
-    let rows = read_model::list_runs(pool, environment, &filter, after, size + 1).await?;
-    let payouts = run_payouts_loader(pool, environment);
-    let nodes = rows
-        .into_iter()
-        .map(|row| ReconciliationRun::new(row, environment, &payouts))
-        .collect::<ApiResult<Vec<_>>>()?;
-    let (edges, page_info) = page_of(
-        nodes,
-        size,
-        |node| encode_cursor::<RunCursor>((node.started_at, node.id)),
-        |cursor, node| ReconciliationRunEdge { cursor, node },
-    );
-    Ok(ReconciliationRunConnection { edges, page_info })
-}
-
-async fn list_exceptions(
-    pool: &PgPool,
-    environment: CoreEnvironment,
-    filter: ReconciliationExceptionFilter,
-    size: usize,
-    after: Option<&str>,
-) -> ApiResult<ReconciliationExceptionConnection> {
-    let after = decode_cursor::<ExceptionCursor>(after)?;
-    let rows =
-        read_model::list_exceptions(pool, environment, &filter.into(), after, size + 1).await?;
-    let nodes = rows
-        .into_iter()
-        .map(ReconciliationException::new)
-        .collect::<ApiResult<Vec<_>>>()?;
-    let (edges, page_info) = page_of(
-        nodes,
-        size,
-        |node| encode_cursor::<ExceptionCursor>(node.cursor),
-        |cursor, node| ReconciliationExceptionEdge { cursor, node },
-    );
-    Ok(ReconciliationExceptionConnection { edges, page_info })
-}
-
-#[derive(Default)]
-pub struct ReconciliationQuery;
-
-#[Object]
-impl ReconciliationQuery {
-    /// Reconciliation runs, newest first, a page at a time.
-    async fn reconciliation_runs(
-        &self,
-        context: &Context<'_>,
-        filter: Option<ReconciliationRunFilter>,
-        first: Option<i32>,
-        after: Option<String>,
-        wait_for_position: Option<Position>,
-    ) -> async_graphql::Result<ReconciliationRunConnection> {
-        let run = async {
-            let principal = caller(context, Permission::ReadReconciliations)?;
-            let size = page_size(first)?;
-            let app = state(context)?;
-            page::wait_for_position(app, wait_for_position, &[Projection::Reconciliation]).await?;
-            let filter = filter.unwrap_or_default();
-            list_runs(
-                &app.pool,
-                principal.environment,
-                filter,
-                size,
-                after.as_deref(),
-            )
-            .await
-        };
-        run.await.graphql()
-    }
-
-    /// One run with its summary, payouts and exceptions; null when no such run exists in the
-    /// caller's environment.
-    async fn reconciliation_run(
-        &self,
-        context: &Context<'_>,
-        id: Uuid,
-        wait_for_position: Option<Position>,
-    ) -> async_graphql::Result<Option<ReconciliationRun>> {
-        let run = async {
-            let principal = caller(context, Permission::ReadReconciliations)?;
-            let app = state(context)?;
-            page::wait_for_position(app, wait_for_position, &[Projection::Reconciliation]).await?;
-            let row = read_model::run(&app.pool, principal.environment, id).await?;
-            let payouts = run_payouts_loader(&app.pool, principal.environment);
-            row.map(|row| ReconciliationRun::new(row, principal.environment, &payouts))
-                .transpose()
-        };
-        run.await.graphql()
-    }
-
-    /// Exceptions in the order they were found (oldest first, each run's in report order), a
-    /// page at a time: finance's work list with `filter: {resolved: false}`.
-    async fn reconciliation_exceptions(
-        &self,
-        context: &Context<'_>,
-        filter: Option<ReconciliationExceptionFilter>,
-        first: Option<i32>,
-        after: Option<String>,
-        wait_for_position: Option<Position>,
-    ) -> async_graphql::Result<ReconciliationExceptionConnection> {
-        let run = async {
-            let principal = caller(context, Permission::ReadReconciliations)?;
-            let size = page_size(first)?;
-            let app = state(context)?;
-            page::wait_for_position(app, wait_for_position, &[Projection::Reconciliation]).await?;
-            let filter = filter.unwrap_or_default();
-            list_exceptions(
-                &app.pool,
-                principal.environment,
-                filter,
-                size,
-                after.as_deref(),
-            )
-            .await
-        };
-        run.await.graphql()
-    }
-}
-
-#[derive(InputObject, Serialize)]
-pub struct ResolveReconciliationExceptionInput {
-    pub idempotency_key: String,
-    pub exception_id: Uuid,
-    /// Why the exception needs nothing more (what was done about it).
-    pub reason: String,
-}
-
-#[derive(Default)]
-pub struct ReconciliationMutation;
-
-#[Object]
-impl ReconciliationMutation {
-    /// Marks an exception of a reconciliation run resolved, with the reason; the caller's key
-    /// is recorded as who resolved it. An exception is resolved once.
-    async fn resolve_reconciliation_exception(
-        &self,
-        context: &Context<'_>,
-        input: ResolveReconciliationExceptionInput,
-    ) -> async_graphql::Result<ReconciliationExceptionResult> {
-        resolve_exception(context, input).await.graphql()
-    }
-}
-
-async fn resolve_exception(
-    context: &Context<'_>,
-    input: ResolveReconciliationExceptionInput,
-) -> ApiResult<ReconciliationExceptionResult> {
-    let principal = caller(context, Permission::RunReconciliation)?;
-    let app = state(context)?;
-    let command_context = command_context(
-        &principal,
-        "resolveReconciliationException",
-        &input,
-        &input.idempotency_key,
-    )?;
-    let reason = parse::short_text("reason", &input.reason)?;
-    // The run of an exception is known only to the read model; an exception it does not show
-    // yet is not found, which a retry after the projection lag answers.
-    let row = read_model::exception(&app.pool, principal.environment, input.exception_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no reconciliation exception {} in this environment",
-                input.exception_id
-            ))
-        })?;
-    let run_id = ReconciliationRunId::from_uuid(row.run_id);
-    let command = ReconciliationCommand::ResolveException(ResolveException {
-        exception_id: ReconciliationExceptionId::from_uuid(input.exception_id),
-        reason,
-        resolved_by: parse::short_text("resolvedBy", &command_context.actor_id)?,
-        // The database keeps microseconds: recorded so, the event, the answer and the read
-        // model all say the same time.
-        resolved_at: command_context.occurred_at.trunc_subsecs(6),
-    });
-    let handled = app
-        .handler
-        .handle_reconciliation(run_id, &command, &command_context)
-        .await?;
-    // The read model shows the row with the recorded resolution once it has applied the
-    // event: the same row is built here from the event, for a replay from the original one.
-    let mut exception = ReconciliationException::new(row)?;
-    for event in &handled.events {
-        if event.stream_id != run_id.as_uuid() {
-            continue;
-        }
-        let decoded = ledger_store::commands::decode::<ReconciliationEvent>(event)?;
-        if let ReconciliationEvent::ReconciliationExceptionResolved(resolved) = decoded {
-            if resolved.exception_id.as_uuid() == exception.id {
-                exception.resolved = true;
-                exception.resolved_at = Some(resolved.resolved_at);
-                exception.resolved_by = Some(resolved.resolved_by.to_string());
-                exception.resolution_reason = Some(resolved.reason.to_string());
-            }
-        }
-    }
-    Ok(ReconciliationExceptionResult {
-        exception,
-        events: handled.events.iter().map(LedgerEvent::from).collect(),
-        position: Position(handled.position),
-        replayed: handled.replayed,
-    })
-}
-
 /// The latest reconciliation verdict on a payout: what the settlement exceptions view shows
 /// beside a batch or payout finance is looking at.
 #[derive(SimpleObject, Clone, Debug)]
@@ -706,7 +434,7 @@ pub struct ReconciliationVerdict {
 }
 
 impl ReconciliationVerdict {
-    fn new(row: &ReconciliationPayoutRow) -> ApiResult<Self> {
+    pub(crate) fn new(row: &ReconciliationPayoutRow) -> ApiResult<Self> {
         Ok(ReconciliationVerdict {
             run_id: row.run_id,
             payout_id: row.payout_id.clone(),
@@ -715,73 +443,5 @@ impl ReconciliationVerdict {
             exception_count: row.exception_count,
             reconciled_at: row.reconciled_at,
         })
-    }
-}
-
-/// What a verdict is looked up by.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum VerdictKey {
-    Payout(String),
-    Batch(Uuid),
-}
-
-/// The latest verdicts of one answer's settlement exceptions, within the caller's environment.
-pub struct VerdictLoader {
-    pool: PgPool,
-    environment: CoreEnvironment,
-}
-
-impl VerdictLoader {
-    pub fn new(pool: &PgPool, environment: CoreEnvironment) -> Arc<DataLoader<VerdictLoader>> {
-        Arc::new(DataLoader::new(
-            VerdictLoader {
-                pool: pool.clone(),
-                environment,
-            },
-            tokio::spawn,
-        ))
-    }
-}
-
-impl Loader<VerdictKey> for VerdictLoader {
-    type Value = ReconciliationVerdict;
-    type Error = ApiError;
-
-    async fn load(
-        &self,
-        keys: &[VerdictKey],
-    ) -> ApiResult<HashMap<VerdictKey, ReconciliationVerdict>> {
-        let mut payout_ids = Vec::new();
-        let mut batch_ids = Vec::new();
-        for key in keys {
-            match key {
-                VerdictKey::Payout(payout_id) => payout_ids.push(payout_id.clone()),
-                VerdictKey::Batch(batch_id) => batch_ids.push(*batch_id),
-            }
-        }
-        let mut verdicts = HashMap::new();
-        if !payout_ids.is_empty() {
-            let rows =
-                read_model::latest_verdicts_by_payout(&self.pool, self.environment, &payout_ids)
-                    .await?;
-            for row in &rows {
-                verdicts.insert(
-                    VerdictKey::Payout(row.payout_id.clone()),
-                    ReconciliationVerdict::new(row)?,
-                );
-            }
-        }
-        if !batch_ids.is_empty() {
-            let rows =
-                read_model::latest_verdicts_by_batch(&self.pool, self.environment, &batch_ids)
-                    .await?;
-            for row in &rows {
-                verdicts.insert(
-                    VerdictKey::Batch(row.batch_id),
-                    ReconciliationVerdict::new(row)?,
-                );
-            }
-        }
-        Ok(verdicts)
     }
 }

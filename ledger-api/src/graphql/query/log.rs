@@ -6,11 +6,11 @@ use ledger_core::ids::PaymentId;
 use ledger_core::settlement::SettlementBatchState;
 use uuid::Uuid;
 
-use super::context::{belongs_to, caller, state, visible_history};
-use super::scalars::Position;
-use super::types::{LedgerEvent, Payment, SettlementBatch, WebhookDelivery};
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, IntoGraphql};
+use crate::graphql::context::{belongs_to, caller, state, visible_history};
+use crate::graphql::scalars::Position;
+use crate::graphql::types::{LedgerEvent, Payment, SettlementBatch, WebhookDelivery};
 use ledger_stripe::webhooks;
 
 /// The most events one `events` page returns.
@@ -19,10 +19,10 @@ pub const MAX_EVENTS_PAGE: usize = 500;
 const MAX_EVENTS_SCANNED: usize = 20_000;
 
 #[derive(Default)]
-pub struct QueryRoot;
+pub struct LogQuery;
 
 #[Object]
-impl QueryRoot {
+impl LogQuery {
     /// One payment, as its events made it; null when it does not exist in the caller's
     /// environment.
     async fn payment(

@@ -2,10 +2,9 @@
 //! settlement exceptions, from the settlement read model; payouts come from one DataLoader
 //! per answer, and so do the exceptions' latest reconciliation verdicts.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, InputObject, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::Environment as CoreEnvironment;
@@ -18,8 +17,10 @@ use super::page::{decode_cursor, encode_cursor, page_of, PageInfo};
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, IntoGraphql};
 use crate::graphql::context::caller;
-use crate::graphql::reconciliation::{ReconciliationVerdict, VerdictKey, VerdictLoader};
+use crate::graphql::loaders::reconciliation::{VerdictKey, VerdictLoader};
+use crate::graphql::loaders::settlement::PayoutsLoader;
 use crate::graphql::scalars::{DecimalText, Position};
+use crate::graphql::types::reconciliation::ReconciliationVerdict;
 use crate::graphql::types::PayoutStatus;
 
 /// The most exceptions one answer lists; finance works through them oldest first.
@@ -69,9 +70,12 @@ pub struct SettlementBatchSummary {
 impl SettlementBatchSummary {
     /// Every payout attempt of the batch, oldest first.
     async fn payouts(&self) -> async_graphql::Result<Vec<PayoutSummary>> {
-        let payouts = self.payouts.load_one(self.id).await.graphql()?;
-        Ok(payouts.unwrap_or_default())
+        batch_payouts(self).await.graphql()
     }
+}
+
+async fn batch_payouts(batch: &SettlementBatchSummary) -> ApiResult<Vec<PayoutSummary>> {
+    Ok(batch.payouts.load_one(batch.id).await?.unwrap_or_default())
 }
 
 impl SettlementBatchSummary {
@@ -91,35 +95,6 @@ impl SettlementBatchSummary {
             recorded_at: row.recorded_at,
             payouts: Arc::clone(payouts),
         })
-    }
-}
-
-/// Payouts by batch; the batches were already filtered by the caller's environment.
-pub struct PayoutsLoader(PgPool);
-
-impl Loader<Uuid> for PayoutsLoader {
-    type Value = Vec<PayoutSummary>;
-    type Error = ApiError;
-
-    async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<PayoutSummary>>> {
-        let rows = settlement::payouts_of(&self.0, keys).await?;
-        let mut grouped: HashMap<Uuid, Vec<PayoutSummary>> = HashMap::new();
-        for row in rows {
-            grouped
-                .entry(row.batch_id)
-                .or_default()
-                .push(PayoutSummary {
-                    amount: convert::money(row.amount, &row.currency),
-                    status: row.status.into(),
-                    payout_id: row.payout_id,
-                    expected_arrival_date: row.expected_arrival_date,
-                    failure_reason: row.failure_reason,
-                    initiated_at: row.initiated_at,
-                    paid_at: row.paid_at,
-                    failed_at: row.failed_at,
-                });
-        }
-        Ok(grouped)
     }
 }
 
@@ -156,7 +131,7 @@ pub async fn list(
 ) -> ApiResult<SettlementBatchConnection> {
     let after = decode_cursor::<BatchCursor>(after)?;
     let rows = settlement::list_batches(pool, environment, &filter.into(), after, size + 1).await?;
-    let loader = Arc::new(DataLoader::new(PayoutsLoader(pool.clone()), tokio::spawn));
+    let loader = PayoutsLoader::new(pool);
     let nodes = rows
         .into_iter()
         .map(|row| SettlementBatchSummary::new(row, &loader))
@@ -197,16 +172,22 @@ impl SettlementException {
         &self,
         context: &Context<'_>,
     ) -> async_graphql::Result<Option<ReconciliationVerdict>> {
-        caller(context, Permission::ReadReconciliations).graphql()?;
-        let key = match (self.kind.as_str(), &self.item_id) {
-            ("PAYOUT_FAILED" | "PAYOUT_LATE", Some(payout_id)) => {
-                VerdictKey::Payout(payout_id.clone())
-            }
-            ("RESERVE_WITHHELD", _) => VerdictKey::Batch(self.subject_id),
-            _ => return Ok(None),
-        };
-        self.verdicts.load_one(key).await.graphql()
+        exception_verdict(context, self).await.graphql()
     }
+}
+
+/// The verdict `SettlementException.reconciliation` answers, if the exception has one.
+async fn exception_verdict(
+    context: &Context<'_>,
+    exception: &SettlementException,
+) -> ApiResult<Option<ReconciliationVerdict>> {
+    caller(context, Permission::ReadReconciliations)?;
+    let key = match (exception.kind.as_str(), &exception.item_id) {
+        ("PAYOUT_FAILED" | "PAYOUT_LATE", Some(payout_id)) => VerdictKey::Payout(payout_id.clone()),
+        ("RESERVE_WITHHELD", _) => VerdictKey::Batch(exception.subject_id),
+        _ => return Ok(None),
+    };
+    exception.verdicts.load_one(key).await
 }
 
 pub async fn exceptions(

@@ -1,22 +1,22 @@
 //! The payments list and the order view, from the payments and orders read models. A
 //! payment's captures, refunds and disputes are loaded by DataLoaders shared by every node of
-//! one answer, so a page costs one query per relation, not one per payment.
+//! one answer (`loaders::payments`), so a page costs one query per relation, not one per
+//! payment.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{ComplexObject, Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use ledger_core::ids::Environment as CoreEnvironment;
 use ledger_core::payment::OrderPaymentStatus as CoreOrderPaymentStatus;
-use ledger_projections::read_models::{disputes, orders, payments};
+use ledger_projections::read_models::{orders, payments};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::convert;
 use super::page::{decode_cursor, encode_cursor, page_of, PageInfo};
 use crate::error::{ApiError, ApiResult, IntoGraphql};
+use crate::graphql::loaders::payments::PaymentLoaders;
 use crate::graphql::scalars::{DecimalText, Position};
 use crate::graphql::types::{
     same_variants, Capture, CaptureMode, Dispute, Environment, PaymentStatus, Refund,
@@ -82,18 +82,15 @@ pub struct PaymentSummary {
 #[ComplexObject]
 impl PaymentSummary {
     async fn captures(&self) -> async_graphql::Result<Vec<Capture>> {
-        let rows = self.loaders.captures.load_one(self.id).await.graphql()?;
-        Ok(rows.unwrap_or_default())
+        self.loaders.captures(self.id).await.graphql()
     }
 
     async fn refunds(&self) -> async_graphql::Result<Vec<Refund>> {
-        let rows = self.loaders.refunds.load_one(self.id).await.graphql()?;
-        Ok(rows.unwrap_or_default())
+        self.loaders.refunds(self.id).await.graphql()
     }
 
     async fn disputes(&self) -> async_graphql::Result<Vec<Dispute>> {
-        let rows = self.loaders.disputes.load_one(self.id).await.graphql()?;
-        Ok(rows.unwrap_or_default())
+        self.loaders.disputes(self.id).await.graphql()
     }
 }
 
@@ -128,108 +125,6 @@ impl PaymentSummary {
             updated_at: row.updated_at,
             loaders: Arc::clone(loaders),
         })
-    }
-}
-
-/// The relations of payments, batched per answer. The parent rows were already filtered by
-/// the caller's environment, so loading children by payment id cannot cross environments.
-pub struct PaymentLoaders {
-    captures: DataLoader<CapturesLoader>,
-    refunds: DataLoader<RefundsLoader>,
-    disputes: DataLoader<DisputesLoader>,
-}
-
-impl PaymentLoaders {
-    pub fn new(pool: &PgPool) -> Arc<PaymentLoaders> {
-        Arc::new(PaymentLoaders {
-            captures: DataLoader::new(CapturesLoader(pool.clone()), tokio::spawn),
-            refunds: DataLoader::new(RefundsLoader(pool.clone()), tokio::spawn),
-            disputes: DataLoader::new(DisputesLoader(pool.clone()), tokio::spawn),
-        })
-    }
-}
-
-pub struct CapturesLoader(PgPool);
-pub struct RefundsLoader(PgPool);
-pub struct DisputesLoader(PgPool);
-
-fn group<R, V>(
-    rows: Vec<R>,
-    key: impl Fn(&R) -> Uuid,
-    view: impl Fn(R) -> ApiResult<V>,
-) -> ApiResult<HashMap<Uuid, Vec<V>>> {
-    let mut grouped: HashMap<Uuid, Vec<V>> = HashMap::new();
-    for row in rows {
-        grouped.entry(key(&row)).or_default().push(view(row)?);
-    }
-    Ok(grouped)
-}
-
-impl Loader<Uuid> for CapturesLoader {
-    type Value = Vec<Capture>;
-    type Error = ApiError;
-
-    async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<Capture>>> {
-        let rows = payments::captures_of(&self.0, keys).await?;
-        group(
-            rows,
-            |row| row.payment_id,
-            |row| {
-                Ok(Capture {
-                    amount: convert::money(row.amount, &row.currency),
-                    capture_id: row.capture_id,
-                    final_capture: row.final_capture,
-                    settled_in_batch: row.settled_batch_id,
-                })
-            },
-        )
-    }
-}
-
-impl Loader<Uuid> for RefundsLoader {
-    type Value = Vec<Refund>;
-    type Error = ApiError;
-
-    async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<Refund>>> {
-        let rows = payments::refunds_of(&self.0, keys).await?;
-        group(
-            rows,
-            |row| row.payment_id,
-            |row| {
-                Ok(Refund {
-                    amount: convert::money(row.amount, &row.currency),
-                    status: row.status.into(),
-                    refund_id: row.refund_id,
-                    reason: row.reason,
-                    failure_reason: row.failure_reason,
-                    settled_in_batch: row.settled_batch_id,
-                })
-            },
-        )
-    }
-}
-
-impl Loader<Uuid> for DisputesLoader {
-    type Value = Vec<Dispute>;
-    type Error = ApiError;
-
-    async fn load(&self, keys: &[Uuid]) -> ApiResult<HashMap<Uuid, Vec<Dispute>>> {
-        let rows = disputes::disputes_of(&self.0, keys).await?;
-        group(
-            rows,
-            |row| row.payment_id,
-            |row| {
-                Ok(Dispute {
-                    amount: convert::money(row.amount, &row.currency),
-                    fee: convert::money(row.fee, &row.currency),
-                    status: row.status.into(),
-                    dispute_id: row.dispute_id,
-                    reason: row.reason,
-                    evidence_due_by: row.evidence_due_by,
-                    settled_in_batch: row.settled_batch_id,
-                })
-            },
-        )
     }
 }
 

@@ -1,6 +1,8 @@
 //! GraphQL output types: views built from ledger-core states and recorded events, with `From`
 //! conversions. Nothing here decides anything.
 
+pub mod reconciliation;
+
 use async_graphql::{ComplexObject, Context, Enum, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use ledger_core::ids::Environment as CoreEnvironment;
