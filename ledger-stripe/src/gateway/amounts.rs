@@ -65,13 +65,21 @@ mod tests {
     }
 
     fn read(amount: i64, code: &str) -> String {
-        money_from_stripe(amount, currency(code)).unwrap().to_string()
+        money_from_stripe(amount, currency(code))
+            .unwrap()
+            .to_string()
     }
 
     #[test]
     fn isk_amounts_are_hundredths_of_a_krona() {
-        assert_eq!(read(500, "ISK"), Money::parse("5", currency("ISK")).unwrap().to_string());
-        assert_eq!(read(123_400, "ISK"), Money::parse("1234", currency("ISK")).unwrap().to_string());
+        assert_eq!(
+            read(500, "ISK"),
+            Money::parse("5", currency("ISK")).unwrap().to_string()
+        );
+        assert_eq!(
+            read(123_400, "ISK"),
+            Money::parse("1234", currency("ISK")).unwrap().to_string()
+        );
         assert!(matches!(
             money_from_stripe(550, currency("ISK")),
             Err(StripeAmountError::Fractional { amount: 550, .. })
@@ -84,7 +92,11 @@ mod tests {
     fn huf_and_twd_read_as_two_decimal_currencies() {
         for code in ["HUF", "TWD"] {
             let money = money_from_stripe(1050, currency(code)).unwrap();
-            assert_eq!(money, Money::parse("10.50", currency(code)).unwrap(), "{code}");
+            assert_eq!(
+                money,
+                Money::parse("10.50", currency(code)).unwrap(),
+                "{code}"
+            );
             assert_eq!(money_to_stripe(money), 1050);
         }
     }
@@ -93,7 +105,11 @@ mod tests {
     fn ugx_and_jpy_read_as_zero_decimal_currencies() {
         for code in ["UGX", "JPY"] {
             let money = money_from_stripe(5000, currency(code)).unwrap();
-            assert_eq!(money, Money::parse("5000", currency(code)).unwrap(), "{code}");
+            assert_eq!(
+                money,
+                Money::parse("5000", currency(code)).unwrap(),
+                "{code}"
+            );
             assert_eq!(money_to_stripe(money), 5000);
         }
     }
@@ -102,7 +118,11 @@ mod tests {
     fn three_decimal_currencies_read_in_thousandths() {
         for code in ["BHD", "JOD", "KWD", "OMR", "TND"] {
             let money = money_from_stripe(5120, currency(code)).unwrap();
-            assert_eq!(money, Money::parse("5.120", currency(code)).unwrap(), "{code}");
+            assert_eq!(
+                money,
+                Money::parse("5.120", currency(code)).unwrap(),
+                "{code}"
+            );
             assert_eq!(money_to_stripe(money), 5120);
         }
     }
