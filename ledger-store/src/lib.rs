@@ -11,6 +11,11 @@
 //! - `validate`: rejects bad input before it reaches the database; the size limits.
 //! - `plan`: decides a group-commit batch without I/O (versions, claims, positions, hashes).
 //! - `writer`: the single writer task that commits batches (group commit); documents ordering.
+//! - `known`: what the writer assumes the batches in flight will leave (head, versions, claims).
+//! - `batch_write`: one batch as one statement that checks every assumption in the database.
+//! - `fresh_batch`: a refused batch written again on state read under the head's lock.
+//! - [`canonical_json`]: RFC 8785 text of payloads, as hashed and stored.
+//! - `rows`: database rows and the conversions of positions and versions.
 //! - `connections`: the connections stream reads use, beside the pool (no ping on return).
 //! - `read`: reading one stream, the global log, idempotency claims, the head.
 //! - `subscribe`: live subscriptions (catch up by position, `LISTEN` to wake).
