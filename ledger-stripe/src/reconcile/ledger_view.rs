@@ -69,18 +69,25 @@ fn money(
     Ok((currency, money))
 }
 
+/// The batch an item was settled in, with the fee it settled at. A batch without a settled
+/// fee row settled it at no fee; a stored fee that is not money of the item's currency is a
+/// corrupt row, never read as zero.
 fn settlement(
     currency: Currency,
     batch_id: Option<Uuid>,
     fee: Option<Decimal>,
-) -> Option<LedgerSettlement> {
-    let batch_id = batch_id?;
-    Some(LedgerSettlement {
+) -> Result<Option<LedgerSettlement>, ReconcileError> {
+    let Some(batch_id) = batch_id else {
+        return Ok(None);
+    };
+    let fee = match fee {
+        Some(fee) => money(currency.code(), fee, "settled fee")?.1,
+        None => Money::zero(currency),
+    };
+    Ok(Some(LedgerSettlement {
         batch_id: SettlementBatchId::from_uuid(batch_id),
-        fee: fee
-            .and_then(|fee| Money::new(fee, currency).ok())
-            .unwrap_or_else(|| Money::zero(currency)),
-    })
+        fee,
+    }))
 }
 
 /// Every capture, refund and dispute of these payments, in this environment.
@@ -113,7 +120,7 @@ pub async fn items_of(
                     amount,
                     known_fee,
                     unsettleable,
-                    settlement: settlement(currency, row.settled_batch_id, settled_fee),
+                    settlement: settlement(currency, row.settled_batch_id, settled_fee)?,
                 },
                 merchant_id: row.merchant_id,
                 recorded_at: row.recorded_at,
@@ -224,4 +231,26 @@ pub async fn unsettled_before(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_settled_fee_that_is_not_money_of_the_currency_is_a_corrupt_row() {
+        let batch = Uuid::new_v4();
+        let jpy = Currency::parse("JPY").unwrap();
+        let fee = settlement(jpy, Some(batch), Some(Decimal::new(1050, 2))).unwrap_err();
+        assert!(matches!(fee, ReconcileError::CorruptRow(_)), "{fee}");
+
+        let settled = settlement(jpy, Some(batch), Some(Decimal::new(30, 0)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(settled.fee, Money::new(Decimal::new(30, 0), jpy).unwrap());
+        let no_fee = settlement(jpy, Some(batch), None).unwrap().unwrap();
+        assert_eq!(no_fee.fee, Money::zero(jpy));
+        assert!(settlement(jpy, None, Some(Decimal::ONE)).unwrap().is_none());
+    }
 }
