@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use axum::Router;
+use ledger_core::payment::RefundApprovalThresholds;
 use ledger_store::commands::CommandHandler;
 use ledger_store::EventStore;
 use ledger_stripe::webhooks::{
     stripe_router, unconfigured_stripe_router, WebhookConfig, WebhookState,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use rust_decimal::Decimal;
 use sqlx::PgPool;
 
 use crate::error::ApiError;
@@ -20,14 +20,11 @@ use crate::http::operation_names::KnownOperations;
 use crate::http::{router, ServerState};
 use crate::live::LiveLog;
 
-/// Refunds above this many major units need an admin key, unless configured otherwise.
-pub const DEFAULT_REFUND_APPROVAL_THRESHOLD: i64 = 10_000;
-
 /// What an operator configures the server with.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Refunds above this many major units need an admin key.
-    pub refund_approval_threshold: Decimal,
+    /// When a payment's refunds in all need an admin key, per currency.
+    pub refund_approval: RefundApprovalThresholds,
     /// The Stripe webhooks' secrets and default merchant; without them no signature could be
     /// checked, so the route answers 503 (Stripe retries) with a message saying so.
     pub webhooks: Option<WebhookConfig>,
@@ -36,7 +33,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            refund_approval_threshold: Decimal::from(DEFAULT_REFUND_APPROVAL_THRESHOLD),
+            refund_approval: RefundApprovalThresholds::default(),
             webhooks: None,
         }
     }
@@ -74,7 +71,7 @@ pub fn application(pool: PgPool, config: ServerConfig) -> Result<(ServerState, R
     let app = AppState {
         pool,
         handler: handler.clone(),
-        refund_approval_threshold: config.refund_approval_threshold,
+        refund_approval: config.refund_approval,
         live: LiveLog::new(store),
         webhooks: webhooks.clone(),
         keys: crate::auth::KeyCache::default(),

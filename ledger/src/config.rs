@@ -1,12 +1,12 @@
 //! The server's configuration from the environment variables of interfaces.md.
 
 use anyhow::Context as _;
-use ledger_api::server::{ServerConfig, DEFAULT_REFUND_APPROVAL_THRESHOLD};
+use ledger_api::server::ServerConfig;
 use ledger_core::ids::MerchantId;
+use ledger_core::payment::RefundApprovalThresholds;
 use ledger_stripe::gateway::secrets::WEBHOOK_SECRETS_VARIABLE;
 use ledger_stripe::gateway::WebhookSecrets;
 use ledger_stripe::webhooks::WebhookConfig;
-use rust_decimal::Decimal;
 
 /// The merchant of gateway events that name none, unless configured otherwise.
 pub const DEFAULT_MERCHANT_ID: &str = "default";
@@ -14,21 +14,26 @@ pub const DEFAULT_MERCHANT_ID: &str = "default";
 /// Reads the server's configuration; a malformed value is an error that names its variable.
 pub fn server_config() -> anyhow::Result<ServerConfig> {
     Ok(ServerConfig {
-        refund_approval_threshold: refund_approval_threshold()?,
+        refund_approval: refund_approval_thresholds()?,
         webhooks: webhook_config()?,
     })
 }
 
-fn refund_approval_threshold() -> anyhow::Result<Decimal> {
-    match std::env::var("LEDGER_REFUND_APPROVAL_THRESHOLD") {
-        Ok(text) => text
-            .parse::<Decimal>()
-            .ok()
-            .filter(|threshold| !threshold.is_sign_negative())
-            .with_context(|| {
-                format!("LEDGER_REFUND_APPROVAL_THRESHOLD={text:?} is not a non-negative amount")
-            }),
-        Err(_) => Ok(Decimal::from(DEFAULT_REFUND_APPROVAL_THRESHOLD)),
+/// `LEDGER_REFUND_APPROVAL_THRESHOLDS` (`USD:10000,JPY:1500000,*:10000`); currencies it does
+/// not name have [`ledger_core::payment::refund_approval::DEFAULT_REFUND_APPROVAL_THRESHOLD`]
+/// major units. The old single-amount variable is refused rather than ignored, so an operator
+/// who set it does not silently get the default.
+fn refund_approval_thresholds() -> anyhow::Result<RefundApprovalThresholds> {
+    if std::env::var_os("LEDGER_REFUND_APPROVAL_THRESHOLD").is_some() {
+        anyhow::bail!(
+            "LEDGER_REFUND_APPROVAL_THRESHOLD is no longer read: set \
+             LEDGER_REFUND_APPROVAL_THRESHOLDS per currency instead (e.g. USD:10000,*:10000)"
+        );
+    }
+    match std::env::var("LEDGER_REFUND_APPROVAL_THRESHOLDS") {
+        Ok(text) => RefundApprovalThresholds::parse(&text)
+            .context("LEDGER_REFUND_APPROVAL_THRESHOLDS is malformed"),
+        Err(_) => Ok(RefundApprovalThresholds::default()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! What every resolver can reach: the application's shared state and the caller.
 
 use async_graphql::Context;
-use rust_decimal::Decimal;
+use ledger_core::payment::RefundApprovalThresholds;
 use sqlx::PgPool;
 
 use crate::auth::{Permission, Principal};
@@ -16,8 +16,8 @@ use uuid::Uuid;
 pub struct AppState {
     pub pool: PgPool,
     pub handler: CommandHandler,
-    /// Refunds above this many major units of any currency need an admin key.
-    pub refund_approval_threshold: Decimal,
+    /// When a payment's refunds in all need an admin key (per currency).
+    pub refund_approval: RefundApprovalThresholds,
     /// The log as it grows, shared by every subscription.
     pub live: LiveLog,
     /// Stripe webhooks, when their secrets are configured: a reconciliation import retries the

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use ledger_api::auth::Role;
+use ledger_api::server::ServerConfig;
 use ledger_core::ids::Environment;
+use ledger_core::payment::RefundApprovalThresholds;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -171,6 +173,118 @@ async fn large_refunds_need_an_admin() {
     assert_eq!(
         answer.data()["refundPayment"]["payment"]["refundPendingAmount"],
         "15000.00"
+    );
+}
+
+/// A refund of `amount` asked for with the service key, which may not approve large refunds.
+async fn refund_as_service(app: &TestApp, id: &str, key: &str, amount: &str) -> Answer {
+    app.graphql(
+        &mutation("refundPayment", "RefundPaymentInput"),
+        json!({"input": {"idempotencyKey": key, "paymentId": id, "amount": amount}}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn small_refunds_that_add_up_past_the_threshold_need_an_admin() {
+    let app = spawn_app().await;
+    let id = initiate(&app, "split-1", "20000.00", "AUTOMATIC").await;
+    authorize(&app, &id).await;
+    let first = refund_as_service(&app, &id, "split-a", "6000.00").await;
+    assert_eq!(
+        first.data()["refundPayment"]["payment"]["refundPendingAmount"],
+        "6000.00"
+    );
+    // 6,000 + 4,000 is exactly the default threshold of 10,000: still allowed.
+    let second = refund_as_service(&app, &id, "split-b", "4000.00").await;
+    assert_eq!(
+        second.data()["refundPayment"]["payment"]["refundPendingAmount"],
+        "10000.00"
+    );
+    let head = app.log_head().await;
+    let third = refund_as_service(&app, &id, "split-c", "0.01").await;
+    assert_eq!(third.error_code(), Some("FORBIDDEN"), "{third:?}");
+    assert_eq!(
+        app.log_head().await,
+        head,
+        "a refused refund records nothing"
+    );
+    // A refund that failed returned nothing, so it does not count.
+    payment_mutation(
+        &app,
+        "recordRefundOutcome",
+        json!({"idempotencyKey": "split-a-failed", "paymentId": id,
+               "refundId": first.data()["refundPayment"]["payment"]["refunds"][0]["refundId"],
+               "outcome": "FAILED", "failureReason": "card closed"}),
+    )
+    .await;
+    let fourth = refund_as_service(&app, &id, "split-d", "5000.00").await;
+    assert_eq!(
+        fourth.data()["refundPayment"]["payment"]["refundPendingAmount"],
+        "9000.00",
+        "{fourth:?}"
+    );
+}
+
+#[tokio::test]
+async fn refund_thresholds_are_set_per_currency() {
+    let app = spawn_app_with(ServerConfig {
+        refund_approval: RefundApprovalThresholds::parse("USD:100,JPY:1500000").unwrap(),
+        ..test_config()
+    })
+    .await;
+    let yen = payment_mutation(
+        &app,
+        "initiatePayment",
+        json!({"idempotencyKey": "yen", "orderId": "order-jpy", "merchantId": "merchant-1",
+               "amount": "2000000", "currency": "JPY", "captureMode": "AUTOMATIC"}),
+    )
+    .await["payment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    authorize(&app, &yen).await;
+    let allowed = refund_as_service(&app, &yen, "yen-1", "1500000").await;
+    assert_eq!(
+        allowed.data()["refundPayment"]["payment"]["refundPendingAmount"],
+        "1500000"
+    );
+    assert_eq!(
+        refund_as_service(&app, &yen, "yen-2", "1")
+            .await
+            .error_code(),
+        Some("FORBIDDEN")
+    );
+    let dollars = initiate(&app, "usd", "500.00", "AUTOMATIC").await;
+    authorize(&app, &dollars).await;
+    assert_eq!(
+        refund_as_service(&app, &dollars, "usd-1", "100.01")
+            .await
+            .error_code(),
+        Some("FORBIDDEN")
+    );
+    // A currency the setting does not name has the documented default.
+    let euros = payment_mutation(
+        &app,
+        "initiatePayment",
+        json!({"idempotencyKey": "eur", "orderId": "order-eur", "merchantId": "merchant-1",
+               "amount": "20000.00", "currency": "EUR", "captureMode": "AUTOMATIC"}),
+    )
+    .await["payment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    authorize(&app, &euros).await;
+    let euro_refund = refund_as_service(&app, &euros, "eur-1", "10000.00").await;
+    assert_eq!(
+        euro_refund.data()["refundPayment"]["payment"]["refundPendingAmount"],
+        "10000.00"
+    );
+    assert_eq!(
+        refund_as_service(&app, &euros, "eur-2", "0.01")
+            .await
+            .error_code(),
+        Some("FORBIDDEN")
     );
 }
 

@@ -493,7 +493,7 @@ async fn refund_payment(
     input: RefundPaymentInput,
 ) -> ApiResult<PaymentResult> {
     let principal = caller(context, Permission::SubmitPaymentCommands)?;
-    let threshold = state(context)?.refund_approval_threshold;
+    let thresholds = state(context)?.refund_approval.clone();
     let may_refund_above_threshold = principal.role.may(Permission::RefundAboveThreshold);
     let refund_id = match &input.refund_id {
         Some(id) => parse::id("refundId", id, RefundId::parse)?,
@@ -508,17 +508,17 @@ async fn refund_payment(
         input.payment_id,
         |payment| {
             let amount = payment_amount(payment, "amount", input.amount.as_ref())?;
-            if !may_refund_above_threshold {
-                let refund_amount = match amount {
-                    Some(amount) => Some(amount.amount()),
-                    None => payment
-                        .payment
-                        .as_ref()
-                        .map(|payment| payment.refundable_amount().amount()),
-                };
-                if refund_amount.is_some_and(|refund| refund > threshold) {
+            // Decided on the state this command is decided on, under the stream's turn: no
+            // refund can slip in between the check and the append.
+            if let (false, Some(payment)) = (may_refund_above_threshold, &payment.payment) {
+                let refund =
+                    amount.map_or_else(|| payment.refundable_amount(), |amount| amount.money());
+                if thresholds.needs_approval(payment, refund) {
+                    let threshold = thresholds.threshold(payment.currency());
                     return Err(ApiError::Forbidden(format!(
-                        "refunds above {threshold} need approval: ask an admin to issue this refund"
+                        "this payment's refunds in all would exceed {threshold} {}, which needs \
+                         approval: ask an admin to issue this refund",
+                        payment.currency()
                     )));
                 }
             }
