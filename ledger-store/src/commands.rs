@@ -818,12 +818,21 @@ where
     fold_onto(State::default(), events)
 }
 
-/// Decodes `events`, the stream's next ones, and folds them onto `state`.
+/// Decodes `events`, the stream's next ones, and folds them onto `state`. A stream of another
+/// kind (a settlement batch's id given as a payment's) is [`StoreError::StreamTypeMismatch`],
+/// which callers answer as "not found", not as a corrupt event.
 fn fold_onto<State>(state: State, events: &[RecordedEvent]) -> Result<State, StoreError>
 where
     State: Aggregate,
 {
     events.iter().try_fold(state, |state, recorded| {
+        if recorded.stream_type != State::STREAM_TYPE {
+            return Err(StoreError::StreamTypeMismatch {
+                stream_id: recorded.stream_id,
+                existing: recorded.stream_type,
+                requested: State::STREAM_TYPE,
+            });
+        }
         Ok(state.evolve(&decode::<State::Event>(recorded)?))
     })
 }

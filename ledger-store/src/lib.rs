@@ -79,7 +79,9 @@ pub use event::{
 };
 pub use hash_chain::export_line;
 pub use read::{LogHead, MAX_PAGE_SIZE};
-pub use store::{begin_transaction, migrate, pool_options, EventStore, MIGRATOR};
+pub use store::{
+    begin_transaction, migrate, pool_options, EventStore, MIGRATOR, STATEMENT_TIMEOUT,
+};
 pub use subscribe::{SubscribeOptions, NOTIFY_CHANNEL};
 pub use validate::{
     MAX_EVENTS_PER_APPEND, MAX_EVENT_TYPE_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_METADATA_BYTES,

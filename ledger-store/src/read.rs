@@ -79,6 +79,33 @@ pub(crate) async fn read_all(
     decode(rows)
 }
 
+/// Up to `limit` events of one environment (capped at [`MAX_PAGE_SIZE`]) from `from_position`
+/// on, in position order: a page shorter than `limit` means the end of the log, however the
+/// environments' events are interleaved (the index on environment and position finds them).
+pub(crate) async fn read_all_of_environment(
+    pool: &PgPool,
+    environment: Environment,
+    from_position: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let limit = i64::try_from(limit.min(MAX_PAGE_SIZE)).unwrap_or(0);
+    let rows = sqlx::query_as!(
+        EventRow,
+        r#"SELECT position, event_id, stream_id, stream_type, stream_version, event_type,
+               schema_version, recorded_at, occurred_at, payload, metadata, prev_hash, hash
+           FROM events
+           WHERE metadata->>'environment' = $1 AND position >= $2
+           ORDER BY position
+           LIMIT $3"#,
+        environment.as_str(),
+        to_stored(from_position)?,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?;
+    decode(rows)
+}
+
 /// The events at positions `first..=last`: what one earlier append recorded.
 pub(crate) async fn events_between(
     pool: &PgPool,

@@ -25,6 +25,12 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 /// A connection idle longer than this is checked with a round trip before it is handed out.
 pub const IDLE_CHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The longest any one statement of the ledger may run. A query that runs away (a plan gone
+/// wrong, a lock held by a stuck session) fails with an error instead of holding a
+/// connection, and a client request with it, forever. Migrations, which may rewrite large
+/// tables, run without it (see [`migrate`]).
+pub const STATEMENT_TIMEOUT: &str = "30s";
+
 /// Pool settings every part of the ledger uses. sqlx checks each connection with a round trip
 /// before handing it out; that doubled the round trips of every query under load (9% of the
 /// server's CPU in the `payment(id)` benchmark). Only connections that sat idle a while,
@@ -35,14 +41,19 @@ pub const IDLE_CHECK_AFTER: std::time::Duration = std::time::Duration::from_secs
 /// short; JIT starts only where the planner's estimate is high, and on tables not analyzed
 /// yet (a new database, a table that grew fast) the estimates are wild: the projection lag
 /// query, read by `/readyz` and `/metrics`, compiled for about 200 ms on every call.
+/// Every connection has [`STATEMENT_TIMEOUT`] too.
 pub fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .after_connect(|connection, _| {
             Box::pin(async move {
-                sqlx::query!("SELECT set_config('jit', 'off', false)")
-                    .fetch_one(connection)
-                    .await?;
+                sqlx::query!(
+                    r#"SELECT set_config('jit', 'off', false) AS "jit",
+                              set_config('statement_timeout', $1, false) AS "statement_timeout""#,
+                    STATEMENT_TIMEOUT
+                )
+                .fetch_one(connection)
+                .await?;
                 Ok(())
             })
         })
@@ -74,9 +85,16 @@ pub async fn begin_transaction(
     }
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration, on a connection of its own without the statement timeout
+/// (an index built on a large log may take longer), which is closed afterwards rather than
+/// returned to the pool without its timeout.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    MIGRATOR.run(pool).await?;
+    let mut connection = pool.acquire().await?.detach();
+    sqlx::query!("SELECT set_config('statement_timeout', '0', false)")
+        .fetch_one(&mut connection)
+        .await?;
+    MIGRATOR.run(&mut connection).await?;
+    sqlx::Connection::close(connection).await?;
     Ok(())
 }
 
@@ -152,6 +170,16 @@ impl EventStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         crate::read::read_all(&self.pool, from_position, limit).await
+    }
+
+    /// Like [`EventStore::read_all`], but only the events of one environment.
+    pub async fn read_all_of_environment(
+        &self,
+        environment: Environment,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        crate::read::read_all_of_environment(&self.pool, environment, from_position, limit).await
     }
 
     /// The stored claim on an idempotency key, if any.

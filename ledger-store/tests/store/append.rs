@@ -217,6 +217,34 @@ async fn pooled_connections_run_without_jit() {
     assert_eq!(jit, "off");
 }
 
+/// No statement of the ledger runs unbounded: every pooled connection has the store's
+/// statement timeout, and one that runs past it fails instead of holding its connection.
+#[tokio::test]
+async fn pooled_connections_have_a_statement_timeout() {
+    let db = TestDatabase::new().await;
+    let pool = ledger_store::pool_options(2)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let timeout: String =
+        sqlx::query_scalar!(r#"SELECT current_setting('statement_timeout') AS "timeout!""#)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(timeout, ledger_store::STATEMENT_TIMEOUT);
+    // The same setting, made shorter for this session only, does stop a long statement.
+    let mut connection = pool.acquire().await.unwrap();
+    sqlx::query("SET statement_timeout = '100ms'")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    let error = sqlx::query("SELECT pg_sleep(5)")
+        .execute(&mut *connection)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("statement timeout"), "{error}");
+}
+
 /// A stored event that no longer decodes fails the read of its own stream with a typed error;
 /// a read of another stream answered by the same query is unaffected.
 #[tokio::test]
