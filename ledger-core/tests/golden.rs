@@ -43,7 +43,7 @@ fn payment_examples() -> Vec<PaymentEvent> {
             expires_at: Some(at(12)),
         }),
         PaymentEvent::PaymentDeclined(PaymentDeclined {
-            decline_code: text("insufficient_funds"),
+            decline_code: Some(text("insufficient_funds")),
             category: DeclineCategory::SoftDecline,
             retry_may_help: true,
         }),
@@ -341,7 +341,7 @@ fn a_version_1_decline_is_upcast_by_classifying_its_code() {
     assert_eq!(
         event,
         PaymentEvent::PaymentDeclined(PaymentDeclined {
-            decline_code: text("stolen_card"),
+            decline_code: Some(text("stolen_card")),
             category: DeclineCategory::HardDecline,
             retry_may_help: false,
         })
@@ -369,4 +369,31 @@ fn unknown_types_future_versions_and_bad_payloads_are_errors() {
     ));
     let wrong_scale = json!({"capture_id": "c1", "amount": {"amount": "10.505", "currency": "USD"}, "final_capture": true});
     assert!(PaymentEvent::from_stored("PaymentCaptured", 1, wrong_scale).is_err());
+}
+
+#[test]
+fn a_version_2_decline_reads_as_version_3_and_a_decline_may_have_no_code() {
+    let v2 = json!({"decline_code": "insufficient_funds", "category": "SOFT_DECLINE",
+                    "retry_may_help": true});
+    let event = PaymentEvent::from_stored("PaymentDeclined", 2, v2).expect("reads");
+    assert_eq!(
+        event,
+        PaymentEvent::PaymentDeclined(PaymentDeclined {
+            decline_code: Some(text("insufficient_funds")),
+            category: DeclineCategory::SoftDecline,
+            retry_may_help: true,
+        })
+    );
+    let without_code = PaymentEvent::PaymentDeclined(PaymentDeclined {
+        decline_code: None,
+        category: DeclineCategory::SoftDecline,
+        retry_may_help: true,
+    });
+    assert_eq!(without_code.schema_version(), 3);
+    let payload = without_code.to_payload().expect("encodes");
+    assert_eq!(payload["decline_code"], Value::Null);
+    assert_eq!(
+        PaymentEvent::from_stored("PaymentDeclined", 3, payload).expect("decodes"),
+        without_code
+    );
 }

@@ -128,6 +128,23 @@ fn a_soft_decline_says_a_retry_may_help() {
     assert!(declined.retry_may_help);
 }
 
+#[test]
+fn a_decline_without_a_code_is_recorded_as_an_unknown_code_would_be() {
+    let declined_without_code =
+        PaymentCommand::RecordAuthorization(RecordAuthorization::Declined {
+            decline_code: None,
+            category: None,
+            retry_may_help: None,
+        });
+    let (events, state) = given(&[manual("100.00"), declined_without_code]);
+    let PaymentEvent::PaymentDeclined(declined) = &events[1] else {
+        panic!("expected a decline, got {events:?}");
+    };
+    assert_eq!(declined.decline_code, None);
+    assert_eq!(declined.category, DeclineCategory::classify("no_such_code"));
+    assert_eq!(state.status(), Some(PaymentStatus::Declined));
+}
+
 // --- capture --------------------------------------------------------------------------------
 
 #[test]

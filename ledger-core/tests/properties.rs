@@ -104,7 +104,7 @@ fn any_command(currency: Currency) -> impl Strategy<Value = PaymentCommand> {
             )),
         1 => prop_oneof![Just("insufficient_funds"), Just("stolen_card"), Just("processing_error")]
             .prop_map(|code| PaymentCommand::RecordAuthorization(RecordAuthorization::Declined {
-                decline_code: text(code),
+                decline_code: Some(text(code)),
                 category: None,
                 retry_may_help: None,
             })),

@@ -195,7 +195,7 @@ fn a_failed_payment_is_declined_with_the_issuer_code_and_metadata_payment_id_win
             payment_method: Some(text("card")),
         }),
         PaymentCommand::RecordAuthorization(RecordAuthorization::Declined {
-            decline_code: text("insufficient_funds"),
+            decline_code: Some(text("insufficient_funds")),
             category: None,
             retry_may_help: None,
         }),
@@ -216,7 +216,7 @@ fn a_failure_without_decline_code_uses_the_error_code() {
     assert_eq!(
         fact.commands[1],
         PaymentCommand::RecordAuthorization(RecordAuthorization::Declined {
-            decline_code: text("card_declined"),
+            decline_code: Some(text("card_declined")),
             category: None,
             retry_may_help: None,
         })

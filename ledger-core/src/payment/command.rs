@@ -34,7 +34,8 @@ pub enum RecordAuthorization {
         expires_at: Option<DateTime<Utc>>,
     },
     Declined {
-        decline_code: ShortText,
+        /// The gateway's decline code; a decline may come without one (category unknown).
+        decline_code: Option<ShortText>,
         /// Derived from the decline code when the gateway does not say.
         category: Option<DeclineCategory>,
         retry_may_help: Option<bool>,

@@ -15,6 +15,7 @@ use super::state::{
 use crate::error::DomainError;
 use crate::ids::CaptureId;
 use crate::money::{Money, PositiveMoney};
+use crate::text::ShortText;
 
 /// Captures one payment may hold; real multicapture stays far below.
 pub const MAX_CAPTURES_PER_PAYMENT: usize = 50;
@@ -168,8 +169,10 @@ fn record_authorization(payment: &Payment, command: &RecordAuthorization) -> Dec
             category,
             retry_may_help,
         } => {
-            let category =
-                category.unwrap_or_else(|| DeclineCategory::classify(decline_code.as_str()));
+            // Without a code the category is unknown, classified as an unknown code is.
+            let category = category.unwrap_or_else(|| {
+                DeclineCategory::classify(decline_code.as_ref().map_or("", ShortText::as_str))
+            });
             Ok(vec![PaymentEvent::PaymentDeclined(PaymentDeclined {
                 decline_code: decline_code.clone(),
                 category,

@@ -45,10 +45,12 @@ pub struct PaymentAuthorized {
 }
 
 /// Schema v2 added `category` and `retry_may_help`; v1 payloads are upcast by classifying
-/// their decline code.
+/// their decline code. Schema v3 allows a decline without a code (`decline_code: null`); a v2
+/// payload is a v3 payload as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentDeclined {
-    pub decline_code: ShortText,
+    /// `None` when the gateway gave no code (schema v3; v1 and v2 always had one).
+    pub decline_code: Option<ShortText>,
     pub category: DeclineCategory,
     pub retry_may_help: bool,
 }
@@ -174,7 +176,7 @@ pub enum PaymentEvent {
 event_codec!(PaymentEvent, upcast_payment_event, {
     PaymentInitiated => 1,
     PaymentAuthorized => 1,
-    PaymentDeclined => 2,
+    PaymentDeclined => 3,
     PaymentCaptured => 1,
     CaptureFailed => 1,
     AuthorizationVoided => 1,
@@ -220,6 +222,8 @@ fn upcast_payment_event(
             }
             Ok(payload)
         }
+        // Every v2 payload has a code, which v3 allows as well.
+        ("PaymentDeclined", 2) => Ok(payload),
         _ => Err(CodecError::InvalidPayload {
             event_type: event_type.to_owned(),
             schema_version,

@@ -104,7 +104,7 @@ pub enum Authorization {
         expires_at: Option<DateTime<Utc>>,
     },
     Declined {
-        decline_code: ShortText,
+        decline_code: Option<ShortText>,
         category: DeclineCategory,
         retry_may_help: bool,
     },

@@ -64,7 +64,7 @@ pub fn approve(amount: Option<&str>) -> PaymentCommand {
 
 pub fn decline(code: &str) -> PaymentCommand {
     PaymentCommand::RecordAuthorization(RecordAuthorization::Declined {
-        decline_code: text(code),
+        decline_code: Some(text(code)),
         category: None,
         retry_may_help: None,
     })

@@ -14,6 +14,9 @@ use crate::batch::{Batch, BatchEvent};
 use crate::error::{parse_stored, ProjectionError};
 use crate::stream_states::DomainEvent;
 
+/// How declines that came without a decline code are counted among the decline codes.
+pub const NO_DECLINE_CODE: &str = "(none)";
+
 type DayKey = (String, String, String, NaiveDate);
 type CaptureKey = (Uuid, String);
 
@@ -95,7 +98,11 @@ fn collect(
                     key.0,
                     key.1,
                     key.3,
-                    declined.decline_code.as_str().to_owned(),
+                    declined
+                        .decline_code
+                        .as_ref()
+                        .map_or(NO_DECLINE_CODE, |code| code.as_str())
+                        .to_owned(),
                 ))
                 .or_insert_with(|| (declined.category.as_str().to_owned(), 0));
             decline.1 += 1;

@@ -69,7 +69,7 @@ pub fn approve(amount: Option<PositiveMoney>, expires_at: DateTime<Utc>) -> Paym
 
 pub fn decline(code: &str) -> PaymentCommand {
     PaymentCommand::RecordAuthorization(RecordAuthorization::Declined {
-        decline_code: text(code),
+        decline_code: Some(text(code)),
         category: None,
         retry_may_help: None,
     })

@@ -96,9 +96,11 @@ fn decline(
         .unwrap_or(UNSPECIFIED_DECLINE_CODE);
     Ok(PaymentCommand::RecordAuthorization(
         RecordAuthorization::Declined {
-            decline_code: input
-                .reader
-                .text("data.object.last_payment_error.decline_code", code)?,
+            decline_code: Some(
+                input
+                    .reader
+                    .text("data.object.last_payment_error.decline_code", code)?,
+            ),
             category: None,
             retry_may_help: None,
         },
