@@ -137,6 +137,12 @@ impl From<StoreError> for ApiError {
             | StoreError::BatchFailed(_)
             | StoreError::ReadFailed(_)) => ApiError::Unavailable(unavailable.to_string()),
             StoreError::Database(database) => database.into(),
+            // A command naming a stream of another kind (a settlement batch's id as a
+            // payment's): nothing of the kind it asked for has that id.
+            StoreError::StreamTypeMismatch { requested, .. } => ApiError::NotFound(format!(
+                "no such {} in this environment",
+                requested.as_str().replace('_', " ")
+            )),
             other => ApiError::internal(other),
         }
     }

@@ -10,12 +10,14 @@
 //! - [`http`]: routes, body and time limits, request ids, health and metrics; the
 //!   subscription websocket.
 //! - [`live`]: the log as it grows, fanned out to every subscription from one follower.
+//! - [`expiry`]: authorizations past their `expiresAt` expire (`ledger serve` sweeps).
 //! - [`error`]: [`error::ApiError`] and its mapping to `extensions.code`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
 pub mod error;
+pub mod expiry;
 pub mod graphql;
 pub mod http;
 pub mod live;

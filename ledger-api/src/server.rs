@@ -20,23 +20,15 @@ use crate::http::operation_names::KnownOperations;
 use crate::http::{router, ServerState};
 use crate::live::LiveLog;
 
-/// What an operator configures the server with.
-#[derive(Debug, Clone)]
+/// What an operator configures the server with; by default, the documented thresholds and no
+/// webhook secrets.
+#[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
     /// When a payment's refunds in all need an admin key, per currency.
     pub refund_approval: RefundApprovalThresholds,
     /// The Stripe webhooks' secrets and default merchant; without them no signature could be
     /// checked, so the route answers 503 (Stripe retries) with a message saying so.
     pub webhooks: Option<WebhookConfig>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            refund_approval: RefundApprovalThresholds::default(),
-            webhooks: None,
-        }
-    }
 }
 
 /// The process-wide Prometheus recorder; installed once.
@@ -75,6 +67,7 @@ pub fn application(pool: PgPool, config: ServerConfig) -> Result<(ServerState, R
         live: LiveLog::new(store),
         webhooks: webhooks.clone(),
         keys: crate::auth::KeyCache::default(),
+        checkpoints: Default::default(),
     };
     let schema = build_schema(Some(app.clone()));
     let state = ServerState {

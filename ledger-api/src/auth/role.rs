@@ -12,7 +12,8 @@ pub enum Role {
     Service,
     /// Reads payments, orders, disputes and a payment's event history.
     Support,
-    /// Reads everything but keys; records settlements; runs reconciliation.
+    /// Reads everything but keys (the global log included); records settlements; runs
+    /// reconciliation.
     Finance,
     /// Reads everything, the global log, chain verification, as-of queries.
     Auditor,
@@ -39,6 +40,23 @@ pub enum Permission {
     ManageKeys,
 }
 
+impl Permission {
+    pub const ALL: [Permission; 12] = [
+        Permission::ReadPayments,
+        Permission::ReadOrdersAndDisputes,
+        Permission::ReadPaymentHistory,
+        Permission::ReadSettlements,
+        Permission::ReadBalances,
+        Permission::ReadGlobalLog,
+        Permission::SubmitPaymentCommands,
+        Permission::RefundAboveThreshold,
+        Permission::RecordSettlements,
+        Permission::ReadReconciliations,
+        Permission::RunReconciliation,
+        Permission::ManageKeys,
+    ];
+}
+
 impl Role {
     pub const ALL: [Role; 5] = [
         Role::Service,
@@ -58,10 +76,26 @@ impl Role {
         }
     }
 
+    /// Every role is an allow-list, admin's too: a permission added later is granted to no
+    /// role until someone decides it here.
     pub fn may(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
-            Role::Admin => true,
+            Role::Admin => matches!(
+                permission,
+                ReadPayments
+                    | ReadOrdersAndDisputes
+                    | ReadPaymentHistory
+                    | ReadSettlements
+                    | ReadBalances
+                    | ReadGlobalLog
+                    | SubmitPaymentCommands
+                    | RefundAboveThreshold
+                    | RecordSettlements
+                    | ReadReconciliations
+                    | RunReconciliation
+                    | ManageKeys
+            ),
             Role::Service => matches!(
                 permission,
                 ReadPayments | SubmitPaymentCommands | RecordSettlements
@@ -77,17 +111,20 @@ impl Role {
                     | ReadPaymentHistory
                     | ReadSettlements
                     | ReadBalances
+                    | ReadGlobalLog
                     | RecordSettlements
                     | ReadReconciliations
                     | RunReconciliation
             ),
-            Role::Auditor => !matches!(
+            Role::Auditor => matches!(
                 permission,
-                SubmitPaymentCommands
-                    | RefundAboveThreshold
-                    | RecordSettlements
-                    | RunReconciliation
-                    | ManageKeys
+                ReadPayments
+                    | ReadOrdersAndDisputes
+                    | ReadPaymentHistory
+                    | ReadSettlements
+                    | ReadBalances
+                    | ReadGlobalLog
+                    | ReadReconciliations
             ),
         }
     }

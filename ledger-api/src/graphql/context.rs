@@ -23,6 +23,8 @@ pub struct AppState {
     /// Stripe webhooks, when their secrets are configured: a reconciliation import retries the
     /// payout events parked until the batch it records existed.
     pub webhooks: Option<ledger_stripe::webhooks::WebhookState>,
+    /// The projections' checkpoints, read once for all the queries waiting for a position.
+    pub checkpoints: std::sync::Arc<crate::graphql::query::read_models::page::SharedCheckpoints>,
     /// Keys verified recently (see [`crate::auth::KeyCache`] for the revocation bound).
     pub keys: crate::auth::KeyCache,
 }

@@ -43,10 +43,23 @@ pub struct Query(LogQuery, ReadModelQuery, ReconciliationQuery);
 
 pub type LedgerSchema = Schema<Query, MutationRoot, Subscription>;
 
-/// Deeper queries than this are refused before they run.
-pub const MAX_QUERY_DEPTH: usize = 12;
-/// A rough bound on the work one query may ask for.
-pub const MAX_QUERY_COMPLEXITY: usize = 2_000;
+/// Deeper queries than this are refused before they run. The standard introspection query
+/// (graphql-js's, which GraphiQL, Apollo and code generators send) nests 15 levels through
+/// `ofType`; the ledger's own types nest far less, and the work of a query is bounded by its
+/// complexity, which counts list sizes.
+pub const MAX_QUERY_DEPTH: usize = 16;
+/// A bound on the work one query may ask for: each field counts one, and a list field counts
+/// its selection once per item it may return (its `first`), so aliases that repeat a large
+/// page add up instead of riding free.
+pub const MAX_QUERY_COMPLEXITY: usize = 10_000;
+
+/// The complexity of a list field: its selection's, times the most items it may return
+/// (`first`, or `default` when absent; a `first` out of range is refused later with its own
+/// message, and counts as one here).
+pub fn list_complexity(first: Option<i32>, default: usize, child_complexity: usize) -> usize {
+    let items = first.map_or(default, |first| usize::try_from(first).unwrap_or(1).max(1));
+    items.saturating_mul(child_complexity).saturating_add(1)
+}
 
 pub fn build_schema(state: Option<AppState>) -> LedgerSchema {
     let builder = Schema::build(Query::default(), MutationRoot::default(), Subscription)

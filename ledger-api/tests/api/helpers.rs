@@ -40,16 +40,28 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
+    spawn(config, true).await
+}
+
+/// A server whose read models never move: what a query waiting for a position meets while
+/// the projections are behind.
+pub async fn spawn_app_without_projector() -> TestApp {
+    spawn(test_config(), false).await
+}
+
+async fn spawn(config: ServerConfig, projector: bool) -> TestApp {
     let database = TestDatabase::new().await;
     let (state, routes) = application(database.pool().clone(), config).expect("application builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, routes).await });
     // As `ledger serve` does: the read models follow the log in the background.
-    tokio::spawn(
-        ledger_projections::Projector::live(database.pool().clone())
-            .follow(std::future::pending::<()>()),
-    );
+    if projector {
+        tokio::spawn(
+            ledger_projections::Projector::live(database.pool().clone())
+                .follow(std::future::pending::<()>()),
+        );
+    }
     let mut keys = HashMap::new();
     for role in Role::ALL {
         for environment in [Environment::Test, Environment::Live] {

@@ -85,7 +85,11 @@ async fn manual_capture_refund_and_a_won_dispute() {
     assert_eq!(won["payment"]["refundableAmount"], "70.00");
 
     let query = format!("query($id: UUID!) {{ payment(id: $id) {{ {PAYMENT_FIELDS} events {{ position type hash }} }} }}");
-    let answer = app.graphql(&query, json!({"id": id})).await;
+    // The history is support's to read (the service key sees its commands' own events).
+    let support = app.key(Role::Support, Environment::Test).to_owned();
+    let answer = app
+        .graphql_as(Some(&support), &query, json!({"id": id}))
+        .await;
     let payment = &answer.data()["payment"];
     assert_eq!(payment["version"], "9");
     assert_eq!(payment["events"].as_array().unwrap().len(), 9);
@@ -230,4 +234,149 @@ async fn a_command_built_from_its_payment_reads_the_stream_once() {
     .await;
     assert_eq!(refunded["payment"]["refundPendingAmount"], "60.00");
     assert_eq!(handler.stream_reads() - before, 1, "one read for a refund");
+}
+
+#[tokio::test]
+async fn a_failed_capture_is_recorded_and_the_authorization_stays_open() {
+    let app = spawn_app().await;
+    let id = initiate(&app, "capfail-1", "30.00", "MANUAL").await;
+    authorize(&app, &id).await;
+    let failed = payment_mutation(
+        &app,
+        "recordCaptureFailure",
+        json!({"idempotencyKey": "capfail-1-f", "paymentId": id, "captureId": "cap_try_1",
+               "reason": "processor timeout", "retryable": true}),
+    )
+    .await;
+    assert_eq!(failed["events"][0]["type"], "CaptureFailed");
+    assert_eq!(failed["payment"]["status"], "AUTHORIZED");
+    assert_eq!(failed["payment"]["capturedAmount"], "0.00");
+    let captured = payment_mutation(
+        &app,
+        "capturePayment",
+        json!({"idempotencyKey": "capfail-1-c", "paymentId": id, "captureId": "cap_try_2"}),
+    )
+    .await;
+    assert_eq!(captured["payment"]["status"], "CAPTURED");
+    // Once nothing is capturable, a failure has nothing to fail: the capture rule says so.
+    let answer = app
+        .graphql(
+            &mutation("recordCaptureFailure", "RecordCaptureFailureInput"),
+            json!({"input": {"idempotencyKey": "capfail-1-late", "paymentId": id, "reason": "late"}}),
+        )
+        .await;
+    assert_eq!(answer.error_code(), Some("RULE_VIOLATION"), "{answer:?}");
+}
+
+#[tokio::test]
+async fn authorizations_past_their_expiry_expire_as_the_system() {
+    let app = spawn_app().await;
+    let due = initiate(&app, "exp-due", "15.00", "MANUAL").await;
+    let later = initiate(&app, "exp-later", "15.00", "MANUAL").await;
+    for (id, expires_at) in [
+        (&due, chrono::Utc::now() - chrono::Duration::minutes(5)),
+        (&later, chrono::Utc::now() + chrono::Duration::days(6)),
+    ] {
+        payment_mutation(
+            &app,
+            "recordAuthorization",
+            json!({"idempotencyKey": format!("auth-{id}"), "paymentId": id, "outcome": "APPROVED",
+                   "expiresAt": expires_at.to_rfc3339()}),
+        )
+        .await;
+    }
+    // The sweep finds candidates in the read model, as `ledger serve` does every 30 s.
+    let head = app.log_head().await;
+    app.graphql(
+        "query($at: Position) { payments(waitForPosition: $at) { edges { node { id } } } }",
+        json!({"at": head.to_string()}),
+    )
+    .await
+    .data();
+    let expired = ledger_api::expiry::expire_due_authorizations(
+        &app.state.app.handler,
+        &app.state.app.pool,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(expired, 1);
+    let support = app.key(Role::Support, Environment::Test).to_owned();
+    let query = "query($id: UUID!) { payment(id: $id) { status events { type metadata } } }";
+    let answer = app
+        .graphql_as(Some(&support), query, json!({"id": due}))
+        .await;
+    let payment = &answer.data()["payment"];
+    assert_eq!(payment["status"], "EXPIRED");
+    let last = payment["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["type"], "AuthorizationExpired");
+    assert_eq!(last["metadata"]["actor_id"], "system", "{last}");
+    let answer = app
+        .graphql_as(Some(&support), query, json!({"id": later}))
+        .await;
+    assert_eq!(answer.data()["payment"]["status"], "AUTHORIZED");
+    // A second sweep finds nothing more to do (the read model may still list the expired
+    // one for a moment; the rules refuse it again).
+    let again = ledger_api::expiry::expire_due_authorizations(
+        &app.state.app.handler,
+        &app.state.app.pool,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, 0);
+}
+
+#[tokio::test]
+async fn capture_mode_and_final_accept_an_explicit_null_as_their_default() {
+    let app = spawn_app().await;
+    let initiated = payment_mutation(
+        &app,
+        "initiatePayment",
+        json!({"idempotencyKey": "null-mode", "orderId": "o-null", "merchantId": "merchant-1",
+               "amount": "20.00", "currency": "USD", "captureMode": null}),
+    )
+    .await;
+    let id = initiated["payment"]["id"].as_str().unwrap().to_owned();
+    let authorized = authorize(&app, &id).await;
+    // MANUAL: the authorization waits for a capture.
+    assert_eq!(authorized["payment"]["status"], "AUTHORIZED");
+    let captured = payment_mutation(
+        &app,
+        "capturePayment",
+        json!({"idempotencyKey": "null-final", "paymentId": id, "amount": "5.00", "final": null}),
+    )
+    .await;
+    // Final by default: the rest of the authorization is released, nothing more to capture.
+    assert_eq!(captured["payment"]["status"], "CAPTURED");
+    assert_eq!(captured["payment"]["capturedAmount"], "5.00");
+}
+
+#[tokio::test]
+async fn a_decline_without_a_decline_code_is_recorded() {
+    let app = spawn_app().await;
+    let id = initiate(&app, "no-code", "9.00", "MANUAL").await;
+    let declined = payment_mutation(
+        &app,
+        "recordAuthorization",
+        json!({"idempotencyKey": "no-code-decl", "paymentId": id, "outcome": "DECLINED"}),
+    )
+    .await;
+    assert_eq!(declined["payment"]["status"], "DECLINED");
+    assert_eq!(declined["events"][0]["type"], "PaymentDeclined");
+    let answer = app
+        .graphql(
+            "query($id: UUID!) { payment(id: $id) { declineCode } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        answer.data()["payment"]["declineCode"],
+        serde_json::Value::Null
+    );
 }

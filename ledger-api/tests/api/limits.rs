@@ -8,8 +8,8 @@ use crate::helpers::*;
 async fn a_too_deep_query_is_refused() {
     let app = spawn_app().await;
     let mut query = String::from("__typename");
-    // Fifteen levels of introspection: valid GraphQL, deeper than the schema allows.
-    for _ in 0..3 {
+    // Twenty-five levels of introspection: valid GraphQL, deeper than the schema allows.
+    for _ in 0..5 {
         query = format!("ofType {{ fields {{ type {{ ofType {{ {query} }} }} }} }}");
     }
     let query = format!("{{ __schema {{ types {{ fields {{ type {{ {query} }} }} }} }} }}");
@@ -21,6 +21,82 @@ async fn a_too_deep_query_is_refused() {
     assert_eq!(answer.body["data"], serde_json::Value::Null);
     assert_eq!(answer.error_code(), Some("VALIDATION_ERROR"));
     assert_eq!(answer.body["errors"][0]["extensions"]["retryable"], false);
+}
+
+/// The query GraphiQL, Apollo, code generators and Python's gql send to load the schema.
+#[tokio::test]
+async fn the_standard_introspection_query_is_answered() {
+    let app = spawn_app().await;
+    let query = include_str!("../fixtures/introspection_query.graphql");
+    let answer = app.graphql(query, json!({})).await;
+    assert_eq!(answer.error_code(), None, "{:?}", answer.body);
+    let schema = &answer.data()["__schema"];
+    assert_eq!(schema["queryType"]["name"], "Query");
+    assert_eq!(schema["subscriptionType"]["name"], "Subscription");
+    let types = schema["types"].as_array().unwrap();
+    assert!(types.iter().any(|kind| kind["name"] == "Payment"));
+}
+
+/// Aliases cannot multiply a page: the complexity of a list counts its `first`.
+#[tokio::test]
+async fn aliases_of_large_pages_add_up_to_a_refusal() {
+    let app = spawn_app().await;
+    let auditor = app
+        .key(
+            ledger_api::auth::Role::Auditor,
+            ledger_core::ids::Environment::Test,
+        )
+        .to_owned();
+    let page = "events(first: 500) { position streamId version type schemaVersion recordedAt payload hash }";
+    let one = app
+        .graphql_as(Some(&auditor), &format!("{{ {page} }}"), json!({}))
+        .await;
+    assert_eq!(one.error_code(), None, "{:?}", one.body);
+    let aliased = format!("{{ a: {page} b: {page} c: {page} }}");
+    let answer = app.graphql_as(Some(&auditor), &aliased, json!({})).await;
+    assert_eq!(
+        answer.error_code(),
+        Some("VALIDATION_ERROR"),
+        "{:?}",
+        answer.body
+    );
+    assert_eq!(answer.body["data"], serde_json::Value::Null);
+}
+
+/// Queries waiting for a position share one reading of the checkpoints: twenty of them
+/// waiting the whole five seconds read the database about as often as one would, not twenty
+/// times as often in a tight loop.
+#[tokio::test]
+async fn waiting_for_a_position_does_not_poll_in_a_tight_loop() {
+    let app = spawn_app_without_projector().await;
+    let id = initiate(&app, "wait-1", "1.00", "MANUAL").await;
+    let head = app.log_head().await;
+    let reads = "ledger_read_model_wait_checkpoint_reads_total";
+    let before = series(&metrics(&app).await, reads);
+    let started = std::time::Instant::now();
+    let waits = (0..20).map(|_| {
+        app.graphql(
+            "query($at: Position) { payments(waitForPosition: $at) { edges { node { id } } } }",
+            json!({"at": head.to_string()}),
+        )
+    });
+    for answer in futures::future::join_all(waits).await {
+        assert_eq!(
+            answer.error_code(),
+            Some("UNAVAILABLE"),
+            "{:?}",
+            answer.body
+        );
+    }
+    let waited = started.elapsed();
+    let read = series(&metrics(&app).await, reads) - before;
+    // At most one reading per 20 ms for the whole process (plus other tests' waits, which
+    // end at once): a tight loop of 20 waiters polling every 20 ms would read 5,000 times.
+    let bound = waited.as_millis() as f64 / 20.0 + 50.0;
+    assert!(
+        read >= 1.0 && read <= bound,
+        "{read} readings in {waited:?} (id {id})"
+    );
 }
 
 #[tokio::test]

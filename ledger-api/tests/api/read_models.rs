@@ -234,6 +234,42 @@ const ORDER_QUERY: &str =
     "query($id: String!, $wait: Position) { order(id: $id, waitForPosition: $wait) {
     id merchantId paymentStatus paymentCount payments { id status refunds { refundId } } } }";
 
+/// An order lists at most its first 100 payments, oldest first; `paymentCount` counts all.
+#[tokio::test]
+async fn an_order_with_many_payments_lists_a_bounded_number() {
+    let app = spawn_app().await;
+    let mut first_id = String::new();
+    let mut position = String::new();
+    for n in 0..105 {
+        let (id, at) = pay(
+            &app,
+            Environment::Test,
+            &format!("many-{n}"),
+            "m-many",
+            "order-many",
+            "MANUAL",
+        )
+        .await;
+        if n == 0 {
+            first_id = id;
+        }
+        position = at;
+    }
+    let support = app.key(Role::Support, Environment::Test).to_owned();
+    let answer = app
+        .graphql_as(
+            Some(&support),
+            ORDER_QUERY,
+            json!({"id": "order-many", "wait": position}),
+        )
+        .await;
+    let order = &answer.data()["order"];
+    assert_eq!(order["paymentCount"], 105);
+    let payments = order["payments"].as_array().unwrap();
+    assert_eq!(payments.len(), 100);
+    assert_eq!(payments[0]["id"], first_id.as_str());
+}
+
 #[tokio::test]
 async fn an_order_shows_its_payments_and_status() {
     let app = spawn_app().await;

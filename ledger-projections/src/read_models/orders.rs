@@ -186,8 +186,11 @@ impl TryFrom<StoredOrder> for OrderRow {
     }
 }
 
+/// The most payments an order's answer lists, oldest first; `payment_count` counts them all.
+pub const MAX_ORDER_PAYMENTS: i64 = 100;
+
 /// The orders of that id in an environment (one per merchant using the id), with the ids of
-/// their payments.
+/// their first [`MAX_ORDER_PAYMENTS`] payments.
 #[tracing::instrument(skip(pool))]
 pub async fn order(
     pool: &PgPool,
@@ -204,13 +207,18 @@ pub async fn order(
     .await?)?;
     let mut result = Vec::with_capacity(orders.len());
     for order in orders {
+        // Bounded: a client may put any number of payments on one order, and one answer
+        // must not carry them all. The order's status covers every payment regardless.
         let payment_ids = sqlx::query_scalar!(
-            r#"SELECT payment_id FROM projection_order_payments
-               WHERE environment = $1 AND merchant_id = $2 AND order_id = $3
-               ORDER BY payment_id"#,
+            r#"SELECT op.payment_id FROM projection_order_payments op
+               LEFT JOIN projection_payments p ON p.payment_id = op.payment_id
+               WHERE op.environment = $1 AND op.merchant_id = $2 AND op.order_id = $3
+               ORDER BY p.created_at NULLS LAST, op.payment_id
+               LIMIT $4"#,
             order.environment.as_str(),
             order.merchant_id,
             order.order_id,
+            MAX_ORDER_PAYMENTS,
         )
         .fetch_all(pool)
         .await?;

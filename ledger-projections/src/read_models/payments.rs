@@ -220,7 +220,7 @@ impl PaymentColumns {
                 None,
                 None,
                 None,
-                Some(decline_code.as_str().to_owned()),
+                decline_code.as_ref().map(|code| code.as_str().to_owned()),
                 Some(category.as_str().to_owned()),
             ),
             Authorization::Pending => (None, None, None, None, None),
@@ -784,4 +784,49 @@ pub async fn refunds_of(
     .fetch_all(pool)
     .await?;
     read_rows(rows)
+}
+
+/// An authorization whose expiry has passed while it could still be captured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueExpiry {
+    pub payment_id: Uuid,
+    pub environment: Environment,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Authorizations still open for capture whose `expiresAt` is at or before `now`, soonest
+/// first, after the key `(expires_at, payment_id)` of the previous page's last row.
+#[tracing::instrument(skip(pool))]
+pub async fn due_expiries(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: usize,
+) -> Result<Vec<DueExpiry>, ProjectionError> {
+    let (after_time, after_id) = after.unzip();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = sqlx::query!(
+        r#"SELECT payment_id, environment, authorization_expires_at AS "expires_at!"
+           FROM projection_payments
+           WHERE capturable_amount > 0 AND authorization_expires_at <= $1
+             AND ($2::timestamptz IS NULL
+                  OR (authorization_expires_at, payment_id) > ($2, $3::uuid))
+           ORDER BY authorization_expires_at, payment_id
+           LIMIT $4"#,
+        now,
+        after_time,
+        after_id,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(DueExpiry {
+                payment_id: row.payment_id,
+                environment: parse_stored(&row.environment)?,
+                expires_at: row.expires_at,
+            })
+        })
+        .collect()
 }

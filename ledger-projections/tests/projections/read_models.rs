@@ -201,9 +201,46 @@ async fn read_models_show_every_lifecycle() {
         .await
         .unwrap();
     assert_eq!(payouts[0].paid_at, Some(at(6, 9)));
-    let exceptions = settlement::settlement_exceptions(pool, Environment::Test, at(30, 0), 7)
-        .await
-        .unwrap();
+    let exceptions =
+        settlement::settlement_exceptions(pool, Environment::Test, at(30, 0), 7, None, 500)
+            .await
+            .unwrap();
+    // The merchant filter and the limit are the query's, so the database does the cutting.
+    let first_two =
+        settlement::settlement_exceptions(pool, Environment::Test, at(30, 0), 7, None, 2)
+            .await
+            .unwrap();
+    assert_eq!(first_two, exceptions[..2]);
+    let of_merchant_a = settlement::settlement_exceptions(
+        pool,
+        Environment::Test,
+        at(30, 0),
+        7,
+        Some("merchant_a"),
+        500,
+    )
+    .await
+    .unwrap();
+    assert!(!of_merchant_a.is_empty());
+    assert_eq!(
+        of_merchant_a,
+        exceptions
+            .iter()
+            .filter(|exception| exception.merchant_id == "merchant_a")
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    let of_nobody = settlement::settlement_exceptions(
+        pool,
+        Environment::Test,
+        at(30, 0),
+        7,
+        Some("merchant_nobody"),
+        500,
+    )
+    .await
+    .unwrap();
+    assert!(of_nobody.is_empty());
     let kinds: Vec<&str> = exceptions
         .iter()
         .map(|exception| exception.kind.as_str())

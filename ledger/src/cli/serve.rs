@@ -25,6 +25,17 @@ pub async fn run(pool: PgPool, bind: SocketAddr) -> anyhow::Result<()> {
             },
         ))
     });
+    let expiries = {
+        let mut stopped = stop_projections.subscribe();
+        tokio::spawn(ledger_api::expiry::sweep_expiries(
+            state.app.handler.clone(),
+            state.app.pool.clone(),
+            ledger_api::expiry::EXPIRY_SWEEP_INTERVAL,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ))
+    };
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("could not listen on {bind}"))?;
@@ -39,6 +50,9 @@ pub async fn run(pool: PgPool, bind: SocketAddr) -> anyhow::Result<()> {
     projector
         .await
         .context("the projector task failed to stop cleanly")?;
+    expiries
+        .await
+        .context("the sweep of expired authorizations failed to stop cleanly")?;
     if let Some(sweep) = sweep {
         sweep
             .await

@@ -6,13 +6,15 @@
 
 use async_graphql::{Context, Enum, InputObject, Json, Object};
 use chrono::{DateTime, NaiveDate, Utc};
+use ledger_core::error::DomainError;
 use ledger_core::ids::{
     CaptureId, DisputeId, MerchantId, OrderId, PaymentId, PayoutId, RefundId, SettlementBatchId,
 };
 use ledger_core::payment::{
     self, CapturePayment, DisputeOutcome, InitiatePayment, OpenDispute, PaymentCommand,
-    PaymentState, RecordAuthorization, RecordRefundOutcome, RefundOutcome as CoreRefundOutcome,
-    RefundPayment, ResolveDispute, SettledItem, SubmitDisputeEvidence, VoidPayment,
+    PaymentState, RecordAuthorization, RecordCaptureFailure, RecordRefundOutcome,
+    RefundOutcome as CoreRefundOutcome, RefundPayment, ResolveDispute, SettledItem,
+    SubmitDisputeEvidence, VoidPayment,
 };
 use ledger_core::settlement::{
     BatchItem, PayoutUpdate, RecordPayout, RecordSettlementBatch, SettlementBatchState,
@@ -44,8 +46,9 @@ pub struct InitiatePaymentInput {
     pub merchant_id: String,
     pub amount: DecimalText,
     pub currency: String,
-    #[graphql(default_with = "CaptureMode::Manual")]
-    pub capture_mode: CaptureMode,
+    /// MANUAL when absent or null.
+    #[graphql(default_with = "Some(CaptureMode::Manual)")]
+    pub capture_mode: Option<CaptureMode>,
     pub payment_method: Option<String>,
 }
 
@@ -73,8 +76,22 @@ pub struct CapturePaymentInput {
     pub payment_id: Uuid,
     pub amount: Option<DecimalText>,
     pub capture_id: Option<String>,
-    #[graphql(default = true)]
-    pub r#final: bool,
+    /// True when absent or null: the capture closes the authorization.
+    #[graphql(default_with = "Some(true)")]
+    pub r#final: Option<bool>,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct RecordCaptureFailureInput {
+    pub idempotency_key: String,
+    pub payment_id: Uuid,
+    /// The capture attempt that failed (generated when absent).
+    pub capture_id: Option<String>,
+    /// What the attempt tried to capture (default: all that is still capturable).
+    pub amount: Option<DecimalText>,
+    pub reason: String,
+    /// Whether trying again may succeed (default false).
+    pub retryable: Option<bool>,
 }
 
 #[derive(InputObject, Serialize)]
@@ -217,6 +234,15 @@ impl PaymentMutation {
         input: CapturePaymentInput,
     ) -> async_graphql::Result<PaymentResult> {
         capture_payment(context, input).await.graphql()
+    }
+
+    /// Records a capture the gateway refused; the authorization stays open for another try.
+    async fn record_capture_failure(
+        &self,
+        context: &Context<'_>,
+        input: RecordCaptureFailureInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        record_capture_failure(context, input).await.graphql()
     }
 
     async fn void_payment(
@@ -382,7 +408,7 @@ async fn initiate_payment(
         order_id: parse::id("orderId", &input.order_id, OrderId::parse)?,
         environment: principal.environment,
         amount: parse::positive("amount", &input.amount, currency)?,
-        capture_mode: input.capture_mode.into(),
+        capture_mode: input.capture_mode.unwrap_or(CaptureMode::Manual).into(),
         payment_method: parse::optional_text("paymentMethod", input.payment_method.as_ref())?,
     });
     // A generated id must be the same on a retry of the same input, or the retry would be a
@@ -411,14 +437,15 @@ async fn record_authorization(
     let declined = match input.outcome {
         AuthorizationOutcome::Approved => None,
         AuthorizationOutcome::Declined => {
-            let code = input.decline_code.as_deref().ok_or_else(|| {
-                ApiError::validation(
-                    "declineCode",
-                    "a declined authorization needs its decline code",
-                )
-            })?;
+            // A decline may come without a code; its category is then unknown, classified as
+            // an unknown code is.
+            let decline_code = input
+                .decline_code
+                .as_deref()
+                .map(|code| parse::short_text("declineCode", code))
+                .transpose()?;
             Some(RecordAuthorization::Declined {
-                decline_code: parse::short_text("declineCode", code)?,
+                decline_code,
                 category: None,
                 retry_may_help: None,
             })
@@ -481,7 +508,49 @@ async fn capture_payment(
             Ok(PaymentCommand::Capture(CapturePayment {
                 capture_id: capture_id.clone(),
                 amount: payment_amount(payment, "amount", input.amount.as_ref())?,
-                final_capture: input.r#final,
+                final_capture: input.r#final.unwrap_or(true),
+            }))
+        },
+    )
+    .await
+}
+
+async fn record_capture_failure(
+    context: &Context<'_>,
+    input: RecordCaptureFailureInput,
+) -> ApiResult<PaymentResult> {
+    let capture_id = match &input.capture_id {
+        Some(id) => parse::id("captureId", id, CaptureId::parse)?,
+        None => parse::id("captureId", &parse::generated_id("cap"), CaptureId::parse)?,
+    };
+    let reason = parse::short_text("reason", &input.reason)?;
+    run_payment_with(
+        context,
+        "recordCaptureFailure",
+        &input,
+        &input.idempotency_key,
+        input.payment_id,
+        |payment| {
+            let amount = match payment_amount(payment, "amount", input.amount.as_ref())? {
+                Some(amount) => amount,
+                // The default is what is still capturable; with nothing capturable the answer
+                // is the rule's, as it would be for a capture.
+                None => {
+                    let Some(payment) = payment.payment.as_ref() else {
+                        return Err(DomainError::PaymentNotFound.into());
+                    };
+                    PositiveMoney::new(payment.capturable_amount()).map_err(|_| {
+                        ApiError::from(DomainError::PaymentNotCapturable {
+                            status: payment.status(),
+                        })
+                    })?
+                }
+            };
+            Ok(PaymentCommand::RecordCaptureFailure(RecordCaptureFailure {
+                capture_id: capture_id.clone(),
+                amount,
+                reason: reason.clone(),
+                retryable: input.retryable.unwrap_or(false),
             }))
         },
     )

@@ -4,19 +4,20 @@
 use async_graphql::{Context, Object};
 use ledger_core::ids::PaymentId;
 use ledger_core::settlement::SettlementBatchState;
+use ledger_store::{StoreError, StreamType};
 use uuid::Uuid;
 
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, IntoGraphql};
-use crate::graphql::context::{belongs_to, caller, state, visible_history};
+use crate::graphql::context::{caller, state, visible_history};
 use crate::graphql::scalars::Position;
 use crate::graphql::types::{LedgerEvent, Payment, SettlementBatch, WebhookDelivery};
 use ledger_stripe::webhooks;
 
 /// The most events one `events` page returns.
 pub const MAX_EVENTS_PAGE: usize = 500;
-/// How many log rows one `events` call may scan to fill a page of the caller's environment.
-const MAX_EVENTS_SCANNED: usize = 20_000;
+/// An `events` page when `first` is absent or null.
+pub const DEFAULT_EVENTS_PAGE: usize = 100;
 
 #[derive(Default)]
 pub struct LogQuery;
@@ -44,6 +45,7 @@ impl LogQuery {
 
     /// Recent Stripe webhook deliveries and what became of each, newest first; searchable by
     /// Stripe event id (`evt_…`) and payment.
+    #[graphql(complexity = "crate::graphql::list_complexity(Some(first), 50, child_complexity)")]
     async fn webhook_deliveries(
         &self,
         context: &Context<'_>,
@@ -57,13 +59,17 @@ impl LogQuery {
     }
 
     /// One stream's history (`streamId`), or the global log from a position, in position
-    /// order. Page by asking again from the last position returned plus one.
+    /// order. Page by asking again from the last position returned plus one; a page shorter
+    /// than `first` (default 100, at most 500) is the end of the log.
+    #[graphql(
+        complexity = "crate::graphql::list_complexity(first, DEFAULT_EVENTS_PAGE, child_complexity)"
+    )]
     async fn events(
         &self,
         context: &Context<'_>,
         stream_id: Option<Uuid>,
         from_position: Option<Position>,
-        #[graphql(default = 100)] first: i32,
+        first: Option<i32>,
     ) -> async_graphql::Result<Vec<LedgerEvent>> {
         events(context, stream_id, from_position, first)
             .await
@@ -104,10 +110,14 @@ async fn webhook_deliveries(
 async fn payment(context: &Context<'_>, id: Uuid) -> ApiResult<Option<Payment>> {
     let principal = caller(context, Permission::ReadPayments)?;
     let app = state(context)?;
-    let folded = app
-        .handler
-        .load_folded::<ledger_core::payment::PaymentState>(PaymentId::from_uuid(id).as_uuid())
-        .await?;
+    let Some(folded) = of_this_kind(
+        app.handler
+            .load_folded::<ledger_core::payment::PaymentState>(PaymentId::from_uuid(id).as_uuid())
+            .await,
+    )?
+    else {
+        return Ok(None);
+    };
     Ok(folded
         .state
         .payment
@@ -127,7 +137,10 @@ async fn settlement_batch(context: &Context<'_>, id: Uuid) -> ApiResult<Option<S
         )));
     }
     let app = state(context)?;
-    let folded = app.handler.load_folded::<SettlementBatchState>(id).await?;
+    let Some(folded) = of_this_kind(app.handler.load_folded::<SettlementBatchState>(id).await)?
+    else {
+        return Ok(None);
+    };
     Ok(folded
         .state
         .batch
@@ -136,13 +149,39 @@ async fn settlement_batch(context: &Context<'_>, id: Uuid) -> ApiResult<Option<S
         .map(|batch| SettlementBatch::new(id, batch, &folded.summary)))
 }
 
+/// The permission that reads each kind of stream's history.
+const HISTORY_PERMISSIONS: [Permission; 3] = [
+    Permission::ReadPaymentHistory,
+    Permission::ReadSettlements,
+    Permission::ReadReconciliations,
+];
+
+fn history_permission(kind: StreamType) -> Permission {
+    match kind {
+        StreamType::Payment => Permission::ReadPaymentHistory,
+        StreamType::SettlementBatch => Permission::ReadSettlements,
+        StreamType::ReconciliationRun => Permission::ReadReconciliations,
+    }
+}
+
+/// A stream folded, or `None` when the id is a stream of another kind (a settlement batch's
+/// id asked for as a payment): to a query that is an id that names nothing of its kind.
+fn of_this_kind<T>(loaded: Result<T, StoreError>) -> ApiResult<Option<T>> {
+    match loaded {
+        Ok(folded) => Ok(Some(folded)),
+        Err(StoreError::StreamTypeMismatch { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
 async fn events(
     context: &Context<'_>,
     stream_id: Option<Uuid>,
     from_position: Option<Position>,
-    first: i32,
+    first: Option<i32>,
 ) -> ApiResult<Vec<LedgerEvent>> {
-    let first = usize::try_from(first)
+    let first = first
+        .map_or(Ok(DEFAULT_EVENTS_PAGE), usize::try_from)
         .ok()
         .filter(|first| (1..=MAX_EVENTS_PAGE).contains(first))
         .ok_or_else(|| {
@@ -155,10 +194,26 @@ async fn events(
     let app = state(context)?;
     match stream_id {
         Some(stream_id) => {
-            let principal = caller(context, Permission::ReadPaymentHistory)?;
+            let principal = caller(context, Permission::ReadPayments)?;
             let history = visible_history(app, &principal, stream_id)
                 .await?
                 .unwrap_or_default();
+            // A stream's history needs the read permission of its kind; an id that names no
+            // stream of the caller's environment needs one of them, so that the answer does
+            // not tell a caller without any of them what exists.
+            let needed = match history.first() {
+                Some(event) => vec![history_permission(event.stream_type)],
+                None => HISTORY_PERMISSIONS.to_vec(),
+            };
+            if !needed
+                .iter()
+                .any(|permission| principal.role.may(*permission))
+            {
+                return Err(ApiError::Forbidden(format!(
+                    "the {} role may not read the history of this stream",
+                    principal.role
+                )));
+            }
             Ok(history
                 .iter()
                 .filter(|event| event.position >= from)
@@ -168,23 +223,14 @@ async fn events(
         }
         None => {
             let principal = caller(context, Permission::ReadGlobalLog)?;
-            let mut page = Vec::with_capacity(first);
-            let mut next = from;
-            let mut scanned = 0;
-            while page.len() < first && scanned < MAX_EVENTS_SCANNED {
-                let chunk = app.handler.store().read_all(next, first.max(100)).await?;
-                let Some(last) = chunk.last() else { break };
-                next = last.position + 1;
-                scanned += chunk.len();
-                page.extend(
-                    chunk
-                        .iter()
-                        .filter(|event| belongs_to(event, &principal))
-                        .take(first - page.len())
-                        .map(LedgerEvent::from),
-                );
-            }
-            Ok(page)
+            // Filtered by environment in the query, so a page is never cut short by a run of
+            // the other environment's events.
+            let page = app
+                .handler
+                .store()
+                .read_all_of_environment(principal.environment, from, first)
+                .await?;
+            Ok(page.iter().map(LedgerEvent::from).collect())
         }
     }
 }

@@ -42,6 +42,9 @@ impl ReadModelQuery {
 
     /// Payments, oldest first, a page at a time: pass `pageInfo.endCursor` as `after` for
     /// the next page. Pages stay exact while new payments are recorded.
+    #[graphql(
+        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn payments(
         &self,
         context: &Context<'_>,
@@ -70,6 +73,9 @@ impl ReadModelQuery {
     }
 
     /// Disputes, soonest evidence deadline first (none last), a page at a time.
+    #[graphql(
+        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn disputes(
         &self,
         context: &Context<'_>,
@@ -85,6 +91,9 @@ impl ReadModelQuery {
 
     /// Disputes still needing a response whose evidence is due within `withinHours`,
     /// soonest first: the support team's to-do list.
+    #[graphql(
+        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn disputes_due_soon(
         &self,
         context: &Context<'_>,
@@ -99,6 +108,9 @@ impl ReadModelQuery {
     }
 
     /// Settlement batches, newest first, with their payouts, a page at a time.
+    #[graphql(
+        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn settlement_batches(
         &self,
         context: &Context<'_>,

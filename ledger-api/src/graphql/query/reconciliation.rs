@@ -78,6 +78,9 @@ pub struct ReconciliationQuery;
 #[Object]
 impl ReconciliationQuery {
     /// Reconciliation runs, newest first, a page at a time.
+    #[graphql(
+        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn reconciliation_runs(
         &self,
         context: &Context<'_>,
@@ -106,6 +109,9 @@ impl ReconciliationQuery {
 
     /// Exceptions in the order they were found (oldest first, each run's in report order), a
     /// page at a time: finance's work list with `filter: {resolved: false}`.
+    #[graphql(
+        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn reconciliation_exceptions(
         &self,
         context: &Context<'_>,

@@ -17,8 +17,9 @@ use ledger_store::state_cache::StreamSummary;
 use ledger_store::RecordedEvent;
 use uuid::Uuid;
 
-use super::context::state;
+use super::context::{caller, state};
 use super::scalars::{DecimalText, Position};
+use crate::auth::Permission;
 use crate::error::{ApiResult, IntoGraphql};
 
 pub fn amount(money: Money) -> DecimalText {
@@ -245,11 +246,15 @@ pub struct Payment {
 
 #[ComplexObject]
 impl Payment {
-    /// The events this view was folded from, in version order.
+    /// The events this view was folded from, in version order. Needs the payment history
+    /// permission; the events a command just recorded are in its result's `events`.
     async fn events(&self, context: &Context<'_>) -> async_graphql::Result<Vec<LedgerEvent>> {
-        stream_events(context, self.id, self.version)
-            .await
-            .graphql()
+        async {
+            caller(context, Permission::ReadPaymentHistory)?;
+            stream_events(context, self.id, self.version).await
+        }
+        .await
+        .graphql()
     }
 }
 
@@ -288,7 +293,11 @@ impl Payment {
                 decline_code,
                 retry_may_help,
                 ..
-            } => (None, Some(decline_code.to_string()), Some(*retry_may_help)),
+            } => (
+                None,
+                decline_code.as_ref().map(ToString::to_string),
+                Some(*retry_may_help),
+            ),
             Authorization::Pending => (None, None, None),
         };
         Payment {

@@ -183,6 +183,9 @@ impl ReconciliationRun {
     }
 
     /// The run's exceptions in report order, a page at a time.
+    #[graphql(
+        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn exceptions(
         &self,
         context: &Context<'_>,

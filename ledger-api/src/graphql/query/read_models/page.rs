@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_graphql::connection::{CursorType, OpaqueCursor};
 use async_graphql::SimpleObject;
-use ledger_projections::Projection;
+use ledger_projections::{Projection, ProjectionLag};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -20,7 +20,37 @@ pub const MAX_PAGE_SIZE: usize = 100;
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 /// How long a query waits for the read models to reach `waitForPosition`.
 const WAIT_FOR_POSITION_MAX: Duration = Duration::from_secs(5);
-const WAIT_FOR_POSITION_POLL: Duration = Duration::from_millis(20);
+/// A waiter's first look again after this, then after twice as long, up to the maximum.
+const WAIT_FOR_POSITION_FIRST_POLL: Duration = Duration::from_millis(10);
+const WAIT_FOR_POSITION_MAX_POLL: Duration = Duration::from_millis(200);
+/// A reading of the checkpoints younger than this answers every waiter: however many
+/// queries wait, the process reads the checkpoints at most once per this interval.
+const CHECKPOINT_READING_FRESH_FOR: Duration = Duration::from_millis(20);
+
+/// The projections' checkpoints as last read, shared by every query of the process that
+/// waits for a position.
+#[derive(Default)]
+pub struct SharedCheckpoints {
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<ProjectionLag>)>>,
+}
+
+impl SharedCheckpoints {
+    /// A reading started at most [`CHECKPOINT_READING_FRESH_FOR`] ago, read anew if needed.
+    /// Waiters queue on the lock, so one of them reads while the others take its answer.
+    async fn read(&self, pool: &sqlx::PgPool) -> ApiResult<Vec<ProjectionLag>> {
+        let mut last = self.last.lock().await;
+        if let Some((started, reading)) = last.as_ref() {
+            if started.elapsed() < CHECKPOINT_READING_FRESH_FOR {
+                return Ok(reading.clone());
+            }
+        }
+        let started = tokio::time::Instant::now();
+        metrics::counter!("ledger_read_model_wait_checkpoint_reads_total").increment(1);
+        let reading = ledger_projections::projection_lag(pool).await?;
+        *last = Some((started, reading.clone()));
+        Ok(reading)
+    }
+}
 
 /// `first` checked against the cap.
 pub fn page_size(first: Option<i32>) -> ApiResult<usize> {
@@ -116,8 +146,9 @@ pub async fn wait_for_position(
         ));
     }
     let deadline = tokio::time::Instant::now() + WAIT_FOR_POSITION_MAX;
+    let mut pause = WAIT_FOR_POSITION_FIRST_POLL;
     loop {
-        let lag = ledger_projections::projection_lag(&app.pool).await?;
+        let lag = app.checkpoints.read(&app.pool).await?;
         let reached = projections.iter().all(|wanted| {
             lag.iter().any(|projection| {
                 projection.projection == wanted.name() && projection.checkpoint_position >= position
@@ -131,6 +162,7 @@ pub async fn wait_for_position(
                 "the read models have not reached position {position} yet"
             )));
         }
-        tokio::time::sleep(WAIT_FOR_POSITION_POLL).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(WAIT_FOR_POSITION_MAX_POLL);
     }
 }

@@ -24,7 +24,7 @@ use crate::graphql::types::reconciliation::ReconciliationVerdict;
 use crate::graphql::types::PayoutStatus;
 
 /// The most exceptions one answer lists; finance works through them oldest first.
-pub const MAX_EXCEPTIONS: usize = 500;
+pub const MAX_EXCEPTIONS: i64 = 500;
 
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct SettlementBatchFilter {
@@ -202,14 +202,20 @@ pub async fn exceptions(
             "unsettledAfterDays must be between 0 and 365",
         ));
     }
-    let rows =
-        settlement::settlement_exceptions(pool, environment, Utc::now(), unsettled_after_days)
-            .await?;
+    // Filtered and cut in the query: the answer's work is bounded by its limit, not by how
+    // many exceptions every merchant of the environment has.
+    let rows = settlement::settlement_exceptions(
+        pool,
+        environment,
+        Utc::now(),
+        unsettled_after_days,
+        merchant_id,
+        MAX_EXCEPTIONS,
+    )
+    .await?;
     let verdicts = VerdictLoader::new(pool, environment);
     Ok(rows
         .into_iter()
-        .filter(|row| merchant_id.is_none_or(|merchant| row.merchant_id == merchant))
-        .take(MAX_EXCEPTIONS)
         .map(|row| SettlementException {
             amount: convert::money(row.amount, &row.currency),
             kind: row.kind,
