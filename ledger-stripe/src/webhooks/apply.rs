@@ -145,6 +145,13 @@ pub(super) async fn apply_payment(
                 fact.payment_id
             )))
         }
+        // Metadata naming a stream that is not a payment: retrying would never change that, so
+        // a person looks at it rather than Stripe retrying forever.
+        Err(StoreError::StreamTypeMismatch { existing, .. }) => Ok(Application::Conflict(format!(
+            "ledger_payment_id {} names a {} stream, not a payment",
+            fact.payment_id,
+            existing.as_str().replace('_', " ")
+        ))),
         Err(StoreError::IdempotencyKeyReused { key, .. }) => Ok(key_held(&key)),
         Err(error) => Err(error.into()),
     }
