@@ -17,6 +17,7 @@ use sqlx::PgPool;
 use crate::error::ApiError;
 use crate::graphql::{build_schema, AppState};
 use crate::http::operation_names::KnownOperations;
+use crate::http::subscriptions::WebsocketSettings;
 use crate::http::{router, ServerState};
 use crate::live::LiveLog;
 
@@ -31,6 +32,8 @@ pub struct ServerConfig {
     /// The Stripe webhooks' secrets and default merchant; without them no signature could be
     /// checked, so the route answers 503 (Stripe retries) with a message saying so.
     pub webhooks: Option<WebhookConfig>,
+    /// How `/graphql/ws` connections are pinged and their keys checked again.
+    pub websocket: WebsocketSettings,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +41,7 @@ impl Default for ServerConfig {
         ServerConfig {
             refund_approval_threshold: Decimal::from(DEFAULT_REFUND_APPROVAL_THRESHOLD),
             webhooks: None,
+            websocket: WebsocketSettings::default(),
         }
     }
 }
@@ -86,6 +90,7 @@ pub fn application(pool: PgPool, config: ServerConfig) -> Result<(ServerState, R
         app,
         metrics: metrics_handle()?,
         parsed_queries: Default::default(),
+        websocket: config.websocket,
     };
     let routes = router(
         state.clone(),

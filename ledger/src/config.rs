@@ -16,6 +16,7 @@ pub fn server_config() -> anyhow::Result<ServerConfig> {
     Ok(ServerConfig {
         refund_approval_threshold: refund_approval_threshold()?,
         webhooks: webhook_config()?,
+        ..ServerConfig::default()
     })
 }
 
