@@ -115,8 +115,10 @@ impl Client {
 
     /// The close frame's code and reason, pings aside; panics on anything else.
     async fn closed(&mut self) -> (u16, String) {
+        // One deadline for all: a server that keeps pinging must still close in time.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let message = tokio::time::timeout(WAIT, self.socket.next())
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
                 .expect("the connection closes in time");
             match message {
