@@ -16,13 +16,14 @@
 //! The follower runs while anyone listens and stops when the last subscriber has gone, so an
 //! idle server holds no connection for it.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex as StdMutex};
 
 use futures::Stream;
 use ledger_store::{EventStore, RecordedEvent};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, Mutex, OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -31,6 +32,10 @@ use crate::error::{ApiError, ApiResult};
 pub const MAX_SUBSCRIPTIONS: usize = 256;
 /// Subscriptions one websocket connection may hold at once.
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 16;
+/// Subscriptions one API key may hold at once, over all its connections: a quarter of the
+/// process's places, so that one key (a leaked one, a client in a reconnect loop) cannot take
+/// every place from the others.
+pub const MAX_SUBSCRIPTIONS_PER_KEY: usize = MAX_SUBSCRIPTIONS / 4;
 /// Events the channel keeps for a slow subscriber; one further behind reads them from the store.
 const FANOUT_CAPACITY: usize = 1_024;
 /// Events per catch-up read: bounds what one subscriber holds in memory.
@@ -50,29 +55,82 @@ struct Inner {
     /// any reason, and its subscribers notice and ask for a new one.
     follower: Mutex<Option<broadcast::WeakSender<Shared>>>,
     slots: Arc<Semaphore>,
+    keys: KeyPlaces,
 }
 
 /// The subscriptions of one websocket connection, counted against
-/// [`MAX_SUBSCRIPTIONS_PER_CONNECTION`].
+/// [`MAX_SUBSCRIPTIONS_PER_CONNECTION`], and the key it was opened with, whose subscriptions
+/// are counted against [`MAX_SUBSCRIPTIONS_PER_KEY`].
 #[derive(Clone)]
-pub struct ConnectionSlots(Arc<Semaphore>);
+pub struct ConnectionSlots {
+    slots: Arc<Semaphore>,
+    key_id: Uuid,
+}
 
 impl ConnectionSlots {
-    pub fn new() -> ConnectionSlots {
-        ConnectionSlots(Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS_PER_CONNECTION)))
+    pub fn new(key_id: Uuid) -> ConnectionSlots {
+        ConnectionSlots {
+            slots: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS_PER_CONNECTION)),
+            key_id,
+        }
     }
 }
 
-impl Default for ConnectionSlots {
-    fn default() -> Self {
-        ConnectionSlots::new()
+/// Subscriptions held per API key. Entries exist only while a key holds one, so the map is
+/// as large as the number of keys subscribed now, never the number of keys ever seen.
+#[derive(Clone, Default)]
+struct KeyPlaces(Arc<StdMutex<HashMap<Uuid, usize>>>);
+
+/// One of a key's places, given back when dropped.
+struct KeyPlace {
+    places: KeyPlaces,
+    key_id: Uuid,
+}
+
+impl KeyPlaces {
+    fn take(&self, key_id: Uuid) -> ApiResult<KeyPlace> {
+        let mut held = self.lock();
+        let count = held.entry(key_id).or_default();
+        if *count >= MAX_SUBSCRIPTIONS_PER_KEY {
+            return Err(ApiError::validation(
+                "subscription",
+                format!(
+                    "an API key may hold at most {MAX_SUBSCRIPTIONS_PER_KEY} subscriptions at \
+                     once, over all its connections; complete one first"
+                ),
+            ));
+        }
+        *count += 1;
+        Ok(KeyPlace {
+            places: self.clone(),
+            key_id,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, usize>> {
+        // A count is updated in one step, so a panic elsewhere cannot leave it half-written.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// A subscription's place in both limits, given back when its stream is dropped.
+impl Drop for KeyPlace {
+    fn drop(&mut self) {
+        let mut held = self.places.lock();
+        if let Some(count) = held.get_mut(&self.key_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                held.remove(&self.key_id);
+            }
+        }
+    }
+}
+
+/// A subscription's place in every limit, given back when its stream is dropped.
 pub struct Slot {
     _process: OwnedSemaphorePermit,
-    _connection: Option<OwnedSemaphorePermit>,
+    _connection: Option<(OwnedSemaphorePermit, KeyPlace)>,
 }
 
 impl LiveLog {
@@ -82,24 +140,30 @@ impl LiveLog {
                 store,
                 follower: Mutex::new(None),
                 slots: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)),
+                keys: KeyPlaces::default(),
             }),
         }
     }
 
-    /// A place for one more subscription, or an error saying which limit was reached.
+    /// A place for one more subscription, or an error saying which limit was reached. A
+    /// websocket's subscription counts against its connection's and its key's limits too.
     pub fn reserve(&self, connection: Option<&ConnectionSlots>) -> ApiResult<Slot> {
         let connection = connection
-            .map(|slots| Arc::clone(&slots.0).try_acquire_owned())
-            .transpose()
-            .map_err(|_| {
-                ApiError::validation(
-                    "subscription",
-                    format!(
-                        "a connection may hold at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} \
-                         subscriptions; complete one, or open another connection"
-                    ),
-                )
-            })?;
+            .map(|connection| {
+                let permit = Arc::clone(&connection.slots)
+                    .try_acquire_owned()
+                    .map_err(|_| {
+                        ApiError::validation(
+                            "subscription",
+                            format!(
+                                "a connection may hold at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} \
+                                 subscriptions; complete one, or open another connection"
+                            ),
+                        )
+                    })?;
+                Ok::<_, ApiError>((permit, self.inner.keys.take(connection.key_id)?))
+            })
+            .transpose()?;
         let process = Arc::clone(&self.inner.slots)
             .try_acquire_owned()
             .map_err(|_| {
@@ -111,6 +175,11 @@ impl LiveLog {
             _process: process,
             _connection: connection,
         })
+    }
+
+    /// Subscriptions that the key `key_id` holds now, over all its connections.
+    pub fn subscriptions_of(&self, key_id: Uuid) -> usize {
+        self.inner.keys.lock().get(&key_id).copied().unwrap_or(0)
     }
 
     /// Subscriptions running now, over all connections.

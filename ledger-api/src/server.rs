@@ -17,6 +17,7 @@ use sqlx::PgPool;
 use crate::error::ApiError;
 use crate::graphql::{build_schema, AppState};
 use crate::http::operation_names::KnownOperations;
+use crate::http::subscriptions::WebsocketSettings;
 use crate::http::{router, ServerState};
 use crate::live::LiveLog;
 
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     /// The Stripe webhooks' secrets and default merchant; without them no signature could be
     /// checked, so the route answers 503 (Stripe retries) with a message saying so.
     pub webhooks: Option<WebhookConfig>,
+    /// How `/graphql/ws` connections are pinged and their keys checked again.
+    pub websocket: WebsocketSettings,
 }
 
 /// The process-wide Prometheus recorder; installed once.
@@ -76,6 +79,7 @@ pub fn application(pool: PgPool, config: ServerConfig) -> Result<(ServerState, R
         app,
         metrics: metrics_handle()?,
         parsed_queries: Default::default(),
+        websocket: config.websocket,
     };
     let routes = router(
         state.clone(),

@@ -16,6 +16,7 @@ pub fn server_config() -> anyhow::Result<ServerConfig> {
     Ok(ServerConfig {
         refund_approval: refund_approval_thresholds()?,
         webhooks: webhook_config()?,
+        ..ServerConfig::default()
     })
 }
 

@@ -25,7 +25,8 @@ type EventStream = BoxStream<'static, async_graphql::Result<LedgerEvent>>;
 pub struct Subscription;
 
 /// The log as it grows, over a websocket at `/graphql/ws` (graphql-transport-ws), with the API
-/// key in the `connection_init` payload: `{"Authorization": "Bearer lk_…"}`.
+/// key in the `connection_init` payload: `{"Authorization": "Bearer lk_…"}`. The socket
+/// serves these only; a revoked key's connection is closed with 4403.
 #[async_graphql::Subscription]
 impl Subscription {
     /// One payment's events in version order: its history from `fromVersion` on (all of it

@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, and the limits and tracing every request passes through.
 //! A websocket's request ends when it is upgraded, so those limits do not bound a
-//! subscription connection; `subscriptions` and `live` set its own.
+//! subscription connection; `subscriptions` and `live` set its own (the same message size,
+//! subscriptions only, pings, the key checked again).
 
 pub mod error_shape;
 pub mod graphql;
@@ -37,6 +38,8 @@ pub struct ServerState {
     pub parsed_queries: Arc<parsed_queries::ParsedQueryCache>,
     /// The operation names `/metrics` counts by name (the schema's root fields).
     pub known_operations: Arc<operation_names::KnownOperations>,
+    /// How `/graphql/ws` connections are pinged and their keys checked again.
+    pub websocket: subscriptions::WebsocketSettings,
 }
 
 pub fn router(state: ServerState, extra: Router) -> Router {

@@ -5,8 +5,11 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use ledger_api::auth::Role;
-use ledger_api::live::MAX_SUBSCRIPTIONS_PER_CONNECTION;
+use ledger_api::auth::{create_key, revoke_key, Role, KEY_CACHE_TTL};
+use ledger_api::http::subscriptions::WebsocketSettings;
+use ledger_api::http::MAX_BODY_BYTES;
+use ledger_api::live::{MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_SUBSCRIPTIONS_PER_KEY};
+use ledger_api::server::ServerConfig;
 use ledger_core::ids::Environment;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -110,14 +113,21 @@ impl Client {
         }
     }
 
-    /// The close frame's code and reason; panics on anything else.
+    /// The close frame's code and reason, pings aside; panics on anything else.
     async fn closed(&mut self) -> (u16, String) {
-        let message = tokio::time::timeout(WAIT, self.socket.next())
-            .await
-            .expect("the connection closes in time");
-        match message {
-            Some(Ok(Message::Close(Some(frame)))) => (frame.code.into(), frame.reason.to_string()),
-            other => panic!("expected a close frame, got {other:?}"),
+        // One deadline for all: a server that keeps pinging must still close in time.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .expect("the connection closes in time");
+            match message {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (frame.code.into(), frame.reason.to_string())
+                }
+                other => panic!("expected a close frame, got {other:?}"),
+            }
         }
     }
 
@@ -507,6 +517,235 @@ async fn subscriptions_are_bounded_per_connection_and_freed_when_the_client_goes
     })
     .await;
     eventually("the follower stops", async || !live.is_following().await).await;
+}
+
+/// A query or a mutation sent on the socket is refused with the protocol's `error` message
+/// and a code, and is not run: queries and mutations go through `POST /graphql`, with its body
+/// limit and timeout. The connection stays usable for subscriptions.
+#[tokio::test]
+async fn the_socket_serves_subscriptions_only() {
+    let app = spawn_app().await;
+    let admin = app.key(Role::Admin, Environment::Test).to_owned();
+    let mut client = Client::connect(&app, &admin).await;
+    let head = app.log_head().await;
+    let initiate = mutation("initiatePayment", "InitiatePaymentInput");
+    let input = json!({"input": {"idempotencyKey": "ws-mutation", "orderId": "o",
+                       "merchantId": "m", "amount": "5.00", "currency": "USD"}});
+    client.subscribe("mutation", &initiate, input).await;
+    client
+        .subscribe(
+            "query",
+            "query { payments(first: 1) { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    client
+        .subscribe("anonymous", "{ projectionLag }", json!({}))
+        .await;
+    for id in ["mutation", "query", "anonymous"] {
+        let message = client.message_for(id).await;
+        assert_eq!(message["type"], "error", "{message}");
+        assert_eq!(
+            message["payload"][0]["extensions"]["code"], "VALIDATION_ERROR",
+            "{message}"
+        );
+        assert!(
+            message["payload"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("POST /graphql"),
+            "{message}"
+        );
+    }
+    assert_eq!(app.log_head().await, head, "the mutation was recorded");
+
+    let (_, recorded) = initiate_events(&app, "ws-after").await;
+    client
+        .subscribe("log", &ledger_events_query(), json!({}))
+        .await;
+    assert_same_event(&client.event("log", "ledgerEvents").await, &recorded[0]);
+}
+
+/// A key revoked while its connection is open ends that connection with 4403 within the key
+/// cache's lifetime, as its HTTP requests are refused within it; other keys' connections go on.
+#[tokio::test]
+async fn a_revoked_key_ends_its_connection_with_4403() {
+    let app = spawn_app().await;
+    let (key, record) = create_key(app.database.pool(), Role::Auditor, Environment::Test, "ws")
+        .await
+        .unwrap();
+    let mut revoked = Client::connect(&app, key.reveal()).await;
+    revoked
+        .subscribe("log", &ledger_events_query(), json!({}))
+        .await;
+    let other_key = app.key(Role::Auditor, Environment::Test).to_owned();
+    let mut other = Client::connect(&app, &other_key).await;
+    other
+        .subscribe("log", &ledger_events_query(), json!({}))
+        .await;
+    let (_, first) = initiate_events(&app, "rv-1").await;
+    for expected in &first {
+        assert_same_event(&revoked.event("log", "ledgerEvents").await, expected);
+    }
+
+    revoke_key(app.database.pool(), record.id).await.unwrap();
+    let closed = tokio::time::timeout(KEY_CACHE_TTL + Duration::from_secs(2), revoked.closed())
+        .await
+        .expect("the revoked key's connection closes within the key cache's lifetime");
+    assert_eq!(closed.0, 4403, "{closed:?}");
+    assert!(closed.1.starts_with("FORBIDDEN"), "{closed:?}");
+
+    let (_, second) = initiate_events(&app, "rv-2").await;
+    for expected in first.iter().chain(&second) {
+        assert_same_event(&other.event("log", "ledgerEvents").await, expected);
+    }
+}
+
+/// A subscribe message padded to `bytes` in all.
+fn padded_subscribe(id: &str, bytes: usize) -> String {
+    let message = |padding: &str| {
+        json!({"id": id, "type": "subscribe", "payload": {
+            "query": format!("{} #{padding}", ledger_events_query())}})
+        .to_string()
+    };
+    let padding = "x".repeat(bytes - message("").len());
+    let padded = message(&padding);
+    assert_eq!(padded.len(), bytes);
+    padded
+}
+
+/// A message is bounded as an HTTP body is: one at the limit is served, a larger one closes
+/// the connection with 1009 (message too big) and is not served.
+#[tokio::test]
+async fn a_message_larger_than_an_http_body_closes_the_connection() {
+    let app = spawn_app().await;
+    let (_, recorded) = initiate_events(&app, "big-1").await;
+    let auditor = app.key(Role::Auditor, Environment::Test).to_owned();
+    let mut client = Client::connect(&app, &auditor).await;
+    client
+        .socket
+        .send(Message::text(padded_subscribe("at-limit", MAX_BODY_BYTES)))
+        .await
+        .unwrap();
+    for expected in &recorded {
+        assert_same_event(&client.event("at-limit", "ledgerEvents").await, expected);
+    }
+
+    client
+        .socket
+        .send(Message::text(padded_subscribe(
+            "over-limit",
+            MAX_BODY_BYTES + 1,
+        )))
+        .await
+        .unwrap();
+    let (code, _) = client.closed().await;
+    assert_eq!(code, 1009);
+}
+
+/// Drains the socket for `duration`: pings are answered (by reading), anything else is a
+/// failure, and so is the connection closing.
+async fn stay_responsive(client: &mut Client, duration: Duration) -> usize {
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + duration;
+    while let Ok(message) = tokio::time::timeout_at(until, client.socket.next()).await {
+        match message {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("expected pings only, got {other:?}"),
+        }
+    }
+    pings
+}
+
+/// Open connections are pinged; one that answers stays open however long it is idle, one
+/// that stops answering is closed (3008) and its subscriptions are freed.
+#[tokio::test]
+async fn a_client_that_stops_answering_pings_is_dropped() {
+    let interval = Duration::from_millis(300);
+    let app = spawn_app_with(ServerConfig {
+        websocket: WebsocketSettings {
+            ping_interval: interval,
+            ..WebsocketSettings::default()
+        },
+        ..test_config()
+    })
+    .await;
+    let live = app.state.app.live.clone();
+    let auditor = app.key(Role::Auditor, Environment::Test).to_owned();
+    let mut silent = Client::connect(&app, &auditor).await;
+    silent
+        .subscribe("log", &ledger_events_query(), json!({}))
+        .await;
+    eventually("the silent client's subscription runs", async || {
+        live.subscriptions() == 1
+    })
+    .await;
+    let mut answering = Client::connect(&app, &auditor).await;
+
+    // The silent client reads nothing meanwhile, so it answers no ping.
+    let pings = stay_responsive(&mut answering, interval * 8).await;
+    assert!(pings >= 4, "only {pings} pings");
+    let (code, _) = silent.closed().await;
+    assert_eq!(code, 3008);
+    eventually("the silent client's subscription is freed", async || {
+        live.subscriptions() == 0
+    })
+    .await;
+
+    let (_, recorded) = initiate_events(&app, "ping-1").await;
+    answering
+        .subscribe("log", &ledger_events_query(), json!({}))
+        .await;
+    assert_same_event(&answering.event("log", "ledgerEvents").await, &recorded[0]);
+}
+
+/// One key holds at most its share of the process's subscriptions, over all its
+/// connections; past it a subscription fails with a code, and other keys still subscribe.
+#[tokio::test]
+async fn subscriptions_are_bounded_per_key() {
+    let app = spawn_app().await;
+    let live = app.state.app.live.clone();
+    let (_, recorded) = initiate_events(&app, "key-1").await;
+    let auditor = app.key(Role::Auditor, Environment::Test).to_owned();
+    let mut full = Vec::new();
+    for connection in 0..MAX_SUBSCRIPTIONS_PER_KEY.div_ceil(MAX_SUBSCRIPTIONS_PER_CONNECTION) {
+        let mut client = Client::connect(&app, &auditor).await;
+        let first = connection * MAX_SUBSCRIPTIONS_PER_CONNECTION;
+        let last = MAX_SUBSCRIPTIONS_PER_KEY.min(first + MAX_SUBSCRIPTIONS_PER_CONNECTION);
+        for index in first..last {
+            let id = format!("s{index}");
+            client
+                .subscribe(&id, &ledger_events_query(), json!({}))
+                .await;
+            assert_same_event(&client.event(&id, "ledgerEvents").await, &recorded[0]);
+        }
+        full.push(client);
+    }
+    assert_eq!(live.subscriptions(), MAX_SUBSCRIPTIONS_PER_KEY);
+
+    let mut one_more = Client::connect(&app, &auditor).await;
+    one_more
+        .subscribe("over", &ledger_events_query(), json!({}))
+        .await;
+    assert_eq!(one_more.failure("over").await, "VALIDATION_ERROR");
+
+    let admin = app.key(Role::Admin, Environment::Test).to_owned();
+    let mut other_key = Client::connect(&app, &admin).await;
+    other_key
+        .subscribe("log", &ledger_events_query(), json!({}))
+        .await;
+    assert_same_event(&other_key.event("log", "ledgerEvents").await, &recorded[0]);
+
+    // A place the key gives back may be taken again.
+    full.pop();
+    eventually("a closed connection's places are given back", async || {
+        live.subscriptions() < MAX_SUBSCRIPTIONS_PER_KEY
+    })
+    .await;
+    one_more
+        .subscribe("again", &ledger_events_query(), json!({}))
+        .await;
+    assert_same_event(&one_more.event("again", "ledgerEvents").await, &recorded[0]);
 }
 
 /// Appends `count` events in one go, on a stream of their own.
