@@ -16,6 +16,7 @@
 //! - [`event`]: the event envelope, body parsing and [`VerifiedEvent`].
 //! - [`objects`]: the PaymentIntent, Charge, Refund, Dispute and Payout fields we read.
 //! - [`mapping`]: events to ledger commands, and the classification of refusals.
+//! - [`parked`]: the age limit of events parked until what they depend on arrives.
 //! - [`error`]: [`StripeError`], the one error type of this module.
 
 pub mod amounts;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod event;
 pub mod mapping;
 pub mod objects;
+pub mod parked;
 pub mod secrets;
 pub mod signature;
 

@@ -55,13 +55,18 @@
 //! retrying. A parked event is retried, in Stripe's `created` order, after every successful
 //! apply on its PaymentIntent. Lost wake-ups are ruled out by "park, then try once more": an
 //! apply that committed before the parked row became visible is seen by that second try.
-//! Payouts wait for reconciliation imports, which call [`retry_all_parked`].
+//! Payouts wait for reconciliation imports, which call [`retry_all_parked`]. The server's
+//! sweep ([`sweep_parked`]) pages through every subject with parked events each minute. An
+//! event parked for more than 72 hours ([`crate::gateway::parked::MAX_PARKED_AGE`]) is not
+//! retried but expired: its delivery becomes `expired` and it is never applied, even when
+//! Stripe delivers it again.
 //!
 //! # Outcomes (`webhook_deliveries.outcome`, metric label `outcome`)
 //! `applied` (events appended), `duplicate` (the ledger already held every fact, or the
 //! delivery repeated an event already handled), `ignored` (unmapped type or nothing to
 //! record), `parked`, `conflict` (the gateway and the ledger disagree: kept for a person,
-//! answered 200 because a retry cannot help), `rejected` (refused before or while mapping).
+//! answered 200 because a retry cannot help), `rejected` (refused before or while mapping),
+//! `expired` (parked past its age limit, given up on: kept for a person, never applied).
 //!
 //! # Layout
 //! - [`state`]: [`WebhookState`] and [`WebhookConfig`], what the router needs.

@@ -94,7 +94,21 @@ pub(super) async fn process(
     let environment = event.environment();
     let subject = subject(event);
     let _turn = state.lock_subject(environment, &subject).await;
-    let seen = tables::delivery_outcome(state.pool(), environment, event.id()).await?;
+    let mut seen = tables::delivery_outcome(state.pool(), environment, event.id()).await?;
+    if seen == Some(DeliveryOutcome::Parked)
+        && parking::expire(state, environment, event.id()).await?
+    {
+        // A redelivery of an event parked past its age limit expires it rather than
+        // applying it days late; the sweep would have within the minute.
+        seen = Some(DeliveryOutcome::Expired);
+    }
+    if seen == Some(DeliveryOutcome::Expired) {
+        tables::record_redelivery(state.pool(), environment, event.id(), received_at).await?;
+        return Ok(Resolution::new(
+            DeliveryOutcome::Expired,
+            Some("the event expired while parked and is never applied".to_owned()),
+        ));
+    }
     if seen.is_some_and(DeliveryOutcome::is_final) {
         tables::record_redelivery(state.pool(), environment, event.id(), received_at).await?;
         let mut repeat = Resolution::new(DeliveryOutcome::Duplicate, None);

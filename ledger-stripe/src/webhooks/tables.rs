@@ -35,6 +35,8 @@ pub(super) struct DeliveryRow<'a> {
 pub(super) struct ParkedRow {
     pub stripe_event_id: String,
     pub event: serde_json::Value,
+    /// When it was first parked: its age counts from here.
+    pub parked_at: DateTime<Utc>,
 }
 
 fn bounded(detail: Option<&str>) -> Option<String> {
@@ -300,7 +302,7 @@ pub(super) async fn parked_on(
     limit: i64,
 ) -> Result<Vec<ParkedRow>, WebhookError> {
     let rows = sqlx::query!(
-        r#"SELECT stripe_event_id, event FROM webhook_parked
+        r#"SELECT stripe_event_id, event, parked_at FROM webhook_parked
            WHERE environment = $1 AND subject = $2
            ORDER BY event_created_at, stripe_event_id
            LIMIT $3"#,
@@ -315,27 +317,72 @@ pub(super) async fn parked_on(
         .map(|row| ParkedRow {
             stripe_event_id: row.stripe_event_id,
             event: row.event,
+            parked_at: row.parked_at,
         })
         .collect())
 }
 
-/// Subjects with parked events, those waiting longest first.
-pub(super) async fn parked_subjects(
+/// One page of the subjects with parked events, in subject order after `after` (`""` for the
+/// first page). Keyset pages reach every subject however many there are, and a subject
+/// resolved or parked while the pages are read moves no other across a page boundary.
+pub(super) async fn parked_subjects_after(
     pool: &PgPool,
     environment: Environment,
+    after: &str,
     limit: i64,
 ) -> Result<Vec<String>, WebhookError> {
     Ok(sqlx::query_scalar!(
-        r#"SELECT subject AS "subject!" FROM webhook_parked
-           WHERE environment = $1
-           GROUP BY subject
-           ORDER BY min(parked_at), subject
-           LIMIT $2"#,
+        r#"SELECT DISTINCT subject FROM webhook_parked
+           WHERE environment = $1 AND subject > $2
+           ORDER BY subject
+           LIMIT $3"#,
         environment.as_str(),
+        after,
         limit
     )
     .fetch_all(pool)
     .await?)
+}
+
+/// Gives up on a parked event that was parked before `cutoff`: its parked row goes and its
+/// delivery row becomes `expired` (created from the parked row if the delivery was never
+/// recorded), in one statement. Returns whether it expired now; an event resolved or parked
+/// anew meanwhile is left alone, and a delivery that was applied keeps its outcome.
+pub(super) async fn expire_parked(
+    pool: &PgPool,
+    environment: Environment,
+    stripe_event_id: &str,
+    cutoff: DateTime<Utc>,
+    detail_prefix: &str,
+    processed_at: DateTime<Utc>,
+) -> Result<bool, WebhookError> {
+    let expired = sqlx::query_scalar!(
+        r#"WITH expired AS (
+               DELETE FROM webhook_parked
+               WHERE environment = $1 AND stripe_event_id = $2 AND parked_at < $3
+               RETURNING environment, stripe_event_id, subject, event_type, reason, parked_at)
+           INSERT INTO webhook_deliveries (
+               environment, stripe_event_id, event_type, payment_intent_id, outcome, detail,
+               received_at, last_received_at, processed_at)
+           SELECT environment, stripe_event_id, event_type,
+                  CASE WHEN subject LIKE 'pi\_%' THEN subject END, 'expired',
+                  left($4 || reason, 2000), parked_at, parked_at, $5
+           FROM expired
+           ON CONFLICT (environment, stripe_event_id) DO UPDATE SET
+               outcome = 'expired', detail = EXCLUDED.detail,
+               first_position = NULL, last_position = NULL,
+               processed_at = EXCLUDED.processed_at
+           WHERE webhook_deliveries.outcome NOT IN ('applied', 'duplicate', 'ignored')
+           RETURNING stripe_event_id"#,
+        environment.as_str(),
+        stripe_event_id,
+        cutoff,
+        detail_prefix,
+        processed_at
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(expired.is_some())
 }
 
 /// The settlement batch of this environment that initiated the payout, if any, from the
