@@ -203,26 +203,54 @@ pub(super) async fn linked_payment(
     .await?)
 }
 
-/// Links a PaymentIntent to a payment; the first link wins. Returns the payment linked now.
+/// What linking a PaymentIntent to a payment came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum PaymentLink {
+    /// The PaymentIntent is linked to this payment (the first link of a PaymentIntent wins).
+    Linked(Uuid),
+    /// The payment is linked to this other PaymentIntent already; a payment has one.
+    PaymentHasAnother(String),
+}
+
+/// Links a PaymentIntent to a payment. Each PaymentIntent is linked to one payment and each
+/// payment to one PaymentIntent (`webhook_payment_links`' two unique keys): the first link of
+/// either wins, and the keys settle races between processes.
 pub(super) async fn link_payment(
     pool: &PgPool,
     environment: Environment,
     payment_intent_id: &str,
     payment_id: Uuid,
-) -> Result<Uuid, WebhookError> {
+) -> Result<PaymentLink, WebhookError> {
     sqlx::query!(
         r#"INSERT INTO webhook_payment_links (environment, payment_intent_id, payment_id)
            VALUES ($1, $2, $3)
-           ON CONFLICT (environment, payment_intent_id) DO NOTHING"#,
+           ON CONFLICT DO NOTHING"#,
         environment.as_str(),
         payment_intent_id,
         payment_id
     )
     .execute(pool)
     .await?;
-    Ok(linked_payment(pool, environment, payment_intent_id)
-        .await?
-        .unwrap_or(payment_id))
+    if let Some(linked) = linked_payment(pool, environment, payment_intent_id).await? {
+        return Ok(PaymentLink::Linked(linked));
+    }
+    // Not linked, so the payment's own key refused the link: it has another PaymentIntent.
+    let other = sqlx::query_scalar!(
+        r#"SELECT payment_intent_id FROM webhook_payment_links
+           WHERE environment = $1 AND payment_id = $2"#,
+        environment.as_str(),
+        payment_id
+    )
+    .fetch_optional(pool)
+    .await?;
+    other
+        .map(PaymentLink::PaymentHasAnother)
+        .ok_or_else(|| WebhookError::CorruptRow {
+            stripe_event_id: String::new(),
+            reason: format!(
+                "PaymentIntent {payment_intent_id} could not be linked, yet neither it nor payment {payment_id} has a link"
+            ),
+        })
 }
 
 /// Parks a verified event on its subject; parking it again counts an attempt.
