@@ -33,14 +33,19 @@ pub struct TestApp {
 
 /// A webhook server for one test, with the given `LEDGER_STRIPE_WEBHOOK_SECRETS`.
 pub async fn spawn_app_with_secrets(secrets: &str) -> TestApp {
-    let database = TestDatabase::new().await;
-    let store = database.store();
-    let commands = CommandHandler::new(store.clone());
     let mut config = WebhookConfig::new(
         WebhookSecrets::parse(secrets).unwrap(),
         MerchantId::parse("merchant_default").unwrap(),
     );
     config.max_body_bytes = TEST_MAX_BODY_BYTES;
+    spawn_app_with_config(config).await
+}
+
+/// A webhook server for one test, with the given configuration.
+pub async fn spawn_app_with_config(config: WebhookConfig) -> TestApp {
+    let database = TestDatabase::new().await;
+    let store = database.store();
+    let commands = CommandHandler::new(store.clone());
     let state = WebhookState::new(commands.clone(), config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -4,8 +4,9 @@ use anyhow::Context as _;
 use ledger_api::server::ServerConfig;
 use ledger_core::ids::MerchantId;
 use ledger_core::payment::RefundApprovalThresholds;
+use ledger_stripe::gateway::connect::CONNECTED_ACCOUNTS_VARIABLE;
 use ledger_stripe::gateway::secrets::WEBHOOK_SECRETS_VARIABLE;
-use ledger_stripe::gateway::WebhookSecrets;
+use ledger_stripe::gateway::{ConnectedAccounts, WebhookSecrets};
 use ledger_stripe::webhooks::WebhookConfig;
 
 /// The merchant of gateway events that name none, unless configured otherwise.
@@ -53,5 +54,11 @@ pub fn webhook_config() -> anyhow::Result<Option<WebhookConfig>> {
         .unwrap_or_else(|_| DEFAULT_MERCHANT_ID.to_owned());
     let merchant = MerchantId::parse(merchant)
         .context("LEDGER_DEFAULT_MERCHANT_ID is not a valid merchant id")?;
-    Ok(Some(WebhookConfig::new(secrets, merchant)))
+    let mut config = WebhookConfig::new(secrets, merchant);
+    if let Ok(accounts) = std::env::var(CONNECTED_ACCOUNTS_VARIABLE) {
+        let accounts = ConnectedAccounts::parse(&accounts)
+            .with_context(|| format!("{CONNECTED_ACCOUNTS_VARIABLE} is malformed"))?;
+        config.connected_accounts = std::sync::Arc::new(accounts);
+    }
+    Ok(Some(config))
 }

@@ -191,6 +191,66 @@ async fn the_sweep_applies_an_event_whose_prerequisite_came_through_the_api() {
     assert_eq!(refunds[0]["status"], "SUCCEEDED");
 }
 
+/// A refund parked more than 72 hours ago is given up on by the sweep: support sees its
+/// delivery as `expired` through GraphQL, `/metrics` counts it, and it is never applied.
+#[tokio::test]
+async fn a_parked_event_past_its_age_limit_expires_visibly() {
+    let app = spawn_app().await;
+    let expired_series = "ledger_webhook_parked_expired_total";
+    let before = series(&metrics(&app).await, expired_series);
+    let mut event: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../ledger-stripe/tests/fixtures/stripe/refund.updated.json"
+    ))
+    .unwrap();
+    event["id"] = json!("evt_3ExpiredRefund");
+    event["data"]["object"]["payment_intent"] = json!("pi_3ExpiredA1b2c3");
+    let body = serde_json::to_vec(&event).unwrap();
+    let secret = WebhookSecret::new(Environment::Test, WEBHOOK_SECRET).unwrap();
+    let answer: serde_json::Value = app
+        .client
+        .post(format!("{}/webhooks/stripe", app.address))
+        .header(
+            "Stripe-Signature",
+            sign(&secret, chrono::Utc::now().timestamp(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "parked", "{answer}");
+    sqlx::query("UPDATE webhook_parked SET parked_at = now() - interval '73 hours'")
+        .execute(app.database.pool())
+        .await
+        .unwrap();
+
+    let webhooks = app.state.app.webhooks.clone().expect("webhooks configured");
+    let resolved = ledger_stripe::webhooks::retry_all_parked(&webhooks, Environment::Test)
+        .await
+        .unwrap();
+    assert_eq!(resolved, 0, "nothing was applied");
+    assert_eq!(app.log_head().await, 0);
+
+    let support = app.key(Role::Support, Environment::Test).to_owned();
+    let answer = app
+        .graphql_as(
+            Some(&support),
+            "query($id: String) { webhookDeliveries(stripeEventId: $id) { outcome detail } }",
+            json!({"id": "evt_3ExpiredRefund"}),
+        )
+        .await;
+    let delivery = &answer.data()["webhookDeliveries"][0];
+    assert_eq!(delivery["outcome"], "expired", "{answer:?}");
+    assert!(
+        delivery["detail"].as_str().unwrap().contains("72 hours"),
+        "{delivery}"
+    );
+    let grown = series(&metrics(&app).await, expired_series) - before;
+    assert!(grown >= 1.0, "{expired_series} grew by {grown}");
+}
+
 /// A server started before its webhook secret is configured still answers Stripe: 503, so
 /// Stripe retries the event, with a message an operator can act on; nothing is recorded.
 #[tokio::test]

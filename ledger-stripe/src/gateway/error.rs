@@ -46,6 +46,22 @@ pub enum StripeError {
         environment: Environment,
     },
 
+    /// `LEDGER_STRIPE_CONNECTED_ACCOUNTS` holds an entry that is not `acct_…:merchant_id`.
+    #[error("LEDGER_STRIPE_CONNECTED_ACCOUNTS entry {position} is invalid: {reason}; expected comma-separated `acct_…:merchant_id` entries")]
+    InvalidConnectedAccounts { position: usize, reason: String },
+
+    /// A Connect event whose metadata names another merchant than its connected account.
+    /// Not a refusal of the delivery: the webhook adapter keeps it as a `conflict` for a
+    /// person and applies nothing (the account decides the merchant, and guessing which of the
+    /// two is right would put money on the wrong merchant's books).
+    #[error("event {event_id}: the connected account {account} is merchant {account_merchant}, but metadata.merchant_id names {stated_merchant}; the account decides the merchant, so nothing was applied")]
+    MerchantConflict {
+        event_id: String,
+        account: String,
+        account_merchant: String,
+        stated_merchant: String,
+    },
+
     /// A signed, well-formed event whose object lacks or garbles something the mapping needs
     /// (an unknown currency, a zero amount, a charge without id).
     #[error("event {event_id}: `{field}` {reason}")]
@@ -70,7 +86,15 @@ impl StripeError {
             StripeError::MalformedBody { .. } => "malformed_body",
             StripeError::LivemodeMismatch { .. } => "livemode_mismatch",
             StripeError::InvalidField { .. } => "invalid_field",
+            StripeError::InvalidConnectedAccounts { .. } => "invalid_connected_accounts",
+            StripeError::MerchantConflict { .. } => "merchant_conflict",
         }
+    }
+
+    /// The gateway and the ledger's rules disagree about a well-formed event: keep it as a
+    /// conflict for a person (answered 200, since Stripe retrying cannot help), not a refusal.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StripeError::MerchantConflict { .. })
     }
 
     /// The HTTP status the webhook endpoint should answer with. Every refusal is a 4xx: the
@@ -78,7 +102,11 @@ impl StripeError {
     /// start-up, before any request; it is listed as a 500 for completeness.)
     pub fn http_status(&self) -> u16 {
         match self {
-            StripeError::InvalidSecretsConfiguration { .. } => 500,
+            StripeError::InvalidSecretsConfiguration { .. }
+            | StripeError::InvalidConnectedAccounts { .. } => 500,
+            // Answered 200 as a kept conflict by the adapter (see `is_conflict`); listed for
+            // completeness.
+            StripeError::MerchantConflict { .. } => 409,
             StripeError::BodyTooLarge { .. } => 413,
             StripeError::InvalidField { .. } => 422,
             _ => 400,

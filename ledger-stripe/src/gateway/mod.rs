@@ -12,27 +12,32 @@
 //!
 //! # Layout
 //! - [`secrets`]: `LEDGER_STRIPE_WEBHOOK_SECRETS`, parsed; never printed.
+//! - [`connect`]: `LEDGER_STRIPE_CONNECTED_ACCOUNTS`, the merchants of Connect accounts.
 //! - [`signature`]: verifying and making `Stripe-Signature` headers.
 //! - [`event`]: the event envelope, body parsing and [`VerifiedEvent`].
 //! - [`objects`]: the PaymentIntent, Charge, Refund, Dispute and Payout fields we read.
 //! - [`mapping`]: events to ledger commands, and the classification of refusals.
+//! - [`parked`]: the age limit of events parked until what they depend on arrives.
 //! - [`error`]: [`StripeError`], the one error type of this module.
 
 pub mod amounts;
+pub mod connect;
 pub mod error;
 pub mod event;
 pub mod mapping;
 pub mod objects;
+pub mod parked;
 pub mod secrets;
 pub mod signature;
 
 pub use amounts::{money_from_stripe, money_to_stripe, StripeAmountError};
+pub use connect::ConnectedAccounts;
 pub use error::StripeError;
 pub use event::{parse_event, verify_event, Event, VerifiedEvent, DEFAULT_MAX_BODY_BYTES};
 pub use mapping::{
-    classify_refusal, decide_fact, is_already_applied, map_event, payment_id_for_payment_intent,
-    payment_intent_id, FactRefused, GatewayFact, IgnoredReason, MappingContext, PaymentFact,
-    PayoutFact, RefusalKind,
+    classify_refusal, decide_fact, identity_conflict, is_already_applied, map_event,
+    payment_id_for_payment_intent, payment_intent_id, FactRefused, GatewayFact, IgnoredReason,
+    MappingContext, PaymentFact, PayoutFact, RefusalKind,
 };
 pub use secrets::{WebhookSecret, WebhookSecrets};
 pub use signature::{sign, verify_signature, SIGNATURE_HEADER, TOLERANCE_SECONDS};

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::error::WebhookError;
 use super::state::WebhookState;
 use super::tables;
-use crate::gateway::{PaymentFact, PayoutFact, VerifiedEvent};
+use crate::gateway::{identity_conflict, PaymentFact, PayoutFact, VerifiedEvent};
 
 /// The prefix of the log's idempotency keys for Stripe events. API clients must not be able
 /// to use keys with this prefix (the API layer refuses them).
@@ -100,6 +100,8 @@ enum Unrecorded {
     /// The ledger already holds every command of the fact.
     AlreadyRecorded,
     Refused(FactRefused),
+    /// The fact is about a payment of another merchant or PaymentIntent.
+    Identity(String),
 }
 
 fn refusal(refused: &FactRefused) -> Application {
@@ -127,6 +129,11 @@ pub(super) async fn apply_payment(
     let outcome = state
         .commands()
         .handle_payment_with(fact.payment_id, &context, |payment: &PaymentState| {
+            // Decided on the state the append is checked against, so no concurrent command
+            // can make the payment another's between the check and the append.
+            if let Some(reason) = identity_conflict(payment, fact) {
+                return Ok(Decision::Refused(Unrecorded::Identity(reason)));
+            }
             Ok::<_, StoreError>(match decide_fact(payment, &fact.commands) {
                 Ok(events) if events.is_empty() => Decision::Refused(Unrecorded::AlreadyRecorded),
                 Ok(events) => Decision::Record(events),
@@ -138,6 +145,7 @@ pub(super) async fn apply_payment(
         Ok(Outcome::Handled(handled)) => Ok(applied(&handled)),
         Ok(Outcome::Refused(Unrecorded::AlreadyRecorded)) => Ok(Application::AlreadyRecorded),
         Ok(Outcome::Refused(Unrecorded::Refused(refused))) => Ok(refusal(&refused)),
+        Ok(Outcome::Refused(Unrecorded::Identity(reason))) => Ok(Application::Conflict(reason)),
         // The handler's answer for a payment of the other environment.
         Err(StoreError::Rejected(DomainError::PaymentNotFound)) => {
             Ok(Application::Conflict(format!(

@@ -1,11 +1,13 @@
 //! Webhook health in `/metrics`. The names are stable: dashboards and alerts use them.
 //!
 //! - `ledger_webhook_deliveries_total{outcome}`: every delivery answered, by outcome
-//!   (`applied`, `duplicate`, `ignored`, `parked`, `conflict`, `rejected`) and `error` for
+//!   (`applied`, `duplicate`, `ignored`, `parked`, `conflict`, `rejected`, `expired`) and `error` for
 //!   deliveries the ledger failed to record (answered 5xx, Stripe retries).
 //! - `ledger_webhook_rejections_total{code}`: refused deliveries by [`crate::gateway::StripeError`]
 //!   code (`no_secret_matched`, `timestamp_outside_tolerance`, …).
 //! - `ledger_webhook_parked_retries_total{outcome}`: retries of parked events, by outcome.
+//! - `ledger_webhook_parked_expired_total`: parked events given up on after their age limit
+//!   (each one's delivery is `expired`; support must look at every one).
 //! - `ledger_webhook_processing_seconds`: time from the request to the answer (histogram).
 
 use std::time::Duration;
@@ -15,6 +17,7 @@ use super::outcome::DeliveryOutcome;
 pub const DELIVERIES_TOTAL: &str = "ledger_webhook_deliveries_total";
 pub const REJECTIONS_TOTAL: &str = "ledger_webhook_rejections_total";
 pub const PARKED_RETRIES_TOTAL: &str = "ledger_webhook_parked_retries_total";
+pub const PARKED_EXPIRED_TOTAL: &str = "ledger_webhook_parked_expired_total";
 pub const PROCESSING_SECONDS: &str = "ledger_webhook_processing_seconds";
 
 /// The `outcome` label of deliveries that failed with a 5xx.
@@ -30,6 +33,10 @@ pub fn describe() {
     metrics::describe_counter!(
         PARKED_RETRIES_TOTAL,
         "Retries of parked Stripe events by outcome"
+    );
+    metrics::describe_counter!(
+        PARKED_EXPIRED_TOTAL,
+        "Parked Stripe events expired after their age limit, never applied"
     );
     metrics::describe_histogram!(
         PROCESSING_SECONDS,
@@ -56,4 +63,9 @@ pub(super) fn rejection(code: &'static str) {
 
 pub(super) fn parked_retry(outcome: DeliveryOutcome) {
     metrics::counter!(PARKED_RETRIES_TOTAL, "outcome" => outcome.as_str()).increment(1);
+}
+
+/// A parked event expired (see [`crate::gateway::parked`]).
+pub(super) fn parked_expired() {
+    metrics::counter!(PARKED_EXPIRED_TOTAL).increment(1);
 }

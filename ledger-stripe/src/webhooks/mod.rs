@@ -25,7 +25,11 @@
 //!    `{"error": {"code", "message"}}` and records nothing.
 //! 2. Under a per-subject lock (the PaymentIntent `pi_…` or payout `po_…`), skip it if its
 //!    delivery row already holds a final outcome (applied, duplicate, ignored).
-//! 3. Map it, with the payment linked to its PaymentIntent if any, and apply it (below).
+//! 3. Map it, with the payment linked to its PaymentIntent if any, and apply it (below). A
+//!    PaymentIntent is linked to one payment and a payment to one PaymentIntent
+//!    (`webhook_payment_links`' two keys); an event of a second PaymentIntent of a payment,
+//!    Connect metadata naming another merchant than the account, or a Connect event about
+//!    another merchant's payment is a `conflict`, never applied.
 //! 4. Record the delivery row, then retry the events parked on the same subject.
 //! 5. Answer 200 with the outcome, or 5xx when the database failed (Stripe retries).
 //!
@@ -55,13 +59,18 @@
 //! retrying. A parked event is retried, in Stripe's `created` order, after every successful
 //! apply on its PaymentIntent. Lost wake-ups are ruled out by "park, then try once more": an
 //! apply that committed before the parked row became visible is seen by that second try.
-//! Payouts wait for reconciliation imports, which call [`retry_all_parked`].
+//! Payouts wait for reconciliation imports, which call [`retry_all_parked`]. The server's
+//! sweep ([`sweep_parked`]) pages through every subject with parked events each minute. An
+//! event parked for more than 72 hours ([`crate::gateway::parked::MAX_PARKED_AGE`]) is not
+//! retried but expired: its delivery becomes `expired` and it is never applied, even when
+//! Stripe delivers it again.
 //!
 //! # Outcomes (`webhook_deliveries.outcome`, metric label `outcome`)
 //! `applied` (events appended), `duplicate` (the ledger already held every fact, or the
 //! delivery repeated an event already handled), `ignored` (unmapped type or nothing to
 //! record), `parked`, `conflict` (the gateway and the ledger disagree: kept for a person,
-//! answered 200 because a retry cannot help), `rejected` (refused before or while mapping).
+//! answered 200 because a retry cannot help), `rejected` (refused before or while mapping),
+//! `expired` (parked past its age limit, given up on: kept for a person, never applied).
 //!
 //! # Layout
 //! - [`state`]: [`WebhookState`] and [`WebhookConfig`], what the router needs.

@@ -12,16 +12,19 @@ pub enum DeliveryOutcome {
     Parked,
     Conflict,
     Rejected,
+    /// Parked past its age limit ([`crate::gateway::parked::MAX_PARKED_AGE`]): never applied.
+    Expired,
 }
 
 impl DeliveryOutcome {
-    pub const ALL: [DeliveryOutcome; 6] = [
+    pub const ALL: [DeliveryOutcome; 7] = [
         DeliveryOutcome::Applied,
         DeliveryOutcome::Duplicate,
         DeliveryOutcome::Ignored,
         DeliveryOutcome::Parked,
         DeliveryOutcome::Conflict,
         DeliveryOutcome::Rejected,
+        DeliveryOutcome::Expired,
     ];
 
     /// The stored name and metric label value.
@@ -33,16 +36,21 @@ impl DeliveryOutcome {
             DeliveryOutcome::Parked => "parked",
             DeliveryOutcome::Conflict => "conflict",
             DeliveryOutcome::Rejected => "rejected",
+            DeliveryOutcome::Expired => "expired",
         }
     }
 
     /// Final outcomes are never revisited: a repeated delivery of such an event changes
     /// nothing. Parked, conflicting and rejected events are looked at again when they come
-    /// back, since what they lacked may exist by then.
+    /// back, since what they lacked may exist by then. An expired event is final too: it
+    /// was given up on, and applying it days late is what its expiry prevents.
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            DeliveryOutcome::Applied | DeliveryOutcome::Duplicate | DeliveryOutcome::Ignored
+            DeliveryOutcome::Applied
+                | DeliveryOutcome::Duplicate
+                | DeliveryOutcome::Ignored
+                | DeliveryOutcome::Expired
         )
     }
 }

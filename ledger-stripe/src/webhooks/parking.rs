@@ -1,6 +1,7 @@
 //! Events that arrived before what they depend on: kept in `webhook_parked` and retried
 //! after every apply on their subject, after a reconciliation import, and by the server's
-//! sweep every minute (see the module docs of [`super`] for why parking).
+//! sweep every minute (see the module docs of [`super`] for why parking). One parked past
+//! its age limit ([`crate::gateway::parked`]) is expired instead of retried.
 
 use ledger_core::ids::Environment;
 
@@ -10,6 +11,7 @@ use super::outcome::DeliveryOutcome;
 use super::process::resolve;
 use super::state::WebhookState;
 use super::tables::{self, ParkedRow};
+use crate::gateway::parked::{expiry_cutoff, parked_too_long, EXPIRY_DETAIL_PREFIX};
 use crate::gateway::{Event, VerifiedEvent};
 
 /// Parked events of one subject read per pass, oldest first. A payment has a handful of
@@ -20,8 +22,8 @@ pub const MAX_PARKED_PER_SUBJECT: i64 = 100;
 /// ends the retry, and an event resolved late in a pass may unblock one earlier in it.
 const MAX_RETRY_PASSES: usize = 8;
 
-/// Subjects retried per [`retry_all_parked`] call.
-pub const MAX_SUBJECTS_PER_RETRY: i64 = 1_000;
+/// Subjects read per page by [`retry_all_parked`], which pages through all of them.
+pub const PARKED_SUBJECTS_PAGE: i64 = 1_000;
 
 /// Retries the events parked on one subject (`pi_…` or `po_…`); returns how many resolved.
 pub async fn retry_parked(
@@ -64,18 +66,28 @@ pub async fn sweep_parked(
 }
 
 /// Retries every subject's parked events, e.g. after a reconciliation import recorded the
-/// settlement batches that parked payouts wait for. Returns how many resolved.
+/// settlement batches that parked payouts wait for, and expires those parked too long.
+/// Returns how many resolved. Pages through the subjects in subject order, so every subject
+/// is reached however many wait; each page is read after the one before was retried, and
+/// the pages end because each starts strictly after the last subject of the one before.
 pub async fn retry_all_parked(
     state: &WebhookState,
     environment: Environment,
 ) -> Result<usize, WebhookError> {
     let mut resolved = 0;
-    for subject in
-        tables::parked_subjects(state.pool(), environment, MAX_SUBJECTS_PER_RETRY).await?
-    {
-        resolved += retry_parked(state, environment, &subject).await?;
+    let mut after = String::new();
+    loop {
+        let page =
+            tables::parked_subjects_after(state.pool(), environment, &after, PARKED_SUBJECTS_PAGE)
+                .await?;
+        for subject in &page {
+            resolved += retry_parked(state, environment, subject).await?;
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == PARKED_SUBJECTS_PAGE => after.clone_from(last),
+            _ => return Ok(resolved),
+        }
     }
-    Ok(resolved)
 }
 
 /// The retry itself; the caller holds the subject's turn.
@@ -90,6 +102,10 @@ pub(super) async fn retry_subject(
             tables::parked_on(state.pool(), environment, subject, MAX_PARKED_PER_SUBJECT).await?;
         let mut progressed = false;
         for row in parked {
+            if parked_too_long(row.parked_at, chrono::Utc::now()) {
+                expire(state, environment, &row.stripe_event_id).await?;
+                continue;
+            }
             let event = match restore(row, environment) {
                 Ok(event) => event,
                 Err(error) => {
@@ -115,6 +131,34 @@ pub(super) async fn retry_subject(
         }
     }
     Ok(resolved)
+}
+
+/// Gives up on an event parked past its age limit: its delivery becomes `expired` and it is
+/// never retried again. Returns whether this call expired it (another process may have
+/// resolved or expired it first).
+pub(super) async fn expire(
+    state: &WebhookState,
+    environment: Environment,
+    stripe_event_id: &str,
+) -> Result<bool, WebhookError> {
+    let now = chrono::Utc::now();
+    let expired = tables::expire_parked(
+        state.pool(),
+        environment,
+        stripe_event_id,
+        expiry_cutoff(now),
+        EXPIRY_DETAIL_PREFIX,
+        now,
+    )
+    .await?;
+    if expired {
+        metrics::parked_expired();
+        tracing::warn!(
+            %stripe_event_id,
+            "a parked stripe event waited past its age limit and expired; support must look at it"
+        );
+    }
+    Ok(expired)
 }
 
 /// A parked event was verified before it was stored; it is restored as such.

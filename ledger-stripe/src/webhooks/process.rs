@@ -8,9 +8,10 @@ use super::error::WebhookError;
 use super::outcome::DeliveryOutcome;
 use super::parking;
 use super::state::WebhookState;
-use super::tables::{self, DeliveryRow};
+use super::tables::{self, DeliveryRow, PaymentLink};
 use crate::gateway::{
-    map_event, payment_intent_id, GatewayFact, MappingContext, StripeError, VerifiedEvent,
+    map_event, payment_intent_id, GatewayFact, MappingContext, PaymentFact, StripeError,
+    VerifiedEvent,
 };
 
 /// What became of an event this time round.
@@ -94,7 +95,21 @@ pub(super) async fn process(
     let environment = event.environment();
     let subject = subject(event);
     let _turn = state.lock_subject(environment, &subject).await;
-    let seen = tables::delivery_outcome(state.pool(), environment, event.id()).await?;
+    let mut seen = tables::delivery_outcome(state.pool(), environment, event.id()).await?;
+    if seen == Some(DeliveryOutcome::Parked)
+        && parking::expire(state, environment, event.id()).await?
+    {
+        // A redelivery of an event parked past its age limit expires it rather than
+        // applying it days late; the sweep would have within the minute.
+        seen = Some(DeliveryOutcome::Expired);
+    }
+    if seen == Some(DeliveryOutcome::Expired) {
+        tables::record_redelivery(state.pool(), environment, event.id(), received_at).await?;
+        return Ok(Resolution::new(
+            DeliveryOutcome::Expired,
+            Some("the event expired while parked and is never applied".to_owned()),
+        ));
+    }
     if seen.is_some_and(DeliveryOutcome::is_final) {
         tables::record_redelivery(state.pool(), environment, event.id(), received_at).await?;
         let mut repeat = Resolution::new(DeliveryOutcome::Duplicate, None);
@@ -139,6 +154,7 @@ pub(super) async fn resolve(
 ) -> Result<Resolution, WebhookError> {
     let environment = event.environment();
     let mut context = MappingContext::new(state.config().default_merchant_id.clone());
+    context.connected_accounts = state.config().connected_accounts.clone();
     if let Some(payment_intent) = payment_intent_id(event) {
         context.linked_payment_id =
             tables::linked_payment(state.pool(), environment, &payment_intent)
@@ -147,6 +163,11 @@ pub(super) async fn resolve(
     }
     let fact = match map_event(event, &context) {
         Ok(fact) => fact,
+        Err(error) if error.is_conflict() => {
+            let mut conflict = Resolution::new(DeliveryOutcome::Conflict, Some(error.to_string()));
+            conflict.payment_intent_id = payment_intent_id(event);
+            return Ok(conflict);
+        }
         Err(error) => {
             let mut rejected = Resolution::new(DeliveryOutcome::Rejected, Some(error.to_string()));
             rejected.payment_intent_id = payment_intent_id(event);
@@ -164,13 +185,19 @@ pub(super) async fn resolve(
                 // Linked before the append: the link follows from the object's metadata
                 // alone, so writing it early is harmless, and a crash after the append cannot
                 // leave later refunds and disputes without their payment.
-                let linked = tables::link_payment(
+                let linked = match tables::link_payment(
                     state.pool(),
                     environment,
                     &fact.payment_intent_id,
                     fact.payment_id.as_uuid(),
                 )
-                .await?;
+                .await?
+                {
+                    PaymentLink::Linked(linked) => linked,
+                    PaymentLink::PaymentHasAnother(other) => {
+                        return Ok(linked_elsewhere(fact, &other));
+                    }
+                };
                 if linked != fact.payment_id.as_uuid() {
                     tracing::warn!(
                         payment_intent = %fact.payment_intent_id,
@@ -187,6 +214,21 @@ pub(super) async fn resolve(
         }
         GatewayFact::Payout(fact) => Ok(from_application(apply_payout(state, event, &fact).await?)),
     }
+}
+
+/// A fact naming a payment that another PaymentIntent is linked to: a conflict for a person,
+/// never applied (a ledger payment is linked to one PaymentIntent).
+fn linked_elsewhere(fact: PaymentFact, other_payment_intent: &str) -> Resolution {
+    let mut conflict = Resolution::new(
+        DeliveryOutcome::Conflict,
+        Some(format!(
+            "payment {} is linked to PaymentIntent {other_payment_intent}, not {}; a ledger payment is linked to one PaymentIntent, so nothing was applied",
+            fact.payment_id, fact.payment_intent_id
+        )),
+    );
+    conflict.payment_id = Some(fact.payment_id);
+    conflict.payment_intent_id = Some(fact.payment_intent_id);
+    conflict
 }
 
 /// PaymentIntents and Charges carry the PaymentIntent's metadata (`ledger_payment_id`);

@@ -8,7 +8,7 @@ use ledger_core::ids::{Environment, MerchantId};
 use ledger_store::commands::CommandHandler;
 use sqlx::PgPool;
 
-use crate::gateway::{WebhookSecrets, DEFAULT_MAX_BODY_BYTES};
+use crate::gateway::{ConnectedAccounts, WebhookSecrets, DEFAULT_MAX_BODY_BYTES};
 
 /// Webhook events of one subject take turns in this process (see [`SubjectLocks`]); this
 /// many stripes keep unrelated payments from waiting on each other.
@@ -23,6 +23,9 @@ pub struct WebhookConfig {
     pub default_merchant_id: MerchantId,
     /// Larger bodies are refused with 413 before they are read further.
     pub max_body_bytes: usize,
+    /// From `LEDGER_STRIPE_CONNECTED_ACCOUNTS` ([`ConnectedAccounts::parse`]): the merchants of
+    /// Connect accounts. Empty by default: each account is the merchant of its own id.
+    pub connected_accounts: Arc<ConnectedAccounts>,
 }
 
 impl WebhookConfig {
@@ -32,6 +35,7 @@ impl WebhookConfig {
             secrets,
             default_merchant_id,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            connected_accounts: Arc::default(),
         }
     }
 }

@@ -35,6 +35,8 @@ pub(super) struct DeliveryRow<'a> {
 pub(super) struct ParkedRow {
     pub stripe_event_id: String,
     pub event: serde_json::Value,
+    /// When it was first parked: its age counts from here.
+    pub parked_at: DateTime<Utc>,
 }
 
 fn bounded(detail: Option<&str>) -> Option<String> {
@@ -201,26 +203,54 @@ pub(super) async fn linked_payment(
     .await?)
 }
 
-/// Links a PaymentIntent to a payment; the first link wins. Returns the payment linked now.
+/// What linking a PaymentIntent to a payment came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum PaymentLink {
+    /// The PaymentIntent is linked to this payment (the first link of a PaymentIntent wins).
+    Linked(Uuid),
+    /// The payment is linked to this other PaymentIntent already; a payment has one.
+    PaymentHasAnother(String),
+}
+
+/// Links a PaymentIntent to a payment. Each PaymentIntent is linked to one payment and each
+/// payment to one PaymentIntent (`webhook_payment_links`' two unique keys): the first link of
+/// either wins, and the keys settle races between processes.
 pub(super) async fn link_payment(
     pool: &PgPool,
     environment: Environment,
     payment_intent_id: &str,
     payment_id: Uuid,
-) -> Result<Uuid, WebhookError> {
+) -> Result<PaymentLink, WebhookError> {
     sqlx::query!(
         r#"INSERT INTO webhook_payment_links (environment, payment_intent_id, payment_id)
            VALUES ($1, $2, $3)
-           ON CONFLICT (environment, payment_intent_id) DO NOTHING"#,
+           ON CONFLICT DO NOTHING"#,
         environment.as_str(),
         payment_intent_id,
         payment_id
     )
     .execute(pool)
     .await?;
-    Ok(linked_payment(pool, environment, payment_intent_id)
-        .await?
-        .unwrap_or(payment_id))
+    if let Some(linked) = linked_payment(pool, environment, payment_intent_id).await? {
+        return Ok(PaymentLink::Linked(linked));
+    }
+    // Not linked, so the payment's own key refused the link: it has another PaymentIntent.
+    let other = sqlx::query_scalar!(
+        r#"SELECT payment_intent_id FROM webhook_payment_links
+           WHERE environment = $1 AND payment_id = $2"#,
+        environment.as_str(),
+        payment_id
+    )
+    .fetch_optional(pool)
+    .await?;
+    other
+        .map(PaymentLink::PaymentHasAnother)
+        .ok_or_else(|| WebhookError::CorruptRow {
+            stripe_event_id: String::new(),
+            reason: format!(
+                "PaymentIntent {payment_intent_id} could not be linked, yet neither it nor payment {payment_id} has a link"
+            ),
+        })
 }
 
 /// Parks a verified event on its subject; parking it again counts an attempt.
@@ -300,7 +330,7 @@ pub(super) async fn parked_on(
     limit: i64,
 ) -> Result<Vec<ParkedRow>, WebhookError> {
     let rows = sqlx::query!(
-        r#"SELECT stripe_event_id, event FROM webhook_parked
+        r#"SELECT stripe_event_id, event, parked_at FROM webhook_parked
            WHERE environment = $1 AND subject = $2
            ORDER BY event_created_at, stripe_event_id
            LIMIT $3"#,
@@ -315,27 +345,72 @@ pub(super) async fn parked_on(
         .map(|row| ParkedRow {
             stripe_event_id: row.stripe_event_id,
             event: row.event,
+            parked_at: row.parked_at,
         })
         .collect())
 }
 
-/// Subjects with parked events, those waiting longest first.
-pub(super) async fn parked_subjects(
+/// One page of the subjects with parked events, in subject order after `after` (`""` for the
+/// first page). Keyset pages reach every subject however many there are, and a subject
+/// resolved or parked while the pages are read moves no other across a page boundary.
+pub(super) async fn parked_subjects_after(
     pool: &PgPool,
     environment: Environment,
+    after: &str,
     limit: i64,
 ) -> Result<Vec<String>, WebhookError> {
     Ok(sqlx::query_scalar!(
-        r#"SELECT subject AS "subject!" FROM webhook_parked
-           WHERE environment = $1
-           GROUP BY subject
-           ORDER BY min(parked_at), subject
-           LIMIT $2"#,
+        r#"SELECT DISTINCT subject FROM webhook_parked
+           WHERE environment = $1 AND subject > $2
+           ORDER BY subject
+           LIMIT $3"#,
         environment.as_str(),
+        after,
         limit
     )
     .fetch_all(pool)
     .await?)
+}
+
+/// Gives up on a parked event that was parked before `cutoff`: its parked row goes and its
+/// delivery row becomes `expired` (created from the parked row if the delivery was never
+/// recorded), in one statement. Returns whether it expired now; an event resolved or parked
+/// anew meanwhile is left alone, and a delivery that was applied keeps its outcome.
+pub(super) async fn expire_parked(
+    pool: &PgPool,
+    environment: Environment,
+    stripe_event_id: &str,
+    cutoff: DateTime<Utc>,
+    detail_prefix: &str,
+    processed_at: DateTime<Utc>,
+) -> Result<bool, WebhookError> {
+    let expired = sqlx::query_scalar!(
+        r#"WITH expired AS (
+               DELETE FROM webhook_parked
+               WHERE environment = $1 AND stripe_event_id = $2 AND parked_at < $3
+               RETURNING environment, stripe_event_id, subject, event_type, reason, parked_at)
+           INSERT INTO webhook_deliveries (
+               environment, stripe_event_id, event_type, payment_intent_id, outcome, detail,
+               received_at, last_received_at, processed_at)
+           SELECT environment, stripe_event_id, event_type,
+                  CASE WHEN subject LIKE 'pi\_%' THEN subject END, 'expired',
+                  left($4 || reason, 2000), parked_at, parked_at, $5
+           FROM expired
+           ON CONFLICT (environment, stripe_event_id) DO UPDATE SET
+               outcome = 'expired', detail = EXCLUDED.detail,
+               first_position = NULL, last_position = NULL,
+               processed_at = EXCLUDED.processed_at
+           WHERE webhook_deliveries.outcome NOT IN ('applied', 'duplicate', 'ignored')
+           RETURNING stripe_event_id"#,
+        environment.as_str(),
+        stripe_event_id,
+        cutoff,
+        detail_prefix,
+        processed_at
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(expired.is_some())
 }
 
 /// The settlement batch of this environment that initiated the payout, if any, from the

@@ -474,7 +474,8 @@ pub struct WebhookDelivery {
     pub event_type: String,
     pub payment_intent_id: Option<String>,
     pub payment_id: Option<Uuid>,
-    /// applied, duplicate, ignored, parked, conflict or rejected.
+    /// applied, duplicate, ignored, parked, conflict, rejected or expired (parked for more
+    /// than 72 hours and never applied).
     pub outcome: String,
     pub detail: Option<String>,
     pub first_position: Option<Position>,

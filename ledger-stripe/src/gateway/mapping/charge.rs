@@ -45,5 +45,6 @@ pub(super) fn map_charge_captured(input: &MappingInput<'_>) -> Result<GatewayFac
         )?,
         payment_intent_id,
         commands,
+        connected_merchant: identity::connected_merchant(input)?,
     }))
 }

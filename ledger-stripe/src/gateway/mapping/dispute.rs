@@ -74,6 +74,7 @@ pub(super) fn map(input: &MappingInput<'_>) -> Result<GatewayFact, StripeError> 
         )?,
         payment_intent_id,
         commands,
+        connected_merchant: identity::connected_merchant(input)?,
     }))
 }
 

@@ -4,7 +4,7 @@
 use std::fmt::Display;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use ledger_core::ids::IdError;
+use ledger_core::ids::{IdError, MerchantId};
 use ledger_core::text::ShortText;
 use ledger_core::{Currency, Money, PositiveMoney};
 
@@ -27,6 +27,21 @@ impl<'a> FieldReader<'a> {
             event_id: self.event_id.to_owned(),
             field,
             reason: reason.to_string(),
+        }
+    }
+
+    /// A Connect event whose metadata names another merchant than its account.
+    pub(super) fn merchant_conflict(
+        &self,
+        account: &str,
+        account_merchant: &MerchantId,
+        stated_merchant: &MerchantId,
+    ) -> StripeError {
+        StripeError::MerchantConflict {
+            event_id: self.event_id.to_owned(),
+            account: account.to_owned(),
+            account_merchant: account_merchant.to_string(),
+            stated_merchant: stated_merchant.to_string(),
         }
     }
 

@@ -66,6 +66,10 @@
 //!   the capture it needs, and a charge cannot tell an automatic from a manual intent, so
 //!   their commands start at the refund or dispute. When the payment is not there yet, the
 //!   refusal is [`RefusalKind::AwaitsEarlierFact`]: park the event or let Stripe retry.
+//! - **Identity**: on a Connect event (top-level `account`) the account decides the merchant;
+//!   metadata naming another merchant is a conflict, and so is a fact about a payment of
+//!   another merchant. A ledger payment is linked to one PaymentIntent: a fact of another
+//!   PaymentIntent than the one the payment holds is a conflict ([`identity_conflict`]).
 //! - **Payouts** belong to settlement batches, which Stripe's events do not name: the caller
 //!   finds the batch holding the payout id (recorded from the payout reconciliation report)
 //!   and decides the [`PayoutFact`]'s `RecordPayout` against it.
@@ -80,18 +84,21 @@ mod payout;
 mod refund;
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use ledger_core::ids::{MerchantId, PaymentId};
 use ledger_core::payment::PaymentCommand;
 use ledger_core::settlement::RecordPayout;
 
+use super::connect::ConnectedAccounts;
 use super::error::StripeError;
 use super::event::VerifiedEvent;
 use fields::FieldReader;
 
 pub use identity::{
-    payment_id_for_payment_intent, LEDGER_PAYMENT_ID_KEY, MERCHANT_ID_KEY, ORDER_ID_KEY,
+    identity_conflict, payment_id_for_payment_intent, LEDGER_PAYMENT_ID_KEY, MERCHANT_ID_KEY,
+    ORDER_ID_KEY,
 };
 /// The rules of repeated, late and early gateway facts are the payment's own (ledger-core).
 pub use ledger_core::payment::gateway_fact::{
@@ -107,6 +114,9 @@ pub struct MappingContext {
     /// [`payment_intent_id`]), when the caller has one on record. Used when the object
     /// carries no `metadata.ledger_payment_id`, before falling back to the UUIDv5.
     pub linked_payment_id: Option<PaymentId>,
+    /// The configured merchants of Connect accounts; an account not in it is the merchant of
+    /// its own id (see `identity`).
+    pub connected_accounts: Arc<ConnectedAccounts>,
 }
 
 impl MappingContext {
@@ -114,6 +124,7 @@ impl MappingContext {
         MappingContext {
             default_merchant_id,
             linked_payment_id: None,
+            connected_accounts: Arc::default(),
         }
     }
 }
@@ -136,6 +147,9 @@ pub struct PaymentFact {
     pub payment_intent_id: String,
     /// Everything a fresh ledger would need, in order; see [`decide_fact`].
     pub commands: Vec<PaymentCommand>,
+    /// On a Connect event, the merchant its account is: a payment of another merchant is a
+    /// conflict, whatever the commands ([`identity_conflict`]).
+    pub connected_merchant: Option<MerchantId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

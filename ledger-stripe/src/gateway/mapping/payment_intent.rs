@@ -76,6 +76,7 @@ pub(super) fn map(input: &MappingInput<'_>) -> Result<GatewayFact, StripeError> 
         payment_id: identity::payment_id(reader, &intent.metadata, &intent.id, input.context)?,
         payment_intent_id: intent.id,
         commands,
+        connected_merchant: identity::connected_merchant(input)?,
     }))
 }
 

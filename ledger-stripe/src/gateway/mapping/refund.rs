@@ -34,6 +34,7 @@ pub(super) fn map_refund(input: &MappingInput<'_>) -> Result<GatewayFact, Stripe
         )?,
         payment_intent_id,
         commands: refund_commands(input, &refund)?,
+        connected_merchant: identity::connected_merchant(input)?,
     }))
 }
 
@@ -65,6 +66,7 @@ pub(super) fn map_charge_refunded(input: &MappingInput<'_>) -> Result<GatewayFac
         )?,
         payment_intent_id,
         commands,
+        connected_merchant: identity::connected_merchant(input)?,
     }))
 }
 
