@@ -46,20 +46,33 @@ fn init_logging(json: bool, default: &str) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_json, default_filter(&cli.command));
+    // Listened for before the embedded cluster starts: Ctrl-C during start-up then stops the
+    // server cleanly, and the cluster with it, instead of killing the process.
+    let shutdown = matches!(cli.command, Command::Serve { .. })
+        .then(cli::serve::ShutdownSignal::listen)
+        .transpose()?;
     let database = Database::open()?;
-    let outcome = run(&database, cli.command).await;
+    let outcome = run(&database, cli.command, shutdown).await;
     database.close()?;
     outcome
 }
 
-async fn run(database: &Database, command: Command) -> anyhow::Result<()> {
+async fn run(
+    database: &Database,
+    command: Command,
+    shutdown: Option<cli::serve::ShutdownSignal>,
+) -> anyhow::Result<()> {
     let pool = database.connect().await?;
     match command {
         Command::Serve { bind } => {
+            let shutdown = match shutdown {
+                Some(shutdown) => shutdown,
+                None => cli::serve::ShutdownSignal::listen()?,
+            };
             if let Some(location) = database.data_location() {
                 println!("ledger data: {}", location.display());
             }
-            cli::serve::run(pool, bind).await
+            cli::serve::run(pool, bind, shutdown).await
         }
         Command::Migrate => {
             println!("migrations are current");

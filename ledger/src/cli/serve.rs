@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use ledger_api::server::application;
 use sqlx::PgPool;
 
-pub async fn run(pool: PgPool, bind: SocketAddr) -> anyhow::Result<()> {
+pub async fn run(pool: PgPool, bind: SocketAddr, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let projector = tokio::spawn(ledger_projections::Projector::live(pool.clone()).follow(
         async move {
@@ -42,7 +42,7 @@ pub async fn run(pool: PgPool, bind: SocketAddr) -> anyhow::Result<()> {
     tracing::info!(address = %bind, "ledger serving: GraphiQL at http://{bind}/graphql");
     println!("ledger serving on http://{bind} (GraphiQL at http://{bind}/graphql); Ctrl-C stops");
     axum::serve(listener, routes)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown.received())
         .await
         .context("the server failed")?;
     tracing::info!("drained; stopping the projections");
@@ -61,23 +61,39 @@ pub async fn run(pool: PgPool, bind: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C and SIGTERM, listened for from the moment this is made: a signal that arrives while
+/// the server is still starting (migrations, binding) is kept and drains it as soon as it
+/// serves, instead of killing the process with the embedded cluster still running.
+pub struct ShutdownSignal {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    pub fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(ShutdownSignal {
+                interrupt: signal(SignalKind::interrupt())
+                    .context("could not listen for Ctrl-C")?,
+                terminate: signal(SignalKind::terminate())
+                    .context("could not listen for SIGTERM")?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+        #[cfg(not(unix))]
+        Ok(ShutdownSignal {})
+    }
+
+    async fn received(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
