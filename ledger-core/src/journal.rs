@@ -35,7 +35,7 @@ use crate::currency::Currency;
 use crate::ids::{Environment, MerchantId};
 use crate::money::{Money, MoneyError};
 use crate::payment::{Payment, PaymentEvent, PaymentState, SettledItem};
-use crate::settlement::{SettlementBatchState, SettlementEvent};
+use crate::settlement::{SettlementBatchState, SettlementEvent, SettlementItem};
 use crate::stored::stored_names;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -235,28 +235,19 @@ pub fn settlement_entry(
                 &recorded.merchant_id,
                 recorded.currency,
             );
-            for item in &recorded.items {
-                entry = match item.item {
-                    SettledItem::Capture(_) => entry
-                        .debit(ProcessingFees, item.fee)
-                        .debit(GatewaySettled, sub(item.gross, item.fee)?)
-                        .credit(GatewayPending, item.gross),
-                    SettledItem::Refund(_) => entry
-                        .debit(GatewayPending, item.gross)
-                        .debit(ProcessingFees, item.fee)
-                        .credit(GatewaySettled, add(item.gross, item.fee)?),
-                    SettledItem::Dispute(_) => {
-                        let withdrawn = add(item.gross, item.fee)?;
-                        entry
-                            .debit(GatewayPending, withdrawn)
-                            .credit(GatewaySettled, withdrawn)
-                    }
-                };
-            }
+            // Items a version 1 event carried inline; now they come in SettlementItemsAdded.
+            entry = item_postings(entry, &recorded.items)?;
             entry
                 .debit(GatewayReserve, recorded.reserve)
                 .credit(GatewaySettled, recorded.reserve)
                 .finished()
+        }
+        SettlementEvent::SettlementItemsAdded(added) => {
+            let Some(batch) = state_before.batch.as_ref() else {
+                return Ok(None);
+            };
+            let entry = JournalEntry::new(batch.environment, &batch.merchant_id, batch.currency);
+            item_postings(entry, &added.items)?.finished()
         }
         SettlementEvent::PayoutInitiated(initiated) => payout_entry(
             state_before,
@@ -274,6 +265,35 @@ pub fn settlement_entry(
             failed.amount,
         ),
     };
+    Ok(entry)
+}
+
+/// Each settled item's postings: its gross leaves gateway_pending, its fee is a processing
+/// fee, and the rest reaches gateway_settled (a refund or dispute takes gross and fee out).
+/// They balance item by item, so a batch's items may be posted in any number of entries.
+fn item_postings(
+    mut entry: JournalEntry,
+    items: &[SettlementItem],
+) -> Result<JournalEntry, MoneyError> {
+    use Account::*;
+    for item in items {
+        entry = match item.item {
+            SettledItem::Capture(_) => entry
+                .debit(ProcessingFees, item.fee)
+                .debit(GatewaySettled, sub(item.gross, item.fee)?)
+                .credit(GatewayPending, item.gross),
+            SettledItem::Refund(_) => entry
+                .debit(GatewayPending, item.gross)
+                .debit(ProcessingFees, item.fee)
+                .credit(GatewaySettled, add(item.gross, item.fee)?),
+            SettledItem::Dispute(_) => {
+                let withdrawn = add(item.gross, item.fee)?;
+                entry
+                    .debit(GatewayPending, withdrawn)
+                    .credit(GatewaySettled, withdrawn)
+            }
+        };
+    }
     Ok(entry)
 }
 

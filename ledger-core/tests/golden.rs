@@ -120,6 +120,14 @@ fn settlement_examples() -> Vec<SettlementEvent> {
             merchant_id: merchant(),
             environment: Environment::Live,
             currency: Currency::JPY,
+            item_count: 2,
+            items: Vec::new(),
+            gross: jpy("4000"),
+            fees: jpy("180"),
+            reserve: jpy("100"),
+            net: jpy("3720"),
+        }),
+        SettlementEvent::SettlementItemsAdded(SettlementItemsAdded {
             items: vec![
                 SettlementItem {
                     payment_id: payment_id(),
@@ -134,10 +142,6 @@ fn settlement_examples() -> Vec<SettlementEvent> {
                     fee: jpy("0"),
                 },
             ],
-            gross: jpy("4000"),
-            fees: jpy("180"),
-            reserve: jpy("100"),
-            net: jpy("3720"),
         }),
         SettlementEvent::PayoutInitiated(PayoutInitiated {
             payout_id: payout_id(),
@@ -346,6 +350,43 @@ fn a_version_1_decline_is_upcast_by_classifying_its_code() {
             retry_may_help: false,
         })
     );
+}
+
+#[test]
+fn a_version_1_batch_with_its_items_inline_is_read_and_folded_as_recorded() {
+    // As every batch before items moved to SettlementItemsAdded was stored.
+    let v1 = json!({
+        "merchant_id": "merchant_1",
+        "environment": "live",
+        "currency": "USD",
+        "items": [
+            {"payment_id": payment_id().to_string(), "item": {"kind": "CAPTURE", "item_id": "ch_1"},
+             "gross": {"amount": "50.00", "currency": "USD"},
+             "fee": {"amount": "1.75", "currency": "USD"}},
+            {"payment_id": payment_id().to_string(), "item": {"kind": "REFUND", "item_id": "re_1"},
+             "gross": {"amount": "10.00", "currency": "USD"},
+             "fee": {"amount": "0.00", "currency": "USD"}}
+        ],
+        "gross": {"amount": "40.00", "currency": "USD"},
+        "fees": {"amount": "1.75", "currency": "USD"},
+        "reserve": {"amount": "0.00", "currency": "USD"},
+        "net": {"amount": "38.25", "currency": "USD"}
+    });
+    let event = SettlementEvent::from_stored("SettlementBatchRecorded", 1, v1).expect("upcasts");
+    let SettlementEvent::SettlementBatchRecorded(recorded) = &event else {
+        panic!("{event:?}");
+    };
+    assert_eq!((recorded.item_count, recorded.items.len()), (2, 2));
+    let state = ledger_core::settlement::fold([&event]);
+    let batch = state.batch.as_ref().expect("batch");
+    assert!(batch.is_complete());
+    assert_eq!(batch.items, recorded.items);
+    assert_eq!(ledger_core::settlement::invariants::check(&state), Ok(()));
+    let entry = ledger_core::journal::settlement_entry(&SettlementBatchState::default(), &event)
+        .expect("posts")
+        .expect("an entry");
+    assert!(entry.is_balanced());
+    assert_eq!(entry.postings.len(), 5);
 }
 
 #[test]

@@ -105,10 +105,12 @@ fn a_batch_settles_every_item_on_its_payment_and_totals_the_net() {
     let mut world = world();
     let decision =
         settlement::decide(&world.batch, &world.payments, &full_batch(&world)).expect("accepted");
-    let [SettlementEvent::SettlementBatchRecorded(recorded)] = decision.batch_events.as_slice()
+    let [SettlementEvent::SettlementBatchRecorded(recorded), SettlementEvent::SettlementItemsAdded(added)] =
+        decision.batch_events.as_slice()
     else {
         panic!("unexpected {decision:?}");
     };
+    assert_eq!((recorded.item_count, added.items.len()), (4, 4));
     // gross = 100 − 10 + 50 − 20 = 120; fees = 3.20 + 1.75 + 15.00 = 19.95; net = 120 − 19.95 − 5
     assert_eq!(recorded.gross, usd("120.00"));
     assert_eq!(recorded.fees, usd("19.95"));
@@ -457,6 +459,7 @@ fn a_logged_withdrawal_past_the_largest_amount_fails_to_post_instead_of_posting_
         merchant_id: merchant(),
         environment: Environment::Test,
         currency: Currency::USD,
+        item_count: 1,
         items: vec![SettlementItem {
             payment_id: payment_id(1),
             item: SettledItem::Dispute(dispute_id("d1")),
@@ -474,4 +477,142 @@ fn a_logged_withdrawal_past_the_largest_amount_fails_to_post_instead_of_posting_
         matches!(posted, Err(ledger_core::MoneyError::OutOfRange { .. })),
         "{posted:?}"
     );
+}
+
+/// A batch of the largest size: `count` payments of 10.00 each, captured in full under `c1`.
+fn largest_batch_world(count: u128) -> (World, SettlementCommand) {
+    let mut world = world();
+    world.payments.clear();
+    let captured = given(&[
+        initiate("10.00", CaptureMode::Manual),
+        approve(None),
+        capture("c1", None, true),
+    ])
+    .1;
+    let mut items = Vec::new();
+    for n in 1..=count {
+        world.payments.insert(payment_id(n), captured.clone());
+        items.push(item(
+            n,
+            SettledItem::Capture(capture_id("c1")),
+            "10.00",
+            "0.59",
+        ));
+    }
+    let command = SettlementCommand::RecordBatch(RecordSettlementBatch {
+        batch_id: world.batch_id,
+        merchant_id: merchant(),
+        environment: Environment::Test,
+        currency: Currency::USD,
+        items,
+        reserve: Some(usd("1.00")),
+    });
+    (world, command)
+}
+
+#[test]
+fn a_batch_of_the_largest_size_is_recorded_as_a_header_and_bounded_item_events() {
+    // One event holding 2,000 items would be about 400 KiB, past the store's 64 KiB a payload.
+    let (mut world, command) = largest_batch_world(MAX_SETTLEMENT_ITEMS as u128);
+    let decision = settlement::decide(&world.batch, &world.payments, &command).expect("accepted");
+
+    assert_eq!(decision.batch_events.len(), MAX_SETTLEMENT_BATCH_EVENTS);
+    let SettlementEvent::SettlementBatchRecorded(recorded) = &decision.batch_events[0] else {
+        panic!("{:?}", decision.batch_events[0]);
+    };
+    assert_eq!(recorded.item_count as usize, MAX_SETTLEMENT_ITEMS);
+    assert!(recorded.items.is_empty());
+    for event in &decision.batch_events[1..] {
+        let SettlementEvent::SettlementItemsAdded(added) = event else {
+            panic!("{event:?}");
+        };
+        assert_eq!(added.items.len(), SETTLEMENT_ITEMS_PER_EVENT);
+    }
+    assert_eq!(decision.payment_events.len(), MAX_SETTLEMENT_ITEMS);
+
+    // The entries of the header and of each item event balance one by one, and together post
+    // what the batch moves: 20,000.00 out of gateway_pending, net and reserve settled.
+    let mut state = world.batch.clone();
+    let mut balance = TrialBalance::default();
+    for event in &decision.batch_events {
+        if let Some(entry) = journal::settlement_entry(&state, event).expect("posts") {
+            assert!(entry.is_balanced(), "{entry:?}");
+            balance.post(&entry);
+        }
+        state = settlement::evolve(state, event);
+    }
+    let key = |account| AccountKey {
+        environment: Environment::Test,
+        merchant_id: merchant(),
+        currency: Currency::USD,
+        account,
+    };
+    assert_eq!(
+        balance.balance(&key(Account::GatewayPending)),
+        Decimal::new(-2_000_000, 2)
+    );
+    assert_eq!(
+        balance.balance(&key(Account::ProcessingFees)),
+        Decimal::new(118_000, 2)
+    );
+    assert_eq!(
+        balance.balance(&key(Account::GatewayReserve)),
+        Decimal::new(100, 2)
+    );
+
+    apply(&mut world, &decision);
+    let batch = world.batch.batch.as_ref().expect("batch");
+    assert!(batch.is_complete());
+    assert_eq!(batch.net, usd("18819.00"));
+    assert_eq!(invariants::check(&world.batch), Ok(()));
+    for n in 1..=MAX_SETTLEMENT_ITEMS as u128 {
+        let payment = world.payments[&payment_id(n)]
+            .payment
+            .as_ref()
+            .expect("payment");
+        assert_eq!(
+            payment.settled_in(&SettledItem::Capture(capture_id("c1"))),
+            Some(world.batch_id)
+        );
+    }
+}
+
+#[test]
+fn one_more_item_than_the_largest_batch_is_refused() {
+    let (world, command) = largest_batch_world(MAX_SETTLEMENT_ITEMS as u128 + 1);
+    refused(&world, &command, "settlement_batch_too_large");
+}
+
+#[test]
+fn an_item_event_stays_well_under_the_store_payload_cap_with_the_longest_items() {
+    // The worst an item can be: the longest ids, of characters JSON escapes, and the largest
+    // amounts of a three-decimal currency. 48 KiB leaves the store's 64 KiB cap a margin.
+    let escaped = "\"".repeat(ledger_core::ids::MAX_ID_LENGTH);
+    let largest = Money::parse("-999999999999.999", Currency::KWD).expect("in range");
+    let item = SettlementItem {
+        payment_id: payment_id(u128::MAX),
+        item: SettledItem::Dispute(dispute_id(&escaped)),
+        gross: largest,
+        fee: largest,
+    };
+    let event = SettlementEvent::SettlementItemsAdded(SettlementItemsAdded {
+        items: vec![item; SETTLEMENT_ITEMS_PER_EVENT],
+    });
+    let payload = serde_json::to_string(&event.to_payload().expect("encodes")).expect("text");
+    assert!(payload.len() < 48 * 1024, "{} bytes", payload.len());
+}
+
+#[test]
+fn a_fold_that_stops_inside_the_append_sees_an_incomplete_batch_that_keeps_the_invariants() {
+    let (world, command) = largest_batch_world(250);
+    let decision = settlement::decide(&world.batch, &world.payments, &command).expect("accepted");
+    let partial = settlement::fold(&decision.batch_events[..2]);
+    let batch = partial.batch.as_ref().expect("batch");
+    assert_eq!((batch.item_count, batch.items.len()), (250, 100));
+    assert!(!batch.is_complete());
+    assert_eq!(invariants::check(&partial), Ok(()));
+    // An item event past the count the header stated is a broken log.
+    let mut extra = decision.batch_events.clone();
+    extra.push(decision.batch_events[1].clone());
+    assert!(invariants::check(&settlement::fold(&extra)).is_err());
 }

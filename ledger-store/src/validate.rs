@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use ledger_core::settlement::{MAX_SETTLEMENT_BATCH_EVENTS, MAX_SETTLEMENT_ITEMS};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -20,10 +21,14 @@ pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 pub const MAX_PAYLOAD_DEPTH: usize = 64;
 /// Largest metadata object accepted, in bytes of its compact JSON text.
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
-/// Most events one append may record, over all its streams.
-pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
-/// Most streams one append may touch (a settlement batch and the payments it settles).
-pub const MAX_STREAMS_PER_APPEND: usize = 1_000;
+/// Most events one append may record, over all its streams. The largest append is a
+/// settlement batch of the most items: its header and item events on the batch's stream and
+/// one Settled event per item on the payments, all or nothing, so the bound is that append's
+/// size and no more (a bound on every append keeps a transaction's rows and memory bounded).
+pub const MAX_EVENTS_PER_APPEND: usize = MAX_SETTLEMENT_BATCH_EVENTS + MAX_SETTLEMENT_ITEMS;
+/// Most streams one append may touch: a settlement batch and the payments it settles, each
+/// item on a payment of its own at most.
+pub const MAX_STREAMS_PER_APPEND: usize = 1 + MAX_SETTLEMENT_ITEMS;
 /// Longest event type name accepted.
 pub const MAX_EVENT_TYPE_LENGTH: usize = 200;
 /// Longest idempotency key accepted; the database checks the same bound.

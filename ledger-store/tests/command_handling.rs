@@ -441,7 +441,8 @@ async fn a_settlement_batch_is_atomic_across_payments() {
         )
         .await
         .unwrap();
-    assert_eq!(settled.events.len(), 3);
+    // The batch's header and its items, and a CaptureSettled on each payment.
+    assert_eq!(settled.events.len(), 4);
     let net = settled.state.batch.unwrap().net;
     assert_eq!(net, Money::parse("29.40", Currency::USD).unwrap());
 

@@ -25,8 +25,10 @@ use tower_http::trace::TraceLayer;
 
 use crate::graphql::{AppState, LedgerSchema};
 
-/// The largest request body accepted anywhere.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// The largest request body accepted anywhere. The largest request the contract allows is a
+/// `recordSettlementBatch` of 2,000 items, each up to about 400 bytes of JSON with the longest
+/// ids: it must fit, with room for the query around it.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Requests taking longer are answered 408 and their work abandoned.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -164,7 +164,8 @@ async fn a_settlement_batch_and_its_payout() {
         .await;
     let batch = &answer.data()["recordSettlementBatch"];
     assert_eq!(batch["batch"]["net"], "91.80");
-    assert_eq!(batch["events"].as_array().unwrap().len(), 2);
+    // The batch's header, its items, and the payment's CaptureSettled.
+    assert_eq!(batch["events"].as_array().unwrap().len(), 3);
     let payout = format!(
         "mutation($input: RecordPayoutInput!) {{ recordPayout(input: $input) {{ {settlement_fields} }} }}"
     );

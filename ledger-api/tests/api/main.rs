@@ -2,6 +2,7 @@
 
 mod helpers;
 mod isolation;
+mod large_settlement;
 mod lifecycle;
 mod limits;
 mod log_pages;

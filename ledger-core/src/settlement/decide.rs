@@ -9,7 +9,7 @@ use super::command::{
 };
 use super::event::{
     PayoutFailed, PayoutInitiated, PayoutPaid, SettlementBatchRecorded, SettlementEvent,
-    SettlementItem,
+    SettlementItem, SettlementItemsAdded, SETTLEMENT_ITEMS_PER_EVENT,
 };
 use super::state::{PayoutStatus, SettlementBatch, SettlementBatchState};
 use crate::error::{AmountMismatch, DomainError};
@@ -19,6 +19,11 @@ use crate::payment::{self, Payment, PaymentEvent, PaymentState, SettlePaymentIte
 
 /// The most items one batch may settle: it is one atomic append across all their payments.
 pub const MAX_SETTLEMENT_ITEMS: usize = 2_000;
+
+/// The most events recording one batch appends to the batch's own stream: its header and its
+/// items in events of [`SETTLEMENT_ITEMS_PER_EVENT`].
+pub const MAX_SETTLEMENT_BATCH_EVENTS: usize =
+    1 + MAX_SETTLEMENT_ITEMS.div_ceil(SETTLEMENT_ITEMS_PER_EVENT);
 
 /// Events for the batch stream and for each payment stream the batch names.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -134,20 +139,43 @@ fn record_batch(
     let gross = total(currency, items.iter().map(SettlementItem::signed_gross))?;
     let fees = total(currency, items.iter().map(|item| item.fee))?;
     let net = gross.checked_sub(fees)?.checked_sub(reserve)?;
+    let item_count =
+        u32::try_from(items.len()).map_err(|_| DomainError::SettlementBatchTooLarge {
+            limit: MAX_SETTLEMENT_ITEMS,
+        })?;
     let recorded = SettlementBatchRecorded {
         merchant_id: command.merchant_id.clone(),
         environment: command.environment,
         currency,
-        items,
+        item_count,
+        items: Vec::new(),
         gross,
         fees,
         reserve,
         net,
     };
     Ok(SettlementDecision {
-        batch_events: vec![SettlementEvent::SettlementBatchRecorded(recorded)],
+        batch_events: batch_events(recorded, &items),
         payment_events,
     })
+}
+
+/// The header of a batch, then its items in events of at most [`SETTLEMENT_ITEMS_PER_EVENT`]:
+/// one event holding a whole batch would outgrow the store's cap on a payload long before
+/// [`MAX_SETTLEMENT_ITEMS`]. They are appended together, so no reader of the log sees a
+/// batch without its items unless it stops inside that append.
+fn batch_events(
+    recorded: SettlementBatchRecorded,
+    items: &[SettlementItem],
+) -> Vec<SettlementEvent> {
+    let mut events = Vec::with_capacity(1 + items.len().div_ceil(SETTLEMENT_ITEMS_PER_EVENT));
+    events.push(SettlementEvent::SettlementBatchRecorded(recorded));
+    events.extend(items.chunks(SETTLEMENT_ITEMS_PER_EVENT).map(|chunk| {
+        SettlementEvent::SettlementItemsAdded(SettlementItemsAdded {
+            items: chunk.to_vec(),
+        })
+    }));
+    events
 }
 
 /// Checks one item against its payment and returns the Settled event for it.

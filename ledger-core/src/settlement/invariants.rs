@@ -2,9 +2,11 @@
 //! `decide` asserts them in debug builds; the property tests drive it with random batches and
 //! payout sequences.
 //!
-//! On a batch: one currency; no amount negative; its totals are its items' (gross the signed
-//! sum, net = gross − fees − reserve); an item at most once; at most one payout under way or
-//! done, every payout of the batch's net. On a decision: every item it records is settled, on
+//! On a batch: one currency; an item at most once; no more items than it was recorded with;
+//! once they are all there (a fold that stops inside the append recording a batch sees only
+//! some), no amount negative, its totals its items' (gross the signed sum, net = gross − fees
+//! − reserve), at most one payout under way or done, every payout of the batch's net. On a
+//! decision: the batch it records is complete, every item it records is settled, on
 //! its payment, in this batch and no other (each capture, refund and dispute debit is settled
 //! in exactly one batch), the payments it names are left valid, and every journal entry it
 //! yields balances.
@@ -35,8 +37,24 @@ pub fn check(state: &SettlementBatchState) -> Result<(), InvariantViolation> {
         };
     };
     check_currency(batch)?;
-    check_totals(batch)?;
     check_unique_items(batch)?;
+    if batch.items.len() > batch.item_count {
+        return violation(format!(
+            "a batch of {} items holds {}",
+            batch.item_count,
+            batch.items.len()
+        ));
+    }
+    if !batch.is_complete() {
+        // A fold that stops inside the append recording the batch: its totals are those of
+        // items still to come, and nothing can have happened to it yet.
+        return if batch.payouts.is_empty() {
+            Ok(())
+        } else {
+            violation("a payout of a batch whose items are not all recorded")
+        };
+    }
+    check_totals(batch)?;
     check_payouts(batch)
 }
 
@@ -169,6 +187,9 @@ fn check_settled_once(
     let Some(batch) = &after.batch else {
         return violation("a recorded batch left no batch");
     };
+    if !batch.is_complete() {
+        return violation("a recorded batch left items out of its append");
+    }
     let named: BTreeSet<PaymentId> = batch.items.iter().map(|item| item.payment_id).collect();
     if decision.payment_events.keys().any(|id| !named.contains(id)) {
         return violation("the batch recorded events on a payment it does not name");

@@ -8,6 +8,8 @@ pub mod invariants;
 pub mod state;
 
 pub use command::*;
-pub use decide::{decide, payments_named, SettlementDecision, MAX_SETTLEMENT_ITEMS};
+pub use decide::{
+    decide, payments_named, SettlementDecision, MAX_SETTLEMENT_BATCH_EVENTS, MAX_SETTLEMENT_ITEMS,
+};
 pub use event::*;
 pub use state::{evolve, fold, Payout, PayoutStatus, SettlementBatch, SettlementBatchState};

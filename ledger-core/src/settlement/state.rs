@@ -38,6 +38,9 @@ pub struct SettlementBatch {
     pub merchant_id: MerchantId,
     pub environment: Environment,
     pub currency: Currency,
+    /// The items the batch was recorded with; `items` holds them all once the append that
+    /// recorded the batch is folded whole.
+    pub item_count: usize,
     pub items: Vec<SettlementItem>,
     pub gross: Money,
     pub fees: Money,
@@ -48,6 +51,12 @@ pub struct SettlementBatch {
 }
 
 impl SettlementBatch {
+    /// Whether every item the batch was recorded with has been folded in: only a fold that
+    /// stops inside the append that recorded the batch sees it incomplete.
+    pub fn is_complete(&self) -> bool {
+        self.items.len() == self.item_count
+    }
+
     /// The payout that is under way or done, if any: at most one at a time.
     pub fn active_payout(&self) -> Option<&Payout> {
         self.payouts
@@ -77,6 +86,7 @@ pub fn evolve(mut state: SettlementBatchState, event: &SettlementEvent) -> Settl
                 merchant_id: recorded.merchant_id.clone(),
                 environment: recorded.environment,
                 currency: recorded.currency,
+                item_count: usize::try_from(recorded.item_count).unwrap_or(usize::MAX),
                 items: recorded.items.clone(),
                 gross: recorded.gross,
                 fees: recorded.fees,
@@ -84,6 +94,9 @@ pub fn evolve(mut state: SettlementBatchState, event: &SettlementEvent) -> Settl
                 net: recorded.net,
                 payouts: Vec::new(),
             });
+        }
+        (Some(batch), SettlementEvent::SettlementItemsAdded(added)) => {
+            batch.items.extend(added.items.iter().cloned());
         }
         (Some(batch), SettlementEvent::PayoutInitiated(initiated)) => batch.payouts.push(Payout {
             payout_id: initiated.payout_id.clone(),

@@ -30,6 +30,9 @@ pub(crate) async fn apply(
 ) -> Result<(), ProjectionError> {
     let mut touched: BTreeMap<Uuid, (DateTime<Utc>, u64)> = BTreeMap::new();
     let mut recorded: Vec<(Uuid, DateTime<Utc>)> = Vec::new();
+    // Items each batch gained in this page: a batch's items come in several events of one
+    // append, and a page may end inside it.
+    let mut items_added: BTreeMap<Uuid, usize> = BTreeMap::new();
     let mut times = PayoutTimes::default();
     for event in batch.events_after(after) {
         let DomainEvent::Settlement(settlement_event) = &event.event else {
@@ -37,8 +40,13 @@ pub(crate) async fn apply(
         };
         touched.insert(event.stream_id, (event.occurred_at, event.position));
         let (map, payout_id) = match settlement_event {
-            SettlementEvent::SettlementBatchRecorded(_) => {
+            SettlementEvent::SettlementBatchRecorded(header) => {
                 recorded.push((event.stream_id, event.occurred_at));
+                *items_added.entry(event.stream_id).or_default() += header.items.len();
+                continue;
+            }
+            SettlementEvent::SettlementItemsAdded(added) => {
+                *items_added.entry(event.stream_id).or_default() += added.items.len();
                 continue;
             }
             SettlementEvent::PayoutInitiated(payout) => (&mut times.initiated, &payout.payout_id),
@@ -51,7 +59,7 @@ pub(crate) async fn apply(
         );
     }
     write_batches(connection, batch, &touched, &recorded).await?;
-    write_items(connection, batch, &recorded).await?;
+    write_items(connection, batch, &items_added).await?;
     write_payouts(connection, batch, &touched, &times).await
 }
 
@@ -88,7 +96,9 @@ async fn write_batches(
         fees.push(settlement.fees.amount());
         reserve.push(settlement.reserve.amount());
         net.push(settlement.net.amount());
-        item_counts.push(i32::try_from(settlement.items.len()).unwrap_or(i32::MAX));
+        // The count the batch was recorded with: a page ending inside the append that
+        // recorded it holds only some of its items.
+        item_counts.push(i32::try_from(settlement.item_count).unwrap_or(i32::MAX));
         payout_statuses.push(
             settlement
                 .payouts
@@ -133,10 +143,12 @@ async fn write_batches(
     Ok(())
 }
 
+/// Inserts the items each batch gained in this page: the last `added` of its items as the
+/// page leaves it, numbered by their place in the batch.
 async fn write_items(
     connection: &mut PgConnection,
     batch: &Batch,
-    recorded: &[(Uuid, DateTime<Utc>)],
+    items_added: &BTreeMap<Uuid, usize>,
 ) -> Result<(), ProjectionError> {
     let mut batch_ids = Vec::new();
     let mut line_numbers = Vec::new();
@@ -146,7 +158,7 @@ async fn write_items(
     let mut currencies = Vec::new();
     let mut gross = Vec::new();
     let mut fees = Vec::new();
-    for (batch_id, _) in recorded {
+    for (batch_id, added) in items_added {
         let Some(settlement) = batch
             .settlements
             .get(batch_id)
@@ -154,7 +166,8 @@ async fn write_items(
         else {
             continue;
         };
-        for (line, item) in settlement.items.iter().enumerate() {
+        let first = settlement.items.len().saturating_sub(*added);
+        for (line, item) in settlement.items.iter().enumerate().skip(first) {
             batch_ids.push(*batch_id);
             line_numbers.push(i32::try_from(line + 1).unwrap_or(i32::MAX));
             payment_ids.push(item.payment_id.as_uuid());

@@ -335,3 +335,79 @@ async fn lag_measures_what_is_not_applied() {
         assert!(projection.last_applied_recorded_at.is_some());
     }
 }
+
+/// A batch's items come in several events of one append; a projector whose page ends inside
+/// that append still shows the batch with its stated count and every
+/// item once, numbered in order, as a rebuild in one page does.
+#[tokio::test]
+async fn a_batch_whose_items_span_pages_is_projected_whole() {
+    use crate::support::{approve, batch_item, initiate, positive, record_batch};
+    use ledger_core::ids::{CaptureId, PaymentId, SettlementBatchId};
+    use ledger_core::payment::{CaptureMode, SettledItem};
+    use ledger_core::Currency;
+    use ledger_projections::{ProjectorOptions, SchemaName};
+
+    let database = TestDatabase::new().await;
+    let ledger = Ledger::new(database.store());
+    let usd = Currency::USD;
+    let mut items = Vec::new();
+    for number in 0..250 {
+        let payment_id = PaymentId::new_random();
+        let order = format!("order_{number}");
+        let start = initiate("merchant_a", &order, "10.00", usd, CaptureMode::Automatic);
+        ledger.pay(payment_id, start, at(1, 9)).await;
+        ledger
+            .pay(payment_id, approve(None, at(8, 9)), at(1, 9))
+            .await;
+        items.push(batch_item(
+            payment_id,
+            SettledItem::Capture(CaptureId::parse("automatic").unwrap()),
+            positive("10.00", usd),
+            ledger_core::Money::parse("0.30", usd).unwrap(),
+        ));
+    }
+    let batch_id = SettlementBatchId::new_random();
+    let command = record_batch(batch_id, "merchant_a", usd, items, None);
+    let recorded = ledger.settle(batch_id, command, at(3, 9)).await;
+    assert_eq!(recorded[0].event_type, "SettlementBatchRecorded");
+
+    // The first page ends with the header and the first of its three item events.
+    let first_page = usize::try_from(recorded[1].position).unwrap();
+    let options = ProjectorOptions {
+        batch_size: first_page,
+        ..ProjectorOptions::default()
+    };
+    let pool = database.pool();
+    let mut projector = Projector::new(
+        pool.clone(),
+        SchemaName::live(),
+        &ledger_projections::Projection::ALL,
+        options,
+    );
+    projector.catch_up(None).await.unwrap();
+
+    let batches = settlement::list_batches(
+        pool,
+        Environment::Test,
+        &settlement::BatchFilter::default(),
+        None,
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].item_count, 250);
+    assert_eq!(batches[0].net, decimal("2425.00"));
+    let lines: Vec<i32> = sqlx::query_scalar(
+        "SELECT line_number FROM projection_settlement_items WHERE batch_id = $1 ORDER BY line_number",
+    )
+    .bind(batch_id.as_uuid())
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(lines, (1..=250).collect::<Vec<i32>>());
+    let report = ledger_projections::verify(&ledger.store, ProjectorOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+}

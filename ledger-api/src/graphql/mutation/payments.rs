@@ -35,8 +35,9 @@ use crate::graphql::types::{
     CaptureMode, LedgerEvent, Payment, PaymentResult, SettlementBatch, SettlementResult,
 };
 
-/// The most items one `recordSettlementBatch` may carry.
-pub const MAX_SETTLEMENT_ITEMS_PER_REQUEST: usize = 1_000;
+/// The most items one `recordSettlementBatch` may carry: as many as a batch may hold
+/// (interfaces.md), checked here before any payment is read.
+pub const MAX_SETTLEMENT_ITEMS_PER_REQUEST: usize = ledger_core::settlement::MAX_SETTLEMENT_ITEMS;
 
 #[derive(InputObject, Serialize)]
 pub struct InitiatePaymentInput {
