@@ -63,6 +63,20 @@ async fn run(
     shutdown: Option<cli::serve::ShutdownSignal>,
 ) -> anyhow::Result<()> {
     let pool = database.connect().await?;
+    let outcome = run_command(database, command, shutdown, pool.clone()).await;
+    // Every connection back and closed before the embedded cluster stops: a connection still
+    // on its way back to the pool (sqlx checks it there) would otherwise meet a stopping
+    // server and log an error after a command that succeeded (`ledger export | head`).
+    pool.close().await;
+    outcome
+}
+
+async fn run_command(
+    database: &Database,
+    command: Command,
+    shutdown: Option<cli::serve::ShutdownSignal>,
+    pool: sqlx::PgPool,
+) -> anyhow::Result<()> {
     match command {
         Command::Serve { bind } => {
             let shutdown = match shutdown {
