@@ -61,6 +61,16 @@ pub fn list_complexity(first: Option<i32>, default: usize, child_complexity: usi
     items.saturating_mul(child_complexity).saturating_add(1)
 }
 
+/// [`list_complexity`] of a connection, whose `first` defaults to the page size of every
+/// connection.
+pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    list_complexity(
+        first,
+        query::read_models::page::DEFAULT_PAGE_SIZE,
+        child_complexity,
+    )
+}
+
 pub fn build_schema(state: Option<AppState>) -> LedgerSchema {
     let builder = Schema::build(Query::default(), MutationRoot::default(), Subscription)
         .limit_depth(MAX_QUERY_DEPTH)

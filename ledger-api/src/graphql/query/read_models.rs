@@ -42,9 +42,7 @@ impl ReadModelQuery {
 
     /// Payments, oldest first, a page at a time: pass `pageInfo.endCursor` as `after` for
     /// the next page. Pages stay exact while new payments are recorded.
-    #[graphql(
-        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn payments(
         &self,
         context: &Context<'_>,
@@ -73,9 +71,7 @@ impl ReadModelQuery {
     }
 
     /// Disputes, soonest evidence deadline first (none last), a page at a time.
-    #[graphql(
-        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn disputes(
         &self,
         context: &Context<'_>,
@@ -91,9 +87,7 @@ impl ReadModelQuery {
 
     /// Disputes still needing a response whose evidence is due within `withinHours`,
     /// soonest first: the support team's to-do list.
-    #[graphql(
-        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn disputes_due_soon(
         &self,
         context: &Context<'_>,
@@ -108,9 +102,7 @@ impl ReadModelQuery {
     }
 
     /// Settlement batches, newest first, with their payouts, a page at a time.
-    #[graphql(
-        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn settlement_batches(
         &self,
         context: &Context<'_>,

@@ -78,9 +78,7 @@ pub struct ReconciliationQuery;
 #[Object]
 impl ReconciliationQuery {
     /// Reconciliation runs, newest first, a page at a time.
-    #[graphql(
-        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn reconciliation_runs(
         &self,
         context: &Context<'_>,
@@ -109,9 +107,7 @@ impl ReconciliationQuery {
 
     /// Exceptions in the order they were found (oldest first, each run's in report order), a
     /// page at a time: finance's work list with `filter: {resolved: false}`.
-    #[graphql(
-        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn reconciliation_exceptions(
         &self,
         context: &Context<'_>,

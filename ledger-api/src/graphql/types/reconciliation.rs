@@ -183,9 +183,7 @@ impl ReconciliationRun {
     }
 
     /// The run's exceptions in report order, a page at a time.
-    #[graphql(
-        complexity = "crate::graphql::list_complexity(first, crate::graphql::query::read_models::page::DEFAULT_PAGE_SIZE, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn exceptions(
         &self,
         context: &Context<'_>,
