@@ -44,8 +44,8 @@ pub struct Query(LogQuery, ReadModelQuery, ReconciliationQuery);
 pub type LedgerSchema = Schema<Query, MutationRoot, Subscription>;
 
 /// Deeper queries than this are refused before they run. The standard introspection query
-/// (graphql-js's, which GraphiQL, Apollo and code generators send) nests 15 levels through
-/// `ofType`; the ledger's own types nest far less, and the work of a query is bounded by its
+/// (graphql-js's, which GraphiQL, Apollo and code generators send, and a test sends) nests
+/// deep through `ofType` and fits; the ledger's own types nest far less, and the work of a query is bounded by its
 /// complexity, which counts list sizes.
 pub const MAX_QUERY_DEPTH: usize = 16;
 /// A bound on the work one query may ask for: each field counts one, and a list field counts

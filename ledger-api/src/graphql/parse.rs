@@ -35,6 +35,19 @@ pub fn id<T, E: ToString>(
     parse(text.to_owned()).map_err(|error| ApiError::validation(field, error))
 }
 
+/// The id the client sent, or a new one (`prefix_…`) when it sent none.
+pub fn id_or_generated<T, E: ToString>(
+    field: &str,
+    text: Option<&String>,
+    prefix: &str,
+    parse: impl FnOnce(String) -> Result<T, E>,
+) -> ApiResult<T> {
+    match text {
+        Some(text) => id(field, text, parse),
+        None => id(field, &generated_id(prefix), parse),
+    }
+}
+
 /// A new id for a capture or refund when the client sends none; unique without coordination.
 pub fn generated_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())

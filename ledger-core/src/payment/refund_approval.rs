@@ -51,19 +51,6 @@ impl Default for RefundApprovalThresholds {
 }
 
 impl RefundApprovalThresholds {
-    /// One threshold for every currency.
-    pub fn uniform(threshold: Decimal) -> Result<Self, ThresholdsError> {
-        if threshold.is_sign_negative() {
-            return Err(ThresholdsError::Negative {
-                currency: "*".to_owned(),
-            });
-        }
-        Ok(RefundApprovalThresholds {
-            per_currency: BTreeMap::new(),
-            rest: threshold,
-        })
-    }
-
     /// Parses `USD:10000,JPY:1500000,*:5000`. Amounts keep their currency's scale (a
     /// threshold of `JPY:10.5` is refused, like any amount of yen with decimals).
     pub fn parse(text: &str) -> Result<Self, ThresholdsError> {
@@ -87,7 +74,12 @@ impl RefundApprovalThresholds {
                 }
                 rest_given = true;
                 let rest = amount.parse::<Decimal>().map_err(|_| not_an_entry())?;
-                thresholds.rest = Self::uniform(rest)?.rest;
+                if rest.is_sign_negative() {
+                    return Err(ThresholdsError::Negative {
+                        currency: "*".to_owned(),
+                    });
+                }
+                thresholds.rest = rest;
                 continue;
             }
             let amount_error = |source| ThresholdsError::Amount {

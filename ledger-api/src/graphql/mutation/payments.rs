@@ -495,10 +495,12 @@ async fn capture_payment(
     context: &Context<'_>,
     input: CapturePaymentInput,
 ) -> ApiResult<PaymentResult> {
-    let capture_id = match &input.capture_id {
-        Some(id) => parse::id("captureId", id, CaptureId::parse)?,
-        None => parse::id("captureId", &parse::generated_id("cap"), CaptureId::parse)?,
-    };
+    let capture_id = parse::id_or_generated(
+        "captureId",
+        input.capture_id.as_ref(),
+        "cap",
+        CaptureId::parse,
+    )?;
     run_payment_with(
         context,
         "capturePayment",
@@ -520,10 +522,12 @@ async fn record_capture_failure(
     context: &Context<'_>,
     input: RecordCaptureFailureInput,
 ) -> ApiResult<PaymentResult> {
-    let capture_id = match &input.capture_id {
-        Some(id) => parse::id("captureId", id, CaptureId::parse)?,
-        None => parse::id("captureId", &parse::generated_id("cap"), CaptureId::parse)?,
-    };
+    let capture_id = parse::id_or_generated(
+        "captureId",
+        input.capture_id.as_ref(),
+        "cap",
+        CaptureId::parse,
+    )?;
     let reason = parse::short_text("reason", &input.reason)?;
     run_payment_with(
         context,
@@ -565,10 +569,8 @@ async fn refund_payment(
     let principal = caller(context, Permission::SubmitPaymentCommands)?;
     let thresholds = state(context)?.refund_approval.clone();
     let may_refund_above_threshold = principal.role.may(Permission::RefundAboveThreshold);
-    let refund_id = match &input.refund_id {
-        Some(id) => parse::id("refundId", id, RefundId::parse)?,
-        None => parse::id("refundId", &parse::generated_id("ref"), RefundId::parse)?,
-    };
+    let refund_id =
+        parse::id_or_generated("refundId", input.refund_id.as_ref(), "ref", RefundId::parse)?;
     let reason = parse::optional_text("reason", input.reason.as_ref())?;
     run_payment_with(
         context,
