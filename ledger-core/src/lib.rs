@@ -14,6 +14,8 @@
 //! - [`settlement`]: settlement batches and payouts, and the cross-stream batch decision.
 //! - [`reconciliation`]: a gateway's payout report against the ledger, line by line.
 //! - [`journal`]: the chart of accounts, postings and the trial balance.
+//! - [`playbook`]: every decline and error code a card gateway gives, with what to tell the
+//!   customer, whether a retry may help, the next step and who to escalate to.
 //! - [`codec`]: the stable JSON of events, schema versions and upcasting.
 //! - [`aggregate`]: what the event store needs to fold and store any stream.
 //! - [`error`]: [`DomainError`], one variant per business rule.
@@ -33,6 +35,7 @@ pub mod ids;
 pub mod journal;
 pub mod money;
 pub mod payment;
+pub mod playbook;
 pub mod reconciliation;
 pub mod settlement;
 pub mod stored;

@@ -46,6 +46,10 @@ fn init_logging(json: bool, default: &str) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_json, default_filter(&cli.command));
+    // Commands that read no ledger data start no database.
+    if let Command::Playbook { format } = cli.command {
+        return cli::playbook::print(format);
+    }
     // Listened for before the embedded cluster starts: Ctrl-C during start-up then stops the
     // server cleanly, and the cluster with it, instead of killing the process.
     let shutdown = matches!(cli.command, Command::Serve { .. })
@@ -110,5 +114,7 @@ async fn run_command(
             from_position,
             to_position,
         } => cli::audit::export(&pool, from_position, to_position).await,
+        // Answered in `main` before any database starts.
+        Command::Playbook { format } => cli::playbook::print(format),
     }
 }

@@ -278,3 +278,59 @@ fn as_root_in_a_closed_directory_serve_prints_where_the_data_are() {
         "{printed}"
     );
 }
+
+/// Support prints the playbook on any machine: it is data of the binary, so it starts no
+/// database (a `DATABASE_URL` nobody answers, and no `./.ledger/` made), and a reader that
+/// stops early (`| head`) ends it quietly.
+#[test]
+fn the_playbook_prints_for_support_without_a_database() {
+    let directory = fresh_directory("playbook");
+    let playbook = |format: &str| {
+        let output = Command::new(ledger_binary())
+            .args(["playbook", "--format", format])
+            .current_dir(&directory)
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/nothing")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    let rows: serde_json::Value = serde_json::from_str(&playbook("json")).unwrap();
+    let rows = rows.as_array().unwrap();
+    let stolen = rows
+        .iter()
+        .find(|row| row["code"] == "stolen_card")
+        .unwrap();
+    assert_eq!(stolen["category"], "FRAUD");
+    assert_eq!(stolen["escalation"], "SUPPORT");
+
+    let csv = playbook("csv");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("code,category,decline,customer_message,retry,next_step,escalation,meaning")
+    );
+    assert_eq!(lines.count(), rows.len());
+
+    let markdown = playbook("markdown");
+    assert!(markdown.contains("| `insufficient_funds` | ISSUER_SOFT_DECLINE |"));
+    assert!(!directory.join(".ledger").exists());
+
+    let mut printing = Command::new(ledger_binary())
+        .arg("playbook")
+        .current_dir(&directory)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(printing.stdout.take());
+    let closed_early = printing.wait_with_output().unwrap();
+    assert!(closed_early.status.success());
+    assert_eq!(String::from_utf8_lossy(&closed_early.stderr), "");
+    let _ = std::fs::remove_dir_all(&directory);
+}

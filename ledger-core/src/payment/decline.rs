@@ -24,46 +24,13 @@ stored_names!(DeclineCategory, "decline category" {
 });
 
 impl DeclineCategory {
-    /// Classifies a gateway decline code (Stripe's `decline_code` vocabulary). Unknown codes
-    /// count as soft declines: networks treat unspecified declines as retryable, and refusing
-    /// every future retry on a code we have never seen would lose good customers.
+    /// Classifies a gateway decline code (Stripe's `decline_code` vocabulary) by the failure
+    /// playbook's row for it, so the two cannot disagree. Unknown codes count as soft declines:
+    /// networks treat unspecified declines as retryable, and refusing every future retry on a
+    /// code we have never seen would lose good customers.
     pub fn classify(decline_code: &str) -> DeclineCategory {
-        match decline_code {
-            "stolen_card"
-            | "lost_card"
-            | "pickup_card"
-            | "fraudulent"
-            | "invalid_account"
-            | "card_not_supported"
-            | "expired_card"
-            | "incorrect_number"
-            | "invalid_number"
-            | "incorrect_cvc"
-            | "invalid_cvc"
-            | "invalid_expiry_month"
-            | "invalid_expiry_year"
-            | "restricted_card"
-            | "security_violation"
-            | "revocation_of_authorization"
-            | "revocation_of_all_authorizations"
-            | "do_not_try_again"
-            | "do_not_honor"
-            | "transaction_not_allowed"
-            | "currency_not_supported"
-            | "merchant_blacklist"
-            | "new_account_information_available"
-            | "not_permitted"
-            | "stop_payment_order"
-            | "no_action_taken"
-            | "service_not_allowed"
-            | "card_declined_invalid_pin" => DeclineCategory::HardDecline,
-            "processing_error"
-            | "issuer_not_available"
-            | "reenter_transaction"
-            | "try_again_later"
-            | "duplicate_transaction" => DeclineCategory::ProcessingError,
-            _ => DeclineCategory::SoftDecline,
-        }
+        crate::playbook::advice(decline_code)
+            .map_or(DeclineCategory::SoftDecline, |row| row.decline)
     }
 
     /// Whether retrying the payment (later, or with authentication) may succeed.

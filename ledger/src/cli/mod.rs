@@ -5,6 +5,7 @@ pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod keys;
+pub mod playbook;
 pub mod reconcile;
 pub mod serve;
 pub mod store_load;
@@ -101,5 +102,11 @@ pub enum Command {
         from_position: Option<u64>,
         #[arg(long)]
         to_position: Option<u64>,
+    },
+    /// Print the failure playbook: every decline and error code, what to tell the customer,
+    /// whether a retry may help, the next step and who to escalate to. Needs no database.
+    Playbook {
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: playbook::Format,
     },
 }

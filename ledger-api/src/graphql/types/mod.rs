@@ -1,6 +1,7 @@
 //! GraphQL output types: views built from ledger-core states and recorded events, with `From`
 //! conversions. Nothing here decides anything.
 
+pub mod playbook;
 pub mod reconciliation;
 
 use async_graphql::{ComplexObject, Context, Enum, Json, SimpleObject};
@@ -236,6 +237,8 @@ pub struct Payment {
     pub authorization_code: Option<String>,
     pub decline_code: Option<String>,
     pub retry_may_help: Option<bool>,
+    /// The failure playbook's advice for the decline; null unless the payment was declined.
+    pub decline_advice: Option<playbook::DeclineAdvice>,
     pub captures: Vec<Capture>,
     pub refunds: Vec<Refund>,
     pub disputes: Vec<Dispute>,
@@ -318,6 +321,8 @@ impl Payment {
             capture_mode: payment.capture_mode.into(),
             payment_method: payment.payment_method.as_ref().map(ToString::to_string),
             authorization_code,
+            decline_advice: matches!(payment.authorization, Authorization::Declined { .. })
+                .then(|| playbook::DeclineAdvice::for_decline(decline_code.as_deref())),
             decline_code,
             retry_may_help,
             captures: payment.captures.iter().map(capture).collect(),
