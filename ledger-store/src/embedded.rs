@@ -138,6 +138,14 @@ impl EmbeddedCluster {
         &self.url
     }
 
+    /// The same database as [`Self::url`], logged in as `role` (on the same private socket).
+    pub fn url_as(&self, role: &str) -> String {
+        match self.url.strip_prefix(&format!("postgres://{SUPERUSER}@")) {
+            Some(rest) => format!("postgres://{role}@{rest}"),
+            None => self.url.clone(),
+        }
+    }
+
     /// The cluster's home: its data directory, log and socket are in it.
     pub fn home(&self) -> &Path {
         &self.home

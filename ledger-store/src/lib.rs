@@ -25,6 +25,8 @@
 //!   append; retry on conflict; idempotent replay; environment isolation.
 //! - [`state_cache`]: folded stream states kept between loads (safe because events never
 //!   change; only events after a kept version are read).
+//! - [`server_role`]: the database role the server works as (owns nothing, cannot change the
+//!   log), and the check before it serves.
 //! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is set.
 //! - `cluster_home`: where that cluster lives (`./.ledger`, or as root a persistent place the
 //!   server user can reach), and its directories, made without following planted links.
@@ -63,6 +65,7 @@ mod plan;
 mod read;
 mod rows;
 mod server_binaries;
+pub mod server_role;
 pub mod state_cache;
 pub mod store;
 mod subscribe;

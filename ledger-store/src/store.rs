@@ -43,14 +43,22 @@ pub const STATEMENT_TIMEOUT: &str = "30s";
 /// query, read by `/readyz` and `/metrics`, compiled for about 200 ms on every call.
 /// Every connection has [`STATEMENT_TIMEOUT`] too.
 pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    pool_options_as(max_connections, None)
+}
+
+/// [`pool_options`] whose connections also switch to `role` (`SET ROLE`) before first use.
+pub(crate) fn pool_options_as(max_connections: u32, role: Option<&'static str>) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .after_connect(|connection, _| {
+        .after_connect(move |connection, _| {
             Box::pin(async move {
+                // `role` 'none' is the login role itself, as `RESET ROLE` leaves it.
                 sqlx::query!(
                     r#"SELECT set_config('jit', 'off', false) AS "jit",
-                              set_config('statement_timeout', $1, false) AS "statement_timeout""#,
-                    STATEMENT_TIMEOUT
+                              set_config('statement_timeout', $1, false) AS "statement_timeout",
+                              set_config('role', $2, false) AS "role""#,
+                    STATEMENT_TIMEOUT,
+                    role.unwrap_or("none")
                 )
                 .fetch_one(connection)
                 .await?;

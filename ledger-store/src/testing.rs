@@ -288,6 +288,19 @@ impl TestDatabase {
         &self.name
     }
 
+    /// A pool on this database as `ledger serve` works: as [`crate::server_role::SERVER_ROLE`],
+    /// which owns nothing (the owner's connections switch to it). Tests that serve the API
+    /// serve it on this, so a grant a migration forgot fails them.
+    pub async fn server_pool(&self) -> PgPool {
+        match crate::server_role::server_pool_options(TEST_POOL_CONNECTIONS)
+            .connect(&self.url)
+            .await
+        {
+            Ok(pool) => pool,
+            Err(error) => panic!("cannot connect as the server's role: {error}"),
+        }
+    }
+
     /// An event store on this database.
     pub fn store(&self) -> EventStore {
         EventStore::new(self.pool.clone())

@@ -90,7 +90,13 @@ async fn run_command(
             if let Some(location) = database.data_location() {
                 println!("ledger data: {}", location.display());
             }
-            cli::serve::run(pool, bind, shutdown).await
+            // The owner's connections were for the migrations; the server works as its own
+            // role from here on.
+            let serving = database.serving_pool(&pool).await?;
+            pool.close().await;
+            let outcome = cli::serve::run(serving.clone(), bind, shutdown).await;
+            serving.close().await;
+            outcome
         }
         Command::Migrate => {
             println!("migrations are current");

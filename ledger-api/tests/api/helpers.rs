@@ -51,15 +51,16 @@ pub async fn spawn_app_without_projector() -> TestApp {
 
 async fn spawn(config: ServerConfig, projector: bool) -> TestApp {
     let database = TestDatabase::new().await;
-    let (state, routes) = application(database.pool().clone(), config).expect("application builds");
+    // As `ledger serve` does: the server works as its own database role, not as the owner.
+    let serving = database.server_pool().await;
+    let (state, routes) = application(serving.clone(), config).expect("application builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, routes).await });
     // As `ledger serve` does: the read models follow the log in the background.
     if projector {
         tokio::spawn(
-            ledger_projections::Projector::live(database.pool().clone())
-                .follow(std::future::pending::<()>()),
+            ledger_projections::Projector::live(serving).follow(std::future::pending::<()>()),
         );
     }
     let mut keys = HashMap::new();

@@ -58,16 +58,19 @@ async fn rebuild_replaces_the_live_tables() {
         .is_clean());
 }
 
-/// One projection is rebuilt while the live projector follows the log and new events keep
-/// arriving; afterwards everything converges to a fresh fold.
+/// One projection is rebuilt (by `ledger replay`, as the owner) while the live projector
+/// follows the log (in `ledger serve`, as the server's role) and new events keep arriving;
+/// afterwards everything converges to a fresh fold, and the tables swapped in kept the
+/// server's grants.
 #[tokio::test]
 async fn rebuild_while_the_live_projector_runs() {
     let database = TestDatabase::new().await;
     let ledger = Ledger::new(database.store());
     every_lifecycle(&ledger).await;
     let pool = database.pool().clone();
+    let serving = database.server_pool().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let live = tokio::spawn(Projector::live(pool.clone()).follow(async {
+    let live = tokio::spawn(Projector::live(serving.clone()).follow(async {
         let _ = stopped.await;
     }));
     many_payments(&ledger, 100).await;
@@ -88,6 +91,10 @@ async fn rebuild_while_the_live_projector_runs() {
     }
     let _ = stop.send(());
     live.await.unwrap();
+    let problems = ledger_store::server_role::serving_role_problems(&serving)
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
     let report = verify(&ledger.store, ProjectorOptions::default())
         .await
         .unwrap();

@@ -12,4 +12,5 @@ mod idempotency;
 mod immutability;
 mod ordering;
 mod pipelining;
+mod server_role;
 mod subscription;
