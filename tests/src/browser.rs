@@ -36,11 +36,16 @@ pub const WAIT: Duration = Duration::from_secs(15);
 /// Runs `test` with a fresh headless Chromium, and cleans everything up after it, even when
 /// it panics (the panic is then passed on).
 ///
-/// ```ignore
+/// ```no_run
+/// # async fn example() {
+/// use ledger_tests::browser::with_browser;
+///
 /// with_browser(|browser| async move {
 ///     browser.client.goto("http://127.0.0.1:8080/graphql").await.unwrap();
 ///     browser.screenshot("page.png").await;
-/// }).await;
+/// })
+/// .await;
+/// # }
 /// ```
 pub async fn with_browser<F, Fut, T>(test: F) -> T
 where
