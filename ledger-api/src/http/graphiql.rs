@@ -85,9 +85,10 @@ fn version(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes)[..8])
 }
 
+/// The page with its assets' addresses filled in, and each asset's current version.
 struct Versioned {
     page: String,
-    /// `(name, version)` for every asset, in [`ASSETS`]' order.
+    /// Every asset's [`version`], in [`ASSETS`]' order.
     versions: Vec<String>,
 }
 
