@@ -1,7 +1,9 @@
-//! Support for the end-to-end tests of the whole ledger: where the `ledger` binary is, and a
-//! fresh directory to run it in, as a person would.
+//! Support for the end-to-end tests of the whole ledger: where the `ledger` binary is, a
+//! fresh directory to run it in, as a person would, and a real browser (`browser`).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod browser;
 
 use std::path::PathBuf;
 

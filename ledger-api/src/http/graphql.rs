@@ -1,18 +1,13 @@
-//! `POST /graphql` (authenticated), `GET /graphql` (the GraphiQL page).
+//! `POST /graphql`, authenticated (`GET /graphql` is the GraphiQL page: `graphiql`).
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::ServerState;
 use crate::error::ApiError;
-
-pub async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
-}
 
 /// Answers a request refused before the schema runs it (a bad key, a body that is not
 /// GraphQL) the way a GraphQL client reads errors, with the error's HTTP status.

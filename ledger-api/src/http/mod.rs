@@ -4,6 +4,7 @@
 //! subscriptions only, pings, the key checked again).
 
 pub mod error_shape;
+pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod operation_names;
@@ -47,7 +48,8 @@ pub struct ServerState {
 pub fn router(state: ServerState, extra: Router) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
-        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .route("/graphql", get(graphiql::page).post(graphql::execute))
+        .route("/graphql/assets/{name}", get(graphiql::asset))
         .route("/graphql/ws", get(subscriptions::subscriptions))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,6 +1,7 @@
 //! End-to-end tests of the GraphQL API through real HTTP against a real database.
 
 mod decline_advice;
+mod graphiql_page;
 mod helpers;
 mod isolation;
 mod large_settlement;
