@@ -6,9 +6,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-/// One error as Stripe renders it.
+/// One error as Stripe renders it; boxed, since every fallible call returns it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorDetail>);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorDetail {
     pub status: StatusCode,
     /// `invalid_request_error`, `card_error`, `idempotency_error`, `api_error`.
     pub error_type: &'static str,
@@ -25,7 +28,7 @@ const DOCS: &str = "https://stripe.com/docs/error-codes";
 
 impl ApiError {
     fn new(status: StatusCode, error_type: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
+        ApiError(Box::new(ErrorDetail {
             status,
             error_type,
             code: None,
@@ -33,7 +36,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             extra: Map::new(),
-        }
+        }))
     }
 
     pub fn with_code(mut self, code: &str) -> ApiError {
@@ -151,6 +154,20 @@ impl ApiError {
             error.insert(key.clone(), value.clone());
         }
         Value::Object(error)
+    }
+}
+
+impl std::ops::Deref for ApiError {
+    type Target = ErrorDetail;
+
+    fn deref(&self) -> &ErrorDetail {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorDetail {
+        &mut self.0
     }
 }
 

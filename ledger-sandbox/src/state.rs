@@ -75,7 +75,7 @@ impl State {
     /// `endpoints` webhook endpoints.
     pub fn new(seed: u64, outbox: UnboundedSender<Value>, endpoints: usize) -> State {
         State {
-            rng: StdRng::seed_from_u64(seed ^ 0x5eed_1d5),
+            rng: StdRng::seed_from_u64(seed ^ 0x05ee_d1d5),
             payment_methods: HashMap::new(),
             intents: HashMap::new(),
             charges: HashMap::new(),
