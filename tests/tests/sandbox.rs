@@ -1,6 +1,8 @@
 //! Stripe's official Python library drives `ledger sandbox`, and the sandbox's signed
-//! webhooks drive a real `ledger serve`: the ledger then holds what the gateway did, read back
-//! through GraphQL. Needs `python3` with `stripe` (.ci/run installs the pinned version).
+//! webhooks drive a real `ledger serve`, delivered under the `hostile` chaos profile (held,
+//! overtaken, repeated, first attempts lost): once deliveries settle, the ledger holds what
+//! the gateway did, read back through GraphQL. Needs `python3` with `stripe` (.ci/run
+//! installs the pinned version).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -47,6 +49,19 @@ except stripe.CardError as error:
     assert error.error.decline_code == "insufficient_funds"
     assert error.http_status == 402
     out["declined"] = error.error.payment_intent.id
+
+# A chargeback (the dispute test card), answered with Stripe's winning test evidence.
+disputed = stripe.PaymentIntent.create(
+    amount=3000, currency="usd", payment_method="pm_card_createDispute", confirm=True,
+)
+created = stripe.Event.list(type="charge.dispute.created", limit=10)
+dispute = next(
+    event.data.object for event in created.data
+    if event.data.object.payment_intent == disputed.id
+)
+won = stripe.Dispute.modify(dispute.id, evidence={"uncategorized_text": "winning_evidence"})
+assert won.status == "won", won.status
+out["disputed"] = disputed.id
 
 # A live key is refused before anything happens.
 try:
@@ -102,7 +117,7 @@ fn payment_id(payment_intent: &str) -> String {
 
 async fn payment(ledger_url: &str, key: &str, id: &str) -> Value {
     let query = json!({
-        "query": "query($id: UUID!) { payment(id: $id) { status amount capturedAmount refundedAmount declineCode orderId environment } }",
+        "query": "query($id: UUID!) { payment(id: $id) { status amount capturedAmount refundedAmount declineCode orderId environment disputes { status reason fee } } }",
         "variables": { "id": id },
     });
     let answer: Value = reqwest::Client::new()
@@ -118,12 +133,18 @@ async fn payment(ledger_url: &str, key: &str, id: &str) -> Value {
     answer["data"]["payment"].clone()
 }
 
-/// Polls until the payment reaches `status` (webhooks are asynchronous), within a bound.
-async fn payment_in(ledger_url: &str, key: &str, id: &str, status: &str) -> Value {
+/// Polls until the payment is as `done` says (webhooks are asynchronous), within a bound.
+async fn payment_until(
+    ledger_url: &str,
+    key: &str,
+    payment_intent: &Value,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let id = payment_id(payment_intent.as_str().unwrap());
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let payment = payment(ledger_url, key, id).await;
-        if payment["status"] == status || Instant::now() > deadline {
+        let payment = payment(ledger_url, key, &id).await;
+        if done(&payment) || Instant::now() > deadline {
             return payment;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -131,7 +152,8 @@ async fn payment_in(ledger_url: &str, key: &str, id: &str, status: &str) -> Valu
 }
 
 #[tokio::test]
-async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_follows_its_webhooks() {
+async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_agrees_despite_hostile_webhooks(
+) {
     let has_library = Command::new("python3")
         .args(["-c", "import stripe"])
         .status()
@@ -181,6 +203,8 @@ async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_follows_
         &format!("{ledger_url}/webhooks/stripe"),
         "--webhook-secret",
         WEBHOOK_SECRET,
+        "--chaos",
+        "hostile",
         "--seed",
         "16",
     ]);
@@ -201,20 +225,28 @@ async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_follows_
     );
     let ids: Value = serde_json::from_str(printed.trim()).unwrap();
 
-    let captured = payment_in(
-        &ledger_url,
-        &key,
-        &payment_id(ids["captured"].as_str().unwrap()),
-        "PARTIALLY_REFUNDED",
-    )
+    let captured = payment_until(&ledger_url, &key, &ids["captured"], |payment| {
+        payment["status"] == "PARTIALLY_REFUNDED"
+    })
     .await;
-    let declined = payment_in(
-        &ledger_url,
-        &key,
-        &payment_id(ids["declined"].as_str().unwrap()),
-        "DECLINED",
-    )
+    let declined = payment_until(&ledger_url, &key, &ids["declined"], |payment| {
+        payment["status"] == "DECLINED"
+    })
     .await;
+    let disputed = payment_until(&ledger_url, &key, &ids["disputed"], |payment| {
+        payment["disputes"][0]["status"] == "WON"
+    })
+    .await;
+    // The chaos was real: some first attempts were lost and retried.
+    let deliveries: Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{sandbox_port}/sandbox/webhooks"))
+        .bearer_auth("sk_test_ledger_end_to_end")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     stop(gateway);
     stop(server);
     drop((server_output, gateway_output));
@@ -231,6 +263,15 @@ async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_follows_
     assert_eq!(decimal(&captured["refundedAmount"]), "5");
     assert_eq!(declined["status"], "DECLINED", "{declined}");
     assert_eq!(declined["declineCode"], "insufficient_funds");
+    let dispute = &disputed["disputes"][0];
+    assert_eq!(dispute["status"], "WON", "{disputed}");
+    assert_eq!(dispute["reason"], "fraudulent");
+    assert_eq!(decimal(&dispute["fee"]), "15");
+    assert!(
+        deliveries["failed_attempts"].as_u64().unwrap() > 0,
+        "{deliveries}"
+    );
+    assert_eq!(deliveries["given_up"], 0, "{deliveries}");
 }
 
 /// A Decimal as GraphQL prints it, without trailing zeros.
