@@ -161,6 +161,7 @@ pub async fn serve(
             config.seed,
             outbox,
             config.webhook_urls.len(),
+            stats.clone(),
         )),
         stats,
     });

@@ -4,6 +4,8 @@
 //! while holding it.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::distr::Alphanumeric;
@@ -13,6 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::objects::{Charge, Dispute, PaymentIntent, PaymentMethod, Refund};
+use crate::webhooks::DeliveryStats;
 
 /// The API version the sandbox renders objects and events with (the one the pinned official
 /// client library sends by default).
@@ -60,6 +63,9 @@ pub struct State {
     pub scheduled: Vec<Later>,
     outbox: UnboundedSender<Value>,
     endpoints: usize,
+    /// Counted pending from the moment an event is emitted, so that "nothing pending" means
+    /// every delivery settled, including events still queued or held by chaos.
+    stats: Arc<DeliveryStats>,
 }
 
 pub fn now() -> i64 {
@@ -73,7 +79,12 @@ pub fn now() -> i64 {
 impl State {
     /// `seed` makes the ids reproducible; `outbox` receives every event for delivery to
     /// `endpoints` webhook endpoints.
-    pub fn new(seed: u64, outbox: UnboundedSender<Value>, endpoints: usize) -> State {
+    pub fn new(
+        seed: u64,
+        outbox: UnboundedSender<Value>,
+        endpoints: usize,
+        stats: Arc<DeliveryStats>,
+    ) -> State {
         State {
             rng: StdRng::seed_from_u64(seed ^ 0x05ee_d1d5),
             payment_methods: HashMap::new(),
@@ -88,6 +99,7 @@ impl State {
             scheduled: Vec::new(),
             outbox,
             endpoints,
+            stats,
         }
     }
 
@@ -141,7 +153,11 @@ impl State {
         }
         self.events.push_back(event.clone());
         // Delivery may have stopped (the server is shutting down); the event is still kept.
-        let _ = self.outbox.send(event);
+        if self.endpoints > 0 && self.outbox.send(event).is_ok() {
+            self.stats
+                .pending
+                .fetch_add(self.endpoints as u64, Ordering::SeqCst);
+        }
     }
 
     pub fn event(&self, id: &str) -> Option<&Value> {

@@ -522,6 +522,12 @@ async fn unknown_routes_and_objects_are_404_in_stripes_shape() {
 type Received = Arc<Mutex<Vec<(String, String)>>>;
 
 async fn receiver(received: Received) -> String {
+    endpoint(received, true).await
+}
+
+/// A webhook endpoint recording what it receives; `fail_first` answers 500 to the first
+/// request.
+async fn endpoint(received: Received, fail_first: bool) -> String {
     use axum::http::{HeaderMap, StatusCode as Status};
     let app = axum::Router::new().route(
         "/webhooks",
@@ -532,7 +538,7 @@ async fn receiver(received: Received) -> String {
                 let mut seen = received.lock().unwrap();
                 seen.push((signature, body));
                 // The first delivery fails, as an endpoint that is restarting.
-                if seen.len() == 1 {
+                if fail_first && seen.len() == 1 {
                     Status::INTERNAL_SERVER_ERROR
                 } else {
                     Status::OK
@@ -604,4 +610,91 @@ async fn webhooks_are_signed_as_stripe_signs_and_retried_after_a_500() {
     let stats = client.get("/sandbox/webhooks").await.body;
     assert_eq!(stats["delivered"], 1);
     assert_eq!(stats["failed_attempts"], 1);
+}
+
+/// Ids of the events received so far, in arrival order.
+fn arrived(received: &Received) -> Vec<String> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| {
+            serde_json::from_str::<Value>(body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Starts a sandbox under `chaos`, creates `intents` PaymentIntents (one event each), and
+/// waits for deliveries to settle; returns the emitted event ids, oldest first, what arrived,
+/// and the delivery counters.
+async fn deliver_under(chaos: &str, intents: usize) -> (Vec<String>, Vec<String>, Value) {
+    let received: Received = Arc::default();
+    let url = endpoint(received.clone(), false).await;
+    let mut config = default_config().with_webhook_url(&url).unwrap();
+    config.chaos = chaos.parse().unwrap();
+    config.seed = 42;
+    config.retry = RetryPolicy {
+        first_retry: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    };
+    let sandbox = sandbox(config).await;
+    let client = Client::new(&sandbox);
+    for _ in 0..intents {
+        client
+            .post("/v1/payment_intents", "amount=100&currency=usd")
+            .await;
+    }
+    let mut stats = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stats = client.get("/sandbox/webhooks").await.body;
+        if stats["pending"] == 0 {
+            break;
+        }
+    }
+    assert_eq!(stats["pending"], 0, "deliveries never settled: {stats}");
+    let mut emitted: Vec<String> = client
+        .events_of_type("payment_intent.created")
+        .await
+        .iter()
+        .map(|event| event["id"].as_str().unwrap().to_owned())
+        .collect();
+    emitted.reverse();
+    (emitted, arrived(&received), stats)
+}
+
+#[tokio::test]
+async fn chaos_profiles_duplicate_drop_hold_and_reorder_deliveries() {
+    let (emitted, arrived, stats) = deliver_under("duplicates", 4).await;
+    assert!(arrived.len() >= 2 * emitted.len(), "{arrived:?}");
+    for id in &emitted {
+        assert!(arrived.iter().filter(|seen| *seen == id).count() >= 2);
+    }
+    assert_eq!(stats["failed_attempts"], 0);
+
+    let (emitted, arrived, stats) = deliver_under("drop-first", 3).await;
+    let mut sorted = arrived.clone();
+    sorted.sort();
+    let mut expected = emitted.clone();
+    expected.sort();
+    assert_eq!(
+        sorted, expected,
+        "each delivered once, after its lost attempt"
+    );
+    assert_eq!(stats["failed_attempts"], 3);
+    assert_eq!(stats["delivered"], 3);
+
+    let (emitted, arrived, _) = deliver_under("delays", 5).await;
+    assert_eq!(arrived, emitted, "delays keep the order");
+
+    let (emitted, arrived, _) = deliver_under("reorder", 10).await;
+    let mut sorted = arrived.clone();
+    sorted.sort();
+    let mut expected = emitted.clone();
+    expected.sort();
+    assert_eq!(sorted, expected);
+    assert_ne!(arrived, emitted, "seed 42 reorders ten events");
 }

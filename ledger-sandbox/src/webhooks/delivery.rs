@@ -44,7 +44,8 @@ impl Default for RetryPolicy {
 /// scenario can wait for deliveries to settle.
 #[derive(Debug, Default)]
 pub struct DeliveryStats {
-    /// Deliveries (one event to one endpoint, duplicates included) not finished yet.
+    /// Deliveries (one event to one endpoint, duplicates included) not finished yet, counted
+    /// from the moment the event is emitted (queued and held ones included).
     pub pending: AtomicU64,
     pub attempts: AtomicU64,
     pub delivered: AtomicU64,
@@ -99,6 +100,11 @@ pub fn spawn_dispatcher(
             };
             for endpoint in &shared.endpoints {
                 let plan = shared.chaos.plan(&mut rng);
+                // The first delivery was counted pending when the event was emitted.
+                shared
+                    .stats
+                    .pending
+                    .fetch_add(plan.duplicates.len() as u64, Ordering::SeqCst);
                 if plan.in_order && !plan.delay.is_zero() {
                     tokio::time::sleep(plan.delay).await;
                 }
@@ -123,7 +129,6 @@ fn schedule(
     delay: Duration,
     drop_first: bool,
 ) {
-    shared.stats.pending.fetch_add(1, Ordering::SeqCst);
     let (shared, endpoint, body) = (shared.clone(), endpoint.clone(), body.clone());
     tokio::spawn(async move {
         if !delay.is_zero() {
