@@ -119,7 +119,7 @@ impl State {
         if intent.payment_method.is_none() {
             return Err(ApiError::invalid_request(
                 "payment_intent_unexpected_state",
-                "You cannot confirm this PaymentIntent because it's missing a payment method. To confirm the PaymentIntent with cus_, specify a payment method attached to this customer along with the customer ID.",
+                "You cannot confirm this PaymentIntent because it's missing a payment method. You can either update the PaymentIntent with a payment method and then confirm it again, or confirm it again directly with a payment method.",
             )
             .with_param("payment_method"));
         }

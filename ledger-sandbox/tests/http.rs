@@ -698,3 +698,77 @@ async fn chaos_profiles_duplicate_drop_hold_and_reorder_deliveries() {
     assert_eq!(sorted, expected);
     assert_ne!(arrived, emitted, "seed 42 reorders ten events");
 }
+
+#[tokio::test]
+async fn intents_confirm_later_and_cancel_only_while_cancelable() {
+    let sandbox = sandbox(default_config()).await;
+    let client = Client::new(&sandbox);
+    let bare = client
+        .post("/v1/payment_intents", "amount=1200&currency=USD")
+        .await;
+    assert_eq!(bare.body["status"], "requires_payment_method");
+    assert_eq!(bare.body["currency"], "usd");
+    let id = bare.body["id"].as_str().unwrap();
+    let without_method = client
+        .post(&format!("/v1/payment_intents/{id}/confirm"), "")
+        .await;
+    assert_eq!(without_method.status, StatusCode::BAD_REQUEST);
+    assert_eq!(without_method.body["error"]["param"], "payment_method");
+    let confirmed = client
+        .post(
+            &format!("/v1/payment_intents/{id}/confirm"),
+            "payment_method_data[type]=card&payment_method_data[card][number]=5555555555554444",
+        )
+        .await;
+    assert_eq!(confirmed.body["status"], "succeeded", "{}", confirmed.body);
+    assert_eq!(confirmed.body["amount_received"], 1200);
+    let charge = client
+        .get(&format!(
+            "/v1/charges/{}",
+            confirmed.body["latest_charge"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        charge.body["payment_method_details"]["card"]["brand"],
+        "mastercard"
+    );
+    let too_late = client
+        .post(&format!("/v1/payment_intents/{id}/cancel"), "")
+        .await;
+    assert_eq!(too_late.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        too_late.body["error"]["code"],
+        "payment_intent_unexpected_state"
+    );
+
+    let held = client
+        .post(
+            "/v1/payment_intents",
+            "amount=800&currency=usd&capture_method=manual&payment_method=pm_card_amex&confirm=true",
+        )
+        .await;
+    let held_id = held.body["id"].as_str().unwrap();
+    let canceled = client
+        .post(
+            &format!("/v1/payment_intents/{held_id}/cancel"),
+            "cancellation_reason=requested_by_customer",
+        )
+        .await;
+    assert_eq!(canceled.body["status"], "canceled");
+    assert_eq!(
+        canceled.body["cancellation_reason"],
+        "requested_by_customer"
+    );
+    assert_eq!(canceled.body["amount_capturable"], 0);
+    let bad_reason = client
+        .post(
+            "/v1/payment_intents",
+            "amount=800&currency=usd&capture_method=sometimes",
+        )
+        .await;
+    assert_eq!(bad_reason.body["error"]["param"], "capture_method");
+    assert_eq!(
+        client.events_of_type("payment_intent.canceled").await.len(),
+        1
+    );
+}
