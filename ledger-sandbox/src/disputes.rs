@@ -31,6 +31,7 @@ impl State {
             currency: charge.currency.clone(),
             created,
             reason,
+            brand: charge.payment_method.card.brand,
             status: "needs_response",
             evidence: Default::default(),
             due_by: created + RESPONSE_WINDOW_SECONDS,

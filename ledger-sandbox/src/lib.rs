@@ -15,6 +15,8 @@
 //! - `webhooks`: signing, delivery with retries, chaos profiles.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// `json!` of a whole Stripe charge nests deeper than the default limit allows.
+#![recursion_limit = "256"]
 
 pub mod api_error;
 mod auth;

@@ -34,6 +34,7 @@ impl PaymentMethod {
             "card": self.card_details(),
             "created": self.created,
             "customer": null,
+            "customer_account": null,
             "livemode": false,
             "metadata": {},
             "type": "card",
@@ -104,7 +105,9 @@ impl PaymentIntent {
             "created": self.created,
             "currency": self.currency,
             "customer": null,
+            "customer_account": null,
             "description": self.description,
+            "excluded_payment_method_types": null,
             "last_payment_error": self.last_payment_error,
             "latest_charge": self.latest_charge,
             "livemode": false,
@@ -112,6 +115,7 @@ impl PaymentIntent {
             "next_action": self.next_action,
             "on_behalf_of": null,
             "payment_method": self.payment_method.as_ref().map(|method| method.id.clone()),
+            "payment_method_configuration_details": null,
             "payment_method_options": { "card": { "installments": null, "mandate_options": null, "network": null, "request_three_d_secure": "automatic" } },
             "payment_method_types": self.payment_method_types,
             "processing": null,
@@ -185,6 +189,9 @@ impl Charge {
             "metadata": self.metadata,
             "on_behalf_of": null,
             "outcome": {
+                "advice_code": null,
+                "network_advice_code": null,
+                "network_decline_code": null,
                 "network_status": if paid { "approved_by_network" } else { "declined_by_network" },
                 "reason": self.outcome_reason,
                 "risk_level": "normal",
@@ -211,10 +218,12 @@ impl Charge {
                 "type": "card",
             },
             "receipt_email": null,
+            "receipt_number": null,
             "receipt_url": null,
             "refunded": self.amount_refunded > 0 && self.amount_refunded == self.amount_captured,
             "review": null,
             "shipping": null,
+            "source": null,
             "source_transfer": null,
             "statement_descriptor": null,
             "statement_descriptor_suffix": null,
@@ -231,6 +240,7 @@ pub struct Refund {
     pub amount: i64,
     pub charge: String,
     pub payment_intent: String,
+    pub payment_method: String,
     pub currency: String,
     pub created: i64,
     /// `pending`, `succeeded`, `failed`, `canceled`.
@@ -250,11 +260,14 @@ impl Refund {
             "charge": self.charge,
             "created": self.created,
             "currency": self.currency,
+            "customer": null,
+            "customer_account": null,
             "destination_details": { "card": { "reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund" }, "type": "card" },
             "failure_balance_transaction": null,
             "failure_reason": self.failure_reason,
             "metadata": self.metadata,
             "payment_intent": self.payment_intent,
+            "payment_method": self.payment_method,
             "reason": self.reason,
             "receipt_number": null,
             "source_transfer_reversal": null,
@@ -304,6 +317,8 @@ pub struct Dispute {
     pub currency: String,
     pub created: i64,
     pub reason: &'static str,
+    /// The disputed card's brand, for `payment_method_details`.
+    pub brand: &'static str,
     /// `needs_response`, `under_review`, `won`, `lost`.
     pub status: &'static str,
     pub evidence: BTreeMap<String, String>,
@@ -314,10 +329,11 @@ pub struct Dispute {
 
 impl Dispute {
     pub fn render(&self) -> Value {
-        let evidence: serde_json::Map<String, Value> = EVIDENCE_FIELDS
+        let mut evidence: serde_json::Map<String, Value> = EVIDENCE_FIELDS
             .iter()
             .map(|field| ((*field).to_owned(), json!(self.evidence.get(*field))))
             .collect();
+        evidence.insert("enhanced_evidence".into(), json!({}));
         let mut balance_transactions = vec![json!({
             "id": format!("txn_{}w", &self.id[3..]),
             "object": "balance_transaction",
@@ -352,9 +368,11 @@ impl Dispute {
             "charge": self.charge,
             "created": self.created,
             "currency": self.currency,
+            "enhanced_eligibility_types": [],
             "evidence": evidence,
             "evidence_details": {
                 "due_by": self.due_by,
+                "enhanced_eligibility": {},
                 "has_evidence": !self.evidence.is_empty(),
                 "past_due": false,
                 "submission_count": self.submission_count,
@@ -363,8 +381,26 @@ impl Dispute {
             "livemode": false,
             "metadata": self.metadata,
             "payment_intent": self.payment_intent,
+            "payment_method_details": {
+                "card": {
+                    "brand": self.brand,
+                    "case_type": "chargeback",
+                    "network": self.brand,
+                    "network_reason_code": network_reason_code(self.reason),
+                },
+                "type": "card",
+            },
             "reason": self.reason,
             "status": self.status,
         })
+    }
+}
+
+/// Visa's reason codes for the dispute reasons the test cards raise.
+fn network_reason_code(reason: &str) -> Option<&'static str> {
+    match reason {
+        "fraudulent" => Some("10.4"),
+        "product_not_received" => Some("13.1"),
+        _ => None,
     }
 }

@@ -88,6 +88,7 @@ impl State {
         }
         let outcome = charge.payment_method.card.outcome;
         let (payment_intent, currency) = (charge.payment_intent.clone(), charge.currency.clone());
+        let payment_method = charge.payment_method.id.clone();
         let id = self.new_id("re");
         let status = match outcome {
             Outcome::RefundPendingThenSucceeds => {
@@ -107,6 +108,7 @@ impl State {
             amount,
             charge: charge_id.clone(),
             payment_intent,
+            payment_method,
             currency,
             created: now(),
             status,
