@@ -205,11 +205,17 @@ impl Params {
         }
     }
 
-    /// Parameters every Stripe endpoint accepts and the sandbox has no use for.
+    /// Parameters every Stripe endpoint accepts that operations do not read (`expand` is
+    /// taken by the caller first, see [`Params::take_expand`]).
     pub fn ignore_common(&mut self) {
         for name in ["expand", "stripe_account"] {
             self.values.remove(name);
         }
+    }
+
+    /// `expand[]=latest_charge`: the fields to render as objects instead of ids.
+    pub fn take_expand(&mut self) -> Result<Vec<String>, ApiError> {
+        Ok(self.list("expand")?.unwrap_or_default())
     }
 
     /// Parameters the endpoint accepts and ignores.

@@ -77,8 +77,13 @@ fn write(
     body: &[u8],
     operation: impl FnOnce(&mut State, Params) -> Result<Value, ApiError>,
 ) -> Response {
-    let params = match Params::parse(body) {
+    let mut params = match Params::parse(body) {
         Ok(params) => params,
+        Err(error) => return error.into_response(),
+    };
+    let fingerprint = format!("POST {path} {}", params.fingerprint());
+    let expand = match params.take_expand() {
+        Ok(expand) => expand,
         Err(error) => return error.into_response(),
     };
     let idempotency_key = match headers.get("idempotency-key").map(HeaderValue::to_str) {
@@ -94,7 +99,6 @@ fn write(
             .into_response()
         }
     };
-    let fingerprint = format!("POST {path} {}", params.fingerprint());
     let scope = idempotency_key
         .as_ref()
         .map(|idempotency_key| format!("{}\n{idempotency_key}", key.0));
@@ -115,7 +119,7 @@ fn write(
         }
     }
     let request_id = state.begin_request(idempotency_key.clone());
-    let outcome = operation(&mut state, params);
+    let outcome = operation(&mut state, params).map(|body| state.expand(body, &expand));
     state.end_request();
     let (status, body) = match outcome {
         Ok(body) => (StatusCode::OK, body),
@@ -161,12 +165,16 @@ fn read(
     query: Option<String>,
     operation: impl FnOnce(&State, Params) -> Result<Value, ApiError>,
 ) -> Response {
-    let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
+    let mut params = match Params::parse(query.unwrap_or_default().as_bytes()) {
         Ok(params) => params,
         Err(error) => return error.into_response(),
     };
+    let expand = match params.take_expand() {
+        Ok(expand) => expand,
+        Err(error) => return error.into_response(),
+    };
     let state = lock(app);
-    match operation(&state, params) {
+    match operation(&state, params).map(|body| state.expand(body, &expand)) {
         Ok(body) => Json(body).into_response(),
         Err(error) => error.into_response(),
     }

@@ -209,6 +209,29 @@ impl State {
         self.idempotent.insert(key, saved);
     }
 
+    /// Stripe's `expand`: each named top-level field that holds an id of an object the
+    /// sandbox keeps (`latest_charge`, `payment_method`, `charge`, `payment_intent`) is
+    /// replaced by the object. Nested paths (`a.b`) are not expanded.
+    pub fn expand(&self, mut body: Value, fields: &[String]) -> Value {
+        for field in fields {
+            let Some(id) = body.get(field).and_then(Value::as_str) else {
+                continue;
+            };
+            let object = match id.split_once('_').map(|(prefix, _)| prefix) {
+                Some("ch") => self.charges.get(id).map(Charge::render),
+                Some("pm") => self.payment_methods.get(id).map(PaymentMethod::render),
+                Some("pi") => self.intents.get(id).map(PaymentIntent::render),
+                Some("re") => self.refunds.get(id).map(Refund::render),
+                Some("dp") => self.disputes.get(id).map(Dispute::render),
+                _ => None,
+            };
+            if let Some(object) = object {
+                body[field.as_str()] = object;
+            }
+        }
+        body
+    }
+
     /// Runs a change scheduled earlier.
     pub fn run_later(&mut self, later: &Later) {
         // No request made it: its events' `request` is null, as Stripe's automatic changes.

@@ -188,6 +188,11 @@ async fn a_manual_capture_is_authorized_then_partially_captured() {
 
     let retrieved = client.get(&format!("/v1/payment_intents/{id}")).await;
     assert_eq!(retrieved.body, captured.body);
+    let expanded = client
+        .get(&format!("/v1/payment_intents/{id}?expand[]=latest_charge"))
+        .await;
+    assert_eq!(expanded.body["latest_charge"]["id"], charge_id.as_str());
+    assert_eq!(expanded.body["latest_charge"]["object"], "charge");
 
     let all = client.get("/v1/events?limit=100").await.body;
     let mut types: Vec<&str> = all["data"]
