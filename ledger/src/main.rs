@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - `cli`: the subcommands, one module each (`serve`, `keys`, `audit` for replay, verify and
-//!   export, `reconcile`, `demo`, `bench`), and the HTTP client `demo` and `bench` drive.
+//!   export, `reconcile`, `demo`, `bench`, `sandbox`), and the HTTP client `demo` and `bench`
+//!   drive.
 //! - `config`: the server's configuration from the environment.
 //! - `database`: `DATABASE_URL`, or the embedded default cluster under `./.ledger/`.
 
@@ -55,6 +56,17 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = matches!(cli.command, Command::Serve { .. })
         .then(cli::serve::ShutdownSignal::listen)
         .transpose()?;
+    // The sandbox is a gateway stand-in, not the ledger: it must never open the database.
+    if let Command::Sandbox {
+        bind,
+        webhook_urls,
+        webhook_secret,
+        chaos,
+        seed,
+    } = cli.command
+    {
+        return cli::sandbox::run(bind, webhook_urls, webhook_secret, chaos, seed).await;
+    }
     let database = Database::open()?;
     let outcome = run(&database, cli.command, shutdown).await;
     database.close()?;
@@ -122,5 +134,8 @@ async fn run_command(
         } => cli::audit::export(&pool, from_position, to_position).await,
         // Answered in `main` before any database starts.
         Command::Playbook { format } => cli::playbook::print(format),
+        Command::Sandbox { .. } => {
+            anyhow::bail!("ledger sandbox runs without the database; main answers it first")
+        }
     }
 }

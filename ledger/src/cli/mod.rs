@@ -7,6 +7,7 @@ pub mod demo;
 pub mod keys;
 pub mod playbook;
 pub mod reconcile;
+pub mod sandbox;
 pub mod serve;
 pub mod store_load;
 
@@ -94,6 +95,25 @@ pub enum Command {
     Reconcile {
         #[command(subcommand)]
         command: reconcile::ReconcileCommand,
+    },
+    /// Run a local Stripe-compatible test gateway: Stripe's API, test cards and signed
+    /// webhooks, in memory. Never reaches a real gateway; opens no database.
+    Sandbox {
+        /// Address to listen on.
+        #[arg(long, default_value = ledger_sandbox::DEFAULT_BIND, env = "LEDGER_SANDBOX_BIND")]
+        bind: SocketAddr,
+        /// Deliver every event here (repeatable), e.g. http://127.0.0.1:8080/webhooks/stripe.
+        #[arg(long = "webhook-url", value_name = "URL")]
+        webhook_urls: Vec<String>,
+        /// The endpoint secret that signs deliveries; one is generated and printed if unset.
+        #[arg(long, env = "LEDGER_SANDBOX_WEBHOOK_SECRET", value_name = "whsec_…")]
+        webhook_secret: Option<String>,
+        /// How hostile delivery is: none, delays, duplicates, reorder, drop-first, hostile.
+        #[arg(long, default_value = "none")]
+        chaos: ledger_sandbox::Chaos,
+        /// Seeds ids and chaos, so that a run can be replayed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Write the event log as JSON Lines on standard output (one event a line, with its hash
     /// and the previous hash), for auditors to re-verify independently.

@@ -1,0 +1,24 @@
+//! The sandbox's own failures (start-up and configuration); what its API answers a client is
+//! [`crate::api_error::ApiError`], in Stripe's shape.
+
+/// Why the sandbox could not start or be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("could not listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("unknown chaos profile `{0}`: expected none, delays, duplicates, reorder, drop-first or hostile")]
+    UnknownChaosProfile(String),
+    #[error("the webhook secret must start with `whsec_` and hold printable ASCII only")]
+    InvalidWebhookSecret,
+    #[error("webhook URL `{url}` is not an http(s) URL")]
+    InvalidWebhookUrl { url: String },
+    #[error("at most {max} webhook URLs")]
+    TooManyWebhookUrls { max: usize },
+    #[error("could not build the webhook client: {0}")]
+    Client(reqwest::Error),
+}

@@ -1,0 +1,176 @@
+//! A local Stripe-compatible test gateway: the part of Stripe's REST API a card integration
+//! uses (PaymentIntents, refunds, disputes, events), Stripe's test cards, Stripe's error
+//! shapes and idempotency, and webhooks signed and retried as Stripe does, all in memory.
+//!
+//! It exists so that an integration (the ledger, a checkout, Stripe's official client
+//! libraries) can be rehearsed without Stripe. It never reaches a real gateway and touches no
+//! database: every object lives in this process and is gone when it stops.
+//!
+//! # Layout
+//! - `routes`: the HTTP surface and idempotency; `auth`: test keys only.
+//! - `params`: Stripe's bracketed form encoding; `api_error`: Stripe's error answer.
+//! - `state`: the objects, events and saved results behind one lock; `payments`, `refunds`,
+//!   `disputes`: the operations; `objects`: how each renders as Stripe's JSON.
+//! - `cards`: the test cards, as data.
+//! - `webhooks`: signing, delivery with retries, chaos profiles.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// `json!` of a whole Stripe charge nests deeper than the default limit allows.
+#![recursion_limit = "256"]
+
+pub mod api_error;
+mod auth;
+pub mod cards;
+mod disputes;
+mod error;
+mod objects;
+mod params;
+mod payments;
+mod refunds;
+mod routes;
+mod state;
+pub mod webhooks;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+pub use error::SandboxError;
+pub use reqwest::Url;
+pub use state::API_VERSION;
+pub use webhooks::{Chaos, RetryPolicy};
+
+/// Where `ledger sandbox` listens unless told otherwise (the port Stripe's own mock uses).
+pub const DEFAULT_BIND: &str = "127.0.0.1:12112";
+
+/// At most this many webhook endpoints.
+pub const MAX_WEBHOOK_URLS: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Every event is delivered to each of these.
+    pub webhook_urls: Vec<Url>,
+    /// The endpoint secret (`whsec_…`) that signs deliveries.
+    pub webhook_secret: String,
+    pub chaos: Chaos,
+    /// Seeds ids and chaos, so that a run can be replayed.
+    pub seed: u64,
+    pub retry: RetryPolicy,
+}
+
+impl SandboxConfig {
+    pub fn new(webhook_secret: &str) -> Result<SandboxConfig, SandboxError> {
+        check_secret(webhook_secret)?;
+        Ok(SandboxConfig {
+            webhook_urls: Vec::new(),
+            webhook_secret: webhook_secret.to_owned(),
+            chaos: Chaos::None,
+            seed: 0,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    pub fn with_webhook_url(mut self, url: &str) -> Result<SandboxConfig, SandboxError> {
+        if self.webhook_urls.len() >= MAX_WEBHOOK_URLS {
+            return Err(SandboxError::TooManyWebhookUrls {
+                max: MAX_WEBHOOK_URLS,
+            });
+        }
+        self.webhook_urls.push(parse_webhook_url(url)?);
+        Ok(self)
+    }
+}
+
+/// A webhook secret as Stripe makes them: `whsec_` and printable ASCII.
+fn check_secret(secret: &str) -> Result<(), SandboxError> {
+    let well_formed = secret.len() > "whsec_".len()
+        && secret.len() <= 256
+        && secret.starts_with("whsec_")
+        && secret.bytes().all(|byte| byte.is_ascii_graphic());
+    if well_formed {
+        Ok(())
+    } else {
+        Err(SandboxError::InvalidWebhookSecret)
+    }
+}
+
+fn parse_webhook_url(text: &str) -> Result<Url, SandboxError> {
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(url),
+        _ => Err(SandboxError::InvalidWebhookUrl {
+            url: text.to_owned(),
+        }),
+    }
+}
+
+/// A sandbox serving in the background, as tests and the scenario runner use it.
+pub struct RunningSandbox {
+    pub address: SocketAddr,
+    pub task: tokio::task::JoinHandle<Result<(), SandboxError>>,
+}
+
+impl RunningSandbox {
+    /// `http://ADDR`, the API base to give a client library.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+/// Binds `bind` and serves in a background task until the task is aborted.
+pub async fn start(
+    config: SandboxConfig,
+    bind: SocketAddr,
+) -> Result<RunningSandbox, SandboxError> {
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|source| SandboxError::Bind {
+            address: bind,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| SandboxError::Bind {
+        address: bind,
+        source,
+    })?;
+    let task = tokio::spawn(serve(listener, config, std::future::pending()));
+    Ok(RunningSandbox { address, task })
+}
+
+/// Serves on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: SandboxConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SandboxError> {
+    let (outbox, events) = tokio::sync::mpsc::unbounded_channel();
+    let stats = Arc::new(webhooks::DeliveryStats::default());
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(SandboxError::Client)?;
+    let dispatcher = webhooks::spawn_dispatcher(
+        webhooks::Dispatcher {
+            client,
+            endpoints: config.webhook_urls.clone(),
+            secret: config.webhook_secret.clone(),
+            chaos: config.chaos,
+            seed: config.seed,
+            retry: config.retry,
+            stats: stats.clone(),
+        },
+        events,
+    );
+    let app = Arc::new(routes::App {
+        state: Mutex::new(state::State::new(
+            config.seed,
+            outbox,
+            config.webhook_urls.len(),
+            stats.clone(),
+        )),
+        stats,
+    });
+    let served = axum::serve(listener, routes::router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(SandboxError::Serve);
+    dispatcher.abort();
+    served
+}

@@ -1,0 +1,48 @@
+//! `ledger sandbox`: the local Stripe-compatible test gateway (the `ledger-sandbox` crate),
+//! until Ctrl-C. It touches no database: main answers it before opening one.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use ledger_sandbox::{Chaos, SandboxConfig};
+
+pub async fn run(
+    bind: SocketAddr,
+    webhook_urls: Vec<String>,
+    webhook_secret: Option<String>,
+    chaos: Chaos,
+    seed: u64,
+) -> anyhow::Result<()> {
+    let secret = webhook_secret.unwrap_or_else(|| {
+        format!(
+            "whsec_{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )
+    });
+    let mut config = SandboxConfig::new(&secret).context("--webhook-secret")?;
+    for url in &webhook_urls {
+        config = config.with_webhook_url(url).context("--webhook-url")?;
+    }
+    config.chaos = chaos;
+    config.seed = seed;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("could not listen on {bind}"))?;
+    let address = listener.local_addr().context("the bound address")?;
+    println!("ledger sandbox: Stripe's API at http://{address} (test keys only: sk_test_…)");
+    if webhook_urls.is_empty() {
+        println!("webhooks: no --webhook-url; events are kept for GET /v1/events");
+    } else {
+        println!(
+            "webhooks: to {} signed with {secret} (the ledger takes it as LEDGER_STRIPE_WEBHOOK_SECRETS=test:{secret}); chaos {chaos}, seed {seed}",
+            webhook_urls.join(", ")
+        );
+    }
+    println!("Ctrl-C stops");
+    ledger_sandbox::serve(listener, config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("the sandbox failed")
+}

@@ -1,0 +1,285 @@
+//! Stripe's official Python library drives `ledger sandbox`, and the sandbox's signed
+//! webhooks drive a real `ledger serve`, delivered under the `hostile` chaos profile (held,
+//! overtaken, repeated, first attempts lost): once deliveries settle, the ledger holds what
+//! the gateway did, read back through GraphQL. Needs `python3` with `stripe` (.ci/run
+//! installs the pinned version).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ledger_tests::{fresh_directory, ledger_binary};
+use serde_json::{json, Value};
+
+const WEBHOOK_SECRET: &str = "whsec_ledger_sandbox_end_to_end";
+
+/// What Stripe's library does against the sandbox, printing the ids it made as JSON.
+const CLIENT_SCRIPT: &str = r#"
+import json, sys
+import stripe
+
+stripe.api_key = "sk_test_ledger_end_to_end"
+stripe.api_base = sys.argv[1]
+out = {"library": stripe.VERSION}
+
+# A manual capture, captured in part, then refunded in part.
+intent = stripe.PaymentIntent.create(
+    amount=2500, currency="usd", capture_method="manual",
+    payment_method="pm_card_visa", confirm=True,
+    metadata={"order_id": "order-e2e-1"},
+)
+assert intent.status == "requires_capture", intent.status
+captured = stripe.PaymentIntent.capture(intent.id, amount_to_capture=2000)
+assert captured.status == "succeeded" and captured.amount_received == 2000
+refund = stripe.Refund.create(payment_intent=captured.id, amount=500)
+assert refund.status == "succeeded", refund.status
+out["captured"] = captured.id
+
+# A decline: the library raises its CardError with Stripe's codes.
+try:
+    stripe.PaymentIntent.create(
+        amount=1000, currency="usd", confirm=True,
+        payment_method="pm_card_chargeDeclinedInsufficientFunds",
+    )
+    sys.exit("the decline did not raise")
+except stripe.CardError as error:
+    assert error.code == "card_declined", error.code
+    assert error.error.decline_code == "insufficient_funds"
+    assert error.http_status == 402
+    out["declined"] = error.error.payment_intent.id
+
+# A chargeback (the dispute test card), answered with Stripe's winning test evidence.
+disputed = stripe.PaymentIntent.create(
+    amount=3000, currency="usd", payment_method="pm_card_createDispute", confirm=True,
+)
+created = stripe.Event.list(type="charge.dispute.created", limit=10)
+dispute = next(
+    event.data.object for event in created.data
+    if event.data.object.payment_intent == disputed.id
+)
+won = stripe.Dispute.modify(dispute.id, evidence={"uncategorized_text": "winning_evidence"})
+assert won.status == "won", won.status
+out["disputed"] = disputed.id
+
+# A live key is refused before anything happens.
+try:
+    stripe.PaymentIntent.retrieve(captured.id, api_key="sk_live_not_for_the_sandbox")
+    sys.exit("a live key was accepted")
+except stripe.AuthenticationError as error:
+    assert "test keys only" in error.user_message, error.user_message
+
+print(json.dumps(out))
+"#;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ledger(directory: &Path) -> Command {
+    let mut command = Command::new(ledger_binary());
+    command
+        .current_dir(directory)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+/// Starts a long-running command and waits for the line that says it is serving. The
+/// returned standard output is kept open until the process exits: it may print more.
+fn start(mut command: Command, ready: &str) -> (Child, std::io::Lines<BufReader<ChildStdout>>) {
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with(ready));
+    assert!(started, "no `{ready}` line");
+    (child, lines)
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// Stripe's scheme for a PaymentIntent's ledger payment (`ledger-stripe`'s identity rule).
+fn payment_id(payment_intent: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, payment_intent.as_bytes()).to_string()
+}
+
+async fn payment(ledger_url: &str, key: &str, id: &str) -> Value {
+    let query = json!({
+        "query": "query($id: UUID!) { payment(id: $id) { status amount capturedAmount refundedAmount declineCode orderId environment disputes { status reason fee } } }",
+        "variables": { "id": id },
+    });
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{ledger_url}/graphql"))
+        .bearer_auth(key)
+        .json(&query)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["data"]["payment"].clone()
+}
+
+/// Polls until the payment is as `done` says (webhooks are asynchronous), within a bound.
+async fn payment_until(
+    ledger_url: &str,
+    key: &str,
+    payment_intent: &Value,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let id = payment_id(payment_intent.as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let payment = payment(ledger_url, key, &id).await;
+        if done(&payment) || Instant::now() > deadline {
+            return payment;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_agrees_despite_hostile_webhooks(
+) {
+    let has_library = Command::new("python3")
+        .args(["-c", "import stripe"])
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        has_library,
+        "Stripe's Python library is missing: pip install stripe (see .ci/run)"
+    );
+    let directory = fresh_directory("sandbox");
+    let key = ledger(&directory)
+        .args(["keys", "create", "--role", "admin", "--env", "test"])
+        .output()
+        .unwrap();
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    let key = String::from_utf8_lossy(&key.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let ledger_port = free_port();
+    let ledger_url = format!("http://127.0.0.1:{ledger_port}");
+    let mut serve = ledger(&directory);
+    serve
+        .args(["serve", "--bind", &format!("127.0.0.1:{ledger_port}")])
+        .env(
+            "LEDGER_STRIPE_WEBHOOK_SECRETS",
+            format!("test:{WEBHOOK_SECRET}"),
+        );
+    let (server, server_output) = start(serve, "ledger serving");
+
+    // The sandbox runs in a directory of its own, which must stay empty: no database, no
+    // files.
+    let sandbox_directory = fresh_directory("sandbox-gateway");
+    let sandbox_port = free_port();
+    let mut sandbox = ledger(&sandbox_directory);
+    sandbox.args([
+        "sandbox",
+        "--bind",
+        &format!("127.0.0.1:{sandbox_port}"),
+        "--webhook-url",
+        &format!("{ledger_url}/webhooks/stripe"),
+        "--webhook-secret",
+        WEBHOOK_SECRET,
+        "--chaos",
+        "hostile",
+        "--seed",
+        "16",
+    ]);
+    let (gateway, gateway_output) = start(sandbox, "ledger sandbox:");
+
+    let script = directory.join("client.py");
+    std::fs::write(&script, CLIENT_SCRIPT).unwrap();
+    let client = Command::new("python3")
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{sandbox_port}"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&client.stdout).into_owned();
+    assert!(
+        client.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    let ids: Value = serde_json::from_str(printed.trim()).unwrap();
+
+    let captured = payment_until(&ledger_url, &key, &ids["captured"], |payment| {
+        payment["status"] == "PARTIALLY_REFUNDED"
+    })
+    .await;
+    let declined = payment_until(&ledger_url, &key, &ids["declined"], |payment| {
+        payment["status"] == "DECLINED"
+    })
+    .await;
+    let disputed = payment_until(&ledger_url, &key, &ids["disputed"], |payment| {
+        payment["disputes"][0]["status"] == "WON"
+    })
+    .await;
+    // The chaos was real: some first attempts were lost and retried.
+    let deliveries: Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{sandbox_port}/sandbox/webhooks"))
+        .bearer_auth("sk_test_ledger_end_to_end")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stop(gateway);
+    stop(server);
+    drop((server_output, gateway_output));
+    let _ = std::fs::remove_dir_all(&directory);
+    let sandbox_files = std::fs::read_dir(&sandbox_directory).unwrap().count();
+    let _ = std::fs::remove_dir_all(&sandbox_directory);
+    assert_eq!(sandbox_files, 0, "the sandbox wrote files (a database?)");
+
+    assert_eq!(captured["status"], "PARTIALLY_REFUNDED", "{captured}");
+    assert_eq!(captured["orderId"], "order-e2e-1");
+    assert_eq!(captured["environment"], "TEST");
+    assert_eq!(decimal(&captured["amount"]), "25");
+    assert_eq!(decimal(&captured["capturedAmount"]), "20");
+    assert_eq!(decimal(&captured["refundedAmount"]), "5");
+    assert_eq!(declined["status"], "DECLINED", "{declined}");
+    assert_eq!(declined["declineCode"], "insufficient_funds");
+    let dispute = &disputed["disputes"][0];
+    assert_eq!(dispute["status"], "WON", "{disputed}");
+    assert_eq!(dispute["reason"], "fraudulent");
+    assert_eq!(decimal(&dispute["fee"]), "15");
+    assert!(
+        deliveries["failed_attempts"].as_u64().unwrap() > 0,
+        "{deliveries}"
+    );
+    assert_eq!(deliveries["given_up"], 0, "{deliveries}");
+}
+
+/// A Decimal as GraphQL prints it, without trailing zeros.
+fn decimal(value: &Value) -> String {
+    let text = value.as_str().unwrap_or_default();
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text.to_owned()
+    }
+}
