@@ -29,6 +29,8 @@ fn help_lists_every_subcommand_of_the_contract() {
         "reconcile",
         "demo",
         "bench",
+        "playbook",
+        "sandbox",
     ] {
         assert!(
             listed.contains(&subcommand),
