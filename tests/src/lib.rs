@@ -1,9 +1,11 @@
 //! Support for the end-to-end tests of the whole ledger: where the `ledger` binary is, a
-//! fresh directory to run it in, as a person would, and a real browser (`browser`).
+//! fresh directory to run it in, as a person would, a real browser (`browser`) and Stripe's
+//! Python library (`python`).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod browser;
+pub mod python;
 
 use std::path::PathBuf;
 

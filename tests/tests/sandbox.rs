@@ -1,8 +1,8 @@
 //! Stripe's official Python library drives `ledger sandbox`, and the sandbox's signed
 //! webhooks drive a real `ledger serve`, delivered under the `hostile` chaos profile (held,
 //! overtaken, repeated, first attempts lost): once deliveries settle, the ledger holds what
-//! the gateway did, read back through GraphQL. Needs `python3` with `stripe` (.ci/run
-//! installs the pinned version).
+//! the gateway did, read back through GraphQL. Stripe's library is the pinned version
+//! (`ledger_tests::python`).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ledger_tests::python::python_with_stripe;
 use ledger_tests::{fresh_directory, ledger_binary};
 use serde_json::{json, Value};
 
@@ -154,14 +155,6 @@ async fn payment_until(
 #[tokio::test]
 async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_agrees_despite_hostile_webhooks(
 ) {
-    let has_library = Command::new("python3")
-        .args(["-c", "import stripe"])
-        .status()
-        .is_ok_and(|status| status.success());
-    assert!(
-        has_library,
-        "Stripe's Python library is missing: pip install stripe (see .ci/run)"
-    );
     let directory = fresh_directory("sandbox");
     let key = ledger(&directory)
         .args(["keys", "create", "--role", "admin", "--env", "test"])
@@ -212,7 +205,7 @@ async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_agrees_d
 
     let script = directory.join("client.py");
     std::fs::write(&script, CLIENT_SCRIPT).unwrap();
-    let client = Command::new("python3")
+    let client = python_with_stripe()
         .arg(&script)
         .arg(format!("http://127.0.0.1:{sandbox_port}"))
         .output()
