@@ -129,11 +129,12 @@ pub fn ledger_webhooks(expected: Option<&Engineering>, view: &LedgerView) -> Vec
             .iter()
             .find(|delivery| delivery["eventType"] == **event_type)
         {
-            Some(delivery) => differences.text(
-                &format!("the ledger's outcome of {event_type}"),
-                Some(outcome),
-                &delivery["outcome"],
-            ),
+            Some(delivery) if delivery["outcome"] != **outcome => differences.0.push(format!(
+                "the ledger's outcome of {event_type}: expected {outcome:?}, got {} ({})",
+                delivery["outcome"],
+                delivery["detail"].as_str().unwrap_or("no detail")
+            )),
+            Some(_) => {}
             None => differences.0.push(format!(
                 "the ledger received no {event_type} for this payment"
             )),
