@@ -156,6 +156,7 @@ pub async fn run(target: &Target, index: usize, scenario: &Scenario) -> Outcome 
                 .iter()
                 .map(|answer| answer.object()["id"].to_string())
                 .collect();
+            ids.sort();
             ids.dedup();
             if ids.len() != 1 {
                 engineering.push(format!("expected one object, the answers name {ids:?}"));
