@@ -14,6 +14,9 @@ use clap::Subcommand;
 use ledger_sandbox::scenarios::{self, Gateway, Ledger, Target};
 use ledger_sandbox::{Chaos, SandboxConfig};
 
+/// How long the scratch ledger may take to serve (its cluster's first start included).
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
 #[derive(Debug, Subcommand)]
 pub enum ScenariosCommand {
     /// Run scenario files (a directory runs its *.toml files) and print the matrix of
@@ -45,8 +48,11 @@ pub enum ScenariosCommand {
         /// hostile. A property of the sandbox run, so not with --sandbox.
         #[arg(long, default_value = "none", conflicts_with = "sandbox")]
         chaos: Chaos,
-        #[arg(long, default_value_t = 0, conflicts_with = "sandbox")]
-        seed: u64,
+        /// Seeds the started sandbox's ids and chaos. Random when unset (printed, to replay
+        /// a run): the sandbox's ids follow from its seed, and a ledger that outlives the run
+        /// must not meet the same PaymentIntent ids twice.
+        #[arg(long, conflicts_with = "sandbox")]
+        seed: Option<u64>,
         /// Also write the results as JUnit XML here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -87,6 +93,7 @@ pub async fn run(command: ScenariosCommand) -> anyhow::Result<()> {
             answer
         }
     };
+    let seed = seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
     let mut own_sandbox = None;
     let sandbox_url = match sandbox {
         Some(url) => url,
@@ -111,8 +118,13 @@ pub async fn run(command: ScenariosCommand) -> anyhow::Result<()> {
             url
         }
     };
+    let started_sandbox = if own_sandbox.is_some() {
+        format!(" (started here: --chaos {chaos} --seed {seed})")
+    } else {
+        String::new()
+    };
     println!(
-        "{} scenarios against the gateway at {sandbox_url} and the ledger at {ledger_url} (chaos {chaos})",
+        "{} scenarios against the gateway at {sandbox_url}{started_sandbox} and the ledger at {ledger_url}",
         loaded.len()
     );
     let target = Target {
@@ -182,16 +194,18 @@ impl ScratchLedger {
             .stderr(log)
             .spawn()
             .context("ledger serve")?;
-        let ready = child.stdout.take().is_some_and(|stdout| {
-            let mut lines = BufReader::new(stdout).lines();
-            let ready = lines
-                .by_ref()
-                .map_while(Result::ok)
-                .any(|line| line.starts_with("ledger serving"));
-            // Its later lines are drained, so that it never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            ready
-        });
+        // Read on a thread of its own, so that a server that never gets ready cannot hang
+        // the run; its later lines are drained there, so it never blocks on a full pipe.
+        let (ready_sender, ready_receiver) = std::sync::mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+                let ready = lines.any(|line| line.starts_with("ledger serving"));
+                let _ = ready_sender.send(ready);
+                lines.for_each(drop);
+            });
+        }
+        let ready = ready_receiver.recv_timeout(START_TIMEOUT).unwrap_or(false);
         let started = ScratchLedger {
             child,
             directory,
