@@ -21,4 +21,19 @@ pub enum SandboxError {
     TooManyWebhookUrls { max: usize },
     #[error("could not build the webhook client: {0}")]
     Client(reqwest::Error),
+    // The scenario runner's (`scenarios`).
+    #[error("could not read scenario {path}: {source}")]
+    ScenarioUnreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("scenario {path}: {message}")]
+    ScenarioInvalid {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("no scenario files (*.toml) found")]
+    NoScenarios,
+    #[error("at most {max} scenario files at once")]
+    TooManyScenarios { max: usize },
 }

@@ -13,6 +13,7 @@
 //!   `disputes`: the operations; `objects`: how each renders as Stripe's JSON.
 //! - `cards`: the test cards, as data.
 //! - `webhooks`: signing, delivery with retries, chaos profiles.
+//! - `scenarios`: the scenario runner, a client of a gateway and a ledger over HTTP.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // `json!` of a whole Stripe charge nests deeper than the default limit allows.
@@ -28,6 +29,7 @@ mod params;
 mod payments;
 mod refunds;
 mod routes;
+pub mod scenarios;
 mod state;
 pub mod webhooks;
 

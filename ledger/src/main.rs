@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - `cli`: the subcommands, one module each (`serve`, `keys`, `audit` for replay, verify and
-//!   export, `reconcile`, `demo`, `bench`, `sandbox`), and the HTTP client `demo` and `bench`
+//!   export, `reconcile`, `demo`, `bench`, `sandbox`, `scenarios`), and the HTTP client `demo` and `bench`
 //!   drive.
 //! - `config`: the server's configuration from the environment.
 //! - `database`: `DATABASE_URL`, or the embedded default cluster under `./.ledger/`.
@@ -66,6 +66,10 @@ async fn main() -> anyhow::Result<()> {
     } = cli.command
     {
         return cli::sandbox::run(bind, webhook_urls, webhook_secret, chaos, seed).await;
+    }
+    // The runner starts its own ledger as a child process when it needs one.
+    if let Command::Scenarios { command } = cli.command {
+        return cli::scenarios::run(command).await;
     }
     let database = Database::open()?;
     let outcome = run(&database, cli.command, shutdown).await;
@@ -136,6 +140,9 @@ async fn run_command(
         Command::Playbook { format } => cli::playbook::print(format),
         Command::Sandbox { .. } => {
             anyhow::bail!("ledger sandbox runs without the database; main answers it first")
+        }
+        Command::Scenarios { .. } => {
+            anyhow::bail!("ledger scenarios runs without the database; main answers it first")
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod playbook;
 pub mod reconcile;
 pub mod sandbox;
+pub mod scenarios;
 pub mod serve;
 pub mod store_load;
 
@@ -114,6 +115,13 @@ pub enum Command {
         /// Seeds ids and chaos, so that a run can be replayed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Rehearse payments: run scenario files against a sandbox and a ledger (started here,
+    /// on a scratch database, unless given) and check what engineering, support and finance
+    /// expect. Opens no database of its own.
+    Scenarios {
+        #[command(subcommand)]
+        command: scenarios::ScenariosCommand,
     },
     /// Write the event log as JSON Lines on standard output (one event a line, with its hash
     /// and the previous hash), for auditors to re-verify independently.
