@@ -65,6 +65,30 @@ fn a_refund_that_arrives_early_awaits_the_earlier_fact() {
     );
 }
 
+/// A refund's outcome reported again is a skip; the other outcome, in either order (Stripe's
+/// refund that fails days after it succeeded), is a conflict that changes nothing.
+#[test]
+fn a_refund_failing_after_it_succeeded_is_a_conflict() {
+    let captured = [
+        manual("100.00"),
+        approve(None),
+        capture("ch_1", Some("100.00"), true),
+        refund("re_1", Some("40.00")),
+    ];
+    for (first, then) in [(true, false), (false, true)] {
+        let mut recorded = captured.to_vec();
+        recorded.push(refund_outcome("re_1", first));
+        let (_, state) = given(&recorded);
+        assert_eq!(
+            decide_fact(&state, &[refund_outcome("re_1", first)]),
+            Ok(Vec::new())
+        );
+        let refused = decide_fact(&state, &[refund_outcome("re_1", then)]).unwrap_err();
+        assert_eq!(refused.kind, RefusalKind::Conflict, "{first} then {then}");
+        assert_eq!(refused.error.rule(), "refund_already_resolved");
+    }
+}
+
 /// After a decline, a cancel changes nothing but a success is a conflict: nothing recorded.
 #[test]
 fn a_success_after_a_decline_is_a_conflict_and_a_cancel_a_skip() {

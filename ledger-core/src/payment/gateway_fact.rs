@@ -10,7 +10,8 @@
 //!   the payment exists (`payment_already_exists`), its authorization outcome is recorded
 //!   (`authorization_already_recorded`), the capture, refund or dispute id is known
 //!   (`duplicate_capture_id`, `duplicate_refund_id`, `duplicate_dispute_id`), the refund or
-//!   dispute is resolved (`refund_already_resolved`, `dispute_already_resolved`), the evidence
+//!   dispute is resolved with the same outcome (`refund_already_resolved`,
+//!   `dispute_already_resolved`; a refund reported failed after it succeeded is a conflict), the evidence
 //!   stage is past (`dispute_not_awaiting_evidence`), a decline or void reaches a payment
 //!   already closed, or an approval reaches a voided payment (a gateway never reopens a
 //!   canceled authorization, so the approval is older news). Skip it.
@@ -34,6 +35,7 @@ use crate::error::DomainError;
 use crate::payment::state::{Authorization, DisputeStatus, RefundStatus};
 use crate::payment::{
     decide, evolve, PaymentCommand, PaymentEvent, PaymentState, PaymentStatus, RecordAuthorization,
+    RefundOutcome,
 };
 
 /// How to treat a mapped command that the ledger refused.
@@ -106,9 +108,16 @@ pub fn effect_already_recorded(state: &PaymentState, command: &PaymentCommand) -
         PaymentCommand::Void(_) => closed_without_capture,
         PaymentCommand::Capture(capture) => payment.capture(&capture.capture_id).is_some(),
         PaymentCommand::Refund(refund) => payment.refund(&refund.refund_id).is_some(),
+        // Only the same outcome again is older news. A refund the gateway reports failed after
+        // it succeeded (a closed card: Stripe's …5126), or succeeded after it failed, is a
+        // disagreement about money already moved: a conflict for a person, whichever of the
+        // two the ledger heard first.
         PaymentCommand::RecordRefundOutcome(outcome) => payment
             .refund(&outcome.refund_id)
-            .is_some_and(|refund| refund.status != RefundStatus::Pending),
+            .is_some_and(|refund| match outcome.outcome {
+                RefundOutcome::Succeeded => refund.status == RefundStatus::Succeeded,
+                RefundOutcome::Failed { .. } => refund.status == RefundStatus::Failed,
+            }),
         PaymentCommand::OpenDispute(open) => payment.dispute(&open.dispute_id).is_some(),
         PaymentCommand::SubmitDisputeEvidence(evidence) => payment
             .dispute(&evidence.dispute_id)
