@@ -63,9 +63,18 @@ async fn main() -> anyhow::Result<()> {
         webhook_secret,
         chaos,
         seed,
+        payout_delay_days,
     } = cli.command
     {
-        return cli::sandbox::run(bind, webhook_urls, webhook_secret, chaos, seed).await;
+        return cli::sandbox::run(
+            bind,
+            webhook_urls,
+            webhook_secret,
+            chaos,
+            seed,
+            payout_delay_days,
+        )
+        .await;
     }
     let database = Database::open()?;
     let outcome = run(&database, cli.command, shutdown).await;

@@ -114,6 +114,9 @@ pub enum Command {
         /// Seeds ids and chaos, so that a run can be replayed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Days from a capture, refund or dispute to its funds' availability and payout.
+        #[arg(long, default_value_t = ledger_sandbox::DEFAULT_PAYOUT_DELAY_DAYS)]
+        payout_delay_days: u32,
     },
     /// Write the event log as JSON Lines on standard output (one event a line, with its hash
     /// and the previous hash), for auditors to re-verify independently.
