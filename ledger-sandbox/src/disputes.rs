@@ -9,7 +9,7 @@ use crate::api_error::ApiError;
 use crate::objects::{Dispute, EVIDENCE_FIELDS};
 use crate::params::Params;
 use crate::payments::merge_metadata;
-use crate::state::{now, State};
+use crate::state::State;
 
 /// Stripe gives about three weeks to respond.
 const RESPONSE_WINDOW_SECONDS: i64 = 21 * 24 * 3600;
@@ -18,11 +18,11 @@ impl State {
     /// Opens a dispute on a captured charge (the `…0259` and `…2685` cards).
     pub(crate) fn open_dispute(&mut self, charge_id: &str, reason: &'static str) {
         let id = self.new_id("dp");
+        let created = self.now();
         let Some(charge) = self.charges.get_mut(charge_id) else {
             return;
         };
         charge.disputed = true;
-        let created = now();
         let dispute = Dispute {
             id: id.clone(),
             amount: charge.amount_captured,
@@ -39,7 +39,8 @@ impl State {
             metadata: Default::default(),
         };
         let rendered = dispute.render();
-        self.disputes.insert(id, dispute);
+        self.disputes.insert(id.clone(), dispute);
+        self.record_dispute(&id, false);
         self.emit("charge.dispute.created", rendered.clone(), None);
         self.emit("charge.dispute.funds_withdrawn", rendered, None);
     }
@@ -119,6 +120,7 @@ impl State {
         dispute.status = outcome;
         let closed = dispute.render();
         if outcome == "won" {
+            self.record_dispute(id, true);
             self.emit("charge.dispute.funds_reinstated", closed.clone(), None);
         }
         self.emit(

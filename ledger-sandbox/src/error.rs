@@ -17,6 +17,8 @@ pub enum SandboxError {
     InvalidWebhookSecret,
     #[error("webhook URL `{url}` is not an http(s) URL")]
     InvalidWebhookUrl { url: String },
+    #[error("the payout delay is at most {max} days")]
+    PayoutDelayTooLong { max: u32 },
     #[error("at most {max} webhook URLs")]
     TooManyWebhookUrls { max: usize },
     #[error("could not build the webhook client: {0}")]

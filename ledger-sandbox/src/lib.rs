@@ -11,6 +11,8 @@
 //! - `params`: Stripe's bracketed form encoding; `api_error`: Stripe's error answer.
 //! - `state`: the objects, events and saved results behind one lock; `payments`, `refunds`,
 //!   `disputes`: the operations; `objects`: how each renders as Stripe's JSON.
+//! - `balance`: balance transactions, the sandbox clock, daily payouts and the payout
+//!   reconciliation report.
 //! - `cards`: the test cards, as data.
 //! - `webhooks`: signing, delivery with retries, chaos profiles.
 //! - `scenarios`: the scenario runner, a client of a gateway and a ledger over HTTP.
@@ -21,6 +23,7 @@
 
 pub mod api_error;
 mod auth;
+mod balance;
 pub mod cards;
 mod disputes;
 mod error;
@@ -45,6 +48,10 @@ pub use webhooks::{Chaos, RetryPolicy};
 /// Where `ledger sandbox` listens unless told otherwise (the port Stripe's own mock uses).
 pub const DEFAULT_BIND: &str = "127.0.0.1:12112";
 
+/// Stripe's standard payout delay for US accounts, in days; Stripe allows up to 30.
+pub const DEFAULT_PAYOUT_DELAY_DAYS: u32 = 2;
+pub const MAX_PAYOUT_DELAY_DAYS: u32 = 30;
+
 /// At most this many webhook endpoints.
 pub const MAX_WEBHOOK_URLS: usize = 16;
 
@@ -58,6 +65,9 @@ pub struct SandboxConfig {
     /// Seeds ids and chaos, so that a run can be replayed.
     pub seed: u64,
     pub retry: RetryPolicy,
+    /// Days from a movement of money to its availability and payout (Stripe's payout
+    /// schedule `delay_days`).
+    pub payout_delay_days: u32,
 }
 
 impl SandboxConfig {
@@ -69,7 +79,18 @@ impl SandboxConfig {
             chaos: Chaos::None,
             seed: 0,
             retry: RetryPolicy::default(),
+            payout_delay_days: DEFAULT_PAYOUT_DELAY_DAYS,
         })
+    }
+
+    pub fn with_payout_delay_days(mut self, days: u32) -> Result<SandboxConfig, SandboxError> {
+        if days > MAX_PAYOUT_DELAY_DAYS {
+            return Err(SandboxError::PayoutDelayTooLong {
+                max: MAX_PAYOUT_DELAY_DAYS,
+            });
+        }
+        self.payout_delay_days = days;
+        Ok(self)
     }
 
     pub fn with_webhook_url(mut self, url: &str) -> Result<SandboxConfig, SandboxError> {
@@ -160,13 +181,15 @@ pub async fn serve(
         },
         events,
     );
+    let mut state = state::State::new(
+        config.seed,
+        outbox,
+        config.webhook_urls.len(),
+        stats.clone(),
+    );
+    state.books.delay_days = i64::from(config.payout_delay_days);
     let app = Arc::new(routes::App {
-        state: Mutex::new(state::State::new(
-            config.seed,
-            outbox,
-            config.webhook_urls.len(),
-            stats.clone(),
-        )),
+        state: Mutex::new(state),
         stats,
     });
     let served = axum::serve(listener, routes::router(app))

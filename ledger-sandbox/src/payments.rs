@@ -7,7 +7,7 @@ use crate::api_error::ApiError;
 use crate::cards::{self, Outcome, TestCard};
 use crate::objects::{Charge, PaymentIntent, PaymentMethod, AUTHORIZATION_VALIDITY_SECONDS};
 use crate::params::Params;
-use crate::state::{now, State, MAX_PAYMENT_INTENTS};
+use crate::state::{State, MAX_PAYMENT_INTENTS};
 
 const CAPTURE_METHODS: &[&str] = &["automatic", "automatic_async", "manual"];
 const CANCELLATION_REASONS: &[&str] = &[
@@ -63,6 +63,7 @@ impl State {
             return Err(ApiError::too_many_objects("PaymentIntents"));
         }
         let id = self.new_id("pi");
+        let created = self.now();
         let intent = PaymentIntent {
             id: id.clone(),
             amount,
@@ -81,7 +82,7 @@ impl State {
                 .filter(|(_, value)| !value.is_empty())
                 .collect(),
             description,
-            created: now(),
+            created,
             latest_charge: None,
             last_payment_error: None,
             cancellation_reason: None,
@@ -172,6 +173,7 @@ impl State {
             charge_json,
             Some(json!({ "amount_captured": 0, "captured": false })),
         );
+        self.record_capture(&charge_id);
         let intent_json = self.intent_json(id)?;
         self.emit("payment_intent.succeeded", intent_json, None);
         if let Some(Outcome::DisputedAfterSuccess { reason }) = card.map(|card| card.outcome) {
@@ -184,6 +186,7 @@ impl State {
         params.ignore_common();
         let reason = params.choice("cancellation_reason", CANCELLATION_REASONS)?;
         params.finish()?;
+        let now = self.now();
         let intent = self.intent_mut(id)?;
         if !CANCELABLE.contains(&intent.status) {
             return Err(ApiError::invalid_request(
@@ -197,7 +200,7 @@ impl State {
         }
         intent.status = "canceled";
         intent.cancellation_reason = reason;
-        intent.canceled_at = Some(now());
+        intent.canceled_at = Some(now);
         intent.amount_capturable = 0;
         intent.next_action = None;
         let rendered = intent.render();
@@ -276,11 +279,11 @@ impl State {
     fn charge_success(&mut self, id: &str, method: &PaymentMethod) {
         let charge_id = self.new_id("ch");
         let authorization_code = self.digits(6);
+        let created = self.now();
         let Some(intent) = self.intents.get_mut(id) else {
             return;
         };
         let automatic = intent.capture_method != "manual";
-        let created = now();
         let charge = Charge {
             id: charge_id.clone(),
             amount: intent.amount,
@@ -314,6 +317,7 @@ impl State {
         self.emit("charge.succeeded", charge.render(), None);
         self.charges.insert(charge_id.clone(), charge);
         if automatic {
+            self.record_capture(&charge_id);
             self.emit("payment_intent.succeeded", intent_json, None);
             if let Outcome::DisputedAfterSuccess { reason } = method.card.outcome {
                 self.open_dispute(&charge_id, reason);
@@ -339,6 +343,7 @@ impl State {
         param: Option<&str>,
     ) -> ApiError {
         let charge_id = self.new_id("ch");
+        let created = self.now();
         let Some(intent) = self.intents.get_mut(id) else {
             return ApiError::resource_missing("payment_intent", id);
         };
@@ -349,7 +354,7 @@ impl State {
             amount_refunded: 0,
             captured: false,
             currency: intent.currency.clone(),
-            created: now(),
+            created,
             description: intent.description.clone(),
             disputed: false,
             status: "failed",
@@ -448,7 +453,7 @@ impl State {
         let method = PaymentMethod {
             id: id.clone(),
             card,
-            created: now(),
+            created: self.now(),
         };
         self.payment_methods.insert(id, method.clone());
         Ok(Some(method))

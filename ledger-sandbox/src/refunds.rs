@@ -8,7 +8,7 @@ use crate::cards::Outcome;
 use crate::objects::Refund;
 use crate::params::Params;
 use crate::payments::merge_metadata;
-use crate::state::{now, Later, State};
+use crate::state::{Later, State};
 
 const REASONS: &[&str] = &["duplicate", "fraudulent", "requested_by_customer"];
 
@@ -110,7 +110,7 @@ impl State {
             payment_intent,
             payment_method,
             currency,
-            created: now(),
+            created: self.now(),
             status,
             reason,
             failure_reason: None,
@@ -120,7 +120,8 @@ impl State {
                 .collect(),
         };
         let rendered = refund.render();
-        self.refunds.insert(id, refund);
+        self.refunds.insert(id.clone(), refund);
+        self.record_refund(&id, false);
         let (charge_json, refunded_before) = match self.charges.get_mut(&charge_id) {
             Some(charge) => {
                 let before = charge.amount_refunded;
@@ -186,6 +187,7 @@ impl State {
         refund.failure_reason = Some(FAILURE_REASON);
         let (amount, charge_id) = (refund.amount, refund.charge.clone());
         let rendered = refund.render();
+        self.record_refund(id, true);
         // The money did not leave: the charge's refunded amount goes back down.
         if let Some(charge) = self.charges.get_mut(&charge_id) {
             charge.amount_refunded -= amount;

@@ -18,6 +18,8 @@ use crate::params::Params;
 use crate::state::{State, LATER_DELAY};
 use crate::webhooks::DeliveryStats;
 
+mod payouts;
+
 /// Stripe's bound on an `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
 
@@ -32,7 +34,7 @@ pub struct App {
 type Shared = Arc<App>;
 
 pub fn router(app: Shared) -> Router {
-    Router::new()
+    payouts::routes(Router::new())
         .route("/v1/payment_intents", post(create_intent))
         .route("/v1/payment_intents/{id}", get(retrieve_intent))
         .route("/v1/payment_intents/{id}/confirm", post(confirm_intent))

@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::balance::Books;
 use crate::objects::{Charge, Dispute, PaymentIntent, PaymentMethod, Refund};
 use crate::webhooks::DeliveryStats;
 
@@ -66,6 +67,11 @@ pub struct State {
     /// Counted pending from the moment an event is emitted, so that "nothing pending" means
     /// every delivery settled, including events still queued or held by chaos.
     stats: Arc<DeliveryStats>,
+    /// How far the sandbox clock is ahead of real time, in seconds: it starts at real now and
+    /// only moves forward (`POST /sandbox/clock/advance`).
+    pub clock_offset: i64,
+    /// Balance transactions and payouts.
+    pub books: Books,
 }
 
 pub fn now() -> i64 {
@@ -100,7 +106,15 @@ impl State {
             outbox,
             endpoints,
             stats,
+            clock_offset: 0,
+            books: Books::default(),
         }
+    }
+
+    /// The sandbox clock, in unix seconds: what every object's and event's time is read from.
+    /// Webhook signatures keep real time, as the receiver checks them against its own clock.
+    pub fn now(&self) -> i64 {
+        now().saturating_add(self.clock_offset)
     }
 
     /// A Stripe-style id: the prefix and 24 random letters and digits.
@@ -132,6 +146,17 @@ impl State {
 
     /// Records an event and hands it to webhook delivery.
     pub fn emit(&mut self, event_type: &str, object: Value, previous_attributes: Option<Value>) {
+        self.emit_dated(self.now(), event_type, object, previous_attributes);
+    }
+
+    /// Records an event that happened at `created` (sandbox clock) and hands it to delivery.
+    pub fn emit_dated(
+        &mut self,
+        created: i64,
+        event_type: &str,
+        object: Value,
+        previous_attributes: Option<Value>,
+    ) {
         let mut data = json!({ "object": object });
         if let Some(previous) = previous_attributes {
             data["previous_attributes"] = previous;
@@ -141,7 +166,7 @@ impl State {
             "id": self.new_id("evt"),
             "object": "event",
             "api_version": API_VERSION,
-            "created": now(),
+            "created": created,
             "data": data,
             "livemode": false,
             "pending_webhooks": self.endpoints,

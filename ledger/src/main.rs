@@ -63,9 +63,18 @@ async fn main() -> anyhow::Result<()> {
         webhook_secret,
         chaos,
         seed,
+        payout_delay_days,
     } = cli.command
     {
-        return cli::sandbox::run(bind, webhook_urls, webhook_secret, chaos, seed).await;
+        return cli::sandbox::run(
+            bind,
+            webhook_urls,
+            webhook_secret,
+            chaos,
+            seed,
+            payout_delay_days,
+        )
+        .await;
     }
     // The runner starts its own ledger as a child process when it needs one.
     if let Command::Scenarios { command } = cli.command {

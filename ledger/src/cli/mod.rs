@@ -115,6 +115,9 @@ pub enum Command {
         /// Seeds ids and chaos, so that a run can be replayed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Days from a capture, refund or dispute to its funds' availability and payout.
+        #[arg(long, default_value_t = ledger_sandbox::DEFAULT_PAYOUT_DELAY_DAYS)]
+        payout_delay_days: u32,
     },
     /// Rehearse payments: run scenario files against a sandbox and a ledger (started here,
     /// on a scratch database, unless given) and check what engineering, support and finance

@@ -12,6 +12,7 @@ pub async fn run(
     webhook_secret: Option<String>,
     chaos: Chaos,
     seed: u64,
+    payout_delay_days: u32,
 ) -> anyhow::Result<()> {
     let secret = webhook_secret.unwrap_or_else(|| {
         format!(
@@ -26,6 +27,9 @@ pub async fn run(
     }
     config.chaos = chaos;
     config.seed = seed;
+    config = config
+        .with_payout_delay_days(payout_delay_days)
+        .context("--payout-delay-days")?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("could not listen on {bind}"))?;
