@@ -12,6 +12,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLESHEET: &str = include_str!("../assets/console.css");
+/// Browsers ask for an icon; one from here keeps them from asking for `/favicon.ico`.
+const ICON: &str = include_str!("../assets/icon.svg");
 
 pub async fn asset(Path(name): Path<String>) -> Response {
     match name.as_str() {
@@ -21,6 +23,14 @@ pub async fn asset(Path(name): Path<String>) -> Response {
                 (header::CACHE_CONTROL, "public, max-age=3600"),
             ],
             STYLESHEET,
+        )
+            .into_response(),
+        "icon.svg" => (
+            [
+                (header::CONTENT_TYPE, "image/svg+xml"),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            ICON,
         )
             .into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),

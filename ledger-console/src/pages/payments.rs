@@ -81,7 +81,7 @@ impl From<&PaymentRow> for PaymentLine {
             order_id: row.order_id.clone(),
             merchant_id: row.merchant_id.clone(),
             status: row.status.as_str(),
-            amount: format!("{} {}", row.requested_amount, row.currency),
+            amount: money(row.requested_amount, &row.currency),
             created_at: time(row.created_at),
         }
     }
@@ -249,16 +249,16 @@ pub async fn detail(
         .into_iter()
         .next()
         .ok_or_else(|| ConsoleError::NotFound(format!("no payment {id} in this environment")))?;
-    let money = |amount: rust_decimal::Decimal| format!("{amount} {}", row.currency);
+    let in_currency = |amount: rust_decimal::Decimal| money(amount, &row.currency);
     let amounts = vec![
-        ("Requested", money(row.requested_amount)),
-        ("Authorized", money(row.authorized_amount)),
-        ("Captured", money(row.captured_amount)),
-        ("Capturable", money(row.capturable_amount)),
-        ("Refunded", money(row.refunded_amount)),
-        ("Refund pending", money(row.refund_pending_amount)),
-        ("Disputed", money(row.disputed_amount)),
-        ("Refundable", money(row.refundable_amount)),
+        ("Requested", in_currency(row.requested_amount)),
+        ("Authorized", in_currency(row.authorized_amount)),
+        ("Captured", in_currency(row.captured_amount)),
+        ("Capturable", in_currency(row.capturable_amount)),
+        ("Refunded", in_currency(row.refunded_amount)),
+        ("Refund pending", in_currency(row.refund_pending_amount)),
+        ("Disputed", in_currency(row.disputed_amount)),
+        ("Refundable", in_currency(row.refundable_amount)),
     ];
     let decline = (row.status == PaymentStatus::Declined).then(|| {
         let advice = ledger_core::playbook::advice_or_fallback(row.decline_code.as_deref());
@@ -293,7 +293,7 @@ pub async fn detail(
                 .map(|payout| PayoutLine {
                     batch: payout.batch_id.to_string(),
                     payout_id: payout.payout_id.clone(),
-                    amount: format!("{} {}", payout.amount, payout.currency),
+                    amount: money(payout.amount, &payout.currency),
                     status: payout.status.as_str(),
                 })
                 .collect(),
@@ -336,7 +336,7 @@ pub async fn detail(
             .iter()
             .map(|capture| CaptureLine {
                 capture_id: capture.capture_id.clone(),
-                amount: format!("{} {}", capture.amount, capture.currency),
+                amount: money(capture.amount, &capture.currency),
                 captured_at: time(capture.captured_at),
                 batch: capture.settled_batch_id.map(|batch| batch.to_string()),
             })
@@ -346,13 +346,24 @@ pub async fn detail(
             .iter()
             .map(|refund| RefundLine {
                 refund_id: refund.refund_id.clone(),
-                amount: format!("{} {}", refund.amount, refund.currency),
+                amount: money(refund.amount, &refund.currency),
                 status: refund.status.as_str(),
                 requested_at: time(refund.requested_at),
             })
             .collect(),
         deliveries,
     })
+}
+
+/// An amount at its currency's scale (`0.00 USD`, `500 JPY`), and its code.
+pub fn money(amount: rust_decimal::Decimal, currency: &str) -> String {
+    let mut amount = amount;
+    if let Ok(known) = ledger_core::currency::Currency::parse(currency) {
+        if amount.scale() < known.minor_units() {
+            amount.rescale(known.minor_units());
+        }
+    }
+    format!("{amount} {currency}")
 }
 
 /// Times as people read them, to the second, in UTC.
