@@ -79,6 +79,7 @@ impl Current {
             csrf: self.session.csrf.clone(),
             active,
             may_balances: self.may(Permission::ReadBalances),
+            may_exceptions: self.may(Permission::ReadReconciliations),
         }
     }
 }
@@ -93,4 +94,5 @@ pub struct Frame {
     pub csrf: String,
     pub active: &'static str,
     pub may_balances: bool,
+    pub may_exceptions: bool,
 }

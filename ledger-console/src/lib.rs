@@ -67,6 +67,11 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/payments", get(pages::payments::search))
         .route("/console/payments/{id}", get(pages::payments::detail))
         .route("/console/balances", get(pages::balances::page))
+        .route("/console/exceptions", get(pages::exceptions::page))
+        .route(
+            "/console/exceptions/{id}/resolve",
+            post(pages::exceptions::resolve),
+        )
         .route("/console/assets/{name}", get(assets::asset))
         .with_state(state)
         .layer(axum::middleware::from_fn(assets::security_headers))

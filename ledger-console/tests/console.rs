@@ -393,3 +393,177 @@ async fn revoking_the_key_ends_its_sessions() {
     assert_eq!(after.status(), StatusCode::SEE_OTHER);
     assert_eq!(after.headers()[LOCATION], "/console/sign-in");
 }
+
+/// Records a completed reconciliation run with one exception, as the importer does, and waits
+/// until the read model shows it: the run's id and the exception's.
+async fn run_with_one_exception(app: &App) -> (uuid::Uuid, uuid::Uuid) {
+    use chrono::Utc;
+    use ledger_core::ids::{PayoutId, ReconciliationExceptionId, ReconciliationRunId};
+    use ledger_core::reconciliation::{
+        ExceptionClass, ReconciliationCommand, ReconciliationException, ReconciliationRunState,
+        ReconciliationSource, ReportSide, StartRun,
+    };
+    use ledger_core::text::ShortText;
+    use ledger_store::commands::{CommandContext, CommandHandler};
+
+    let text = |value: &str| ShortText::parse(value).unwrap();
+    let handler = CommandHandler::new(app.database.store());
+    let context = CommandContext {
+        environment: Environment::Test,
+        actor_id: "importer".to_owned(),
+        actor_role: "finance".to_owned(),
+        correlation_id: uuid::Uuid::new_v4(),
+        causation_id: None,
+        occurred_at: Utc::now(),
+        idempotency: None,
+    };
+    let run = ReconciliationRunId::new_random();
+    let exception = ReconciliationExceptionId::new_random();
+    let commands = [
+        ReconciliationCommand::Start(StartRun {
+            environment: Environment::Test,
+            source: ReconciliationSource::StripePayouts,
+            file_name: Some(text("payouts.csv")),
+            file_sha256: "ab".repeat(32),
+            started_by: text("finance-key"),
+            started_at: Utc::now(),
+            availability_days: 2,
+        }),
+        ReconciliationCommand::RecordExceptions {
+            exceptions: vec![ReconciliationException {
+                exception_id: exception,
+                class: ExceptionClass::MissingFromLedger,
+                detail: text("line 3: not in the ledger"),
+                line_number: Some(3),
+                payout_id: Some(PayoutId::parse("po_console").unwrap()),
+                payment_id: None,
+                item: None,
+                report: Some(ReportSide {
+                    balance_transaction_id: Some(text("txn_3")),
+                    reporting_category: Some(text("charge")),
+                    currency: Some(text("usd")),
+                    gross: Some(text("10.00")),
+                    fee: Some(text("0.30")),
+                    net: Some(text("9.70")),
+                    available_on: Some(text("2026-11-20")),
+                }),
+                ledger: None,
+            }],
+        },
+        ReconciliationCommand::Complete {
+            lines: 3,
+            matched_lines: 2,
+            completed_at: Utc::now(),
+        },
+    ];
+    let mut state = ReconciliationRunState::default();
+    for command in &commands {
+        state = handler
+            .advance_reconciliation(run, state, command, &context)
+            .await
+            .unwrap()
+            .0;
+    }
+    wait_for_exception(app, exception.as_uuid(), false).await;
+    (run.as_uuid(), exception.as_uuid())
+}
+
+async fn wait_for_exception(app: &App, exception: uuid::Uuid, resolved: bool) {
+    for _ in 0..200 {
+        let found = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM projection_reconciliation_exceptions
+             WHERE exception_id = $1 AND (resolved_at IS NOT NULL) = $2",
+        )
+        .bind(exception)
+        .bind(resolved)
+        .fetch_one(app.database.pool())
+        .await
+        .unwrap();
+        if found == 1 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the reconciliation read model did not catch up");
+}
+
+#[tokio::test]
+async fn finance_resolves_a_reconciliation_exception_with_a_reason_and_it_is_an_event() {
+    let app = spawn().await;
+    let (run, exception) = run_with_one_exception(&app).await;
+    let (finance, finance_id) = app.key(Role::Finance, Environment::Test).await;
+    let (session, csrf) = app.sign_in(&finance).await;
+
+    let page = app.get("/console/exceptions", Some(&session)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("missing_from_ledger: <strong>1</strong>"),
+        "{html}"
+    );
+    assert!(html.contains(&format!("/console/exceptions/{exception}/resolve")));
+    assert!(html.contains("gross 10.00 fee 0.30 USD"));
+
+    let path = format!("/console/exceptions/{exception}/resolve");
+    let jar = Some(format!("ledger_console_session={session}"));
+    let refused = app
+        .post(&path, jar.clone(), &[("reason", "booked by hand")])
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let no_reason = app
+        .post(
+            &path,
+            jar.clone(),
+            &[("csrf", csrf.as_str()), ("reason", " ")],
+        )
+        .await;
+    assert_eq!(no_reason.status(), StatusCode::BAD_REQUEST);
+
+    let resolved = app
+        .post(
+            &path,
+            jar,
+            &[("csrf", csrf.as_str()), ("reason", "booked by hand")],
+        )
+        .await;
+    assert_eq!(resolved.status(), StatusCode::SEE_OTHER);
+    let events = app.database.store().read_stream(run, 1).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.event_type, "ReconciliationExceptionResolved");
+    assert_eq!(last.payload["reason"], "booked by hand");
+    assert_eq!(last.metadata["actor_id"], finance_id.to_string());
+
+    wait_for_exception(&app, exception, true).await;
+    let html = app
+        .get("/console/exceptions?state=resolved", Some(&session))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("booked by hand"), "{html}");
+    let open = app
+        .get("/console/exceptions", Some(&session))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(open.contains("No open reconciliation exception"));
+
+    // Support may not see the queue, nor resolve.
+    let (support, _) = app.key(Role::Support, Environment::Test).await;
+    let (session, csrf) = app.sign_in(&support).await;
+    assert_eq!(
+        app.get("/console/exceptions", Some(&session))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let refused = app
+        .post(
+            &path,
+            Some(format!("ledger_console_session={session}")),
+            &[("csrf", csrf.as_str()), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}

@@ -1,6 +1,7 @@
 //! One module per page; each reads the read models it shows and renders its template.
 
 pub mod balances;
+pub mod exceptions;
 pub mod payments;
 pub mod sign_in;
 
