@@ -1,6 +1,7 @@
 //! The console of `ledger serve` in a real browser: sign in with a support key, find a
 //! payment by its order id and see its timeline, be refused balances, have a form without its
-//! CSRF token refused, sign out and be asked for the key again.
+//! CSRF token refused, sign out and be asked for the key again; finance resolves a
+//! reconciliation exception through the page and the log has the event.
 //!
 //! `UPDATE_SCREENSHOTS=1` saves what the pages show to `docs/console-*.png`.
 
@@ -248,4 +249,138 @@ async fn support_signs_in_finds_a_payment_by_order_and_signs_out() {
         assert!(problems.is_empty(), "{problems:#?}");
     })
     .await;
+}
+
+/// Records a completed reconciliation run with one exception through the command handler, as
+/// the importer does; the run's id and the exception's.
+async fn run_with_one_exception(database: &TestDatabase) -> (uuid::Uuid, uuid::Uuid) {
+    use chrono::Utc;
+    use ledger_core::ids::{Environment, PayoutId, ReconciliationExceptionId, ReconciliationRunId};
+    use ledger_core::reconciliation::{
+        ExceptionClass, ReconciliationCommand, ReconciliationException, ReconciliationRunState,
+        ReconciliationSource, ReportSide, StartRun,
+    };
+    use ledger_core::text::ShortText;
+    use ledger_store::commands::{CommandContext, CommandHandler};
+
+    let text = |value: &str| ShortText::parse(value).unwrap();
+    let handler = CommandHandler::new(database.store());
+    let context = CommandContext {
+        environment: Environment::Test,
+        actor_id: "importer".to_owned(),
+        actor_role: "finance".to_owned(),
+        correlation_id: uuid::Uuid::new_v4(),
+        causation_id: None,
+        occurred_at: Utc::now(),
+        idempotency: None,
+    };
+    let run = ReconciliationRunId::new_random();
+    let exception = ReconciliationExceptionId::new_random();
+    let commands = [
+        ReconciliationCommand::Start(StartRun {
+            environment: Environment::Test,
+            source: ReconciliationSource::StripePayouts,
+            file_name: Some(text("payouts.csv")),
+            file_sha256: "ab".repeat(32),
+            started_by: text("finance-key"),
+            started_at: Utc::now(),
+            availability_days: 2,
+        }),
+        ReconciliationCommand::RecordExceptions {
+            exceptions: vec![ReconciliationException {
+                exception_id: exception,
+                class: ExceptionClass::MissingFromLedger,
+                detail: text("line 3: not in the ledger"),
+                line_number: Some(3),
+                payout_id: Some(PayoutId::parse("po_browser").unwrap()),
+                payment_id: None,
+                item: None,
+                report: Some(ReportSide {
+                    balance_transaction_id: Some(text("txn_3")),
+                    reporting_category: Some(text("charge")),
+                    currency: Some(text("usd")),
+                    gross: Some(text("10.00")),
+                    fee: Some(text("0.30")),
+                    net: Some(text("9.70")),
+                    available_on: Some(text("2026-11-20")),
+                }),
+                ledger: None,
+            }],
+        },
+        ReconciliationCommand::Complete {
+            lines: 3,
+            matched_lines: 2,
+            completed_at: Utc::now(),
+        },
+    ];
+    let mut state = ReconciliationRunState::default();
+    for command in &commands {
+        state = handler
+            .advance_reconciliation(run, state, command, &context)
+            .await
+            .unwrap()
+            .0;
+    }
+    (run.as_uuid(), exception.as_uuid())
+}
+
+#[tokio::test]
+async fn finance_resolves_a_reconciliation_exception_through_the_page() {
+    let database = TestDatabase::new().await;
+    let finance = create_key(database.url(), "finance");
+    let server = Server::start(database.url());
+    let (run, exception) = run_with_one_exception(&database).await;
+    let console = format!("{}/console", server.address);
+
+    with_browser(|browser| async move {
+        browser.client.goto(&console).await.unwrap();
+        browser
+            .wait_for("input[name=key]")
+            .await
+            .send_keys(&finance)
+            .await
+            .unwrap();
+        click(&browser, "#sign-in").await;
+        browser.wait_for_text("#role", "finance").await;
+        click(&browser, "a[href='/console/exceptions']").await;
+        // The projections follow the log in the server: the page shows the run once they have.
+        let row = format!("#exception-{exception}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while browser.client.find(Locator::Css(&row)).await.is_err() {
+            assert!(Instant::now() < deadline, "the exception never showed");
+            browser.client.refresh().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        browser
+            .wait_for_text(&row, "gross 10.00 fee 0.30 USD")
+            .await;
+        browser
+            .wait_for(&format!("#reason-{exception}"))
+            .await
+            .send_keys("booked by hand on the 21st")
+            .await
+            .unwrap();
+        screenshot(&browser, "exceptions").await;
+        click(&browser, &format!("{row} form.resolve button")).await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while browser
+            .client
+            .find(Locator::Css(&format!("{row} .resolution")))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "the resolution never showed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            browser.client.refresh().await.unwrap();
+        }
+        browser
+            .wait_for_text(&row, "booked by hand on the 21st")
+            .await;
+    })
+    .await;
+
+    let events = database.store().read_stream(run, 1).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.event_type, "ReconciliationExceptionResolved");
+    assert_eq!(last.payload["reason"], "booked by hand on the 21st");
 }
