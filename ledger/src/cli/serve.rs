@@ -15,6 +15,10 @@ pub async fn run(pool: PgPool, bind: SocketAddr, shutdown: ShutdownSignal) -> an
         },
     ));
     let (state, routes) = application(pool, crate::config::server_config()?)?;
+    let routes = routes.merge(ledger_console::router(ledger_console::ConsoleState::new(
+        state.app.pool.clone(),
+        state.app.handler.clone(),
+    )));
     let sweep = state.app.webhooks.clone().map(|webhooks| {
         let mut stopped = stop_projections.subscribe();
         tokio::spawn(ledger_stripe::webhooks::sweep_parked(
@@ -40,7 +44,7 @@ pub async fn run(pool: PgPool, bind: SocketAddr, shutdown: ShutdownSignal) -> an
         .await
         .with_context(|| format!("could not listen on {bind}"))?;
     tracing::info!(address = %bind, "ledger serving: GraphiQL at http://{bind}/graphql");
-    println!("ledger serving on http://{bind} (GraphiQL at http://{bind}/graphql); Ctrl-C stops");
+    println!("ledger serving on http://{bind} (GraphiQL at http://{bind}/graphql, the console at http://{bind}/console); Ctrl-C stops");
     axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown.received())
         .await

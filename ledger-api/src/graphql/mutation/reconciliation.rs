@@ -50,8 +50,20 @@ async fn resolve_exception(
 ) -> ApiResult<ReconciliationExceptionResult> {
     let principal = caller(context, Permission::RunReconciliation)?;
     let app = state(context)?;
+    resolve_reconciliation_exception(&app.pool, &app.handler, &principal, input).await
+}
+
+/// Resolves an exception through the command handler, as `resolveReconciliationException`
+/// does; the console's form comes here too, so there is one path that records the event.
+pub async fn resolve_reconciliation_exception(
+    pool: &sqlx::PgPool,
+    handler: &ledger_store::commands::CommandHandler,
+    principal: &crate::auth::Principal,
+    input: ResolveReconciliationExceptionInput,
+) -> ApiResult<ReconciliationExceptionResult> {
+    principal.require(Permission::RunReconciliation)?;
     let command_context = command_context(
-        &principal,
+        principal,
         "resolveReconciliationException",
         &input,
         &input.idempotency_key,
@@ -59,7 +71,7 @@ async fn resolve_exception(
     let reason = parse::short_text("reason", &input.reason)?;
     // The run of an exception is known only to the read model; an exception it does not show
     // yet is not found, which a retry after the projection lag answers.
-    let row = read_model::exception(&app.pool, principal.environment, input.exception_id)
+    let row = read_model::exception(pool, principal.environment, input.exception_id)
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -76,8 +88,7 @@ async fn resolve_exception(
         // model all say the same time.
         resolved_at: command_context.occurred_at.trunc_subsecs(6),
     });
-    let handled = app
-        .handler
+    let handled = handler
         .handle_reconciliation(run_id, &command, &command_context)
         .await?;
     // The read model shows the row with the recorded resolution once it has applied the
