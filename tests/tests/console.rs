@@ -5,71 +5,13 @@
 //!
 //! `UPDATE_SCREENSHOTS=1` saves what the pages show to `docs/console-*.png`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ledger_store::testing::TestDatabase;
 use ledger_tests::browser::{fantoccini::Locator, with_browser, Browser};
-use ledger_tests::ledger_binary;
+use ledger_tests::server::{create_key, Server};
 use serde_json::json;
-
-/// `ledger serve` on a free port of 127.0.0.1, stopped when dropped.
-struct Server {
-    process: Child,
-    address: String,
-}
-
-impl Server {
-    fn start(database_url: &str) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .unwrap()
-            .port();
-        let process = Command::new(ledger_binary())
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .env("DATABASE_URL", database_url)
-            .env_remove("LEDGER_STRIPE_WEBHOOK_SECRETS")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("ledger serve starts");
-        let server = Server {
-            process,
-            address: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "ledger serve did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-fn create_key(database_url: &str, role: &str) -> String {
-    let output = Command::new(ledger_binary())
-        .args(["keys", "create", "--role", role, "--env", "test"])
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("ledger keys create runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout.lines().last().unwrap_or_default().trim().to_owned()
-}
 
 /// Initiates a payment through the API, and waits until the read model shows it.
 async fn initiate_payment(server: &Server, database: &TestDatabase, key: &str, order_id: &str) {
