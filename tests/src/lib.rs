@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod python;
+pub mod running;
 pub mod server;
 
 use std::path::PathBuf;

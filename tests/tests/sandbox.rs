@@ -4,13 +4,13 @@
 //! the gateway did, read back through GraphQL. Stripe's library is the pinned version
 //! (`ledger_tests::python`).
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ledger_tests::python::python_with_stripe;
+use ledger_tests::running::Running;
 use ledger_tests::{fresh_directory, ledger_binary};
 use serde_json::{json, Value};
 
@@ -91,26 +91,6 @@ fn ledger(directory: &Path) -> Command {
     command
 }
 
-/// Starts a long-running command and waits for the line that says it is serving. The
-/// returned standard output is kept open until the process exits: it may print more.
-fn start(mut command: Command, ready: &str) -> (Child, std::io::Lines<BufReader<ChildStdout>>) {
-    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let started = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|line| line.starts_with(ready));
-    assert!(started, "no `{ready}` line");
-    (child, lines)
-}
-
-fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
 /// Stripe's scheme for a PaymentIntent's ledger payment (`ledger-stripe`'s identity rule).
 fn payment_id(payment_intent: &str) -> String {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, payment_intent.as_bytes()).to_string()
@@ -181,7 +161,7 @@ async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_agrees_d
             "LEDGER_STRIPE_WEBHOOK_SECRETS",
             format!("test:{WEBHOOK_SECRET}"),
         );
-    let (server, server_output) = start(serve, "ledger serving");
+    let server = Running::start(serve, "ledger serving");
 
     // The sandbox runs in a directory of its own, which must stay empty: no database, no
     // files.
@@ -201,7 +181,7 @@ async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_agrees_d
         "--seed",
         "16",
     ]);
-    let (gateway, gateway_output) = start(sandbox, "ledger sandbox:");
+    let gateway = Running::start(sandbox, "ledger sandbox:");
 
     let script = directory.join("client.py");
     std::fs::write(&script, CLIENT_SCRIPT).unwrap();
@@ -240,9 +220,8 @@ async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_agrees_d
         .json()
         .await
         .unwrap();
-    stop(gateway);
-    stop(server);
-    drop((server_output, gateway_output));
+    drop(gateway);
+    drop(server);
     let _ = std::fs::remove_dir_all(&directory);
     let sandbox_files = std::fs::read_dir(&sandbox_directory).unwrap().count();
     let _ = std::fs::remove_dir_all(&sandbox_directory);

@@ -5,13 +5,13 @@
 //! reconcile stripe-payouts`, reconciles with no exceptions and records the payout. Stripe's
 //! library is the pinned version (`ledger_tests::python`).
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ledger_tests::python::python_with_stripe;
+use ledger_tests::running::Running;
 use ledger_tests::{fresh_directory, ledger_binary};
 use serde_json::{json, Value};
 
@@ -85,39 +85,6 @@ fn ledger(directory: &Path) -> Command {
             format!("test:{WEBHOOK_SECRET}"),
         );
     command
-}
-
-/// A long-running process, stopped (Ctrl-C, as a user would) when dropped, also when an
-/// assertion fails first.
-struct Running {
-    child: Child,
-    _output: std::io::Lines<BufReader<ChildStdout>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts a long-running command and waits for the line that says it is serving. Its
-/// standard output is kept open until it exits: it may print more.
-fn start(mut command: Command, ready: &str) -> Running {
-    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let started = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|line| line.starts_with(ready));
-    let running = Running {
-        child,
-        _output: lines,
-    };
-    assert!(started, "no `{ready}` line");
-    running
 }
 
 fn client(directory: &Path, sandbox_url: &str, phase: &str) -> Value {
@@ -200,7 +167,7 @@ async fn a_day_of_sandbox_payments_is_paid_out_and_its_report_reconciles_with_no
     let ledger_url = format!("http://127.0.0.1:{ledger_port}");
     let mut serve = ledger(&directory);
     serve.args(["serve", "--bind", &format!("127.0.0.1:{ledger_port}")]);
-    let server = start(serve, "ledger serving");
+    let server = Running::start(serve, "ledger serving");
 
     let sandbox_port = free_port();
     let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
@@ -214,7 +181,7 @@ async fn a_day_of_sandbox_payments_is_paid_out_and_its_report_reconciles_with_no
         "--webhook-secret",
         WEBHOOK_SECRET,
     ]);
-    let gateway = start(sandbox, "ledger sandbox:");
+    let gateway = Running::start(sandbox, "ledger sandbox:");
 
     let paid = client(&directory, &sandbox_url, "pay");
     // Captured less Stripe's fees (3.20, 0.88, 1.52), less the refund.
