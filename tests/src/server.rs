@@ -17,11 +17,7 @@ pub struct Server {
 impl Server {
     /// Starts the server on `database_url` and waits until it listens (30 s at most).
     pub fn start(database_url: &str) -> Server {
-        let port = match TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr())
-        {
-            Ok(address) => address.port(),
-            Err(error) => panic!("no free port: {error}"),
-        };
+        let port = free_port();
         let process = Command::new(ledger_binary())
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", database_url)
@@ -54,11 +50,26 @@ impl Drop for Server {
     }
 }
 
+/// A port of 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
+    match TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()) {
+        Ok(address) => address.port(),
+        Err(error) => panic!("no free port: {error}"),
+    }
+}
+
 /// A test-environment key of `role`, made by `ledger keys create` on `database_url`.
 pub fn create_key(database_url: &str, role: &str) -> String {
-    let output = Command::new(ledger_binary())
+    let mut ledger = Command::new(ledger_binary());
+    ledger.env("DATABASE_URL", database_url);
+    create_key_with(ledger, role)
+}
+
+/// A test-environment key of `role`, made by `ledger keys create` run as `ledger` is set up
+/// (its directory and database), as an operator makes one.
+pub fn create_key_with(mut ledger: Command, role: &str) -> String {
+    let output = ledger
         .args(["keys", "create", "--role", role, "--env", "test"])
-        .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
         .output();
     let output = match output {

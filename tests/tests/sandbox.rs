@@ -4,13 +4,13 @@
 //! the gateway did, read back through GraphQL. Stripe's library is the pinned version
 //! (`ledger_tests::python`).
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ledger_tests::python::python_with_stripe;
 use ledger_tests::running::Running;
+use ledger_tests::server::{create_key_with, free_port};
 use ledger_tests::{fresh_directory, ledger_binary};
 use serde_json::{json, Value};
 
@@ -74,14 +74,6 @@ except stripe.AuthenticationError as error:
 print(json.dumps(out))
 "#;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn ledger(directory: &Path) -> Command {
     let mut command = Command::new(ledger_binary());
     command
@@ -136,21 +128,7 @@ async fn payment_until(
 async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_agrees_despite_hostile_webhooks(
 ) {
     let directory = fresh_directory("sandbox");
-    let key = ledger(&directory)
-        .args(["keys", "create", "--role", "admin", "--env", "test"])
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    let key = String::from_utf8_lossy(&key.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let key = create_key_with(ledger(&directory), "admin");
 
     let ledger_port = free_port();
     let ledger_url = format!("http://127.0.0.1:{ledger_port}");

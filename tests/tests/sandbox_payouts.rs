@@ -5,13 +5,13 @@
 //! reconcile stripe-payouts`, reconciles with no exceptions and records the payout. Stripe's
 //! library is the pinned version (`ledger_tests::python`).
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ledger_tests::python::python_with_stripe;
 use ledger_tests::running::Running;
+use ledger_tests::server::{create_key_with, free_port};
 use ledger_tests::{fresh_directory, ledger_binary};
 use serde_json::{json, Value};
 
@@ -65,14 +65,6 @@ else:
     }
 print(json.dumps(out))
 "#;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn ledger(directory: &Path) -> Command {
     let mut command = Command::new(ledger_binary());
@@ -147,21 +139,7 @@ async fn sandbox_get(sandbox_url: &str, path: &str) -> reqwest::Response {
 #[tokio::test]
 async fn a_day_of_sandbox_payments_is_paid_out_and_its_report_reconciles_with_no_exceptions() {
     let directory = fresh_directory("sandbox-payouts");
-    let key = ledger(&directory)
-        .args(["keys", "create", "--role", "admin", "--env", "test"])
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    let key = String::from_utf8_lossy(&key.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let key = create_key_with(ledger(&directory), "admin");
 
     let ledger_port = free_port();
     let ledger_url = format!("http://127.0.0.1:{ledger_port}");
