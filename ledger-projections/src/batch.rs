@@ -1,4 +1,5 @@
-//! One page of the log, decoded and folded once, shared by every read model of a projector.
+//! One page of the log, decoded and folded once, shared by every read model of a projector
+//! and by the notification dispatcher (`ledger-notify`), so the log is followed one way.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -17,7 +18,7 @@ use crate::stream_states::{decode, DomainEvent, StreamNeed, StreamState, StreamS
 
 /// One event of the batch: where it is in the log, what it says, and its journal entry.
 #[derive(Debug, Clone)]
-pub(crate) struct BatchEvent {
+pub struct BatchEvent {
     pub position: u64,
     pub event_id: Uuid,
     pub stream_id: Uuid,
@@ -26,11 +27,15 @@ pub(crate) struct BatchEvent {
     pub recorded_at: DateTime<Utc>,
     pub event: DomainEvent,
     pub entry: Option<JournalEntry>,
+    /// The stream's state right after this event, kept only when the reader asks for it
+    /// ([`read_batch_with_states`]): notifications carry it, read models need only the
+    /// state after the page.
+    pub state_after: Option<StreamState>,
 }
 
 /// A page of consecutive positions with each touched stream's state after the page.
 #[derive(Debug, Default)]
-pub(crate) struct Batch {
+pub struct Batch {
     pub events: Vec<BatchEvent>,
     pub payments: BTreeMap<Uuid, PaymentState>,
     pub settlements: BTreeMap<Uuid, SettlementBatchState>,
@@ -38,20 +43,20 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    pub(crate) fn last_position(&self) -> u64 {
+    pub fn last_position(&self) -> u64 {
         self.events.last().map_or(0, |event| event.position)
     }
 
-    pub(crate) fn first_position(&self) -> Option<u64> {
+    pub fn first_position(&self) -> Option<u64> {
         self.events.first().map(|event| event.position)
     }
 
-    pub(crate) fn last_recorded_at(&self) -> Option<DateTime<Utc>> {
+    pub fn last_recorded_at(&self) -> Option<DateTime<Utc>> {
         self.events.last().map(|event| event.recorded_at)
     }
 
     /// The events a projection at checkpoint `after` has not applied yet.
-    pub(crate) fn events_after(&self, after: u64) -> impl Iterator<Item = &BatchEvent> {
+    pub fn events_after(&self, after: u64) -> impl Iterator<Item = &BatchEvent> {
         self.events
             .iter()
             .filter(move |event| event.position > after)
@@ -60,13 +65,36 @@ impl Batch {
 
 /// Reads up to `limit` events from `from_position` (up to `to_position` when given) and folds
 /// them. `None` when there is nothing to read.
-#[tracing::instrument(skip(connection, states))]
 pub(crate) async fn read_batch(
     connection: &mut PgConnection,
     states: &mut StreamStates,
     from_position: u64,
     to_position: Option<u64>,
     limit: usize,
+) -> Result<Option<Batch>, ProjectionError> {
+    read(connection, states, from_position, to_position, limit, false).await
+}
+
+/// [`read_batch`] that also keeps each event's stream state after it
+/// ([`BatchEvent::state_after`]).
+pub async fn read_batch_with_states(
+    connection: &mut PgConnection,
+    states: &mut StreamStates,
+    from_position: u64,
+    to_position: Option<u64>,
+    limit: usize,
+) -> Result<Option<Batch>, ProjectionError> {
+    read(connection, states, from_position, to_position, limit, true).await
+}
+
+#[tracing::instrument(skip(connection, states))]
+async fn read(
+    connection: &mut PgConnection,
+    states: &mut StreamStates,
+    from_position: u64,
+    to_position: Option<u64>,
+    limit: usize,
+    keep_states: bool,
 ) -> Result<Option<Batch>, ProjectionError> {
     let to_position = to_stored(to_position.unwrap_or(i64::MAX as u64))?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -104,6 +132,7 @@ pub(crate) async fn read_batch(
             recorded_at: row.recorded_at,
             event,
             entry: None,
+            state_after: None,
         });
         versions.push(from_stored(row.stream_version)?);
     }
@@ -145,6 +174,9 @@ pub(crate) async fn read_batch(
                 position: event.position,
                 source,
             })?;
+        if keep_states {
+            event.state_after = states.get(&event.stream_id).cloned();
+        }
     }
     for stream_id in seen.iter() {
         match states.get(stream_id) {

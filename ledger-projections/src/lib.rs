@@ -11,8 +11,9 @@
 //! - [`projector`]: [`Projector`], which applies the log in batches (catch up, follow live) and
 //!   writes every projection's checkpoint with its rows.
 //! - [`checkpoint`]: reading and writing checkpoints; [`ProjectionLag`] for `/readyz`.
-//! - `batch`: one page of the log decoded and folded, shared by every read model.
-//! - `stream_states`: the folded state of each stream, cached and reloaded from the log.
+//! - [`batch`]: one page of the log decoded and folded, shared by every read model and by
+//!   `ledger-notify`'s dispatcher ([`batch::read_batch_with_states`]).
+//! - [`stream_states`]: the folded state of each stream, cached and reloaded from the log.
 //! - [`schema`]: [`SchemaName`], the schema a projector writes into (live `public`, a rebuild,
 //!   or an auditor's point-in-time copy).
 //! - [`read_models`]: one module per read model (payments, orders, disputes, settlement,
@@ -65,7 +66,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-mod batch;
+pub mod batch;
 pub mod checkpoint;
 pub mod error;
 pub mod export;
@@ -74,7 +75,7 @@ pub mod projector;
 pub mod read_models;
 pub mod rebuild;
 pub mod schema;
-mod stream_states;
+pub mod stream_states;
 pub mod verify;
 
 pub use checkpoint::{projection_lag, ProjectionLag};

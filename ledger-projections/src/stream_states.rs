@@ -15,7 +15,7 @@ use crate::error::{from_stored, to_stored, ProjectionError};
 
 /// A stream's domain event, decoded.
 #[derive(Debug, Clone)]
-pub(crate) enum DomainEvent {
+pub enum DomainEvent {
     Payment(PaymentEvent),
     Settlement(SettlementEvent),
     Reconciliation(ReconciliationEvent),
@@ -23,7 +23,7 @@ pub(crate) enum DomainEvent {
 
 /// A stream's folded state.
 #[derive(Debug, Clone)]
-pub(crate) enum StreamState {
+pub enum StreamState {
     Payment(PaymentState),
     Settlement(SettlementBatchState),
     Reconciliation(ReconciliationRunState),
@@ -40,7 +40,7 @@ impl StreamState {
         }
     }
 
-    pub(crate) fn version(&self) -> u64 {
+    pub fn version(&self) -> u64 {
         match self {
             StreamState::Payment(state) => state.version,
             StreamState::Settlement(state) => state.version,
@@ -107,7 +107,7 @@ struct Cached {
 }
 
 /// The cache of folded stream states.
-pub(crate) struct StreamStates {
+pub struct StreamStates {
     states: HashMap<Uuid, Cached>,
     capacity: usize,
 }
@@ -119,7 +119,8 @@ pub(crate) struct StreamNeed {
 }
 
 impl StreamStates {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// An empty cache keeping at most about `capacity` states.
+    pub fn new(capacity: usize) -> Self {
         StreamStates {
             states: HashMap::new(),
             capacity: capacity.max(1),

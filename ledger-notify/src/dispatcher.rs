@@ -1,0 +1,233 @@
+//! The dispatcher: follows the log from its checkpoint and turns each committed event into
+//! one delivery per enabled endpoint that wants it, in the transaction that moves the
+//! checkpoint. It reads the log the way the projector does (`ledger-projections`' batch
+//! reader, which folds each stream through the core), so the state in a notification is the
+//! same the read models show.
+//!
+//! Durability: the log is the outbox. Only committed events are read, so nothing is announced
+//! that could still roll back; deliveries and checkpoint commit together, so a crash loses
+//! neither, and re-reading after it inserts the same (endpoint, notification) rows, which the
+//! unique key turns into no-ops.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ledger_core::ids::Environment;
+use ledger_projections::batch::read_batch_with_states;
+use ledger_projections::stream_states::StreamStates;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::body::notification_of;
+use crate::error::{from_stored, to_stored, NotifyError};
+use crate::event_types::wants;
+
+/// Events per dispatcher transaction.
+pub const DISPATCH_BATCH_SIZE: usize = 2_000;
+/// Stream states kept between batches.
+const STATE_CACHE_CAPACITY: usize = 100_000;
+
+/// What one dispatcher transaction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dispatched {
+    pub events: usize,
+    pub deliveries: u64,
+    pub last_position: u64,
+}
+
+struct ActiveEndpoint {
+    id: Uuid,
+    environment: Environment,
+    event_types: Vec<String>,
+    created_position: u64,
+}
+
+/// Turns the log into deliveries.
+pub struct Dispatcher {
+    pool: PgPool,
+    states: StreamStates,
+    batch_size: usize,
+    /// Woken after deliveries were inserted, so the sender need not poll.
+    sent: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(pool: PgPool, sent: Arc<Notify>) -> Dispatcher {
+        Dispatcher {
+            pool,
+            states: StreamStates::new(STATE_CACHE_CAPACITY),
+            batch_size: DISPATCH_BATCH_SIZE,
+            sent,
+        }
+    }
+
+    /// Dispatches the events after the checkpoint, one batch; `None` when there were none.
+    pub async fn run_batch(&mut self) -> Result<Option<Dispatched>, NotifyError> {
+        let mut transaction = ledger_store::begin_transaction(&self.pool).await?;
+        // Locked: a second dispatcher (another server process) waits here and then sees what
+        // this one committed.
+        let checkpoint =
+            sqlx::query_scalar!("SELECT position FROM notification_checkpoint WHERE id FOR UPDATE")
+                .fetch_one(&mut *transaction)
+                .await?;
+        let checkpoint = from_stored(checkpoint)?;
+        let batch = read_batch_with_states(
+            &mut transaction,
+            &mut self.states,
+            checkpoint + 1,
+            None,
+            self.batch_size,
+        )
+        .await?;
+        let Some(batch) = batch else {
+            transaction.commit().await?;
+            return Ok(None);
+        };
+        let endpoints = sqlx::query!(
+            r#"SELECT endpoint_id, environment, event_types, created_position
+               FROM notification_endpoints WHERE status = 'enabled'"#
+        )
+        .fetch_all(&mut *transaction)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(ActiveEndpoint {
+                id: row.endpoint_id,
+                environment: row.environment.parse().map_err(|_| {
+                    NotifyError::Corrupt(format!("environment {:?}", row.environment))
+                })?,
+                event_types: row.event_types,
+                created_position: from_stored(row.created_position)?,
+            })
+        })
+        .collect::<Result<Vec<_>, NotifyError>>()?;
+
+        let mut endpoint_ids = Vec::new();
+        let mut notification_ids = Vec::new();
+        let mut positions = Vec::new();
+        let mut subjects = Vec::new();
+        let mut types = Vec::new();
+        let mut bodies = Vec::new();
+        let now = Utc::now();
+        for event in &batch.events {
+            let lag = (now - event.recorded_at).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("ledger_notify_dispatch_lag_seconds").record(lag);
+            if endpoints.is_empty() {
+                continue;
+            }
+            let notification = notification_of(event)
+                .map_err(|error| NotifyError::Corrupt(format!("notification body: {error}")))?;
+            let Some(notification) = notification else {
+                continue;
+            };
+            for endpoint in &endpoints {
+                if endpoint.environment == notification.environment
+                    && notification.position > endpoint.created_position
+                    && wants(&endpoint.event_types, notification.kind)
+                {
+                    endpoint_ids.push(endpoint.id);
+                    notification_ids.push(notification.id);
+                    positions.push(to_stored(notification.position)?);
+                    subjects.push(notification.subject_id);
+                    types.push(notification.kind.as_str().to_owned());
+                    bodies.push(notification.body.clone());
+                }
+            }
+        }
+        let deliveries = if endpoint_ids.is_empty() {
+            0
+        } else {
+            sqlx::query!(
+                r#"INSERT INTO notification_deliveries
+                       (endpoint_id, notification_id, position, subject_id, notification_type,
+                        body, status)
+                   SELECT endpoint_id, notification_id, position, subject_id, notification_type,
+                          body, 'pending'
+                   FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[],
+                               $6::text[])
+                        AS d(endpoint_id, notification_id, position, subject_id,
+                             notification_type, body)
+                   ON CONFLICT (endpoint_id, notification_id, round) DO NOTHING"#,
+                &endpoint_ids,
+                &notification_ids,
+                &positions,
+                &subjects,
+                &types,
+                &bodies,
+            )
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected()
+        };
+        let last_position = batch.last_position();
+        sqlx::query!(
+            r#"UPDATE notification_checkpoint
+               SET position = $1, last_recorded_at = $2, updated_at = now() WHERE id"#,
+            to_stored(last_position)?,
+            batch.last_recorded_at(),
+        )
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        if deliveries > 0 {
+            metrics::counter!("ledger_notify_deliveries_created_total").increment(deliveries);
+            self.sent.notify_one();
+        }
+        Ok(Some(Dispatched {
+            events: batch.events.len(),
+            deliveries,
+            last_position,
+        }))
+    }
+
+    /// Dispatches until the log's end; returns the events read.
+    pub async fn catch_up(&mut self) -> Result<u64, NotifyError> {
+        let mut events = 0;
+        while let Some(dispatched) = self.run_batch().await? {
+            events += dispatched.events as u64;
+        }
+        Ok(events)
+    }
+
+    /// Catches up, then follows the log until `shutdown`: woken by the log's notification,
+    /// polling every `poll_interval` in case one is missed. Errors are logged and retried.
+    pub async fn follow(mut self, poll_interval: Duration, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut listener: Option<PgListener> = None;
+        loop {
+            if listener.is_none() {
+                listener = listen(&self.pool).await;
+            }
+            let caught_up = tokio::select! {
+                result = self.catch_up() => result,
+                () = &mut shutdown => return,
+            };
+            if let Err(error) = caught_up {
+                tracing::warn!(%error, "notification dispatcher failed; retrying");
+                listener = None;
+            }
+            let wait = async {
+                match listener.as_mut() {
+                    Some(listener) => {
+                        let _ = tokio::time::timeout(poll_interval, listener.recv()).await;
+                    }
+                    None => tokio::time::sleep(poll_interval).await,
+                }
+            };
+            tokio::select! {
+                () = wait => {}
+                () = &mut shutdown => return,
+            }
+        }
+    }
+}
+
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await.ok()?;
+    listener.listen(ledger_store::NOTIFY_CHANNEL).await.ok()?;
+    Some(listener)
+}

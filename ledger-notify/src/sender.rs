@@ -1,0 +1,436 @@
+//! The sender: takes due deliveries, signs and POSTs them, records the outcome, and schedules
+//! retries with exponential back-off and jitter for up to the retry window (3 days), after
+//! which the delivery fails and its endpoint is disabled.
+//!
+//! Order per subject: only the oldest pending delivery of each (endpoint, payment / batch /
+//! run) is ever taken, so the next one about the same payment waits until it was delivered
+//! (or given up), whatever the concurrency. A taken delivery is leased (`leased_until`) so
+//! that the sender of another process skips it; a lease outlives the attempt's timeouts, and
+//! one left by a killed process expires and the delivery is taken again (at least once; the
+//! notification id is the same).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use ledger_core::ids::Environment;
+use rand::Rng;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::client::{self, Timeouts};
+use crate::error::NotifyError;
+use crate::signing::{signature_header, SIGNATURE_HEADER};
+use crate::url_policy::UrlPolicy;
+
+/// Most bytes of an answer kept.
+pub const MAX_RESPONSE_KEPT: usize = 1024;
+
+/// How the sender works.
+#[derive(Debug, Clone, Copy)]
+pub struct SenderOptions {
+    pub timeouts: Timeouts,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Deliveries taken per round.
+    pub claim_size: i64,
+    /// The first retry's delay; each next one doubles, up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How long a delivery is retried before it fails and its endpoint is disabled.
+    pub retry_window: Duration,
+    /// Longest sleep when nothing is due (new deliveries wake the sender earlier).
+    pub poll_interval: Duration,
+    pub policy: UrlPolicy,
+}
+
+impl Default for SenderOptions {
+    fn default() -> Self {
+        SenderOptions {
+            timeouts: Timeouts::default(),
+            concurrency: 64,
+            claim_size: 1_000,
+            base_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(3_600),
+            retry_window: Duration::from_secs(3 * 24 * 3_600),
+            poll_interval: Duration::from_secs(1),
+            policy: UrlPolicy::default(),
+        }
+    }
+}
+
+impl SenderOptions {
+    /// The lease of a taken delivery: longer than one attempt can take.
+    fn lease(&self) -> Duration {
+        self.timeouts.connect + self.timeouts.response + Duration::from_secs(30)
+    }
+
+    /// The delay before attempt `attempts + 1`: `base · 2^(attempts-1)`, capped, times a
+    /// random factor in [0.5, 1] so that the retries of many deliveries spread out.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exponent = attempts.saturating_sub(1).min(30);
+        let delay = self
+            .base_backoff
+            .saturating_mul(1u32 << exponent)
+            .min(self.max_backoff);
+        delay.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+}
+
+/// A delivery taken for an attempt.
+struct Taken {
+    delivery_id: i64,
+    endpoint_id: Uuid,
+    environment: Environment,
+    url: String,
+    body: String,
+    secrets: Vec<String>,
+    created_at: DateTime<Utc>,
+    attempts: i32,
+}
+
+/// What one attempt gave.
+struct Attempt {
+    delivery_id: i64,
+    endpoint_id: Uuid,
+    created_at: DateTime<Utc>,
+    attempts: i32,
+    status_code: Option<u16>,
+    latency: Duration,
+    error: Option<String>,
+    response: Option<String>,
+}
+
+impl Attempt {
+    fn succeeded(&self) -> bool {
+        self.status_code
+            .is_some_and(|code| (200..300).contains(&code))
+    }
+}
+
+/// Sends due deliveries.
+pub struct Sender {
+    pool: PgPool,
+    options: SenderOptions,
+    test_client: reqwest::Client,
+    live_client: reqwest::Client,
+    wake: Arc<Notify>,
+}
+
+impl Sender {
+    pub fn new(
+        pool: PgPool,
+        options: SenderOptions,
+        wake: Arc<Notify>,
+    ) -> Result<Sender, NotifyError> {
+        Ok(Sender {
+            pool,
+            test_client: client::build(options.timeouts, false)?,
+            live_client: client::build(options.timeouts, !options.policy.allow_private_targets)?,
+            options,
+            wake,
+        })
+    }
+
+    /// One round: take what is due, send it, record the outcomes. Returns the attempts made.
+    pub async fn run_round(&self) -> Result<usize, NotifyError> {
+        let taken = self.take().await?;
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let count = taken.len();
+        let attempts: Vec<Attempt> = futures::stream::iter(taken)
+            .map(|delivery| self.attempt(delivery))
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        self.record(attempts).await?;
+        Ok(count)
+    }
+
+    async fn take(&self) -> Result<Vec<Taken>, NotifyError> {
+        let lease_ms = i64::try_from(self.options.lease().as_millis()).unwrap_or(i64::MAX);
+        let rows = sqlx::query!(
+            r#"UPDATE notification_deliveries d
+               SET leased_until = now() + make_interval(secs => $1::bigint / 1000.0)
+               FROM notification_endpoints e
+               WHERE d.delivery_id IN (
+                     SELECT head.delivery_id
+                     FROM (SELECT DISTINCT ON (endpoint_id, subject_id)
+                                  delivery_id, next_attempt_at, leased_until
+                           FROM notification_deliveries
+                           WHERE status = 'pending'
+                           ORDER BY endpoint_id, subject_id, position, round, delivery_id) head
+                     WHERE head.next_attempt_at <= now()
+                       AND (head.leased_until IS NULL OR head.leased_until < now())
+                     ORDER BY head.next_attempt_at
+                     LIMIT $2)
+                 AND d.status = 'pending'
+                 AND (d.leased_until IS NULL OR d.leased_until < now())
+                 AND e.endpoint_id = d.endpoint_id AND e.status = 'enabled'
+               RETURNING d.delivery_id, d.endpoint_id, d.body, d.created_at, d.attempts, e.environment,
+                         e.url, e.secret, e.previous_secret, e.previous_secret_expires_at"#,
+            lease_ms,
+            self.options.claim_size,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let now = Utc::now();
+        rows.into_iter()
+            .map(|row| {
+                let mut secrets = vec![row.secret];
+                if let (Some(previous), Some(expires_at)) =
+                    (row.previous_secret, row.previous_secret_expires_at)
+                {
+                    if expires_at > now {
+                        secrets.push(previous);
+                    }
+                }
+                Ok(Taken {
+                    delivery_id: row.delivery_id,
+                    endpoint_id: row.endpoint_id,
+                    environment: row.environment.parse().map_err(|_| {
+                        NotifyError::Corrupt(format!("environment {:?}", row.environment))
+                    })?,
+                    url: row.url,
+                    body: row.body,
+                    secrets,
+                    created_at: row.created_at,
+                    attempts: row.attempts,
+                })
+            })
+            .collect()
+    }
+
+    async fn attempt(&self, delivery: Taken) -> Attempt {
+        let client = match delivery.environment {
+            Environment::Live => &self.live_client,
+            Environment::Test => &self.test_client,
+        };
+        let timestamp = Utc::now().timestamp();
+        let signature = signature_header(
+            delivery.secrets.iter().map(String::as_str),
+            timestamp,
+            &delivery.body,
+        );
+        let started = Instant::now();
+        let sent = client
+            .post(&delivery.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .body(delivery.body)
+            .send()
+            .await;
+        let mut attempt = Attempt {
+            delivery_id: delivery.delivery_id,
+            endpoint_id: delivery.endpoint_id,
+            created_at: delivery.created_at,
+            attempts: delivery.attempts,
+            status_code: None,
+            latency: Duration::ZERO,
+            error: None,
+            response: None,
+        };
+        match sent {
+            Ok(mut response) => {
+                attempt.status_code = Some(response.status().as_u16());
+                let mut kept = Vec::new();
+                // Only the first KiB is read: an endpoint cannot make us hold more.
+                while kept.len() < MAX_RESPONSE_KEPT {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                attempt.response = Some(truncate(&kept));
+            }
+            Err(error) => {
+                attempt.error = Some(describe(&error));
+            }
+        }
+        attempt.latency = started.elapsed();
+        attempt
+    }
+
+    async fn record(&self, attempts: Vec<Attempt>) -> Result<(), NotifyError> {
+        let window =
+            chrono::Duration::from_std(self.options.retry_window).unwrap_or(chrono::Duration::MAX);
+        let now = Utc::now();
+        let mut ids: Vec<i64> = Vec::with_capacity(attempts.len());
+        let mut statuses = Vec::with_capacity(attempts.len());
+        let mut next_attempts = Vec::with_capacity(attempts.len());
+        let mut codes = Vec::with_capacity(attempts.len());
+        let mut latencies = Vec::with_capacity(attempts.len());
+        let mut errors = Vec::with_capacity(attempts.len());
+        let mut responses = Vec::with_capacity(attempts.len());
+        let mut given_up = Vec::new();
+        for attempt in &attempts {
+            let latency = attempt.latency.as_secs_f64();
+            metrics::histogram!("ledger_notify_delivery_latency_seconds").record(latency);
+            let status = if attempt.succeeded() {
+                metrics::counter!("ledger_notify_attempts_total", "outcome" => "delivered")
+                    .increment(1);
+                "delivered"
+            } else if now - attempt.created_at >= window {
+                metrics::counter!("ledger_notify_attempts_total", "outcome" => "given_up")
+                    .increment(1);
+                given_up.push(attempt.endpoint_id);
+                "failed"
+            } else {
+                metrics::counter!("ledger_notify_attempts_total", "outcome" => "failed")
+                    .increment(1);
+                "pending"
+            };
+            ids.push(attempt.delivery_id);
+            statuses.push(status.to_owned());
+            // The jittered delay is computed here, from the attempts the row held when taken.
+            let attempts = u32::try_from(attempt.attempts).unwrap_or(0) + 1;
+            let delay = chrono::Duration::from_std(self.options.backoff(attempts))
+                .unwrap_or(chrono::Duration::MAX);
+            next_attempts.push(now + delay);
+            codes.push(attempt.status_code.map(i32::from));
+            latencies.push(i32::try_from(attempt.latency.as_millis()).unwrap_or(i32::MAX));
+            errors.push(attempt.error.clone());
+            responses.push(attempt.response.clone());
+        }
+        let mut transaction = ledger_store::begin_transaction(&self.pool).await?;
+        sqlx::query!(
+            r#"UPDATE notification_deliveries d
+               SET status = a.status,
+                   attempts = d.attempts + 1,
+                   next_attempt_at = a.next_attempt_at,
+                   leased_until = NULL,
+                   last_attempt_at = now(),
+                   last_status_code = a.code,
+                   last_latency_ms = a.latency,
+                   last_error = a.error,
+                   last_response = a.response,
+                   delivered_at = CASE WHEN a.status = 'delivered' THEN now() END
+               FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[], $4::int[], $5::int[],
+                           $6::text[], $7::text[])
+                    AS a(delivery_id, status, next_attempt_at, code, latency, error, response)
+               WHERE d.delivery_id = a.delivery_id"#,
+            &ids,
+            &statuses,
+            &next_attempts,
+            &codes as &[Option<i32>],
+            &latencies,
+            &errors as &[Option<String>],
+            &responses as &[Option<String>],
+        )
+        .execute(&mut *transaction)
+        .await?;
+        if !given_up.is_empty() {
+            let disabled = sqlx::query!(
+                r#"UPDATE notification_endpoints
+                   SET status = 'disabled', disabled_reason = 'failing', disabled_at = now()
+                   WHERE endpoint_id = ANY($1) AND status = 'enabled'"#,
+                &given_up
+            )
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            metrics::counter!("ledger_notify_endpoints_disabled_total").increment(disabled);
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// The number of deliveries waiting, for `/metrics`.
+    pub async fn backlog(&self) -> Result<i64, NotifyError> {
+        backlog(&self.pool).await
+    }
+
+    /// Sends until `shutdown`: a round after another while work is due, else sleeps until
+    /// woken by the dispatcher or the poll interval. Errors are logged and retried.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut last_backlog = Instant::now() - Duration::from_secs(60);
+        loop {
+            if last_backlog.elapsed() >= Duration::from_secs(5) {
+                if let Ok(pending) = self.backlog().await {
+                    metrics::gauge!("ledger_notify_backlog").set(pending as f64);
+                }
+                last_backlog = Instant::now();
+            }
+            let round = tokio::select! {
+                result = self.run_round() => result,
+                () = &mut shutdown => return,
+            };
+            match round {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(error) => tracing::warn!(%error, "notification sender failed; retrying"),
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.options.poll_interval) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    }
+}
+
+/// Deliveries not yet delivered nor given up.
+pub async fn backlog(pool: &PgPool) -> Result<i64, NotifyError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM notification_deliveries WHERE status = 'pending'"#
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// At most [`MAX_RESPONSE_KEPT`] bytes, cut at a character boundary, as text.
+fn truncate(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_RESPONSE_KEPT)]);
+    let mut text = text.into_owned();
+    while text.len() > MAX_RESPONSE_KEPT {
+        text.pop();
+    }
+    text
+}
+
+/// What went wrong, without the URL (it can carry a token of the client's).
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut text = kind.to_owned();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text.chars().take(1024).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let options = SenderOptions::default();
+        for attempts in 1..=12u32 {
+            let full = (options.base_backoff * 2u32.pow(attempts - 1)).min(options.max_backoff);
+            let delay = options.backoff(attempts);
+            assert!(delay <= full && delay >= full / 2, "{attempts}: {delay:?}");
+        }
+        assert!(options.backoff(200) <= options.max_backoff);
+    }
+
+    #[test]
+    fn kept_answers_are_at_most_a_kibibyte() {
+        assert_eq!(truncate(&[b'a'; 5000]).len(), MAX_RESPONSE_KEPT);
+        let accents = "é".repeat(700);
+        assert!(truncate(accents.as_bytes()).len() <= MAX_RESPONSE_KEPT);
+    }
+}

@@ -1,0 +1,576 @@
+//! Notifications end to end on a real database and real HTTP receivers (axum servers started
+//! here): the dispatcher follows the log, the sender delivers, and the receivers see what a
+//! client service would.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use chrono::Utc;
+use ledger_core::ids::{Environment, MerchantId, OrderId, PaymentId};
+use ledger_core::payment::{CaptureMode, InitiatePayment, PaymentCommand, RecordAuthorization};
+use ledger_core::{Currency, PositiveMoney};
+use ledger_notify::deliveries;
+use ledger_notify::{Dispatcher, Endpoints, NewEndpoint, Sender, SenderOptions, UrlPolicy};
+use ledger_store::commands::{CommandContext, CommandHandler};
+use ledger_store::testing::TestDatabase;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// What a receiver got: the signature header and the body, in arrival order.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(String, String)>>>);
+
+impl Received {
+    fn bodies(&self) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, body)| serde_json::from_str(body).unwrap())
+            .collect()
+    }
+
+    fn all(&self) -> Vec<(String, String)> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn distinct_ids(&self) -> HashSet<String> {
+        self.bodies()
+            .iter()
+            .map(|body| body["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// A receiver on `listener`; `answer` picks the status from the number of earlier requests
+/// with the same notification id. Only 2xx answers are recorded as received.
+async fn serve_receiver(
+    listener: TcpListener,
+    received: Received,
+    answer: fn(usize) -> StatusCode,
+    delay: Duration,
+) {
+    let seen: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let app = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: String| {
+            let received = received.clone();
+            let seen = seen.clone();
+            async move {
+                tokio::time::sleep(delay).await;
+                let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let earlier = {
+                    let mut seen = seen.lock().unwrap();
+                    let count = seen.entry(id).or_insert(0);
+                    *count += 1;
+                    *count - 1
+                };
+                let status = answer(earlier);
+                if status.is_success() {
+                    let signature = headers
+                        .get("ledger-signature")
+                        .map(|value| value.to_str().unwrap().to_owned())
+                        .unwrap_or_default();
+                    received.0.lock().unwrap().push((signature, body));
+                }
+                (status, "thanks")
+            }
+        }),
+    );
+    axum::serve(listener, app).await.unwrap();
+}
+
+async fn receiver(answer: fn(usize) -> StatusCode, delay: Duration) -> (String, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let received = Received::default();
+    tokio::spawn(serve_receiver(listener, received.clone(), answer, delay));
+    (format!("http://{address}/hook"), received)
+}
+
+fn always_ok(_: usize) -> StatusCode {
+    StatusCode::OK
+}
+
+/// Dispatcher and sender running on the server's role, stopped when dropped.
+struct Running(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+fn fast_options() -> SenderOptions {
+    SenderOptions {
+        base_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(50),
+        ..SenderOptions::default()
+    }
+}
+
+async fn start(database: &TestDatabase, options: SenderOptions) -> Running {
+    let pool = database.server_pool().await;
+    let wake = Arc::new(Notify::new());
+    let dispatcher = Dispatcher::new(pool.clone(), wake.clone());
+    let sender = Sender::new(pool, options, wake).unwrap();
+    Running(vec![
+        tokio::spawn(dispatcher.follow(Duration::from_millis(50), std::future::pending())),
+        tokio::spawn(sender.run(std::future::pending())),
+    ])
+}
+
+async fn endpoint(database: &TestDatabase, url: &str, types: &[&str]) -> (Uuid, String) {
+    let created = Endpoints::new(database.pool().clone(), UrlPolicy::default())
+        .create(
+            Environment::Test,
+            NewEndpoint {
+                idempotency_key: Uuid::new_v4().to_string(),
+                url: url.to_owned(),
+                event_types: types.iter().map(|name| (*name).to_owned()).collect(),
+                description: Some("test receiver".to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+    (created.endpoint.id, created.secret)
+}
+
+fn context() -> CommandContext {
+    CommandContext {
+        environment: Environment::Test,
+        actor_id: "test".to_owned(),
+        actor_role: "service".to_owned(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: None,
+        occurred_at: Utc::now(),
+        idempotency: None,
+    }
+}
+
+/// A payment initiated and approved with automatic capture: initiated, authorized, captured.
+async fn captured_payment(handler: &CommandHandler, number: usize) -> PaymentId {
+    let payment_id = PaymentId::from_uuid(Uuid::new_v4());
+    let initiate = PaymentCommand::Initiate(InitiatePayment {
+        merchant_id: MerchantId::parse("merchant-notify").unwrap(),
+        order_id: OrderId::parse(format!("order-{number}")).unwrap(),
+        environment: Environment::Test,
+        amount: PositiveMoney::parse("12.50", Currency::USD).unwrap(),
+        capture_mode: CaptureMode::Automatic,
+        payment_method: None,
+    });
+    let approve = PaymentCommand::RecordAuthorization(RecordAuthorization::Approved {
+        authorized_amount: None,
+        authorization_code: None,
+        gateway_reference: None,
+        expires_at: None,
+    });
+    for command in [initiate, approve] {
+        handler
+            .handle_payment(payment_id, &command, &context())
+            .await
+            .unwrap();
+    }
+    payment_id
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Per payment, the positions received are increasing and the types come in lifecycle order.
+fn assert_in_order_per_payment(bodies: &[Value]) {
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    for body in bodies {
+        let payment = body["data"]["payment"]["id"].as_str().unwrap().to_owned();
+        let position = body["position"].as_u64().unwrap();
+        if let Some(previous) = last.insert(payment.clone(), position) {
+            assert!(
+                previous < position,
+                "payment {payment}: position {position} arrived after {previous}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receiver_down_then_up_gets_everything_in_order() {
+    let database = TestDatabase::new().await;
+    // A port that nobody listens on yet.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address: SocketAddr = listener.local_addr().unwrap();
+    drop(listener);
+    let url = format!("http://{address}/hook");
+    let (endpoint_id, _) = endpoint(&database, &url, &["*"]).await;
+    let _running = start(&database, fast_options()).await;
+
+    let handler = CommandHandler::new(database.store());
+    for number in 0..5 {
+        captured_payment(&handler, number).await;
+    }
+    // Attempts fail while nothing listens: they are recorded with the error and retried.
+    let pool = database.pool().clone();
+    let mut failed_attempts = 0;
+    for _ in 0..200 {
+        let listed = deliveries::list(&pool, Environment::Test, endpoint_id, 100, None)
+            .await
+            .unwrap();
+        failed_attempts = listed
+            .iter()
+            .filter(|delivery| delivery.attempts > 0)
+            .count();
+        if failed_attempts > 0 {
+            let failed = listed
+                .iter()
+                .find(|delivery| delivery.attempts > 0)
+                .unwrap();
+            assert_eq!(failed.status, "pending");
+            assert!(failed.last_error.as_deref().unwrap().contains("connect"));
+            assert!(failed.next_attempt_at.is_some());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(failed_attempts > 0, "no failed attempt was recorded");
+
+    let received = Received::default();
+    let listener = TcpListener::bind(address).await.unwrap();
+    tokio::spawn(serve_receiver(
+        listener,
+        received.clone(),
+        always_ok,
+        Duration::ZERO,
+    ));
+    wait_for("15 notifications", || received.distinct_ids().len() == 15).await;
+    let bodies = received.bodies();
+    assert_in_order_per_payment(&bodies);
+    let types: HashSet<&str> = bodies
+        .iter()
+        .map(|body| body["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        HashSet::from([
+            "payment.initiated",
+            "payment.authorized",
+            "payment.captured"
+        ])
+    );
+    let captured = bodies
+        .iter()
+        .find(|body| body["type"] == "payment.captured")
+        .unwrap();
+    assert_eq!(captured["environment"], "test");
+    assert_eq!(captured["data"]["version"], 1);
+    assert_eq!(captured["data"]["event"]["type"], "PaymentCaptured");
+    assert_eq!(captured["data"]["payment"]["status"], "CAPTURED");
+    assert_eq!(
+        captured["data"]["payment"]["captured_amount"]["amount"],
+        "12.50"
+    );
+}
+
+fn fail_first(earlier: usize) -> StatusCode {
+    if earlier == 0 {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_500_is_retried_with_the_same_id_and_recorded() {
+    let database = TestDatabase::new().await;
+    let (url, received) = receiver(fail_first, Duration::ZERO).await;
+    let (endpoint_id, _) = endpoint(&database, &url, &["payment.captured"]).await;
+    let _running = start(&database, fast_options()).await;
+    let handler = CommandHandler::new(database.store());
+    let payment_id = captured_payment(&handler, 1).await;
+
+    wait_for("the capture", || received.distinct_ids().len() == 1).await;
+    let body = &received.bodies()[0];
+    assert_eq!(body["type"], "payment.captured");
+    assert_eq!(body["data"]["payment"]["id"], payment_id.to_string());
+    let pool = database.pool().clone();
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        listed = deliveries::list(&pool, Environment::Test, endpoint_id, 10, None)
+            .await
+            .unwrap();
+        if listed
+            .first()
+            .is_some_and(|delivery| delivery.status == "delivered")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(listed.len(), 1, "only the subscribed type is delivered");
+    let delivery = &listed[0];
+    assert_eq!(delivery.status, "delivered");
+    assert_eq!(delivery.attempts, 2);
+    assert_eq!(delivery.last_status_code, Some(200));
+    assert_eq!(delivery.last_response.as_deref(), Some("thanks"));
+    assert!(delivery.next_attempt_at.is_none());
+    assert_eq!(
+        delivery.notification_id.to_string(),
+        body["id"].as_str().unwrap()
+    );
+}
+
+fn slow_ok(_: usize) -> StatusCode {
+    StatusCode::OK
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notifications_about_one_payment_arrive_in_order_under_concurrent_commands() {
+    let database = TestDatabase::new().await;
+    let (url, received) = receiver(slow_ok, Duration::from_millis(3)).await;
+    endpoint(&database, &url, &["*"]).await;
+    let _running = start(&database, fast_options()).await;
+    let handler = CommandHandler::new(database.store());
+    let mut tasks = tokio::task::JoinSet::new();
+    for number in 0..30 {
+        let handler = handler.clone();
+        tasks.spawn(async move { captured_payment(&handler, number).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    wait_for("90 notifications", || received.distinct_ids().len() == 90).await;
+    let bodies = received.bodies();
+    assert_eq!(
+        bodies.len(),
+        90,
+        "each delivered once when every answer is 200"
+    );
+    assert_in_order_per_payment(&bodies);
+}
+
+/// Python's hmac module checks every received signature: an implementation that shares no
+/// code with ours.
+fn python_verifies(secret: &str, signature: &str, body: &str) -> bool {
+    let script = r#"
+import hmac, hashlib, sys
+secret, header, body = sys.argv[1], sys.argv[2], sys.stdin.read()
+parts = [p.split("=", 1) for p in header.split(",")]
+t = [v for k, v in parts if k == "t"][0]
+expected = hmac.new(secret.encode(), (t + "." + body).encode(), hashlib.sha256).hexdigest()
+ok = any(hmac.compare_digest(expected, v) for k, v in parts if k == "v1")
+sys.exit(0 if ok else 1)
+"#;
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, secret, signature])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    child.wait().unwrap().success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signatures_verify_independently_and_both_secrets_sign_after_a_rotation() {
+    let database = TestDatabase::new().await;
+    let (url, received) = receiver(always_ok, Duration::ZERO).await;
+    let (endpoint_id, secret) = endpoint(&database, &url, &["payment.initiated"]).await;
+    assert!(secret.starts_with("lwhsec_"));
+    let _running = start(&database, fast_options()).await;
+    let handler = CommandHandler::new(database.store());
+    captured_payment(&handler, 1).await;
+    wait_for("the first notification", || received.all().len() == 1).await;
+    let (signature, body) = received.all()[0].clone();
+    assert_eq!(signature.matches("v1=").count(), 1);
+    assert!(python_verifies(&secret, &signature, &body));
+    assert!(!python_verifies("lwhsec_wrong", &signature, &body));
+    assert!(!python_verifies(
+        &secret,
+        &signature,
+        &body.replace("12.50", "99.50")
+    ));
+
+    let rotated = Endpoints::new(database.pool().clone(), UrlPolicy::default())
+        .rotate_secret(Environment::Test, endpoint_id)
+        .await
+        .unwrap();
+    assert_ne!(rotated.secret, secret);
+    captured_payment(&handler, 2).await;
+    wait_for("the second notification", || received.all().len() == 2).await;
+    let (signature, body) = received.all()[1].clone();
+    assert_eq!(signature.matches("v1=").count(), 2);
+    assert!(python_verifies(&rotated.secret, &signature, &body));
+    assert!(python_verifies(&secret, &signature, &body));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disabled_endpoint_gets_nothing_and_a_replay_sends_again_with_the_same_ids() {
+    let database = TestDatabase::new().await;
+    let (disabled_url, disabled_received) = receiver(always_ok, Duration::ZERO).await;
+    let (url, received) = receiver(always_ok, Duration::ZERO).await;
+    let endpoints = Endpoints::new(database.pool().clone(), UrlPolicy::default());
+    let (disabled_id, _) = endpoint(&database, &disabled_url, &["*"]).await;
+    let (endpoint_id, _) = endpoint(&database, &url, &["*"]).await;
+    let disabled = endpoints
+        .disable(Environment::Test, disabled_id)
+        .await
+        .unwrap();
+    assert_eq!(disabled.status.as_str(), "disabled");
+    let _running = start(&database, fast_options()).await;
+    let handler = CommandHandler::new(database.store());
+    captured_payment(&handler, 1).await;
+    wait_for("three notifications", || received.all().len() == 3).await;
+    let first_ids = received.distinct_ids();
+    let positions: Vec<u64> = received
+        .bodies()
+        .iter()
+        .map(|body| body["position"].as_u64().unwrap())
+        .collect();
+
+    let queued = deliveries::replay(
+        database.pool(),
+        Environment::Test,
+        endpoint_id,
+        *positions.iter().min().unwrap(),
+        *positions.iter().max().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(queued, 3);
+    wait_for("the replay", || received.all().len() == 6).await;
+    assert_eq!(received.distinct_ids(), first_ids);
+    assert_in_order_per_payment(&received.bodies()[3..]);
+    // The other environment sees neither endpoint.
+    assert!(
+        deliveries::replay(database.pool(), Environment::Live, endpoint_id, 1, 10)
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(disabled_received.all().is_empty());
+}
+
+fn always_fail(_: usize) -> StatusCode {
+    StatusCode::SERVICE_UNAVAILABLE
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_endpoint_failing_for_the_whole_retry_window_is_disabled() {
+    let database = TestDatabase::new().await;
+    let (url, _received) = receiver(always_fail, Duration::ZERO).await;
+    let (endpoint_id, _) = endpoint(&database, &url, &["payment.initiated"]).await;
+    let options = SenderOptions {
+        retry_window: Duration::from_millis(500),
+        ..fast_options()
+    };
+    let _running = start(&database, options).await;
+    let handler = CommandHandler::new(database.store());
+    captured_payment(&handler, 1).await;
+    let endpoints = Endpoints::new(database.pool().clone(), UrlPolicy::default());
+    let mut endpoint = endpoints.get(Environment::Test, endpoint_id).await.unwrap();
+    for _ in 0..200 {
+        if endpoint.status.as_str() == "disabled" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        endpoint = endpoints.get(Environment::Test, endpoint_id).await.unwrap();
+    }
+    assert_eq!(endpoint.status.as_str(), "disabled");
+    assert_eq!(endpoint.disabled_reason.as_deref(), Some("failing"));
+    let listed = deliveries::list(database.pool(), Environment::Test, endpoint_id, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(listed[0].status, "failed");
+    assert!(listed[0].attempts >= 2);
+    assert_eq!(listed[0].last_status_code, Some(503));
+}
+
+#[tokio::test]
+async fn endpoint_inputs_are_checked_and_creation_is_idempotent() {
+    let database = TestDatabase::new().await;
+    let endpoints = Endpoints::new(database.pool().clone(), UrlPolicy::default());
+    let request = NewEndpoint {
+        idempotency_key: "create-1".to_owned(),
+        url: "https://hooks.example.com/ledger".to_owned(),
+        event_types: vec!["payment.captured".to_owned(), "payout.paid".to_owned()],
+        description: Some("payments team".to_owned()),
+    };
+    let created = endpoints
+        .create(Environment::Live, request.clone())
+        .await
+        .unwrap();
+    assert!(!created.replayed);
+    let again = endpoints
+        .create(Environment::Live, request.clone())
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.endpoint.id, created.endpoint.id);
+    assert_eq!(again.secret, created.secret);
+    let reused = endpoints
+        .create(
+            Environment::Live,
+            NewEndpoint {
+                url: "https://other.example.com/".to_owned(),
+                ..request.clone()
+            },
+        )
+        .await;
+    assert!(matches!(
+        reused,
+        Err(ledger_notify::NotifyError::IdempotencyKeyReused)
+    ));
+    for (url, types) in [
+        ("http://hooks.example.com/", vec!["*"]),
+        ("https://10.0.0.5/", vec!["*"]),
+        ("https://hooks.example.com/", vec!["payment.nope"]),
+        ("https://hooks.example.com/", vec![]),
+    ] {
+        let refused = endpoints
+            .create(
+                Environment::Live,
+                NewEndpoint {
+                    idempotency_key: Uuid::new_v4().to_string(),
+                    url: url.to_owned(),
+                    event_types: types.into_iter().map(str::to_owned).collect(),
+                    description: None,
+                },
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(ledger_notify::NotifyError::Invalid { .. })),
+            "{url}"
+        );
+    }
+    // Nothing was created by the refusals, and the test environment sees none of it.
+    assert_eq!(endpoints.list(Environment::Live).await.unwrap().len(), 1);
+    assert!(endpoints.list(Environment::Test).await.unwrap().is_empty());
+    assert!(endpoints
+        .disable(Environment::Test, created.endpoint.id)
+        .await
+        .is_err());
+}
