@@ -4,6 +4,7 @@
 
 use async_graphql::ErrorExtensions;
 use ledger_core::DomainError;
+use ledger_notify::NotifyError;
 use ledger_projections::ProjectionError;
 use ledger_store::StoreError;
 use ledger_stripe::reconcile::ReconcileError;
@@ -213,6 +214,21 @@ impl From<ReconcileError> for ApiError {
             ReconcileError::Database(database) => database.into(),
             ReconcileError::Projections(projections) => projections.into(),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<NotifyError> for ApiError {
+    fn from(error: NotifyError) -> Self {
+        match error {
+            NotifyError::Invalid { field, message } => ApiError::validation(field, message),
+            NotifyError::EndpointNotFound(_) => ApiError::NotFound(error.to_string()),
+            NotifyError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            NotifyError::TooManyEndpoints(_) => ApiError::validation("url", error),
+            NotifyError::Database(database) => database.into(),
+            NotifyError::Store(store) => store.into(),
+            NotifyError::Projection(projection) => projection.into(),
+            other @ (NotifyError::Corrupt(_) | NotifyError::Client(_)) => ApiError::internal(other),
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub webhooks: Option<WebhookConfig>,
     /// How `/graphql/ws` connections are pinged and their keys checked again.
     pub websocket: WebsocketSettings,
+    /// Which URLs notification endpoints may have (private targets in live mode).
+    pub notify_url_policy: ledger_notify::UrlPolicy,
 }
 
 /// The process-wide Prometheus recorder; installed once.
@@ -64,6 +66,7 @@ pub fn application(pool: PgPool, config: ServerConfig) -> Result<(ServerState, R
         WebhookState::new(handler.clone(), webhooks)
     });
     let app = AppState {
+        endpoints: ledger_notify::Endpoints::new(pool.clone(), config.notify_url_policy),
         pool,
         handler: handler.clone(),
         refund_approval: config.refund_approval,

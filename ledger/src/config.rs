@@ -17,6 +17,7 @@ pub fn server_config() -> anyhow::Result<ServerConfig> {
     Ok(ServerConfig {
         refund_approval: refund_approval_thresholds()?,
         webhooks: webhook_config()?,
+        notify_url_policy: notify_url_policy()?,
         ..ServerConfig::default()
     })
 }
@@ -61,4 +62,34 @@ pub fn webhook_config() -> anyhow::Result<Option<WebhookConfig>> {
         config.connected_accounts = std::sync::Arc::new(accounts);
     }
     Ok(Some(config))
+}
+
+/// `LEDGER_NOTIFY_ALLOW_PRIVATE_TARGETS=true` lets live notification endpoints point at
+/// private, loopback and link-local addresses (an operator's own network).
+fn notify_url_policy() -> anyhow::Result<ledger_notify::UrlPolicy> {
+    let allow = match std::env::var("LEDGER_NOTIFY_ALLOW_PRIVATE_TARGETS") {
+        Ok(text) => text
+            .parse::<bool>()
+            .context("LEDGER_NOTIFY_ALLOW_PRIVATE_TARGETS is true or false")?,
+        Err(_) => false,
+    };
+    Ok(ledger_notify::UrlPolicy {
+        allow_private_targets: allow,
+    })
+}
+
+/// The notification sender's options: the defaults (5 s first retry, doubling to an hour,
+/// for 3 days), or `LEDGER_NOTIFY_RETRY_BASE_MS` for a faster first retry (tests, demos).
+pub fn notify_sender_options() -> anyhow::Result<ledger_notify::SenderOptions> {
+    let mut options = ledger_notify::SenderOptions {
+        policy: notify_url_policy()?,
+        ..ledger_notify::SenderOptions::default()
+    };
+    if let Ok(text) = std::env::var("LEDGER_NOTIFY_RETRY_BASE_MS") {
+        let millis: u64 = text
+            .parse()
+            .context("LEDGER_NOTIFY_RETRY_BASE_MS is a number of milliseconds")?;
+        options.base_backoff = std::time::Duration::from_millis(millis.clamp(1, 3_600_000));
+    }
+    Ok(options)
 }

@@ -128,6 +128,7 @@ async fn run_command(
             Ok(())
         }
         Command::Keys { command } => cli::keys::run(&pool, command).await,
+        Command::Endpoints { command } => cli::endpoints::run(&pool, command).await,
         Command::Replay {
             to_position,
             as_of,

@@ -38,10 +38,12 @@ pub enum Permission {
     /// Import payout reports and resolve the exceptions they raise.
     RunReconciliation,
     ManageKeys,
+    /// Outbound notification endpoints, their deliveries and replays.
+    ManageNotificationEndpoints,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::ReadPayments,
         Permission::ReadOrdersAndDisputes,
         Permission::ReadPaymentHistory,
@@ -54,6 +56,7 @@ impl Permission {
         Permission::ReadReconciliations,
         Permission::RunReconciliation,
         Permission::ManageKeys,
+        Permission::ManageNotificationEndpoints,
     ];
 }
 
@@ -95,6 +98,7 @@ impl Role {
                     | ReadReconciliations
                     | RunReconciliation
                     | ManageKeys
+                    | ManageNotificationEndpoints
             ),
             Role::Service => matches!(
                 permission,

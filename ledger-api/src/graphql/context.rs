@@ -27,6 +27,8 @@ pub struct AppState {
     pub checkpoints: std::sync::Arc<crate::graphql::query::read_models::page::SharedCheckpoints>,
     /// Keys verified recently (see [`crate::auth::KeyCache`] for the revocation bound).
     pub keys: crate::auth::KeyCache,
+    /// Outbound notification endpoints.
+    pub endpoints: ledger_notify::Endpoints,
 }
 
 /// The caller of the request being resolved, refused unless its role allows `permission`.

@@ -8,6 +8,7 @@
 //!   searches from the read models, with the page and cursor helpers), `reconciliation`.
 //! - [`mutation`]: `payments` (payment and settlement commands), `reconcile_import`,
 //!   `reconciliation`, and the command context every mutation runs under.
+//! - [`notifications`]: notification endpoints, their deliveries and replays (admin).
 //! - [`subscription`]: `paymentEvents` and `ledgerEvents`, following the log live.
 //! - [`types`]: the GraphQL views of the log's states and events, and of reconciliation
 //!   (`types::reconciliation`), each built with `From` or a constructor.
@@ -22,6 +23,7 @@ pub mod context;
 pub mod error_codes;
 pub mod loaders;
 pub mod mutation;
+pub mod notifications;
 pub mod parse;
 pub mod query;
 pub mod scalars;
@@ -39,7 +41,12 @@ pub use subscription::Subscription;
 
 /// Every query: those answered from the log and those answered from the read models.
 #[derive(MergedObject, Default)]
-pub struct Query(LogQuery, ReadModelQuery, ReconciliationQuery);
+pub struct Query(
+    LogQuery,
+    ReadModelQuery,
+    ReconciliationQuery,
+    notifications::NotificationQuery,
+);
 
 pub type LedgerSchema = Schema<Query, MutationRoot, Subscription>;
 

@@ -8,6 +8,7 @@ mod large_settlement;
 mod lifecycle;
 mod limits;
 mod log_pages;
+mod notifications;
 mod permissions;
 mod read_models;
 mod reconciliation;

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod demo;
+pub mod endpoints;
 pub mod keys;
 pub mod playbook;
 pub mod reconcile;
@@ -45,6 +46,12 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
+    },
+    /// Create, list, disable and rotate outbound notification endpoints; list their
+    /// deliveries and replay them.
+    Endpoints {
+        #[command(subcommand)]
+        command: endpoints::EndpointsCommand,
     },
     /// Rebuild read models from the event log: to the end (built beside the live ones, then
     /// swapped in without downtime), or as they were at a past position or time, into a schema

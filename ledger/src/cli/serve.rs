@@ -40,6 +40,28 @@ pub async fn run(pool: PgPool, bind: SocketAddr, shutdown: ShutdownSignal) -> an
             },
         ))
     };
+    // Notifications: the dispatcher turns the log into deliveries, the sender delivers them.
+    let notifications = {
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let dispatcher = ledger_notify::Dispatcher::new(state.app.pool.clone(), wake.clone());
+        let sender = ledger_notify::Sender::new(
+            state.app.pool.clone(),
+            crate::config::notify_sender_options()?,
+            wake,
+        )?;
+        let mut dispatcher_stopped = stop_projections.subscribe();
+        let mut sender_stopped = stop_projections.subscribe();
+        [
+            tokio::spawn(
+                dispatcher.follow(std::time::Duration::from_secs(1), async move {
+                    let _ = dispatcher_stopped.wait_for(|stop| *stop).await;
+                }),
+            ),
+            tokio::spawn(sender.run(async move {
+                let _ = sender_stopped.wait_for(|stop| *stop).await;
+            })),
+        ]
+    };
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("could not listen on {bind}"))?;
@@ -57,6 +79,10 @@ pub async fn run(pool: PgPool, bind: SocketAddr, shutdown: ShutdownSignal) -> an
     expiries
         .await
         .context("the sweep of expired authorizations failed to stop cleanly")?;
+    for task in notifications {
+        task.await
+            .context("the notification dispatcher or sender failed to stop cleanly")?;
+    }
     if let Some(sweep) = sweep {
         sweep
             .await

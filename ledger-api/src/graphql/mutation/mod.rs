@@ -37,6 +37,7 @@ pub struct MutationRoot(
     PaymentMutation,
     ReconciliationImportMutation,
     ReconciliationMutation,
+    crate::graphql::notifications::NotificationMutation,
 );
 
 /// The command context of one mutation: the caller's environment and key, and the
