@@ -65,7 +65,7 @@ impl Default for SenderOptions {
 impl SenderOptions {
     /// The lease of a taken delivery: longer than one attempt can take.
     fn lease(&self) -> Duration {
-        self.timeouts.connect + self.timeouts.response + Duration::from_secs(30)
+        self.timeouts.connect + self.timeouts.response + Duration::from_secs(5)
     }
 
     /// The delay before attempt `attempts + 1`: `base · 2^(attempts-1)`, capped, times a
