@@ -24,6 +24,9 @@ const MAX_LIST_ITEMS: usize = 20;
 /// Free text (descriptions, evidence) is bounded too.
 pub const MAX_TEXT_CHARS: usize = 20_000;
 
+/// The latest timestamp a filter may name (the year 9999).
+const MAX_TIMESTAMP: i64 = 253_402_300_799;
+
 /// The largest amount Stripe accepts: eight digits of minor units.
 pub const MAX_AMOUNT: i64 = 99_999_999;
 
@@ -203,6 +206,43 @@ impl Params {
             })),
             Some(_) => Err(ApiError::invalid_param(name, "Invalid object")),
         }
+    }
+
+    /// A timestamp filter as Stripe's lists take it: `created=T`, or any of
+    /// `created[gt|gte|lt|lte]=T`; answered as the inclusive bounds it leaves.
+    pub fn timestamp_range(&mut self, name: &str) -> Result<(i64, i64), ApiError> {
+        let timestamp = |text: &str, param: &str| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|value| (0..=MAX_TIMESTAMP).contains(value))
+                .ok_or_else(|| ApiError::invalid_param(param, format!("Invalid timestamp: {text}")))
+        };
+        let mut range = (0, MAX_TIMESTAMP);
+        match self.take(name) {
+            None => {}
+            Some(Value::String(text)) => {
+                let at = timestamp(&text, name)?;
+                range = (at, at);
+            }
+            Some(Value::Object(bounds)) => {
+                for (bound, value) in bounds {
+                    let param = format!("{name}[{bound}]");
+                    let Value::String(text) = value else {
+                        return Err(ApiError::invalid_param(&param, "Invalid timestamp"));
+                    };
+                    let at = timestamp(&text, &param)?;
+                    match bound.as_str() {
+                        "gt" => range.0 = range.0.max(at.saturating_add(1)),
+                        "gte" => range.0 = range.0.max(at),
+                        "lt" => range.1 = range.1.min(at.saturating_sub(1)),
+                        "lte" => range.1 = range.1.min(at),
+                        _ => return Err(ApiError::unknown_param(&param)),
+                    }
+                }
+            }
+            Some(_) => return Err(ApiError::invalid_param(name, "Invalid timestamp")),
+        }
+        Ok(range)
     }
 
     /// Parameters every Stripe endpoint accepts that operations do not read (`expand` is

@@ -24,6 +24,13 @@ const CANCELABLE: &[&str] = &[
     "processing",
 ];
 
+/// Where an intent's amount, currency and payment method may still change.
+const UPDATABLE: &[&str] = &[
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+];
+
 /// Parameters Stripe accepts that change nothing in the sandbox.
 const ACCEPTED_AND_IGNORED: &[&str] = &[
     "automatic_payment_methods",
@@ -92,6 +99,7 @@ impl State {
         };
         self.emit("payment_intent.created", intent.render(), None);
         self.intents.insert(id.clone(), intent);
+        self.intent_order.push(id.clone());
         if confirm {
             return self.confirm_now(&id);
         }
@@ -100,6 +108,79 @@ impl State {
 
     pub fn retrieve_intent(&self, id: &str) -> Result<Value, ApiError> {
         self.intent_json(id)
+    }
+
+    /// `POST /v1/payment_intents/:id`: metadata and description at any time; the amount,
+    /// currency, capture method and payment method only before the card is charged, as
+    /// Stripe allows. A new payment method waits for confirmation. Stripe sends no event.
+    pub fn update_intent(&mut self, id: &str, mut params: Params) -> Result<Value, ApiError> {
+        params.ignore_common();
+        params.ignore(ACCEPTED_AND_IGNORED);
+        let amount = params.amount("amount")?;
+        let currency = params.text("currency")?.map(currency).transpose()?;
+        let capture_method = params.choice("capture_method", CAPTURE_METHODS)?;
+        let metadata = params.metadata("metadata")?;
+        let description = params.text("description")?;
+        let payment_method = self.payment_method_param(&mut params)?;
+        params.finish()?;
+        let intent = self.intent_mut(id)?;
+        let changes_payment = amount.is_some()
+            || currency.is_some()
+            || capture_method.is_some()
+            || payment_method.is_some();
+        if changes_payment && !UPDATABLE.contains(&intent.status) {
+            return Err(unexpected_state("update", intent.status));
+        }
+        if let Some(amount) = amount {
+            intent.amount = amount;
+        }
+        if let Some(currency) = currency {
+            intent.currency = currency;
+        }
+        if let Some(capture_method) = capture_method {
+            intent.capture_method = capture_method;
+        }
+        if let Some(metadata) = metadata {
+            merge_metadata(&mut intent.metadata, metadata);
+        }
+        if let Some(description) = description {
+            intent.description = (!description.is_empty()).then_some(description);
+        }
+        if let Some(method) = payment_method {
+            intent.payment_method = Some(method);
+            intent.status = "requires_confirmation";
+            intent.next_action = None;
+        }
+        Ok(intent.render())
+    }
+
+    /// `GET /v1/payment_intents`: newest first, `limit` (1 to 100, default 10) after
+    /// `starting_after`.
+    pub fn list_intents(&self, mut params: Params) -> Result<Value, ApiError> {
+        params.ignore_common();
+        let limit = params.integer("limit", 1..=100)?.unwrap_or(10);
+        let starting_after = params.text("starting_after")?;
+        params.finish()?;
+        if let Some(cursor) = &starting_after {
+            if !self.intents.contains_key(cursor) {
+                return Err(ApiError::resource_missing("payment_intent", cursor)
+                    .with_param("starting_after"));
+            }
+        }
+        let (items, has_more) = crate::balance::page(
+            self.intent_order.iter().rev(),
+            String::as_str,
+            |_| true,
+            limit,
+            starting_after.as_deref(),
+        );
+        let data: Vec<Value> = items
+            .into_iter()
+            .filter_map(|id| self.intents.get(id).map(PaymentIntent::render))
+            .collect();
+        Ok(
+            json!({ "object": "list", "data": data, "has_more": has_more, "url": "/v1/payment_intents" }),
+        )
     }
 
     pub fn confirm_intent(&mut self, id: &str, mut params: Params) -> Result<Value, ApiError> {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::api_error::ApiError;
 use crate::auth::{authenticate, ApiKey};
 use crate::params::Params;
-use crate::state::{State, LATER_DELAY};
+use crate::state::{Cursor, EventFilter, State, LATER_DELAY};
 use crate::webhooks::DeliveryStats;
 
 mod payouts;
@@ -35,8 +35,11 @@ type Shared = Arc<App>;
 
 pub fn router(app: Shared) -> Router {
     payouts::routes(Router::new())
-        .route("/v1/payment_intents", post(create_intent))
-        .route("/v1/payment_intents/{id}", get(retrieve_intent))
+        .route("/v1/payment_intents", post(create_intent).get(list_intents))
+        .route(
+            "/v1/payment_intents/{id}",
+            get(retrieve_intent).post(update_intent),
+        )
         .route("/v1/payment_intents/{id}/confirm", post(confirm_intent))
         .route("/v1/payment_intents/{id}/capture", post(capture_intent))
         .route("/v1/payment_intents/{id}/cancel", post(cancel_intent))
@@ -214,6 +217,23 @@ async fn retrieve_intent(
     })
 }
 
+async fn update_intent(
+    Extract(app): Extract<Shared>,
+    Extension(key): Extension<ApiKey>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/v1/payment_intents/{id}");
+    write(&app, &key, &headers, &path, &body, |state, params| {
+        state.update_intent(&id, params)
+    })
+}
+
+async fn list_intents(Extract(app): Extract<Shared>, RawQuery(query): RawQuery) -> Response {
+    read(&app, query, |state, params| state.list_intents(params))
+}
+
 async fn confirm_intent(
     Extract(app): Extract<Shared>,
     Extension(key): Extension<ApiKey>,
@@ -364,10 +384,32 @@ async fn list_events(Extract(app): Extract<Shared>, RawQuery(query): RawQuery) -
         params.ignore_common();
         let limit = params.integer("limit", 1..=100)?.unwrap_or(10);
         let starting_after = params.text("starting_after")?;
-        let event_type = params.text("type")?;
+        let ending_before = params.text("ending_before")?;
+        let filter = EventFilter {
+            event_type: params.text("type")?,
+            created: params.timestamp_range("created")?,
+        };
         params.finish()?;
-        let (data, has_more) =
-            state.list_events(limit, starting_after.as_deref(), event_type.as_deref());
+        let cursor =
+            match (&starting_after, &ending_before) {
+                (Some(_), Some(_)) => return Err(ApiError::invalid_param(
+                    "ending_before",
+                    "You may only specify one of these parameters: ending_before, starting_after.",
+                )),
+                (_, Some(before)) => Cursor::EndingBefore(before),
+                (after, None) => Cursor::StartingAfter(after.as_deref()),
+            };
+        for (cursor, param) in [
+            (&starting_after, "starting_after"),
+            (&ending_before, "ending_before"),
+        ] {
+            if let Some(id) = cursor {
+                if state.event(id).is_none() {
+                    return Err(ApiError::resource_missing("event", id).with_param(param));
+                }
+            }
+        }
+        let (data, has_more) = state.list_events(limit, cursor, &filter);
         Ok(json!({ "object": "list", "data": data, "has_more": has_more, "url": "/v1/events" }))
     })
 }

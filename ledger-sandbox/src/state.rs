@@ -40,6 +40,21 @@ pub enum Later {
 /// them so that tests and scenarios see them.
 pub const LATER_DELAY: Duration = Duration::from_millis(500);
 
+/// Where a page of a list starts: after an object (the first page when `None`), or before
+/// one.
+#[derive(Debug, Clone, Copy)]
+pub enum Cursor<'a> {
+    StartingAfter(Option<&'a str>),
+    EndingBefore(&'a str),
+}
+
+/// What an events list keeps: one type, and creation times within inclusive bounds.
+#[derive(Debug, Clone)]
+pub struct EventFilter {
+    pub event_type: Option<String>,
+    pub created: (i64, i64),
+}
+
 /// A saved idempotent result.
 #[derive(Debug, Clone)]
 pub struct Saved {
@@ -52,6 +67,8 @@ pub struct State {
     rng: StdRng,
     pub payment_methods: HashMap<String, PaymentMethod>,
     pub intents: HashMap<String, PaymentIntent>,
+    /// Intent ids oldest first, for Stripe's newest-first list.
+    pub intent_order: Vec<String>,
     pub charges: HashMap<String, Charge>,
     pub refunds: HashMap<String, Refund>,
     pub disputes: HashMap<String, Dispute>,
@@ -95,6 +112,7 @@ impl State {
             rng: StdRng::seed_from_u64(seed ^ 0x05ee_d1d5),
             payment_methods: HashMap::new(),
             intents: HashMap::new(),
+            intent_order: Vec::new(),
             charges: HashMap::new(),
             refunds: HashMap::new(),
             disputes: HashMap::new(),
@@ -189,33 +207,61 @@ impl State {
         self.events.iter().rev().find(|event| event["id"] == id)
     }
 
-    /// Events newest first, after `starting_after` (an event id), of one type if asked.
+    /// Events newest first, of `filter`'s type and creation times, a page after
+    /// `starting_after` or before `ending_before` (event ids), as Stripe pages lists.
     pub fn list_events(
         &self,
         limit: usize,
-        starting_after: Option<&str>,
-        event_type: Option<&str>,
+        cursor: Cursor<'_>,
+        filter: &EventFilter,
     ) -> (Vec<Value>, bool) {
-        let newest_first = self.events.iter().rev();
-        let mut after: Box<dyn Iterator<Item = &Value>> = match starting_after {
-            Some(cursor) => Box::new(
-                newest_first
-                    .skip_while(move |event| event["id"] != cursor)
-                    .skip(1),
-            ),
-            None => Box::new(newest_first),
+        let keep = |event: &&Value| {
+            filter
+                .event_type
+                .as_deref()
+                .is_none_or(|wanted| event["type"] == wanted)
+                && event["created"]
+                    .as_i64()
+                    .is_some_and(|created| (filter.created.0..=filter.created.1).contains(&created))
         };
         let mut page = Vec::new();
         let mut has_more = false;
-        for event in after.by_ref() {
-            if event_type.is_some_and(|wanted| event["type"] != wanted) {
-                continue;
+        match cursor {
+            Cursor::EndingBefore(cursor) => {
+                // The `limit` matching events just newer than the cursor, still newest first.
+                let newer = self
+                    .events
+                    .iter()
+                    .skip_while(|event| event["id"] != cursor)
+                    .skip(1)
+                    .filter(keep);
+                for event in newer {
+                    if page.len() == limit {
+                        has_more = true;
+                        break;
+                    }
+                    page.push(event.clone());
+                }
+                page.reverse();
             }
-            if page.len() == limit {
-                has_more = true;
-                break;
+            Cursor::StartingAfter(cursor) => {
+                let newest_first = self.events.iter().rev();
+                let older: Box<dyn Iterator<Item = &Value>> = match cursor {
+                    Some(cursor) => Box::new(
+                        newest_first
+                            .skip_while(move |event| event["id"] != cursor)
+                            .skip(1),
+                    ),
+                    None => Box::new(newest_first),
+                };
+                for event in older.filter(keep) {
+                    if page.len() == limit {
+                        has_more = true;
+                        break;
+                    }
+                    page.push(event.clone());
+                }
             }
-            page.push(event.clone());
         }
         (page, has_more)
     }

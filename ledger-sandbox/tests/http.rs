@@ -777,3 +777,219 @@ async fn intents_confirm_later_and_cancel_only_while_cancelable() {
         1
     );
 }
+
+#[tokio::test]
+async fn intents_update_until_charged_and_list_newest_first() {
+    let sandbox = sandbox(default_config()).await;
+    let client = Client::new(&sandbox);
+    let mut ids = Vec::new();
+    for amount in [100, 200, 300] {
+        let created = client
+            .post(
+                "/v1/payment_intents",
+                &format!("amount={amount}&currency=usd"),
+            )
+            .await;
+        ids.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    let first = &ids[0];
+    let updated = client
+        .post(
+            &format!("/v1/payment_intents/{first}"),
+            "amount=150&currency=eur&description=cart%2042&metadata[order_id]=42&payment_method=pm_card_visa",
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(updated.body["amount"], 150);
+    assert_eq!(updated.body["currency"], "eur");
+    assert_eq!(updated.body["description"], "cart 42");
+    assert_eq!(updated.body["metadata"]["order_id"], "42");
+    assert_eq!(updated.body["status"], "requires_confirmation");
+    let confirmed = client
+        .post(&format!("/v1/payment_intents/{first}/confirm"), "")
+        .await;
+    assert_eq!(confirmed.body["amount_received"], 150, "{}", confirmed.body);
+
+    // Once charged, only what does not touch the payment changes.
+    let too_late = client
+        .post(&format!("/v1/payment_intents/{first}"), "amount=999")
+        .await;
+    assert_eq!(too_late.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        too_late.body["error"]["code"],
+        "payment_intent_unexpected_state"
+    );
+    let noted = client
+        .post(
+            &format!("/v1/payment_intents/{first}"),
+            "metadata[order_id]=&metadata[note]=gift",
+        )
+        .await;
+    assert_eq!(noted.status, StatusCode::OK, "{}", noted.body);
+    assert_eq!(
+        noted.body["metadata"],
+        serde_json::json!({ "note": "gift" })
+    );
+    assert_eq!(noted.body["amount"], 150);
+    let unknown = client
+        .post(&format!("/v1/payment_intents/{first}"), "colour=red")
+        .await;
+    assert_eq!(unknown.body["error"]["param"], "colour");
+
+    let page = client.get("/v1/payment_intents?limit=2").await;
+    let listed: Vec<&str> = page.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|intent| intent["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()]);
+    assert_eq!(page.body["has_more"], true);
+    let rest = client
+        .get(&format!(
+            "/v1/payment_intents?limit=2&starting_after={}",
+            ids[1]
+        ))
+        .await;
+    assert_eq!(rest.body["data"][0]["id"], ids[0].as_str());
+    assert_eq!(rest.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(rest.body["has_more"], false);
+    let bad_limit = client.get("/v1/payment_intents?limit=101").await;
+    assert_eq!(bad_limit.body["error"]["param"], "limit");
+    let missing = client
+        .get("/v1/payment_intents?starting_after=pi_missing")
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["error"]["param"], "starting_after");
+}
+
+#[tokio::test]
+async fn events_filter_by_type_and_creation_time_and_page_both_ways() {
+    let sandbox = sandbox(default_config()).await;
+    let client = Client::new(&sandbox);
+    for _ in 0..3 {
+        paid_intent(&client, "pm_card_visa", 500).await;
+    }
+    let all = client.get("/v1/events?limit=100").await;
+    let events = all.body["data"].as_array().unwrap().clone();
+    let count = events.len();
+    assert!(count >= 6, "{}", all.body);
+    let ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let times: Vec<i64> = events
+        .iter()
+        .map(|e| e["created"].as_i64().unwrap())
+        .collect();
+    let (oldest, newest) = (times[count - 1], times[0]);
+    let within = client
+        .get(&format!(
+            "/v1/events?limit=100&created[gte]={oldest}&created[lte]={newest}"
+        ))
+        .await;
+    assert_eq!(within.body["data"].as_array().unwrap().len(), count);
+    let later = client
+        .get(&format!("/v1/events?created[gt]={newest}"))
+        .await;
+    assert_eq!(later.body["data"], serde_json::json!([]));
+    let earlier = client
+        .get(&format!("/v1/events?created[lt]={oldest}"))
+        .await;
+    assert_eq!(earlier.body["data"], serde_json::json!([]));
+    let exact = client
+        .get(&format!("/v1/events?limit=100&created={newest}"))
+        .await;
+    assert_eq!(
+        exact.body["data"].as_array().unwrap().len(),
+        times.iter().filter(|time| **time == newest).count()
+    );
+    let bad = client.get("/v1/events?created[gte]=yesterday").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["error"]["param"], "created[gte]");
+    let unknown_bound = client.get("/v1/events?created[after]=1").await;
+    assert_eq!(unknown_bound.body["error"]["param"], "created[after]");
+
+    let succeeded = client
+        .get("/v1/events?type=payment_intent.succeeded&limit=2")
+        .await;
+    let types: Vec<&Value> = succeeded.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| &event["type"])
+        .collect();
+    assert_eq!(
+        types,
+        ["payment_intent.succeeded", "payment_intent.succeeded"]
+    );
+    assert_eq!(succeeded.body["has_more"], true);
+
+    // ending_before: the page just newer than the cursor, newest first.
+    let before = client
+        .get(&format!("/v1/events?limit=3&ending_before={}", ids[5]))
+        .await;
+    let page: Vec<&str> = before.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(page, &ids[2..5]);
+    assert_eq!(before.body["has_more"], true);
+    let newest = client
+        .get(&format!("/v1/events?limit=3&ending_before={}", ids[2]))
+        .await;
+    assert_eq!(newest.body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(newest.body["has_more"], false);
+    let both = client
+        .get(&format!(
+            "/v1/events?ending_before={}&starting_after={}",
+            ids[2], ids[5]
+        ))
+        .await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST);
+    let missing = client.get("/v1/events?ending_before=evt_missing").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+/// Since API version 2025-03-31.basil (the sandbox answers as a later one), cancelling an
+/// authorized PaymentIntent releases the hold without a Refund: Stripe sends
+/// `payment_intent.canceled` and no `charge.refunded`, and the charge stays uncaptured and
+/// unrefunded.
+#[tokio::test]
+async fn cancelling_an_authorized_intent_releases_the_hold_without_a_refund() {
+    let sandbox = sandbox(default_config()).await;
+    let client = Client::new(&sandbox);
+    let held = client
+        .post(
+            "/v1/payment_intents",
+            "amount=2500&currency=usd&capture_method=manual&payment_method=pm_card_visa&confirm=true",
+        )
+        .await;
+    assert_eq!(held.body["status"], "requires_capture");
+    let id = held.body["id"].as_str().unwrap();
+    let canceled = client
+        .post(&format!("/v1/payment_intents/{id}/cancel"), "")
+        .await;
+    assert_eq!(canceled.body["status"], "canceled");
+    assert_eq!(canceled.body["amount_capturable"], 0);
+    assert_eq!(canceled.body["amount_received"], 0);
+    let charge = client
+        .get(&format!(
+            "/v1/charges/{}",
+            canceled.body["latest_charge"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(charge.body["captured"], false, "{}", charge.body);
+    assert_eq!(charge.body["amount_captured"], 0);
+    assert_eq!(charge.body["amount_refunded"], 0);
+    assert_eq!(charge.body["refunded"], false);
+    assert_eq!(
+        client.events_of_type("payment_intent.canceled").await.len(),
+        1
+    );
+    for absent in ["charge.refunded", "refund.created", "charge.refund.updated"] {
+        assert!(client.events_of_type(absent).await.is_empty(), "{absent}");
+    }
+    // Nothing was captured, so nothing moves in the balance.
+    let transactions = client.get("/v1/balance_transactions").await;
+    assert_eq!(transactions.body["data"], serde_json::json!([]));
+}

@@ -57,6 +57,13 @@ fn a_day_played_by_demo_verifies_and_exports_clean_json_lines() {
     let story = String::from_utf8_lossy(&demo.stderr);
     assert!(demo.status.success(), "{story}");
     assert!(story.contains("playing a day of 12 payments"), "{story}");
+    // The card payments go through the in-process sandbox, and its payout report (with
+    // the chargeback lost on the way) reconciles cleanly.
+    assert!(
+        story.contains("four card payments through the sandbox"),
+        "{story}"
+    );
+    assert!(story.contains("0 exceptions, the payout proven"), "{story}");
     for level in [" INFO ", " WARN ", " ERROR "] {
         assert!(
             !story.contains(level),

@@ -64,6 +64,43 @@ won = stripe.Dispute.modify(dispute.id, evidence={"uncategorized_text": "winning
 assert won.status == "won", won.status
 out["disputed"] = disputed.id
 
+# An intent given its card by an update, then found through the library's lists. (Its
+# amount and order stay: the ledger records an intent from `payment_intent.created`, and
+# Stripe sends no event for an update.)
+draft = stripe.PaymentIntent.create(
+    amount=1200, currency="usd", metadata={"order_id": "order-e2e-2"},
+)
+draft = stripe.PaymentIntent.modify(
+    draft.id, description="cart e2e", payment_method="pm_card_visa",
+)
+assert draft.description == "cart e2e" and draft.status == "requires_confirmation", draft
+confirmed = stripe.PaymentIntent.confirm(draft.id)
+assert confirmed.status == "succeeded" and confirmed.amount_received == 1200, confirmed
+first = stripe.PaymentIntent.list(limit=2)
+assert first.data[0].id == draft.id and first.has_more, first
+rest = stripe.PaymentIntent.list(limit=100, starting_after=first.data[-1].id)
+listed = [intent.id for intent in first.data + rest.data]
+assert captured.id in listed and len(listed) == len(set(listed)), listed
+succeeded = stripe.Event.list(
+    type="payment_intent.succeeded", created={"gte": confirmed.created}, limit=100,
+)
+assert any(event.data.object.id == draft.id for event in succeeded.data), succeeded
+assert stripe.Event.list(created={"gt": 253402300000}).data == []
+newest = stripe.Event.list(limit=1).data[0]
+assert stripe.Event.list(ending_before=newest.id).data == []
+out["updated"] = draft.id
+
+# An authorization voided: the hold is released with payment_intent.canceled and no refund.
+held = stripe.PaymentIntent.create(
+    amount=900, currency="usd", capture_method="manual",
+    payment_method="pm_card_visa", confirm=True,
+)
+canceled = stripe.PaymentIntent.cancel(held.id)
+assert canceled.status == "canceled" and canceled.amount_capturable == 0, canceled
+refunded = stripe.Event.list(type="charge.refunded", limit=100)
+assert all(event.data.object.payment_intent != held.id for event in refunded.data)
+out["canceled"] = held.id
+
 # A live key is refused before anything happens.
 try:
     stripe.PaymentIntent.retrieve(captured.id, api_key="sk_live_not_for_the_sandbox")
@@ -188,6 +225,14 @@ async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_agrees_d
         payment["disputes"][0]["status"] == "WON"
     })
     .await;
+    let updated = payment_until(&ledger_url, &key, &ids["updated"], |payment| {
+        payment["status"] == "CAPTURED"
+    })
+    .await;
+    let canceled = payment_until(&ledger_url, &key, &ids["canceled"], |payment| {
+        payment["status"] == "VOIDED"
+    })
+    .await;
     // The chaos was real: some first attempts were lost and retried.
     let deliveries: Value = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{sandbox_port}/sandbox/webhooks"))
@@ -211,6 +256,12 @@ async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_agrees_d
     assert_eq!(decimal(&captured["amount"]), "25");
     assert_eq!(decimal(&captured["capturedAmount"]), "20");
     assert_eq!(decimal(&captured["refundedAmount"]), "5");
+    assert_eq!(updated["status"], "CAPTURED", "{updated}");
+    assert_eq!(updated["orderId"], "order-e2e-2");
+    assert_eq!(decimal(&updated["capturedAmount"]), "12");
+    assert_eq!(canceled["status"], "VOIDED", "{canceled}");
+    assert_eq!(decimal(&canceled["capturedAmount"]), "0");
+    assert_eq!(decimal(&canceled["refundedAmount"]), "0");
     assert_eq!(declined["status"], "DECLINED", "{declined}");
     assert_eq!(declined["declineCode"], "insufficient_funds");
     let dispute = &disputed["disputes"][0];

@@ -1,12 +1,13 @@
 //! Each team's expectations against what happened: every difference as one line that says
 //! what was expected and what came.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::file::{Engineering, Finance, Support};
+use super::file::{Engineering, Finance, Reconciliation, Support};
 use super::gateway::Answer;
 use super::ledger::LedgerView;
 
@@ -242,6 +243,70 @@ pub fn finance(expected: &Finance, view: &LedgerView) -> Vec<String> {
     differences.0
 }
 
+/// Finance's view of an imported payout report: its result and its exceptions' classes.
+pub fn reconciliation(expected: &Reconciliation, imported: &Value) -> Vec<String> {
+    let mut differences = Differences::default();
+    let counts = [
+        ("report lines", expected.lines, "lines"),
+        ("matched lines", expected.matched_lines, "matchedLines"),
+        ("exceptions", expected.exceptions, "exceptions"),
+        ("payouts proven", expected.payouts_proven, "payoutsProven"),
+        (
+            "payouts unproven",
+            expected.payouts_unproven,
+            "payoutsUnproven",
+        ),
+        (
+            "batches recorded",
+            expected.batches_recorded,
+            "batchesRecorded",
+        ),
+    ];
+    for (what, expected, field) in counts {
+        differences.integer(what, expected, &imported[field]);
+    }
+    let classes: Vec<&Value> = imported["exceptionClasses"]
+        .as_array()
+        .map(|classes| classes.iter().collect())
+        .unwrap_or_default();
+    differences.list(
+        "exception classes",
+        expected.exception_classes.as_deref(),
+        classes,
+    );
+    differences.0
+}
+
+/// Finance's view of the merchant's books: how each named balance moved since `before`.
+pub fn balance_changes(
+    expected: &BTreeMap<String, String>,
+    before: &BTreeMap<String, Decimal>,
+    now: &BTreeMap<String, Decimal>,
+) -> Vec<String> {
+    let mut differences = Vec::new();
+    for (account, change) in expected {
+        let Ok(wanted) = Decimal::from_str(change.trim()) else {
+            differences.push(format!(
+                "balance change of {account}: {change:?} in the scenario is not a decimal"
+            ));
+            continue;
+        };
+        let key = account.to_lowercase();
+        let key = match key.split_once(' ') {
+            Some((currency, name)) => format!("{} {name}", currency.to_uppercase()),
+            None => key,
+        };
+        let got = now.get(&key).copied().unwrap_or_default()
+            - before.get(&key).copied().unwrap_or_default();
+        if got != wanted {
+            differences.push(format!(
+                "balance change of {account}: expected {wanted}, got {got}"
+            ));
+        }
+    }
+    differences
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +356,45 @@ mod tests {
             ..Engineering::default()
         };
         assert!(answer(Some(&expected), &declined).is_empty());
+    }
+
+    #[test]
+    fn balance_changes_are_measured_from_the_scenario_start_by_value() {
+        let before = BTreeMap::from([("USD bank".to_owned(), Decimal::new(1_000, 2))]);
+        let now = BTreeMap::from([
+            ("USD bank".to_owned(), Decimal::new(15_640, 2)),
+            ("USD sales".to_owned(), Decimal::new(-16_700, 2)),
+        ]);
+        let expected = BTreeMap::from([
+            ("usd bank".to_owned(), "146.4".to_owned()),
+            ("USD sales".to_owned(), "-167.00".to_owned()),
+            ("USD refunds".to_owned(), "0".to_owned()),
+        ]);
+        assert!(balance_changes(&expected, &before, &now).is_empty());
+        let wrong = BTreeMap::from([("USD bank".to_owned(), "146.41".to_owned())]);
+        assert_eq!(
+            balance_changes(&wrong, &before, &now),
+            vec!["balance change of USD bank: expected 146.41, got 146.40".to_owned()]
+        );
+    }
+
+    #[test]
+    fn a_reconciliation_with_an_exception_differs_from_one_expected_clean() {
+        let imported = json!({ "lines": 4, "matchedLines": 3, "exceptions": 1, "payoutsProven": 0, "exceptionClasses": ["MISSING_FROM_LEDGER"] });
+        let clean = Reconciliation {
+            lines: Some(4),
+            matched_lines: Some(4),
+            exceptions: Some(0),
+            exception_classes: Some(vec![]),
+            ..Reconciliation::default()
+        };
+        assert_eq!(
+            reconciliation(&clean, &imported),
+            vec![
+                "matched lines: expected 4, got 3".to_owned(),
+                "exceptions: expected 0, got 1".to_owned(),
+                "exception classes: expected [], got [\"MISSING_FROM_LEDGER\"]".to_owned(),
+            ]
+        );
     }
 }

@@ -17,6 +17,8 @@ pub const MAX_STEPS: usize = 64;
 pub const MAX_TIMES: u32 = 8;
 /// A `settle` step's pause before waiting for deliveries.
 pub const MAX_WAIT_MS: u64 = 10_000;
+/// How far one `advance_clock` step moves the sandbox clock.
+pub const MAX_ADVANCE_DAYS: u32 = 31;
 const MAX_TEXT: usize = 200;
 
 /// One scenario, as its file says it.
@@ -56,6 +58,11 @@ pub enum Kind {
     Retrieve,
     /// Wait `wait_ms`, then for every webhook delivery to settle.
     Settle,
+    /// Move the sandbox clock `days` ahead: funds become available and are paid out.
+    AdvanceClock,
+    /// Import the payout reconciliation report of the payouts this scenario's clock
+    /// advances made into the ledger, as finance does.
+    ImportPayoutReport,
 }
 
 /// A step as written: the action's fields, and what each team expects after it.
@@ -87,6 +94,8 @@ pub struct Step {
     pub evidence: Option<String>,
     pub cancellation_reason: Option<String>,
     pub wait_ms: Option<u64>,
+    /// Days an `advance_clock` step moves the clock.
+    pub days: Option<u32>,
     pub engineering: Option<Engineering>,
     pub support: Option<Support>,
     pub finance: Option<Finance>,
@@ -110,6 +119,8 @@ pub struct Engineering {
     pub replayed: Option<bool>,
     /// Every copy (`times`) answered about the same object.
     pub same_object: Option<bool>,
+    /// How many payouts an `advance_clock` step made.
+    pub payouts: Option<usize>,
     /// The ledger's outcome of the newest delivery of each event type for this payment
     /// (`applied`, `duplicate`, `ignored`, `parked`, `conflict`, `rejected`).
     #[serde(default)]
@@ -150,6 +161,76 @@ pub struct Finance {
     pub refunds: Option<Vec<String>>,
     /// Each dispute's status.
     pub disputes: Option<Vec<String>>,
+    /// The reconciliation run of the scenario's latest `import_payout_report` step.
+    pub reconciliation: Option<Reconciliation>,
+    /// How the merchant's balances moved since the scenario began, by `"CURRENCY account"`
+    /// (`"USD bank" = "146.40"`; debits positive, as the ledger's `balances` answers). An
+    /// account not named may have moved.
+    #[serde(default)]
+    pub balance_changes: BTreeMap<String, String>,
+    /// Whose balances `balance_changes` reads; the ledger's default merchant (`default`)
+    /// when absent.
+    pub merchant: Option<String>,
+}
+
+/// Finance: what an imported payout report found.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reconciliation {
+    pub lines: Option<i64>,
+    pub matched_lines: Option<i64>,
+    pub exceptions: Option<i64>,
+    pub payouts_proven: Option<i64>,
+    pub payouts_unproven: Option<i64>,
+    pub batches_recorded: Option<i64>,
+    /// Every exception's class (`MISSING_FROM_LEDGER`, …), in report order.
+    pub exception_classes: Option<Vec<String>>,
+}
+
+impl Finance {
+    /// Whether it names anything of the step's payment (the rest is the merchant's).
+    pub fn checks_payment(&self) -> bool {
+        self.status.is_some()
+            || self.amount.is_some()
+            || self.authorized.is_some()
+            || self.captured.is_some()
+            || self.capturable.is_some()
+            || self.refunded.is_some()
+            || self.refund_pending.is_some()
+            || self.refundable.is_some()
+            || self.disputed.is_some()
+            || self.decline_code.is_some()
+            || self.captures.is_some()
+            || self.refunds.is_some()
+            || self.disputes.is_some()
+    }
+
+    /// The merchant whose balances it reads.
+    pub fn merchant(&self) -> &str {
+        self.merchant.as_deref().unwrap_or(DEFAULT_MERCHANT)
+    }
+}
+
+/// The ledger's merchant of gateway events that name none.
+pub const DEFAULT_MERCHANT: &str = "default";
+
+impl Kind {
+    /// The name a scenario file gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Create => "create",
+            Kind::Confirm => "confirm",
+            Kind::Authenticate => "authenticate",
+            Kind::Capture => "capture",
+            Kind::Cancel => "cancel",
+            Kind::Refund => "refund",
+            Kind::Evidence => "evidence",
+            Kind::Retrieve => "retrieve",
+            Kind::Settle => "settle",
+            Kind::AdvanceClock => "advance_clock",
+            Kind::ImportPayoutReport => "import_payout_report",
+        }
+    }
 }
 
 impl Step {
@@ -183,6 +264,7 @@ impl Step {
             ("evidence", self.evidence.is_some()),
             ("cancellation_reason", self.cancellation_reason.is_some()),
             ("wait_ms", self.wait_ms.is_some()),
+            ("days", self.days.is_some()),
         ];
         let request = ["idempotency_key", "times", "lose_answer"];
         let allowed: Vec<&str> = match self.kind {
@@ -199,15 +281,29 @@ impl Step {
             Kind::Evidence => [&["evidence"][..], &request].concat(),
             Kind::Retrieve => vec!["refund"],
             Kind::Settle => vec!["wait_ms"],
+            Kind::AdvanceClock => vec!["days"],
+            Kind::ImportPayoutReport => vec![],
         };
         if let Some((field, _)) = given
             .iter()
             .find(|(field, present)| *present && !allowed.contains(field))
         {
-            return Err(format!("`{field}` does not apply to `{:?}`", self.kind));
+            return Err(format!(
+                "`{field}` does not apply to `{}`",
+                self.kind.name()
+            ));
         }
         if self.kind == Kind::Create && (self.amount.is_none() || self.currency.is_none()) {
             return Err("`create` needs `amount` and `currency`".into());
+        }
+        if self.kind == Kind::AdvanceClock
+            && !self
+                .days
+                .is_some_and(|days| (1..=MAX_ADVANCE_DAYS).contains(&days))
+        {
+            return Err(format!(
+                "`advance_clock` needs `days`, 1 to {MAX_ADVANCE_DAYS}"
+            ));
         }
         if self.kind == Kind::Evidence && self.evidence.is_none() {
             return Err("`evidence` needs `evidence`".into());
@@ -226,6 +322,7 @@ impl Step {
         }
         let answer_expected = self.engineering.as_ref().is_some_and(|engineering| {
             engineering.http_status.is_some()
+                || engineering.payouts.is_some()
                 || engineering.status.is_some()
                 || engineering.replayed.is_some()
                 || engineering.error_code.is_some()
@@ -259,6 +356,14 @@ impl Step {
 }
 
 impl Scenario {
+    /// Whether it moves the sandbox clock: the clock and its payouts are the whole
+    /// sandbox's, so such a scenario runs alone.
+    pub fn moves_clock(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|step| step.kind == Kind::AdvanceClock)
+    }
+
     /// Parses and checks one file's text; `path` names it in errors and gives the default
     /// name.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, SandboxError> {
@@ -402,5 +507,40 @@ mod tests {
         let too_many =
             parse("[[steps]]\ndo = \"create\"\namount = 1\ncurrency = \"usd\"\ntimes = 99\n");
         assert!(too_many.is_err());
+    }
+
+    #[test]
+    fn a_clock_advance_needs_its_days_and_makes_the_scenario_run_alone() {
+        let payout_day = parse(
+            r#"
+            [[steps]]
+            do = "advance_clock"
+            days = 2
+            engineering = { payouts = 1 }
+            [[steps]]
+            do = "import_payout_report"
+            [steps.finance.reconciliation]
+            exceptions = 0
+            exception_classes = []
+            [steps.finance.balance_changes]
+            "USD bank" = "146.40"
+            "#,
+        )
+        .unwrap();
+        assert!(payout_day.moves_clock());
+        let finance = payout_day.steps[1].finance.as_ref().unwrap();
+        assert!(!finance.checks_payment());
+        assert_eq!(finance.merchant(), "default");
+        assert!(!parse("[[steps]]\ndo = \"settle\"\n").unwrap().moves_clock());
+        let no_days = parse("[[steps]]\ndo = \"advance_clock\"\n").unwrap_err();
+        assert!(no_days.to_string().contains("needs `days`"), "{no_days}");
+        assert!(parse("[[steps]]\ndo = \"advance_clock\"\ndays = 400\n").is_err());
+        let misplaced = parse("[[steps]]\ndo = \"import_payout_report\"\ndays = 1\n").unwrap_err();
+        assert!(
+            misplaced
+                .to_string()
+                .contains("`days` does not apply to `import_payout_report`"),
+            "{misplaced}"
+        );
     }
 }

@@ -92,6 +92,33 @@ impl Gateway {
         .await
     }
 
+    /// The payout reconciliation report of one payout (`GET
+    /// /sandbox/reports/payout_reconciliation.csv`), as CSV text.
+    pub async fn payout_report(&self, payout: &str) -> Result<String, String> {
+        let response = self
+            .client
+            .get(format!(
+                "{}/sandbox/reports/payout_reconciliation.csv",
+                self.base
+            ))
+            .query(&[("payout", payout)])
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .map_err(|error| format!("the gateway did not answer: {error}"))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|error| format!("the gateway's report could not be read: {error}"))?;
+        if !status.is_success() {
+            return Err(format!(
+                "the payout report of {payout} answered {status}: {text}"
+            ));
+        }
+        Ok(text)
+    }
+
     /// The dispute the gateway opened on `payment_intent`, found among its events.
     pub async fn dispute_of(&self, payment_intent: &str) -> Result<String, String> {
         let mut after: Option<String> = None;

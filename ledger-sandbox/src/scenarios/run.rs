@@ -2,15 +2,17 @@
 //! the gateway's answer (engineering) or the ledger once webhooks settled (support,
 //! finance, and engineering's view of the ledger's webhook outcomes).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rust_decimal::Decimal;
+use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::checks;
-use super::file::{Kind, Scenario, Step};
+use super::file::{Finance, Kind, Scenario, Step};
 use super::gateway::{card_fields, Answer, Gateway};
 use super::ledger::{Ledger, LedgerView};
 
@@ -81,12 +83,23 @@ impl Outcome {
     }
 }
 
-/// Runs every scenario (several at once) and answers their outcomes in the given order.
+/// Runs every scenario and answers their outcomes in the given order: those that move the
+/// sandbox clock first, one at a time (a clock advance pays out the whole sandbox's
+/// available funds, and their balance checks read the merchant's whole books), then the
+/// others several at once.
 pub async fn run_all(target: &Target, scenarios: Vec<Scenario>) -> Vec<Outcome> {
+    let count = scenarios.len();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; count];
+    let (alone, together): (Vec<_>, Vec<_>) = scenarios
+        .into_iter()
+        .enumerate()
+        .partition(|(_, scenario)| scenario.moves_clock());
+    for (index, scenario) in alone {
+        outcomes[index] = Some(run(target, index, &scenario).await);
+    }
     let limit = Arc::new(Semaphore::new(CONCURRENT_SCENARIOS));
     let mut tasks = JoinSet::new();
-    let count = scenarios.len();
-    for (index, scenario) in scenarios.into_iter().enumerate() {
+    for (index, scenario) in together {
         let target = target.clone();
         let limit = limit.clone();
         tasks.spawn(async move {
@@ -94,7 +107,6 @@ pub async fn run_all(target: &Target, scenarios: Vec<Scenario>) -> Vec<Outcome> 
             (index, run(&target, index, &scenario).await)
         });
     }
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; count];
     while let Some(joined) = tasks.join_next().await {
         if let Ok((index, outcome)) = joined {
             if let Some(slot) = outcomes.get_mut(index) {
@@ -105,11 +117,16 @@ pub async fn run_all(target: &Target, scenarios: Vec<Scenario>) -> Vec<Outcome> 
     outcomes.into_iter().flatten().collect()
 }
 
-/// What one scenario has made so far: its payments' intents and its refunds, by name.
+/// What one scenario has made so far: its payments' intents and its refunds, by name; the
+/// payouts its clock advances made; its latest payout report import; the balances of the
+/// merchants it checks, as they were when it began.
 #[derive(Default)]
 struct Made {
     intents: HashMap<String, String>,
     refunds: HashMap<String, String>,
+    payouts: Vec<String>,
+    imported: Option<Value>,
+    balances_before: HashMap<String, BTreeMap<String, Decimal>>,
 }
 
 pub async fn run(target: &Target, index: usize, scenario: &Scenario) -> Outcome {
@@ -121,8 +138,28 @@ pub async fn run(target: &Target, index: usize, scenario: &Scenario) -> Outcome 
         verdicts[Team::Finance as usize].checked |= step.finance.is_some();
     }
     let mut made = Made::default();
+    let merchants: Vec<&str> = scenario
+        .steps
+        .iter()
+        .filter_map(|step| step.finance.as_ref())
+        .filter(|finance| !finance.balance_changes.is_empty())
+        .map(|finance| finance.merchant())
+        .collect();
+    for merchant in merchants {
+        if made.balances_before.contains_key(merchant) {
+            continue;
+        }
+        match target.ledger.balances(merchant).await {
+            Ok(balances) => {
+                made.balances_before.insert(merchant.to_owned(), balances);
+            }
+            Err(reason) => verdicts[Team::Finance as usize]
+                .differences
+                .push(format!("the balances before the scenario: {reason}")),
+        }
+    }
     for (number, step) in scenario.steps.iter().enumerate() {
-        let label = format!("step {} ({:?})", number + 1, step.kind).to_lowercase();
+        let label = format!("step {} ({})", number + 1, step.kind.name());
         let mut note = |team: Team, differences: Vec<String>| {
             verdicts[team as usize]
                 .differences
@@ -160,6 +197,15 @@ pub async fn run(target: &Target, index: usize, scenario: &Scenario) -> Outcome 
             ids.dedup();
             if ids.len() != 1 {
                 engineering.push(format!("expected one object, the answers name {ids:?}"));
+            }
+        }
+        if let Some(expected) = step.engineering.as_ref().and_then(|e| e.payouts) {
+            let made_now = answers
+                .first()
+                .and_then(|answer| answer.body["payouts"].as_array())
+                .map_or(0, Vec::len);
+            if made_now != expected {
+                engineering.push(format!("payouts: expected {expected}, got {made_now}"));
             }
         }
         note(Team::Engineering, engineering);
@@ -204,6 +250,14 @@ async fn act(
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
             gateway.settle().await?;
+            return Ok(Vec::new());
+        }
+        Kind::AdvanceClock => {
+            form.push(("days".into(), step.days.unwrap_or(1).to_string()));
+            "/sandbox/clock/advance".to_owned()
+        }
+        Kind::ImportPayoutReport => {
+            made.imported = Some(import_payout_report(target, index, made).await?);
             return Ok(Vec::new());
         }
         Kind::Retrieve => {
@@ -302,8 +356,44 @@ fn remember(step: &Step, answer: &Answer, made: &mut Made) {
             let name = step.refund.clone().unwrap_or_else(|| "refund".into());
             made.refunds.insert(name, id);
         }
+        (Kind::AdvanceClock, _) => made.payouts.extend(
+            answer.body["payouts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|payout| payout.as_str().map(str::to_owned)),
+        ),
         _ => {}
     }
+}
+
+/// Downloads the report of every payout the scenario's clock advances made (one CSV, one
+/// header) and imports it into the ledger, once webhooks settled so the ledger knows what
+/// the report lists.
+async fn import_payout_report(target: &Target, index: usize, made: &Made) -> Result<Value, String> {
+    if made.payouts.is_empty() {
+        return Err("no clock advance of this scenario made a payout".into());
+    }
+    target.gateway.settle().await?;
+    let mut csv = String::new();
+    for payout in &made.payouts {
+        let report = target.gateway.payout_report(payout).await?;
+        let mut lines = report.lines();
+        let header = lines.next().unwrap_or_default();
+        if csv.is_empty() {
+            csv.push_str(header);
+            csv.push('\n');
+        }
+        for line in lines.filter(|line| !line.is_empty()) {
+            csv.push_str(line);
+            csv.push('\n');
+        }
+    }
+    let key = format!("{}-{index}-payout-report", target.run_id);
+    target
+        .ledger
+        .import_payout_report(&csv, "payout_reconciliation.csv", &key)
+        .await
 }
 
 /// Waits for webhooks to settle, then reads the ledger until every expectation of the step
@@ -314,14 +404,28 @@ async fn check_ledger(
     made: &Made,
 ) -> Result<Vec<(Team, Vec<String>)>, String> {
     target.gateway.settle().await?;
-    let intent = made
-        .intents
-        .get(step.payment_name())
-        .ok_or_else(|| format!("no payment `{}` was created", step.payment_name()))?;
+    let reads_payment = step.support.is_some()
+        || step.finance.as_ref().is_some_and(Finance::checks_payment)
+        || step
+            .engineering
+            .as_ref()
+            .is_some_and(|engineering| !engineering.ledger_webhooks.is_empty());
+    let intent = match made.intents.get(step.payment_name()) {
+        Some(intent) => Some(intent),
+        None if reads_payment => {
+            return Err(format!("no payment `{}` was created", step.payment_name()))
+        }
+        None => None,
+    };
     let deadline = Instant::now() + LEDGER_DEADLINE;
     loop {
-        let view = target.ledger.payment(intent).await?;
-        let by_team = compare(step, &view);
+        let mut by_team = match intent {
+            Some(intent) if reads_payment => compare(step, &target.ledger.payment(intent).await?),
+            _ => Vec::new(),
+        };
+        if let Some(finance) = &step.finance {
+            by_team.push((Team::Finance, merchant_checks(target, finance, made).await?));
+        }
         if by_team
             .iter()
             .all(|(_, differences)| differences.is_empty())
@@ -341,8 +445,36 @@ fn compare(step: &Step, view: &LedgerView) -> Vec<(Team, Vec<String>)> {
     if let Some(support) = &step.support {
         by_team.push((Team::Support, checks::support(support, view)));
     }
-    if let Some(finance) = &step.finance {
+    if let Some(finance) = step.finance.as_ref().filter(|f| f.checks_payment()) {
         by_team.push((Team::Finance, checks::finance(finance, view)));
     }
     by_team
+}
+
+/// Finance's expectations beyond one payment: the imported report's run, the merchant's
+/// balances.
+async fn merchant_checks(
+    target: &Target,
+    finance: &Finance,
+    made: &Made,
+) -> Result<Vec<String>, String> {
+    let mut differences = Vec::new();
+    if let Some(expected) = &finance.reconciliation {
+        match &made.imported {
+            Some(imported) => differences.extend(checks::reconciliation(expected, imported)),
+            None => differences.push("no payout report was imported".into()),
+        }
+    }
+    if !finance.balance_changes.is_empty() {
+        let merchant = finance.merchant();
+        let now = target.ledger.balances(merchant).await?;
+        let empty = BTreeMap::new();
+        let before = made.balances_before.get(merchant).unwrap_or(&empty);
+        differences.extend(checks::balance_changes(
+            &finance.balance_changes,
+            before,
+            &now,
+        ));
+    }
+    Ok(differences)
 }

@@ -1,7 +1,8 @@
 //! `ledger demo`: a realistic day of traffic through the public API, so a newcomer sees every
 //! view filled. Services' commands go through GraphQL; the gateway's side arrives as Stripe
-//! webhooks signed the way Stripe signs them, and finance imports Stripe's payout report for
-//! the gateway's payments.
+//! webhooks signed the way Stripe signs them: card payments are made through a sandbox in
+//! this process (`ledger-sandbox`), whose clock pays them out and whose payout report finance
+//! imports.
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -9,6 +10,8 @@ use sqlx::PgPool;
 
 use super::client::{admin_key, serve_in_process, GraphqlClient};
 use ledger_core::ids::Environment;
+use ledger_sandbox::scenarios::Gateway;
+use ledger_sandbox::SandboxConfig;
 use ledger_stripe::gateway::secrets::WEBHOOK_SECRETS_VARIABLE;
 use ledger_stripe::gateway::{sign, WebhookSecret, SIGNATURE_HEADER};
 
@@ -338,161 +341,140 @@ impl Demo {
         .await
     }
 
-    /// Card payments that only Stripe reports, as its webhooks arrive for them: a manual
-    /// authorization partly captured, a charge refunded in part, a charge disputed and lost,
-    /// and a decline. Returns the payout report Stripe would send for what they settled.
-    async fn gateway_card_payments(
+    /// Card payments made through a sandbox in this process (Stripe's API and test cards),
+    /// whose signed webhooks reach this ledger: a manual authorization partly captured, a
+    /// charge refunded in part, a charge disputed (…0259) and lost, and a decline. The
+    /// sandbox clock then moves past the payout delay; answers the sandbox's payout report.
+    async fn sandbox_card_payments(
         &self,
         address: std::net::SocketAddr,
-        secret: &WebhookSecret,
+        secret: &str,
     ) -> anyhow::Result<String> {
-        let run = &self.run;
-        let metadata = |order: &str| json!({"order_id": format!("{order}-{run}"), "merchant_id": self.merchant});
-        let (pi_a, ch_a) = (format!("pi_demo_a_{run}"), format!("ch_demo_a_{run}"));
-        let (pi_b, ch_b) = (format!("pi_demo_b_{run}"), format!("ch_demo_b_{run}"));
-        let (pi_c, ch_c) = (format!("pi_demo_c_{run}"), format!("ch_demo_c_{run}"));
-        let (re_b, dp_c) = (format!("re_demo_b_{run}"), format!("dp_demo_c_{run}"));
-        // A: authorized for 20.00, captured 15.00 (Stripe releases the rest).
-        self.deliver(
-            address,
-            secret,
-            include_str!(
-                "../../../ledger-stripe/tests/fixtures/stripe/payment_intent.amount_capturable_updated.json"
-            ),
-            1,
-            |event| {
-                event["id"] = json!(format!("evt_demo_a1_{run}"));
-                let intent = &mut event["data"]["object"];
-                intent["id"] = json!(pi_a);
-                intent["metadata"] = metadata("web-a");
-            },
+        let mut config = SandboxConfig::new(secret)
+            .context("the demo's webhook secret")?
+            .with_webhook_url(&format!("http://{address}/webhooks/stripe"))
+            .context("the demo's webhook endpoint")?;
+        // A random seed: the ledger outlives the demo, and PaymentIntent ids follow the seed.
+        config.seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        let sandbox =
+            ledger_sandbox::start(config, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .context("the demo's sandbox")?;
+        let gateway = Gateway::new(self.client.http().clone(), &sandbox.base_url());
+        let report = self.play_cards(&gateway).await;
+        sandbox.task.abort();
+        report
+    }
+
+    async fn play_cards(&self, gateway: &Gateway) -> anyhow::Result<String> {
+        let post = |path: String, form: Vec<(&'static str, String)>, status: u16| async move {
+            let form: Vec<(String, String)> = form
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect();
+            let answer = gateway
+                .post(&path, &form, None)
+                .await
+                .map_err(|error| anyhow::anyhow!("the sandbox: {error}"))?;
+            anyhow::ensure!(
+                answer.status == status,
+                "the sandbox answered {path} with {}, not {status}",
+                answer.summary()
+            );
+            Ok::<Value, anyhow::Error>(answer.object().clone())
+        };
+        let intent = |order: &str, amount: i64, card: &str, manual: bool| {
+            vec![
+                ("amount", amount.to_string()),
+                ("currency", "usd".to_owned()),
+                ("payment_method", card.to_owned()),
+                ("confirm", "true".to_owned()),
+                (
+                    "capture_method",
+                    if manual { "manual" } else { "automatic" }.to_owned(),
+                ),
+                ("metadata[order_id]", format!("{order}-{}", self.run)),
+                ("metadata[merchant_id]", self.merchant.clone()),
+            ]
+        };
+        let id = |object: &Value| object["id"].as_str().unwrap_or_default().to_owned();
+        // A: authorized for 20.00, captured 15.00 (the rest is released).
+        let a = post(
+            "/v1/payment_intents".into(),
+            intent("web-a", 2000, "pm_card_visa", true),
+            200,
         )
         .await?;
-        let captured = |event: &mut Value,
-                        id: &str,
-                        pi: &str,
-                        ch: &str,
-                        amount: i64,
-                        captured: i64,
-                        order: &str| {
-            event["id"] = json!(format!("evt_demo_{id}_{run}"));
-            let charge = &mut event["data"]["object"];
-            charge["id"] = json!(ch);
-            charge["payment_intent"] = json!(pi);
-            charge["amount"] = json!(amount);
-            charge["amount_captured"] = json!(captured);
-            charge["metadata"] = metadata(order);
-        };
-        self.deliver(
-            address,
-            secret,
-            include_str!("../../../ledger-stripe/tests/fixtures/stripe/charge.captured.json"),
-            1,
-            |event| captured(event, "a2", &pi_a, &ch_a, 2000, 1500, "web-a"),
+        let a = id(&a);
+        post(
+            format!("/v1/payment_intents/{a}/capture"),
+            vec![("amount_to_capture", "1500".to_owned())],
+            200,
         )
         .await?;
         // B: 50.00 captured, 10.00 refunded.
-        self.deliver(
-            address,
-            secret,
-            include_str!("../../../ledger-stripe/tests/fixtures/stripe/charge.captured.json"),
-            1,
-            |event| captured(event, "b1", &pi_b, &ch_b, 5000, 5000, "web-b"),
+        let b = post(
+            "/v1/payment_intents".into(),
+            intent("web-b", 5000, "pm_card_mastercard", false),
+            200,
         )
         .await?;
-        self.deliver(
-            address,
-            secret,
-            include_str!("../../../ledger-stripe/tests/fixtures/stripe/refund.updated.json"),
-            1,
-            |event| {
-                event["id"] = json!(format!("evt_demo_b2_{run}"));
-                let refund = &mut event["data"]["object"];
-                refund["id"] = json!(re_b);
-                refund["amount"] = json!(1000);
-                refund["charge"] = json!(ch_b);
-                refund["payment_intent"] = json!(pi_b);
-            },
+        post(
+            "/v1/refunds".into(),
+            vec![("payment_intent", id(&b)), ("amount", "1000".to_owned())],
+            200,
         )
         .await?;
-        // C: 30.00 captured, then a chargeback with Stripe's 15.00 fee, lost.
-        self.deliver(
-            address,
-            secret,
-            include_str!("../../../ledger-stripe/tests/fixtures/stripe/charge.captured.json"),
-            1,
-            |event| captured(event, "c1", &pi_c, &ch_c, 3000, 3000, "web-c"),
+        // C: 30.00 captured; the cardholder disputes it as fraud, and the evidence loses.
+        let c = post(
+            "/v1/payment_intents".into(),
+            intent("web-c", 3000, "pm_card_createDispute", false),
+            200,
         )
         .await?;
-        for (step, fixture) in [
-            (
-                "c2",
-                include_str!(
-                    "../../../ledger-stripe/tests/fixtures/stripe/charge.dispute.created.json"
-                ),
-            ),
-            (
-                "c3",
-                include_str!(
-                    "../../../ledger-stripe/tests/fixtures/stripe/charge.dispute.closed.json"
-                ),
-            ),
-        ] {
-            self.deliver(address, secret, fixture, 1, |event| {
-                event["id"] = json!(format!("evt_demo_{step}_{run}"));
-                let dispute = &mut event["data"]["object"];
-                dispute["id"] = json!(dp_c);
-                dispute["amount"] = json!(3000);
-                dispute["charge"] = json!(ch_c);
-                dispute["payment_intent"] = json!(pi_c);
-                if let Some(withdrawal) = dispute["balance_transactions"].get_mut(0) {
-                    withdrawal["amount"] = json!(-3000);
-                    withdrawal["net"] = json!(-4500);
-                    withdrawal["source"] = json!(dp_c);
-                }
-            })
-            .await?;
-        }
+        let dispute = gateway
+            .dispute_of(&id(&c))
+            .await
+            .map_err(|error| anyhow::anyhow!("the sandbox: {error}"))?;
+        post(
+            format!("/v1/disputes/{dispute}"),
+            vec![("evidence[uncategorized_text]", "losing_evidence".to_owned())],
+            200,
+        )
+        .await?;
         // D: declined.
-        self.deliver(
-            address,
-            secret,
-            include_str!(
-                "../../../ledger-stripe/tests/fixtures/stripe/payment_intent.payment_failed.json"
-            ),
-            1,
-            |event| {
-                event["id"] = json!(format!("evt_demo_d1_{run}"));
-                let intent = &mut event["data"]["object"];
-                intent["id"] = json!(format!("pi_demo_d_{run}"));
-                intent["latest_charge"] = json!(format!("ch_demo_d_{run}"));
-                intent["metadata"] = metadata("web-d");
-            },
+        post(
+            "/v1/payment_intents".into(),
+            intent("web-d", 2500, "pm_card_chargeDeclined", false),
+            402,
         )
         .await?;
-        let payout = format!("po_demo_gw_{run}");
-        let available = chrono::Utc::now().format("%Y-%m-%d 00:00:00");
-        let line = |txn: &str,
-                    category: &str,
-                    gross: &str,
-                    fee: &str,
-                    net: &str,
-                    source: &str,
-                    pi: &str,
-                    ch: &str| {
-            format!("{payout},txn_demo_{txn}_{run},{available},usd,{gross},{fee},{net},{category},{source},{pi},{ch}\n")
+        let settle = || async {
+            gateway
+                .settle()
+                .await
+                .map_err(|error| anyhow::anyhow!("the sandbox's webhooks: {error}"))
         };
-        Ok([
-            "automatic_payout_id,balance_transaction_id,available_on_utc,currency,gross,fee,net,reporting_category,source_id,payment_intent_id,charge_id\n".to_owned(),
-            // Stripe reports a partial capture as the whole authorization, less its reversal.
-            line("a", "charge", "20.00", "0.88", "19.12", &ch_a, &pi_a, &ch_a),
-            line("a2", "partial_capture_reversal", "-5.00", "0.00", "-5.00", &ch_a, &pi_a, &ch_a),
-            line("b", "charge", "50.00", "1.75", "48.25", &ch_b, &pi_b, &ch_b),
-            line("b2", "refund", "-10.00", "0.00", "-10.00", &re_b, &pi_b, &ch_b),
-            line("c", "charge", "30.00", "1.17", "28.83", &ch_c, &pi_c, &ch_c),
-            line("c2", "dispute", "-30.00", "15.00", "-45.00", &dp_c, &pi_c, &ch_c),
-        ]
-        .concat())
+        settle().await?;
+        let advanced = post(
+            "/sandbox/clock/advance".into(),
+            vec![(
+                "days",
+                ledger_sandbox::DEFAULT_PAYOUT_DELAY_DAYS.to_string(),
+            )],
+            200,
+        )
+        .await?;
+        let payouts = advanced["payouts"].as_array().cloned().unwrap_or_default();
+        let [payout] = payouts.as_slice() else {
+            anyhow::bail!("the sandbox made {} payouts, not one", payouts.len());
+        };
+        // `payout.paid` waits in the ledger (parked) for the batch the import records.
+        settle().await?;
+        gateway
+            .payout_report(payout.as_str().unwrap_or_default())
+            .await
+            .map_err(|error| anyhow::anyhow!("the sandbox's payout report: {error}"))
     }
 
     /// Finance imports the payout report: the gateway's payments are proven and settled.
@@ -574,8 +556,8 @@ pub async fn run(pool: PgPool, payments: usize) -> anyhow::Result<()> {
     eprintln!(
         "  a JPY payment and its partial refund reported by Stripe's webhooks (the payment delivered twice, applied once)"
     );
-    let report = demo.gateway_card_payments(address, &secret).await?;
-    eprintln!("  four card payments reported only by Stripe's webhooks: a partial capture, a refund, a chargeback lost, a decline");
+    let report = demo.sandbox_card_payments(address, &secret_text).await?;
+    eprintln!("  four card payments through the sandbox (Stripe's API, test cards, signed webhooks): a partial capture, a refund, a chargeback lost, a decline; paid out on the sandbox clock");
     let run = demo.reconcile(report).await?;
     anyhow::ensure!(
         run["exceptions"] == 0 && run["payoutsProven"] == 1,

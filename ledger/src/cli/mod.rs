@@ -119,9 +119,11 @@ pub enum Command {
         /// How hostile delivery is: none, delays, duplicates, reorder, drop-first, hostile.
         #[arg(long, default_value = "none")]
         chaos: ledger_sandbox::Chaos,
-        /// Seeds ids and chaos, so that a run can be replayed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Seeds ids and chaos, so that a run can be replayed. Random when unset (and
+        /// printed): the ids follow from the seed, and a ledger that outlives this sandbox
+        /// must not meet the same PaymentIntent ids from its next run.
+        #[arg(long)]
+        seed: Option<u64>,
         /// Days from a capture, refund or dispute to its funds' availability and payout.
         #[arg(long, default_value_t = ledger_sandbox::DEFAULT_PAYOUT_DELAY_DAYS)]
         payout_delay_days: u32,

@@ -11,9 +11,10 @@ pub async fn run(
     webhook_urls: Vec<String>,
     webhook_secret: Option<String>,
     chaos: Chaos,
-    seed: u64,
+    seed: Option<u64>,
     payout_delay_days: u32,
 ) -> anyhow::Result<()> {
+    let seed = seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
     let secret = webhook_secret.unwrap_or_else(|| {
         format!(
             "whsec_{}{}",
@@ -35,11 +36,12 @@ pub async fn run(
         .with_context(|| format!("could not listen on {bind}"))?;
     let address = listener.local_addr().context("the bound address")?;
     println!("ledger sandbox: Stripe's API at http://{address} (test keys only: sk_test_…)");
+    println!("seed {seed} (--seed {seed} replays this run's ids and chaos)");
     if webhook_urls.is_empty() {
         println!("webhooks: no --webhook-url; events are kept for GET /v1/events");
     } else {
         println!(
-            "webhooks: to {} signed with {secret} (the ledger takes it as LEDGER_STRIPE_WEBHOOK_SECRETS=test:{secret}); chaos {chaos}, seed {seed}",
+            "webhooks: to {} signed with {secret} (the ledger takes it as LEDGER_STRIPE_WEBHOOK_SECRETS=test:{secret}); chaos {chaos}",
             webhook_urls.join(", ")
         );
     }
