@@ -3,6 +3,7 @@
 pub mod balances;
 pub mod exceptions;
 pub mod payments;
+pub mod reconciliation;
 pub mod sign_in;
 
 use axum::extract::State;
