@@ -79,6 +79,8 @@ pub fn router(state: ConsoleState) -> Router {
             "/console/exceptions/{id}/resolve",
             post(pages::exceptions::resolve),
         )
+        .route("/console/audit", get(pages::audit::page))
+        .route("/console/audit/export.jsonl", get(pages::audit::export))
         .route("/console/assets/{name}", get(assets::asset))
         .with_state(state)
         .layer(axum::middleware::from_fn(assets::security_headers))

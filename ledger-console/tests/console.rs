@@ -1017,3 +1017,80 @@ async fn balances_are_shown_as_of_a_day_and_download_as_csv_for_finance_only() {
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(!refused.text().await.unwrap().contains("gateway_pending"));
 }
+
+#[tokio::test]
+async fn the_audit_page_shows_the_head_and_downloads_an_export_that_verifies() {
+    let app = spawn().await;
+    let (service, _) = app.key(Role::Service, Environment::Test).await;
+    let payment = app.payment(&service, "order-audit-1").await;
+    app.captured(&service, &payment).await;
+    let head = app.database.store().head().await.unwrap();
+    assert!(head.last_position >= 3);
+    let (auditor, _) = app.key(Role::Auditor, Environment::Live).await;
+    let (session, _) = app.sign_in(&auditor).await;
+
+    let page = app.get_text("/console/audit", &session).await;
+    assert!(
+        page.contains(&format!(
+            r#"<dd id="head-position">{}</dd>"#,
+            head.last_position
+        )),
+        "{page}"
+    );
+    assert!(page.contains(&hex::encode(head.last_hash)));
+    assert!(page.contains(r#"href="/console/audit/export.jsonl""#));
+
+    let export = app.get("/console/audit/export.jsonl", Some(&session)).await;
+    assert_eq!(export.status(), StatusCode::OK);
+    assert_eq!(export.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(
+        export.headers()["content-disposition"],
+        format!(
+            r#"attachment; filename="ledger-export-{}.jsonl""#,
+            head.last_position
+        )
+        .as_str()
+    );
+    assert_eq!(
+        export.headers()["x-ledger-export-head"],
+        head.to_string().as_str()
+    );
+    let body = export.text().await.unwrap();
+    let lines: Vec<serde_json::Value> = body
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, head.last_position);
+    assert_eq!(lines[0]["position"], 1);
+    assert_eq!(lines.last().unwrap()["hash"], hex::encode(head.last_hash));
+    // The auditor's own check, which shares no code with the ledger, accepts it.
+    let file = std::env::temp_dir().join(format!("console-export-{}.jsonl", uuid::Uuid::new_v4()));
+    std::fs::write(&file, &body).unwrap();
+    let checked = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../audit/verify_export.py"
+        ))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    // Support may see neither.
+    let (support, _) = app.key(Role::Support, Environment::Test).await;
+    let (session, _) = app.sign_in(&support).await;
+    for path in ["/console/audit", "/console/audit/export.jsonl"] {
+        let response = app.get(path, Some(&session)).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(!app
+        .get_text("/console/payments", &session)
+        .await
+        .contains("/console/audit"));
+}

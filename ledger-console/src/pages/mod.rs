@@ -1,5 +1,6 @@
 //! One module per page; each reads the read models it shows and renders its template.
 
+pub mod audit;
 pub mod balances;
 pub mod exceptions;
 pub mod payments;
