@@ -80,6 +80,7 @@ impl Current {
             active,
             may_balances: self.may(Permission::ReadBalances),
             may_exceptions: self.may(Permission::ReadReconciliations),
+            may_audit: self.may(Permission::ReadGlobalLog),
         }
     }
 }
@@ -95,4 +96,5 @@ pub struct Frame {
     pub active: &'static str,
     pub may_balances: bool,
     pub may_exceptions: bool,
+    pub may_audit: bool,
 }

@@ -8,11 +8,13 @@
 //!   frame every page shares (TEST/LIVE banner, the links the role may follow).
 //! - [`pages`]: one module per page.
 //! - [`assets`]: the stylesheet, in the binary; the policy that lets pages load nothing else.
+//! - [`csv_download`]: tables as CSV downloads, behind the same checks as their page.
 //! - [`error`]: [`error::ConsoleError`] and the page each one answers with.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod assets;
+pub mod csv_download;
 pub mod current;
 pub mod error;
 pub mod pages;
@@ -67,11 +69,18 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/payments", get(pages::payments::search))
         .route("/console/payments/{id}", get(pages::payments::detail))
         .route("/console/balances", get(pages::balances::page))
+        .route("/console/reconciliation", get(pages::reconciliation::runs))
+        .route(
+            "/console/reconciliation/{id}",
+            get(pages::reconciliation::run),
+        )
         .route("/console/exceptions", get(pages::exceptions::page))
         .route(
             "/console/exceptions/{id}/resolve",
             post(pages::exceptions::resolve),
         )
+        .route("/console/audit", get(pages::audit::page))
+        .route("/console/audit/export.jsonl", get(pages::audit::export))
         .route("/console/assets/{name}", get(assets::asset))
         .with_state(state)
         .layer(axum::middleware::from_fn(assets::security_headers))

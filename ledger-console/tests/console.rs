@@ -567,3 +567,530 @@ async fn finance_resolves_a_reconciliation_exception_with_a_reason_and_it_is_an_
         .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }
+
+impl App {
+    /// Runs a GraphQL mutation with the key and returns its data, failing on any error.
+    async fn graphql(
+        &self,
+        key: &str,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
+        let answer: serde_json::Value = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(key)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(answer["errors"].is_null(), "{answer}");
+        answer["data"].clone()
+    }
+
+    /// Authorizes and captures a payment through the API.
+    async fn captured(&self, key: &str, payment: &str) {
+        self.graphql(
+            key,
+            "mutation($input: RecordAuthorizationInput!) { recordAuthorization(input: $input) { payment { id } } }",
+            json!({"input": {"idempotencyKey": format!("auth-{payment}"), "paymentId": payment, "outcome": "APPROVED"}}),
+        )
+        .await;
+        self.graphql(
+            key,
+            "mutation($input: CapturePaymentInput!) { capturePayment(input: $input) { payment { id } } }",
+            json!({"input": {"idempotencyKey": format!("capture-{payment}"), "paymentId": payment}}),
+        )
+        .await;
+    }
+
+    /// Opens a dispute on a captured payment whose evidence is due in two days; waits until
+    /// the read models show it.
+    async fn disputed(&self, key: &str, payment: &str) {
+        let due = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+        self.graphql(
+            key,
+            "mutation($input: OpenDisputeInput!) { openDispute(input: $input) { payment { id } } }",
+            json!({"input": {"idempotencyKey": format!("dispute-{payment}"), "paymentId": payment,
+                "disputeId": "dp_console", "amount": "42.00", "reason": "fraudulent", "evidenceDueBy": due}}),
+        )
+        .await;
+        for _ in 0..200 {
+            let found = sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM projection_disputes WHERE payment_id = $1::uuid",
+            )
+            .bind(payment)
+            .fetch_one(self.database.pool())
+            .await
+            .unwrap();
+            if found == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the disputes read model did not catch up");
+    }
+
+    /// Records a webhook delivery row as the Stripe endpoint writes it.
+    async fn delivery(&self, event: &str, outcome: &str, payment: Option<&str>, minutes_ago: i64) {
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (environment, stripe_event_id, event_type,
+                 payment_intent_id, payment_id, outcome, detail, received_at, last_received_at,
+                 processed_at)
+             VALUES ('test', $1, 'payment_intent.succeeded', 'pi_console', $2::uuid, $3,
+                 'waits for its payment', now() - make_interval(mins => $4::int),
+                 now() - make_interval(mins => $4::int), now())",
+        )
+        .bind(event)
+        .bind(payment)
+        .bind(outcome)
+        .bind(i32::try_from(minutes_ago).unwrap())
+        .execute(self.database.pool())
+        .await
+        .unwrap();
+    }
+
+    async fn get_text(&self, path: &str, session: &str) -> String {
+        let response = self.get(path, Some(session)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.text().await.unwrap()
+    }
+}
+
+/// The href of the page's "next page" link, unescaped.
+fn next_page(html: &str) -> Option<String> {
+    let at = html.find(r#"rel="next""#)?;
+    let start = html[..at].rfind("href=\"")? + 6;
+    let end = start + html[start..].find('"')?;
+    Some(html[start..end].replace("&amp;", "&").replace("&#38;", "&"))
+}
+
+#[tokio::test]
+async fn a_payment_is_found_by_its_payment_intent_and_shows_its_webhook_deliveries() {
+    let app = spawn().await;
+    let (service, _) = app.key(Role::Service, Environment::Test).await;
+    let payment = app.payment(&service, "order-intent-1").await;
+    // What the Stripe endpoint records when a PaymentIntent's event names the payment.
+    sqlx::query(
+        "INSERT INTO webhook_payment_links (environment, payment_intent_id, payment_id)
+         VALUES ('test', 'pi_console', $1::uuid)",
+    )
+    .bind(&payment)
+    .execute(app.database.pool())
+    .await
+    .unwrap();
+    app.delivery("evt_console_applied", "applied", Some(&payment), 1)
+        .await;
+    let (support, _) = app.key(Role::Support, Environment::Test).await;
+    let (session, _) = app.sign_in(&support).await;
+
+    let html = app
+        .get_text("/console/payments?by=intent&q=pi_console", &session)
+        .await;
+    assert!(
+        html.contains(&format!("/console/payments/{payment}")),
+        "{html}"
+    );
+    assert!(html.contains(r#"<option value="intent" selected>"#));
+    let none = app
+        .get_text("/console/payments?by=intent&q=pi_other", &session)
+        .await;
+    assert!(none.contains("No payment matches"));
+
+    let detail = app
+        .get_text(&format!("/console/payments/{payment}"), &session)
+        .await;
+    assert!(detail.contains("evt_console_applied"), "{detail}");
+
+    // A live key does not find the test environment's PaymentIntent.
+    let (live, _) = app.key(Role::Support, Environment::Live).await;
+    let (session, _) = app.sign_in(&live).await;
+    let html = app
+        .get_text("/console/payments?by=intent&q=pi_console", &session)
+        .await;
+    assert!(html.contains("No payment matches"));
+}
+
+#[tokio::test]
+async fn the_queue_lists_webhook_problems_and_disputes_due_with_counts_filters_and_pages() {
+    let app = spawn().await;
+    let (service, _) = app.key(Role::Service, Environment::Test).await;
+    let payment = app.payment(&service, "order-queue-1").await;
+    app.captured(&service, &payment).await;
+    app.disputed(&service, &payment).await;
+    // 55 parked deliveries (more than a page), one rejected of the payment, one applied.
+    for n in 0..55 {
+        app.delivery(&format!("evt_parked_{n:02}"), "parked", None, n)
+            .await;
+    }
+    app.delivery("evt_rejected", "rejected", Some(&payment), 100)
+        .await;
+    app.delivery("evt_fine", "applied", Some(&payment), 0).await;
+    let (finance, _) = app.key(Role::Finance, Environment::Test).await;
+    let (session, _) = app.sign_in(&finance).await;
+
+    let html = app.get_text("/console/exceptions", &session).await;
+    assert!(
+        html.contains("webhook: parked: <strong>55</strong>"),
+        "{html}"
+    );
+    assert!(html.contains("webhook: rejected: <strong>1</strong>"));
+    assert!(html.contains("dispute: evidence due soon: <strong>1</strong>"));
+    assert!(html.contains("dp_console") && html.contains("fraudulent"));
+    assert!(html.contains(&format!(r#"href="/console/payments/{payment}""#)));
+    assert!(
+        !html.contains("evt_fine"),
+        "applied deliveries are no exception"
+    );
+    // The newest first, one page of 50: the oldest parked and the rejected one come next.
+    assert!(html.contains("evt_parked_00") && !html.contains("evt_parked_54"));
+    let next = next_page(&html).expect("a next page of webhook deliveries");
+    assert!(next.contains("kind=webhook"), "{next}");
+    let second = app.get_text(&next, &session).await;
+    assert!(
+        second.contains("evt_parked_54") && second.contains("evt_rejected"),
+        "{next}: {second}"
+    );
+    assert!(!second.contains("evt_parked_00") && !second.contains("dp_console"));
+    assert!(next_page(&second).is_none());
+
+    // Filters: by outcome, by the payment's merchant and currency.
+    let rejected = app
+        .get_text(
+            "/console/exceptions?kind=webhook&outcome=rejected",
+            &session,
+        )
+        .await;
+    assert!(rejected.contains("evt_rejected") && !rejected.contains("evt_parked_"));
+    let of_merchant = app
+        .get_text(
+            "/console/exceptions?kind=all&merchant=merchant-console&currency=eur",
+            &session,
+        )
+        .await;
+    assert!(of_merchant.contains("evt_rejected") && !of_merchant.contains("evt_parked_"));
+    assert!(of_merchant.contains("dp_console"));
+    let other = app
+        .get_text(
+            "/console/exceptions?merchant=merchant-console&currency=USD",
+            &session,
+        )
+        .await;
+    assert!(!other.contains("evt_rejected") && !other.contains("dp_console"));
+    assert!(
+        other.contains("No dispute&#x27;s evidence is due soon") || other.contains("No dispute")
+    );
+
+    // Bad filters are refused, not ignored.
+    for path in [
+        "/console/exceptions?kind=everything",
+        "/console/exceptions?outcome=applied",
+        "/console/exceptions?currency=EURO",
+        "/console/exceptions?kind=webhook&after=garbage",
+        "/console/exceptions?after=1:1",
+    ] {
+        let response = app.get(path, Some(&session)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+    }
+
+    // Each section downloads as CSV.
+    let csv = app
+        .get(
+            "/console/exceptions?kind=dispute&format=csv",
+            Some(&session),
+        )
+        .await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        csv.headers()["content-disposition"],
+        r#"attachment; filename="disputes-evidence-due.csv""#
+    );
+    let body = csv.text().await.unwrap();
+    let mut lines = body.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("dispute,payment,merchant,amount"));
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with(&format!("dp_console,{payment},merchant-console,42.00 EUR")));
+    let webhooks = app
+        .get(
+            "/console/exceptions?kind=webhook&format=csv",
+            Some(&session),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(webhooks.lines().count(), 1 + 56, "every problem, up to 500");
+}
+
+#[tokio::test]
+async fn the_reconciliation_page_shows_runs_verdicts_and_both_sides_and_downloads_csv() {
+    let app = spawn().await;
+    let (run, exception) = run_with_one_exception(&app).await;
+    let (auditor, _) = app.key(Role::Auditor, Environment::Test).await;
+    let (session, _) = app.sign_in(&auditor).await;
+
+    let runs = app.get_text("/console/reconciliation", &session).await;
+    assert!(
+        runs.contains(&format!(r#"href="/console/reconciliation/{run}""#)),
+        "{runs}"
+    );
+    assert!(runs.contains("payouts.csv") && runs.contains("COMPLETED"));
+    assert!(runs.contains(r#"aria-current="page">Reconciliation"#));
+
+    let page = app
+        .get_text(&format!("/console/reconciliation/{run}"), &session)
+        .await;
+    assert!(
+        page.contains(&format!("run-exception-{exception}")),
+        "{page}"
+    );
+    assert!(page.contains(r#"<td class="report-side">gross 10.00 fee 0.30 USD</td>"#));
+    assert!(page.contains("line 3: not in the ledger"));
+    assert!(page.contains("3 read, 2 matched"));
+
+    let csv = app
+        .get(
+            &format!("/console/reconciliation/{run}?table=exceptions&format=csv"),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        csv.headers()["content-disposition"],
+        format!(r#"attachment; filename="reconciliation-{run}-exceptions.csv""#).as_str()
+    );
+    let body = csv.text().await.unwrap();
+    assert!(
+        body.contains(&format!(
+            "{exception},missing_from_ledger,line 3: not in the ledger,3,po_console"
+        )),
+        "{body}"
+    );
+    let runs_csv = app
+        .get("/console/reconciliation?format=csv", Some(&session))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(runs_csv.starts_with("run,file,status"));
+    assert!(runs_csv.contains(&format!("{run},payouts.csv,COMPLETED")));
+
+    let missing = app
+        .get(
+            &format!("/console/reconciliation/{}", uuid::Uuid::new_v4()),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // Support may see neither the page nor its downloads.
+    let (support, _) = app.key(Role::Support, Environment::Test).await;
+    let (session, _) = app.sign_in(&support).await;
+    for path in [
+        "/console/reconciliation".to_owned(),
+        "/console/reconciliation?format=csv".to_owned(),
+        format!("/console/reconciliation/{run}?table=exceptions&format=csv"),
+        "/console/exceptions?kind=webhook&format=csv".to_owned(),
+    ] {
+        let response = app.get(&path, Some(&session)).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn balances_are_shown_as_of_a_day_and_download_as_csv_for_finance_only() {
+    let app = spawn().await;
+    let (service, _) = app.key(Role::Service, Environment::Test).await;
+    let payment = app.payment(&service, "order-balance-1").await;
+    app.captured(&service, &payment).await;
+    // The journal follows the log; wait until it has the capture's postings.
+    for _ in 0..200 {
+        let lag = sqlx::query_scalar::<_, i64>(
+            "SELECT (SELECT last_position FROM log_head) - position FROM projection_checkpoints
+             WHERE projection = 'journal'",
+        )
+        .fetch_one(app.database.pool())
+        .await
+        .unwrap();
+        if lag == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let (finance, _) = app.key(Role::Finance, Environment::Test).await;
+    let (session, _) = app.sign_in(&finance).await;
+    let today = chrono::Utc::now().date_naive();
+    let yesterday = today.pred_opt().unwrap();
+
+    let now = app
+        .get_text("/console/balances?merchant=merchant-console", &session)
+        .await;
+    assert!(now.contains(r#"<table id="summary">"#), "{now}");
+    assert!(now.contains("42.00 EUR"), "captured, not settled: {now}");
+    let as_of_today = app
+        .get_text(
+            &format!("/console/balances?merchant=merchant-console&as_of={today}"),
+            &session,
+        )
+        .await;
+    assert!(
+        as_of_today.contains("42.00 EUR")
+            && as_of_today.contains(&format!("at the end of {today}"))
+    );
+    let as_of_yesterday = app
+        .get_text(
+            &format!("/console/balances?merchant=merchant-console&as_of={yesterday}"),
+            &session,
+        )
+        .await;
+    assert!(
+        as_of_yesterday.contains("No balance for this merchant"),
+        "{as_of_yesterday}"
+    );
+    assert!(
+        as_of_yesterday.contains(r#"type="date""#)
+            && as_of_yesterday.contains(r#"<label for="as_of">"#)
+    );
+    for bad in ["2026-13-01", "tomorrow", "9999-01-01"] {
+        let response = app
+            .get(
+                &format!("/console/balances?merchant=merchant-console&as_of={bad}"),
+                Some(&session),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+
+    let csv = app
+        .get(
+            &format!("/console/balances?merchant=merchant-console&as_of={today}&table=accounts&format=csv"),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        csv.headers()["content-disposition"],
+        format!(r#"attachment; filename="journal-accounts-merchant-console-{today}.csv""#).as_str()
+    );
+    let body = csv.text().await.unwrap();
+    assert!(
+        body.starts_with("merchant,currency,account,balance\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("merchant-console,EUR,gateway_pending,"),
+        "{body}"
+    );
+    let summary = app
+        .get(
+            "/console/balances?merchant=merchant-console&table=summary&format=csv",
+            Some(&session),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        summary.contains("merchant-console,EUR,42.00 EUR"),
+        "{summary}"
+    );
+
+    let (support, _) = app.key(Role::Support, Environment::Test).await;
+    let (session, _) = app.sign_in(&support).await;
+    let refused = app
+        .get(
+            "/console/balances?merchant=merchant-console&table=accounts&format=csv",
+            Some(&session),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(!refused.text().await.unwrap().contains("gateway_pending"));
+}
+
+#[tokio::test]
+async fn the_audit_page_shows_the_head_and_downloads_an_export_that_verifies() {
+    let app = spawn().await;
+    let (service, _) = app.key(Role::Service, Environment::Test).await;
+    let payment = app.payment(&service, "order-audit-1").await;
+    app.captured(&service, &payment).await;
+    let head = app.database.store().head().await.unwrap();
+    assert!(head.last_position >= 3);
+    let (auditor, _) = app.key(Role::Auditor, Environment::Live).await;
+    let (session, _) = app.sign_in(&auditor).await;
+
+    let page = app.get_text("/console/audit", &session).await;
+    assert!(
+        page.contains(&format!(
+            r#"<dd id="head-position">{}</dd>"#,
+            head.last_position
+        )),
+        "{page}"
+    );
+    assert!(page.contains(&hex::encode(head.last_hash)));
+    assert!(page.contains(r#"href="/console/audit/export.jsonl""#));
+
+    let export = app.get("/console/audit/export.jsonl", Some(&session)).await;
+    assert_eq!(export.status(), StatusCode::OK);
+    assert_eq!(export.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(
+        export.headers()["content-disposition"],
+        format!(
+            r#"attachment; filename="ledger-export-{}.jsonl""#,
+            head.last_position
+        )
+        .as_str()
+    );
+    assert_eq!(
+        export.headers()["x-ledger-export-head"],
+        head.to_string().as_str()
+    );
+    let body = export.text().await.unwrap();
+    let lines: Vec<serde_json::Value> = body
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, head.last_position);
+    assert_eq!(lines[0]["position"], 1);
+    assert_eq!(lines.last().unwrap()["hash"], hex::encode(head.last_hash));
+    // The auditor's own check, which shares no code with the ledger, accepts it.
+    let file = std::env::temp_dir().join(format!("console-export-{}.jsonl", uuid::Uuid::new_v4()));
+    std::fs::write(&file, &body).unwrap();
+    let checked = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../audit/verify_export.py"
+        ))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    // Support may see neither.
+    let (support, _) = app.key(Role::Support, Environment::Test).await;
+    let (session, _) = app.sign_in(&support).await;
+    for path in ["/console/audit", "/console/audit/export.jsonl"] {
+        let response = app.get(path, Some(&session)).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(!app
+        .get_text("/console/payments", &session)
+        .await
+        .contains("/console/audit"));
+}

@@ -1,7 +1,9 @@
 //! The console of `ledger serve` in a real browser: sign in with a support key, find a
 //! payment by its order id and see its timeline, be refused balances, have a form without its
 //! CSRF token refused, sign out and be asked for the key again; finance resolves a
-//! reconciliation exception through the page and the log has the event.
+//! reconciliation exception through the page and the log has the event; a payment played by
+//! `ledger demo` is found by its order id (and its PaymentIntent id) with its whole timeline,
+//! and finance sees the demo's balances as of a day and its reconciliation run.
 //!
 //! `UPDATE_SCREENSHOTS=1` saves what the pages show to `docs/console-*.png`.
 
@@ -325,4 +327,168 @@ async fn finance_resolves_a_reconciliation_exception_through_the_page() {
     let last = events.last().unwrap();
     assert_eq!(last.event_type, "ReconciliationExceptionResolved");
     assert_eq!(last.payload["reason"], "booked by hand on the 21st");
+}
+
+/// Waits until every projection of `ledger serve` has applied the whole log.
+async fn projections_caught_up(database: &TestDatabase) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM projection_checkpoints
+             WHERE position < (SELECT last_position FROM log_head WHERE id = 1)",
+        )
+        .fetch_one(database.pool())
+        .await
+        .unwrap();
+        let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM projection_payments")
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+        if behind == 0 && payments > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the projections did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_payment_played_by_ledger_demo_is_found_by_its_order_id_with_its_timeline() {
+    let database = TestDatabase::new().await;
+    // A day of traffic as a newcomer plays it: API commands, signed Stripe webhooks, a payout
+    // report imported; written to this database.
+    let demo = std::process::Command::new(ledger_tests::ledger_binary())
+        .args(["demo", "--payments", "8"])
+        .env("DATABASE_URL", database.url())
+        .env_remove("LEDGER_SERVER_DATABASE_URL")
+        .env_remove("LEDGER_STRIPE_WEBHOOK_SECRETS")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the ledger binary runs");
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let support = create_key(database.url(), "support");
+    let finance = create_key(database.url(), "finance");
+    let server = Server::start(database.url());
+    projections_caught_up(&database).await;
+    // The demo's payment with the longest history, and that history from its own stream.
+    let (payment, order_id, merchant): (uuid::Uuid, String, String) = sqlx::query_as(
+        "SELECT payment_id, order_id, merchant_id FROM projection_payments
+         ORDER BY version DESC, payment_id LIMIT 1",
+    )
+    .fetch_one(database.pool())
+    .await
+    .unwrap();
+    let history: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM events WHERE stream_id = $1 ORDER BY stream_version",
+    )
+    .bind(payment)
+    .fetch_all(database.pool())
+    .await
+    .unwrap();
+    assert!(history.len() >= 3, "{history:?}");
+    // A payment the demo's Stripe webhooks linked to their PaymentIntent.
+    let (intent, linked): (String, uuid::Uuid) = sqlx::query_as(
+        "SELECT payment_intent_id, payment_id FROM webhook_payment_links
+         ORDER BY payment_intent_id LIMIT 1",
+    )
+    .fetch_one(database.pool())
+    .await
+    .unwrap();
+    let console = format!("{}/console", server.address);
+
+    with_browser(|browser| async move {
+        browser.client.goto(&console).await.unwrap();
+        browser
+            .wait_for("input[name=key]")
+            .await
+            .send_keys(&support)
+            .await
+            .unwrap();
+        click(&browser, "#sign-in").await;
+        browser.wait_for_text("#role", "support").await;
+
+        browser
+            .wait_for("#q")
+            .await
+            .send_keys(&order_id)
+            .await
+            .unwrap();
+        click(&browser, "#search").await;
+        browser.wait_for_text("#results", &order_id).await;
+        click(
+            &browser,
+            &format!("#results a[href='/console/payments/{payment}']"),
+        )
+        .await;
+        browser.wait_for_text("#order", &order_id).await;
+        let timeline = browser.wait_for_text("#timeline", &history[0]).await;
+        for event_type in &history {
+            assert!(
+                timeline.contains(event_type.as_str()),
+                "{event_type}: {timeline}"
+            );
+        }
+        let rows = browser
+            .client
+            .find_all(Locator::Css("#timeline tbody tr"))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), history.len());
+
+        // The same lookup by the Stripe PaymentIntent id.
+        browser
+            .client
+            .goto(&format!("{console}/payments?by=intent&q={intent}"))
+            .await
+            .unwrap();
+        browser.wait_for_text("#results", &linked.to_string()).await;
+
+        // Finance sees the demo's balances as of today and its reconciliation run.
+        click(&browser, "#sign-out").await;
+        browser
+            .wait_for("input[name=key]")
+            .await
+            .send_keys(&finance)
+            .await
+            .unwrap();
+        click(&browser, "#sign-in").await;
+        browser.wait_for_text("#role", "finance").await;
+        browser
+            .client
+            .goto(&format!("{console}/balances"))
+            .await
+            .unwrap();
+        browser
+            .wait_for("#merchant")
+            .await
+            .send_keys(&merchant)
+            .await
+            .unwrap();
+        let today = chrono::Utc::now().date_naive().format("%m%d%Y").to_string();
+        // A date control takes the digits of the locale's order (en-US: month, day, year).
+        browser
+            .wait_for("#as_of")
+            .await
+            .send_keys(&today)
+            .await
+            .unwrap();
+        click(&browser, "form.search button").await;
+        browser.wait_for_text("#summary", "USD").await;
+        browser.wait_for_text("#balances", "gateway_pending").await;
+        screenshot(&browser, "balances").await;
+
+        click(&browser, "a[href='/console/reconciliation']").await;
+        browser.wait_for("#runs").await;
+        click(&browser, "#runs tbody a").await;
+        browser.wait_for_text("#verdicts", "proven").await;
+        screenshot(&browser, "reconciliation").await;
+    })
+    .await;
 }

@@ -1,8 +1,10 @@
 //! One module per page; each reads the read models it shows and renders its template.
 
+pub mod audit;
 pub mod balances;
 pub mod exceptions;
 pub mod payments;
+pub mod reconciliation;
 pub mod sign_in;
 
 use axum::extract::State;

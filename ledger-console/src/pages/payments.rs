@@ -1,4 +1,5 @@
-//! Payment lookup: by payment id, order id or merchant, from the payments read model; and one
+//! Payment lookup: by payment id, order id, Stripe PaymentIntent id (through the webhook
+//! endpoint's PaymentIntent link) or merchant, from the read models; and one
 //! payment with its amounts, timeline (its own stream, read by id), captures and their
 //! settlement batch and payouts, refunds, webhook deliveries and the playbook's advice for a
 //! decline.
@@ -13,7 +14,7 @@ use ledger_core::payment::PaymentStatus;
 use ledger_projections::read_models::payments::{self, PaymentFilter, PaymentRow};
 use ledger_projections::read_models::settlement;
 use ledger_store::RecordedEvent;
-use ledger_stripe::webhooks::{recent_deliveries, DeliveryFilter};
+use ledger_stripe::webhooks::{payment_of_intent, recent_deliveries, DeliveryFilter};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -40,6 +41,7 @@ pub struct SearchQuery {
 enum SearchBy {
     Order,
     Payment,
+    Intent,
     Merchant,
 }
 
@@ -48,9 +50,10 @@ impl SearchBy {
         match text.unwrap_or("order") {
             "order" => Ok(SearchBy::Order),
             "payment" => Ok(SearchBy::Payment),
+            "intent" => Ok(SearchBy::Intent),
             "merchant" => Ok(SearchBy::Merchant),
             other => Err(ConsoleError::BadInput(format!(
-                "search by order, payment or merchant, not {other:?}"
+                "search by order, payment, intent or merchant, not {other:?}"
             ))),
         }
     }
@@ -59,6 +62,7 @@ impl SearchBy {
         match self {
             SearchBy::Order => "order",
             SearchBy::Payment => "payment",
+            SearchBy::Intent => "intent",
             SearchBy::Merchant => "merchant",
         }
     }
@@ -122,6 +126,18 @@ pub async fn search(
                     ConsoleError::BadInput(format!("{q:?} is not a payment id (a UUID)"))
                 })?;
                 payments::payments_by_id(&state.pool, environment, &[id]).await?
+            }
+            SearchBy::Intent => {
+                // Linked when a Stripe webhook of the PaymentIntent named the payment.
+                let linked = payment_of_intent(&state.pool, environment, &q)
+                    .await
+                    .map_err(|error| ConsoleError::Internal(error.to_string()))?;
+                match linked {
+                    Some(id) => {
+                        payments::payments_by_id(&state.pool, environment, &[id.as_uuid()]).await?
+                    }
+                    None => Vec::new(),
+                }
             }
             SearchBy::Order | SearchBy::Merchant => {
                 let filter = PaymentFilter {

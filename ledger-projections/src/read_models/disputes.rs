@@ -290,6 +290,79 @@ pub async fn list_disputes(
     read_rows(rows)
 }
 
+/// Filters of [`evidence_due`]: disputes still needing a response whose evidence is due
+/// before `due_before`; `None` means any merchant or currency.
+#[derive(Debug, Clone)]
+pub struct EvidenceDueFilter {
+    pub due_before: DateTime<Utc>,
+    pub merchant_id: Option<String>,
+    pub currency: Option<String>,
+}
+
+/// One page of disputes that need a response with evidence due before the filter's time,
+/// soonest first, after the cursor `(evidence_due_by, payment_id, dispute_id)`; at most
+/// `limit` (capped at [`MAX_DISPUTES_PAGE`]). The exceptions queue's "evidence due soon".
+#[tracing::instrument(skip(pool))]
+pub async fn evidence_due(
+    pool: &PgPool,
+    environment: Environment,
+    filter: &EvidenceDueFilter,
+    after: Option<(DateTime<Utc>, Uuid, String)>,
+    limit: usize,
+) -> Result<Vec<DisputeRow>, ProjectionError> {
+    let limit = i64::try_from(limit.min(MAX_DISPUTES_PAGE)).unwrap_or(0);
+    let (after_due, after_payment, after_dispute) = match after {
+        Some((due, payment, dispute)) => (Some(due), Some(payment), Some(dispute)),
+        None => (None, None, None),
+    };
+    // `projection_disputes_status_due` serves the status and deadline bounds and the order.
+    let rows = sqlx::query_as!(
+        StoredDispute,
+        r#"SELECT * FROM projection_disputes
+           WHERE environment = $1 AND status = 'NEEDS_RESPONSE'
+             AND evidence_due_by < $2
+             AND ($3::text IS NULL OR merchant_id = $3)
+             AND ($4::text IS NULL OR currency = $4)
+             AND ($5::timestamptz IS NULL
+                  OR (evidence_due_by, payment_id, dispute_id) > ($5, $6::uuid, $7::text))
+           ORDER BY evidence_due_by, payment_id, dispute_id
+           LIMIT $8"#,
+        environment.as_str(),
+        filter.due_before,
+        filter.merchant_id,
+        filter.currency,
+        after_due,
+        after_payment,
+        after_dispute,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?;
+    read_rows(rows)
+}
+
+/// How many disputes [`evidence_due`] would list over all its pages.
+#[tracing::instrument(skip(pool))]
+pub async fn evidence_due_count(
+    pool: &PgPool,
+    environment: Environment,
+    filter: &EvidenceDueFilter,
+) -> Result<i64, ProjectionError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM projection_disputes
+           WHERE environment = $1 AND status = 'NEEDS_RESPONSE'
+             AND evidence_due_by < $2
+             AND ($3::text IS NULL OR merchant_id = $3)
+             AND ($4::text IS NULL OR currency = $4)"#,
+        environment.as_str(),
+        filter.due_before,
+        filter.merchant_id,
+        filter.currency,
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
 /// The disputes of many payments at once (the payment's dispute list).
 #[tracing::instrument(skip(pool))]
 pub async fn disputes_of(

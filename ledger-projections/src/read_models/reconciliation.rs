@@ -837,6 +837,31 @@ pub async fn list_exceptions(
     read_rows(rows)
 }
 
+/// How many exceptions of each class an environment has, open, resolved or (`None`) both;
+/// classes with none are absent.
+#[tracing::instrument(skip(pool))]
+pub async fn exception_counts(
+    pool: &PgPool,
+    environment: Environment,
+    resolved: Option<bool>,
+) -> Result<Vec<(ExceptionClass, i64)>, ProjectionError> {
+    let rows = sqlx::query!(
+        r#"SELECT class, count(*) AS "count!" FROM projection_reconciliation_exceptions
+           WHERE environment = $1
+             AND ($2::bool IS NULL
+                  OR ($2 AND resolved_at IS NOT NULL)
+                  OR (NOT $2 AND resolved_at IS NULL))
+           GROUP BY class ORDER BY class"#,
+        environment.as_str(),
+        resolved,
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| Ok((parse_stored(&row.class)?, row.count)))
+        .collect()
+}
+
 /// One exception of the environment, if it exists there.
 #[tracing::instrument(skip(pool))]
 pub async fn exception(

@@ -579,6 +579,30 @@ pub async fn settlement_exceptions(
     merchant_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<SettlementException>, ProjectionError> {
+    settlement_exceptions_in(
+        pool,
+        environment,
+        now,
+        unsettled_after_days,
+        merchant_id,
+        None,
+        limit,
+    )
+    .await
+}
+
+/// [`settlement_exceptions`], of one currency only when `currency` is given (the console's
+/// filter).
+#[tracing::instrument(skip(pool))]
+pub async fn settlement_exceptions_in(
+    pool: &PgPool,
+    environment: Environment,
+    now: DateTime<Utc>,
+    unsettled_after_days: i32,
+    merchant_id: Option<&str>,
+    currency: Option<&str>,
+    limit: i64,
+) -> Result<Vec<SettlementException>, ProjectionError> {
     let rows = sqlx::query_as!(
         StoredException,
         r#"SELECT 'RESERVE_WITHHELD' AS "kind!", environment AS "environment!",
@@ -586,20 +610,20 @@ pub async fn settlement_exceptions(
                   batch_id AS "subject_id!", NULL::text AS item_id, reserve AS "amount!",
                   recorded_at AS "since!"
            FROM projection_settlement_batches
-           WHERE environment = $1 AND reserve > 0 AND ($4::text IS NULL OR merchant_id = $4)
+           WHERE environment = $1 AND reserve > 0 AND ($4::text IS NULL OR merchant_id = $4) AND ($6::text IS NULL OR currency = $6)
            UNION ALL
            SELECT 'PAYOUT_FAILED', p.environment, p.merchant_id, p.currency, p.batch_id,
                   p.payout_id, p.amount, COALESCE(p.failed_at, p.initiated_at)
            FROM projection_payouts p
            JOIN projection_settlement_batches b ON b.batch_id = p.batch_id
            WHERE p.environment = $1 AND p.status = 'FAILED' AND b.payout_status = 'FAILED'
-             AND ($4::text IS NULL OR p.merchant_id = $4)
+             AND ($4::text IS NULL OR p.merchant_id = $4) AND ($6::text IS NULL OR p.currency = $6)
            UNION ALL
            SELECT 'PAYOUT_LATE', environment, merchant_id, currency, batch_id, payout_id, amount,
                   initiated_at
            FROM projection_payouts
            WHERE environment = $1 AND expected_arrival_date IS NOT NULL
-             AND ($4::text IS NULL OR merchant_id = $4)
+             AND ($4::text IS NULL OR merchant_id = $4) AND ($6::text IS NULL OR currency = $6)
              AND ((status = 'IN_TRANSIT' AND expected_arrival_date < ($2::timestamptz AT TIME ZONE 'UTC')::date)
                OR (status = 'PAID' AND (paid_at AT TIME ZONE 'UTC')::date > expected_arrival_date))
            UNION ALL
@@ -607,7 +631,7 @@ pub async fn settlement_exceptions(
                   capture_id, amount, captured_at
            FROM projection_captures
            WHERE environment = $1 AND settled_batch_id IS NULL
-             AND ($4::text IS NULL OR merchant_id = $4)
+             AND ($4::text IS NULL OR merchant_id = $4) AND ($6::text IS NULL OR currency = $6)
              AND captured_at < $2 - make_interval(days => $3)
            ORDER BY 8, 5
            LIMIT $5"#,
@@ -616,6 +640,7 @@ pub async fn settlement_exceptions(
         unsettled_after_days,
         merchant_id,
         limit,
+        currency,
     )
     .fetch_all(pool)
     .await?;

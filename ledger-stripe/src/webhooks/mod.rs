@@ -97,7 +97,10 @@ pub mod state;
 mod tables;
 
 pub use apply::CLAIM_PREFIX;
-pub use deliveries::{recent_deliveries, DeliveryFilter, WebhookDelivery, MAX_RECENT_DELIVERIES};
+pub use deliveries::{
+    payment_of_intent, problem_counts, problem_deliveries, recent_deliveries, DeliveryFilter,
+    ProblemCursor, ProblemFilter, WebhookDelivery, MAX_RECENT_DELIVERIES, PROBLEM_OUTCOMES,
+};
 pub use error::WebhookError;
 pub use outcome::DeliveryOutcome;
 pub use parking::{retry_all_parked, retry_parked, sweep_parked, PARKED_SWEEP_INTERVAL};
