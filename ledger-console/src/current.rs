@@ -80,6 +80,8 @@ impl Current {
             active,
             may_balances: self.may(Permission::ReadBalances),
             may_exceptions: self.may(Permission::ReadReconciliations),
+            may_webhook_health: self.may(Permission::ReadOrdersAndDisputes),
+            may_launch_metrics: self.may(Permission::ReadBalances),
         }
     }
 }
@@ -95,4 +97,6 @@ pub struct Frame {
     pub active: &'static str,
     pub may_balances: bool,
     pub may_exceptions: bool,
+    pub may_webhook_health: bool,
+    pub may_launch_metrics: bool,
 }

@@ -8,15 +8,18 @@
 //!   frame every page shares (TEST/LIVE banner, the links the role may follow).
 //! - [`pages`]: one module per page.
 //! - [`assets`]: the stylesheet, in the binary; the policy that lets pages load nothing else.
+//! - [`charts`]: server-drawn SVG charts (plotters); [`table_csv`]: a table as a CSV download.
 //! - [`error`]: [`error::ConsoleError`] and the page each one answers with.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod assets;
+pub mod charts;
 pub mod current;
 pub mod error;
 pub mod pages;
 pub mod session;
+pub mod table_csv;
 
 use std::time::Duration;
 
@@ -72,6 +75,9 @@ pub fn router(state: ConsoleState) -> Router {
             "/console/exceptions/{id}/resolve",
             post(pages::exceptions::resolve),
         )
+        // Webhook health and launch metrics (charts).
+        .route("/console/webhook-health", get(pages::webhook_health::page))
+        .route("/console/launch-metrics", get(pages::launch_metrics::page))
         .route("/console/assets/{name}", get(assets::asset))
         .with_state(state)
         .layer(axum::middleware::from_fn(assets::security_headers))

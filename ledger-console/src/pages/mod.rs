@@ -2,8 +2,10 @@
 
 pub mod balances;
 pub mod exceptions;
+pub mod launch_metrics;
 pub mod payments;
 pub mod sign_in;
+pub mod webhook_health;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
