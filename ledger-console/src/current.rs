@@ -81,6 +81,8 @@ impl Current {
             may_balances: self.may(Permission::ReadBalances),
             may_exceptions: self.may(Permission::ReadReconciliations),
             may_audit: self.may(Permission::ReadGlobalLog),
+            may_webhook_health: self.may(Permission::ReadOrdersAndDisputes),
+            may_launch_metrics: self.may(Permission::ReadBalances),
         }
     }
 }
@@ -97,4 +99,6 @@ pub struct Frame {
     pub may_balances: bool,
     pub may_exceptions: bool,
     pub may_audit: bool,
+    pub may_webhook_health: bool,
+    pub may_launch_metrics: bool,
 }

@@ -9,16 +9,19 @@
 //! - [`pages`]: one module per page.
 //! - [`assets`]: the stylesheet, in the binary; the policy that lets pages load nothing else.
 //! - [`csv_download`]: tables as CSV downloads, behind the same checks as their page.
+//! - [`charts`]: server-drawn SVG charts (plotters); [`table_csv`]: a table as a CSV download.
 //! - [`error`]: [`error::ConsoleError`] and the page each one answers with.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod assets;
 pub mod csv_download;
+pub mod charts;
 pub mod current;
 pub mod error;
 pub mod pages;
 pub mod session;
+pub mod table_csv;
 
 use std::time::Duration;
 
@@ -81,6 +84,9 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/audit", get(pages::audit::page))
         .route("/console/audit/export.jsonl", get(pages::audit::export))
+        // Webhook health and launch metrics (charts).
+        .route("/console/webhook-health", get(pages::webhook_health::page))
+        .route("/console/launch-metrics", get(pages::launch_metrics::page))
         .route("/console/assets/{name}", get(assets::asset))
         .with_state(state)
         .layer(axum::middleware::from_fn(assets::security_headers))

@@ -213,7 +213,8 @@ async fn read_and_fold(store: &EventStore) -> anyhow::Result<u64> {
 /// Appends waves until the log holds at least `target_events`. How many events a wave brings
 /// depends on the mix of lifecycles, so the head decides when to stop, not an estimate; the
 /// waves still running when it does overshoot by a few percent.
-async fn generate(store: &EventStore, target_events: u64) -> anyhow::Result<()> {
+/// (`ledger-console`'s console benchmark includes this file for it.)
+pub(crate) async fn generate(store: &EventStore, target_events: u64) -> anyhow::Result<()> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_WAVES));
     let mut tasks = tokio::task::JoinSet::new();
     for wave in 0.. {

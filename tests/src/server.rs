@@ -17,6 +17,11 @@ pub struct Server {
 impl Server {
     /// Starts the server on `database_url` and waits until it listens (30 s at most).
     pub fn start(database_url: &str) -> Server {
+        Server::start_with(database_url, &[])
+    }
+
+    /// [`Server::start`] with these environment variables set (the Stripe webhook secrets…).
+    pub fn start_with(database_url: &str, environment: &[(&str, &str)]) -> Server {
         let port = free_port();
         let process = Command::new(ledger_binary())
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
@@ -24,6 +29,7 @@ impl Server {
             .env_remove("LEDGER_SERVER_DATABASE_URL")
             .env_remove("LEDGER_STRIPE_WEBHOOK_SECRETS")
             .env("RUST_LOG", "error")
+            .envs(environment.iter().copied())
             .stdout(Stdio::null())
             .spawn();
         let process = match process {

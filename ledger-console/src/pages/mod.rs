@@ -3,9 +3,11 @@
 pub mod audit;
 pub mod balances;
 pub mod exceptions;
+pub mod launch_metrics;
 pub mod payments;
 pub mod reconciliation;
 pub mod sign_in;
+pub mod webhook_health;
 
 use axum::extract::State;
 use axum::http::HeaderMap;

@@ -428,3 +428,46 @@ pub async fn decline_codes(
         })
         .collect()
 }
+
+/// One merchant's declines of one day (all currencies) with one decline code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyDeclines {
+    pub day: NaiveDate,
+    /// The gateway's code, or [`NO_DECLINE_CODE`].
+    pub decline_code: String,
+    pub category: DeclineCategory,
+    pub declines: i64,
+}
+
+/// Declines of a merchant (all currencies) per day and decline code, for days `from..=to`.
+#[tracing::instrument(skip(pool))]
+pub async fn daily_decline_codes(
+    pool: &PgPool,
+    environment: Environment,
+    merchant_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<DailyDeclines>, ProjectionError> {
+    let rows = sqlx::query!(
+        r#"SELECT day, decline_code, decline_category, declines
+           FROM projection_merchant_daily_declines
+           WHERE environment = $1 AND merchant_id = $2 AND day BETWEEN $3 AND $4
+           ORDER BY day, decline_code"#,
+        environment.as_str(),
+        merchant_id,
+        from,
+        to,
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(DailyDeclines {
+                category: parse_stored(&row.decline_category)?,
+                day: row.day,
+                decline_code: row.decline_code,
+                declines: row.declines,
+            })
+        })
+        .collect()
+}

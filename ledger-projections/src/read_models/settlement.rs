@@ -646,3 +646,64 @@ pub async fn settlement_exceptions_in(
     .await?;
     read_rows(rows)
 }
+
+/// A merchant's settlement batches of one day (UTC, when recorded) and currency with one
+/// payout status (`None`: no payout yet), and how long the paid ones took to be paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyPayouts {
+    pub day: NaiveDate,
+    pub currency: String,
+    pub payout_status: Option<PayoutStatus>,
+    pub batches: i64,
+    /// Batches with a paid payout, and the sum of seconds from the batch to its payment.
+    pub paid: i64,
+    pub paid_seconds_total: i64,
+}
+
+/// Settlement batches of a merchant recorded on days `from..=to`, per day, currency and the
+/// status of their latest payout.
+#[tracing::instrument(skip(pool))]
+pub async fn daily_payouts(
+    pool: &PgPool,
+    environment: Environment,
+    merchant_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<DailyPayouts>, ProjectionError> {
+    let rows = sqlx::query!(
+        r#"SELECT (b.recorded_at AT TIME ZONE 'UTC')::date AS "day!", b.currency,
+                  b.payout_status,
+                  count(*) AS "batches!",
+                  count(p.paid_at) AS "paid!",
+                  COALESCE(round(sum(extract(epoch FROM p.paid_at - b.recorded_at))), 0)::bigint
+                      AS "paid_seconds_total!"
+           FROM projection_settlement_batches b
+           LEFT JOIN LATERAL (
+               SELECT min(paid_at) AS paid_at FROM projection_payouts
+               WHERE batch_id = b.batch_id
+           ) p ON true
+           WHERE b.environment = $1 AND b.merchant_id = $2
+             AND b.recorded_at >= $3::date AT TIME ZONE 'UTC'
+             AND b.recorded_at < ($4::date + 1) AT TIME ZONE 'UTC'
+           GROUP BY 1, 2, 3
+           ORDER BY 1, 2, 3"#,
+        environment.as_str(),
+        merchant_id,
+        from,
+        to,
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(DailyPayouts {
+                day: row.day,
+                currency: row.currency,
+                payout_status: row.payout_status.as_deref().map(parse_stored).transpose()?,
+                batches: row.batches,
+                paid: row.paid,
+                paid_seconds_total: row.paid_seconds_total,
+            })
+        })
+        .collect()
+}

@@ -81,6 +81,7 @@
 //! - `parking`: parking and retrying events that arrived early.
 //! - `tables`: the SQL of the webhook tables.
 //! - [`deliveries`]: [`recent_deliveries`], the support query.
+//! - [`health`]: deliveries counted per hour or day, for the console's webhook health page.
 //! - [`outcome`]: [`DeliveryOutcome`], what became of an event.
 //! - [`metrics`]: metric names and recording.
 //! - [`error`]: [`WebhookError`], this module's one error type.
@@ -88,6 +89,7 @@
 mod apply;
 pub mod deliveries;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod outcome;
 mod parking;
