@@ -9,7 +9,7 @@
 //! - [`pages`]: one module per page.
 //! - [`assets`]: the stylesheet, in the binary; the policy that lets pages load nothing else.
 //! - [`csv_download`]: tables as CSV downloads, behind the same checks as their page.
-//! - [`charts`]: server-drawn SVG charts (plotters); [`table_csv`]: a table as a CSV download.
+//! - [`charts`]: server-drawn SVG charts (plotters).
 //! - [`error`]: [`error::ConsoleError`] and the page each one answers with.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -21,7 +21,6 @@ pub mod current;
 pub mod error;
 pub mod pages;
 pub mod session;
-pub mod table_csv;
 
 use std::time::Duration;
 

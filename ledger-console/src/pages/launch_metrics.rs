@@ -30,7 +30,8 @@ use super::webhook_health::{one_decimal, percent, plot};
 use crate::charts::{bar_chart, line_chart, Chart, Series};
 use crate::current::{Current, Frame};
 use crate::error::ConsoleError;
-use crate::{table_csv, ConsoleState};
+use crate::csv_download::{csv_response, wants_csv};
+use crate::ConsoleState;
 
 const MAX_MERCHANT_CHARS: usize = 200;
 /// Days shown unless asked otherwise, and the most one page shows.
@@ -268,19 +269,14 @@ pub async fn page(
         .collect();
     let payouts: Vec<PayoutLine> = payout_rows.iter().map(PayoutLine::of).collect();
 
-    if let Some(format) = query.format.as_deref() {
-        if format != "csv" {
-            return Err(bad(format!(
-                "launch metrics come as html or csv, not {format:?}"
-            )));
-        }
+    if wants_csv(query.format.as_deref())? {
         return match query.table.as_deref().unwrap_or("daily") {
-            "daily" => table_csv::download(
+            "daily" => csv_response(
                 "launch-metrics-daily.csv",
                 &DAILY_HEADER,
                 daily.iter().map(DayLine::csv_row),
             ),
-            "declines" => table_csv::download(
+            "declines" => csv_response(
                 "launch-metrics-declines.csv",
                 &[
                     "day",
@@ -299,7 +295,7 @@ pub async fn page(
                     ]
                 }),
             ),
-            "payouts" => table_csv::download(
+            "payouts" => csv_response(
                 "launch-metrics-payouts.csv",
                 &[
                     "day",

@@ -23,7 +23,8 @@ use super::html;
 use crate::charts::{bar_chart, line_chart, Chart, Series};
 use crate::current::{Current, Frame};
 use crate::error::ConsoleError;
-use crate::{table_csv, ConsoleState};
+use crate::csv_download::{csv_response, wants_csv};
+use crate::ConsoleState;
 
 /// A bucket whose share of events that reached a final outcome is below this stands out.
 pub const MIN_SUCCESS_PERCENT: i64 = 99;
@@ -251,20 +252,12 @@ pub async fn page(
             )
         })
         .collect();
-    match query.format.as_deref() {
-        None | Some("html") => {}
-        Some("csv") => {
-            return table_csv::download(
-                &format!("webhook-health-by-{}.csv", granularity.as_str()),
-                &CSV_HEADER,
-                lines.iter().map(HealthLine::csv_row),
-            )
-        }
-        Some(other) => {
-            return Err(ConsoleError::BadInput(format!(
-                "webhook health comes as html or csv, not {other:?}"
-            )))
-        }
+    if wants_csv(query.format.as_deref())? {
+        return csv_response(
+            &format!("webhook-health-by-{}.csv", granularity.as_str()),
+            &CSV_HEADER,
+            lines.iter().map(HealthLine::csv_row),
+        );
     }
     let backlog = health::parked_backlog(&state.pool, environment)
         .await
