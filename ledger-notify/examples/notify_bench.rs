@@ -1,0 +1,192 @@
+//! Notification throughput and lag: commands appended by concurrent writers while the
+//! dispatcher and sender deliver to local receivers (axum, 127.0.0.1), beside a baseline of
+//! the same writers with no endpoint, measured in the same run on the same database.
+//!
+//! `cargo run --release -p ledger-notify --example notify_bench -- [SECONDS] [WRITERS] [ENDPOINTS]`
+//! (defaults 10, 32, 4). Prints commands/s of both phases, deliveries/s, and the lag from an
+//! event's commit to its arrival at the receiver (p50, p99, max).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use ledger_core::ids::{Environment, MerchantId, OrderId, PaymentId};
+use ledger_core::payment::{CaptureMode, InitiatePayment, PaymentCommand, RecordAuthorization};
+use ledger_core::{Currency, PositiveMoney};
+use ledger_notify::{Dispatcher, Endpoints, NewEndpoint, Sender, SenderOptions, UrlPolicy};
+use ledger_store::commands::{CommandContext, CommandHandler};
+use ledger_store::testing::TestDatabase;
+use serde_json::Value;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+fn context() -> CommandContext {
+    CommandContext {
+        environment: Environment::Test,
+        actor_id: "bench".to_owned(),
+        actor_role: "service".to_owned(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: None,
+        occurred_at: Utc::now(),
+        idempotency: None,
+    }
+}
+
+/// Writers append captured payments (two commands, three events each) until `seconds` pass;
+/// returns the commands appended.
+async fn append(handler: &CommandHandler, writers: usize, seconds: u64) -> u64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let commands = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..writers {
+        let (handler, stop, commands) = (handler.clone(), stop.clone(), commands.clone());
+        tasks.spawn(async move {
+            let mut number = 0;
+            while !stop.load(Ordering::Relaxed) {
+                number += 1;
+                let payment_id = PaymentId::from_uuid(Uuid::new_v4());
+                let initiate = PaymentCommand::Initiate(InitiatePayment {
+                    merchant_id: MerchantId::parse("merchant-bench").unwrap(),
+                    order_id: OrderId::parse(format!("order-{writer}-{number}")).unwrap(),
+                    environment: Environment::Test,
+                    amount: PositiveMoney::parse("9.99", Currency::USD).unwrap(),
+                    capture_mode: CaptureMode::Automatic,
+                    payment_method: None,
+                });
+                let approve = PaymentCommand::RecordAuthorization(RecordAuthorization::Approved {
+                    authorized_amount: None,
+                    authorization_code: None,
+                    gateway_reference: None,
+                    expires_at: None,
+                });
+                for command in [initiate, approve] {
+                    handler
+                        .handle_payment(payment_id, &command, &context())
+                        .await
+                        .unwrap();
+                    commands.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    while tasks.join_next().await.is_some() {}
+    commands.load(Ordering::Relaxed)
+}
+
+fn percentile(sorted: &[f64], quantile: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * quantile).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let mut arguments = std::env::args()
+        .skip(1)
+        .map(|text| text.parse::<u64>().unwrap());
+    let seconds = arguments.next().unwrap_or(10);
+    let writers = arguments.next().unwrap_or(32) as usize;
+    let endpoint_count = arguments.next().unwrap_or(4);
+
+    let database = TestDatabase::new().await;
+    let handler = CommandHandler::new(database.store());
+
+    // Baseline: the same writers, no endpoint (the dispatcher still follows the log).
+    let wake = Arc::new(Notify::new());
+    let pool = database.server_pool().await;
+    let dispatcher = tokio::spawn(
+        Dispatcher::new(pool.clone(), wake.clone())
+            .follow(Duration::from_millis(100), std::future::pending()),
+    );
+    let started = Instant::now();
+    let baseline = append(&handler, writers, seconds).await;
+    let baseline_rate = baseline as f64 / started.elapsed().as_secs_f64();
+
+    // Receivers record each arrival's lag behind the event's commit.
+    let lags: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let endpoints = Endpoints::new(database.pool().clone(), UrlPolicy::default());
+    for number in 0..endpoint_count {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let lags = lags.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move |body: String| {
+                let lags = lags.clone();
+                async move {
+                    let body: Value = serde_json::from_str(&body).unwrap();
+                    let recorded: DateTime<Utc> = body["data"]["event"]["recorded_at"]
+                        .as_str()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    let lag = (Utc::now() - recorded).num_microseconds().unwrap() as f64 / 1e6;
+                    lags.lock().unwrap().push(lag);
+                    "ok"
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        endpoints
+            .create(
+                Environment::Test,
+                NewEndpoint {
+                    idempotency_key: format!("bench-{number}"),
+                    url,
+                    event_types: vec!["*".to_owned()],
+                    description: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let sender = Sender::new(
+        pool.clone(),
+        SenderOptions {
+            concurrency: 256,
+            claim_size: 4_000,
+            ..SenderOptions::default()
+        },
+        wake,
+    )
+    .unwrap();
+    let sending = tokio::spawn(sender.run(std::future::pending()));
+
+    let started = Instant::now();
+    let commands = append(&handler, writers, seconds).await;
+    let append_seconds = started.elapsed().as_secs_f64();
+    // Let the backlog drain, then measure deliveries over the whole phase.
+    let expected = (commands / 2 * 3 * endpoint_count) as usize;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while lags.lock().unwrap().len() < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let total_seconds = started.elapsed().as_secs_f64();
+    dispatcher.abort();
+    sending.abort();
+    let mut lags = lags.lock().unwrap().clone();
+    lags.sort_by(f64::total_cmp);
+    println!("writers {writers}, endpoints {endpoint_count}, {seconds} s per phase");
+    println!("baseline (no endpoint): {baseline_rate:.0} commands/s");
+    println!(
+        "with notifications:     {:.0} commands/s",
+        commands as f64 / append_seconds
+    );
+    println!(
+        "deliveries: {} of {expected} in {total_seconds:.1} s = {:.0}/s",
+        lags.len(),
+        lags.len() as f64 / total_seconds
+    );
+    println!(
+        "lag commit → receiver: p50 {:.3} s, p99 {:.3} s, max {:.3} s",
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99),
+        percentile(&lags, 1.0)
+    );
+}
