@@ -1039,6 +1039,28 @@ async fn the_audit_page_shows_the_head_and_downloads_an_export_that_verifies() {
     );
     assert!(page.contains(&hex::encode(head.last_hash)));
     assert!(page.contains(r#"href="/console/audit/export.jsonl""#));
+    assert!(page.contains("No verification recorded yet"), "{page}");
+
+    // What `ledger verify` does: verify everything, then record the outcome.
+    let store = app.database.store();
+    let report =
+        ledger_projections::verify(&store, ledger_projections::ProjectorOptions::for_build())
+            .await
+            .unwrap();
+    assert!(report.is_clean(), "{report}");
+    ledger_projections::record_verification(app.database.pool(), &report, Some(head))
+        .await
+        .unwrap();
+    let page = app.get_text("/console/audit", &session).await;
+    assert!(
+        page.contains(r#"<dd id="verification-outcome">clean</dd>"#),
+        "{page}"
+    );
+    assert!(page.contains(&format!(
+        "position {} ({} events checked)",
+        head.last_position, head.last_position
+    )));
+    assert!(page.contains(&head.to_string()));
 
     let export = app.get("/console/audit/export.jsonl", Some(&session)).await;
     assert_eq!(export.status(), StatusCode::OK);

@@ -85,4 +85,7 @@ pub use projection::Projection;
 pub use projector::{Projector, ProjectorOptions, BUILD_BATCH_SIZE};
 pub use rebuild::{build_point_in_time, position_as_of, rebuild, AsOf, BuildReport};
 pub use schema::SchemaName;
-pub use verify::{check_kept_head, verify, Discrepancy, VerificationReport};
+pub use verify::{
+    check_kept_head, last_verification, record_verification, verify, Discrepancy,
+    VerificationRecord, VerificationReport,
+};

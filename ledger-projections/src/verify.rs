@@ -203,6 +203,68 @@ pub async fn verify(
     })
 }
 
+/// One recorded `ledger verify` run (table `chain_verifications`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationRecord {
+    pub verified_at: chrono::DateTime<chrono::Utc>,
+    pub through_position: u64,
+    pub events_checked: u64,
+    pub discrepancies: u64,
+    pub first_discrepancy: Option<String>,
+    pub expected_head: Option<String>,
+}
+
+/// Records a verification's outcome, for the console's audit page.
+#[tracing::instrument(skip_all)]
+pub async fn record_verification(
+    pool: &PgPool,
+    report: &VerificationReport,
+    expected_head: Option<LogHead>,
+) -> Result<(), ProjectionError> {
+    let first: Option<String> = report
+        .discrepancies
+        .first()
+        .map(|discrepancy| discrepancy.to_string().chars().take(2000).collect());
+    sqlx::query!(
+        r#"INSERT INTO chain_verifications
+               (through_position, events_checked, discrepancies, first_discrepancy, expected_head)
+           VALUES ($1, $2, $3, $4, $5)"#,
+        to_stored(report.chain.last_intact_position)?,
+        to_stored(report.chain.events_checked)?,
+        to_stored(report.discrepancies.len() as u64)?,
+        first,
+        expected_head.map(|head| head.to_string()),
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The latest recorded verification, if any was.
+#[tracing::instrument(skip_all)]
+pub async fn last_verification(
+    pool: &PgPool,
+) -> Result<Option<VerificationRecord>, ProjectionError> {
+    let row = sqlx::query!(
+        r#"SELECT verified_at, through_position, events_checked, discrepancies,
+                  first_discrepancy, expected_head
+           FROM chain_verifications ORDER BY id DESC LIMIT 1"#
+    )
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| {
+        Ok(VerificationRecord {
+            verified_at: row.verified_at,
+            through_position: from_stored(row.through_position)?,
+            events_checked: from_stored(row.events_checked)?,
+            discrepancies: from_stored(row.discrepancies)?,
+            first_discrepancy: row.first_discrepancy,
+            expected_head: row.expected_head,
+        })
+    })
+    .transpose()
+}
+
 /// Whether a head kept from an earlier export (`ledger verify --expect-head`) is still in the
 /// chain: the event at its position carries its hash. With the chain intact, that proves
 /// nothing the auditor saw was rewritten or cut since.

@@ -1,5 +1,5 @@
 //! Audit: the hash chain's head (what an auditor keeps, to check a later export still holds
-//! it) and a download of the export for auditors: the log as JSON Lines in the format of
+//! it), the last `ledger verify` run as it recorded itself, and a download of the export for auditors: the log as JSON Lines in the format of
 //! interfaces.md, the same lines `ledger export` writes (`ledger_store::export_line`), streamed
 //! page by page up to the head read when the download starts, so memory stays flat whatever
 //! the log's size. Only roles that may read the global log (finance, auditor, admin).
@@ -14,6 +14,7 @@ use ledger_projections::export::EXPORT_PAGE_SIZE;
 use ledger_store::{export_line, EventStore};
 
 use super::html;
+use super::payments::time;
 use crate::current::{Current, Frame};
 use crate::error::ConsoleError;
 use crate::ConsoleState;
@@ -25,6 +26,16 @@ struct AuditPage {
     position: u64,
     hash: String,
     head: String,
+    verification: Option<VerificationLine>,
+}
+
+pub struct VerificationLine {
+    pub verified_at: String,
+    pub through_position: u64,
+    pub events_checked: u64,
+    pub discrepancies: u64,
+    pub first_discrepancy: String,
+    pub expected_head: String,
 }
 
 pub async fn page(
@@ -34,7 +45,18 @@ pub async fn page(
     let current = Current::of(&state, &headers).await?;
     current.require(Permission::ReadGlobalLog, "the audit page")?;
     let head = state.handler.store().head().await?;
+    let verification = ledger_projections::last_verification(&state.pool)
+        .await?
+        .map(|record| VerificationLine {
+            verified_at: time(record.verified_at),
+            through_position: record.through_position,
+            events_checked: record.events_checked,
+            discrepancies: record.discrepancies,
+            first_discrepancy: record.first_discrepancy.unwrap_or_default(),
+            expected_head: record.expected_head.unwrap_or_default(),
+        });
     html(&AuditPage {
+        verification,
         frame: current.frame("audit"),
         position: head.last_position,
         hash: hex::encode(head.last_hash),

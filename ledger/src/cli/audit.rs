@@ -91,6 +91,10 @@ pub async fn verify(pool: &PgPool, expect_head: Option<LogHead>) -> anyhow::Resu
             .context("verification could not run")?;
         report.discrepancies.extend(missing);
     }
+    // Kept for the console's audit page ("the last verification").
+    ledger_projections::record_verification(pool, &report, expect_head)
+        .await
+        .context("the verification could not be recorded")?;
     println!("{report}");
     if report.is_clean() {
         Ok(())
