@@ -167,6 +167,14 @@ impl Sender {
     /// subject. `SKIP LOCKED`: rows another process is claiming or recording are left to it.
     async fn take(&self, limit: i64) -> Result<Vec<Taken>, NotifyError> {
         let lease_ms = i64::try_from(self.options.lease().as_millis()).unwrap_or(i64::MAX);
+        let mut transaction = ledger_store::begin_transaction(&self.pool).await?;
+        // Without statistics (a new table, before autovacuum's first ANALYZE) the planner
+        // sorts every due row by a bitmap scan instead of walking the due index: 80 ms
+        // instead of 0.7 ms at 12,000 pending, slower as the backlog grows. Sorting is only
+        // ever the worse plan for this ORDER BY … LIMIT, so it is ruled out for the claim.
+        sqlx::query!("SET LOCAL enable_sort = off")
+            .execute(&mut *transaction)
+            .await?;
         let rows = sqlx::query!(
             // The heads are chosen once, in a materialized CTE: as `IN (subquery)` the planner
             // may run the subquery again per row, and with SKIP LOCKED each run can pick other
@@ -207,8 +215,9 @@ impl Sender {
             lease_ms,
             limit,
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         let now = Utc::now();
         rows.into_iter()
             .map(|row| {
