@@ -157,6 +157,36 @@ async fn main() {
     )
     .unwrap();
     let sending = tokio::spawn(sender.run(std::future::pending()));
+    // Where the time goes: each second, how far the dispatcher is behind the log and how many
+    // deliveries wait for the sender (to stderr, beside the figures).
+    let progress_pool = database.pool().clone();
+    let progress_started = Instant::now();
+    let progress = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let Ok(row) = sqlx::query!(
+                r#"SELECT (SELECT last_position FROM log_head) AS "head",
+                          (SELECT position FROM notification_checkpoint) AS "dispatched",
+                          (SELECT count(*) FROM notification_deliveries
+                           WHERE status = 'pending') AS "pending",
+                          (SELECT count(*) FROM notification_deliveries
+                           WHERE status = 'delivered') AS "delivered""#
+            )
+            .fetch_one(&progress_pool)
+            .await
+            else {
+                continue;
+            };
+            eprintln!(
+                "{:5.1} s: log head {:?}, dispatched to {:?}, pending {:?}, delivered {:?}",
+                progress_started.elapsed().as_secs_f64(),
+                row.head,
+                row.dispatched,
+                row.pending,
+                row.delivered
+            );
+        }
+    });
 
     let started = Instant::now();
     let commands = append(&handler, writers, seconds).await;
@@ -170,6 +200,7 @@ async fn main() {
     let total_seconds = started.elapsed().as_secs_f64();
     dispatcher.abort();
     sending.abort();
+    progress.abort();
     let mut lags = lags.lock().unwrap().clone();
     lags.sort_by(f64::total_cmp);
     println!("writers {writers}, endpoints {endpoint_count}, {seconds} s per phase");

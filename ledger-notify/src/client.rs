@@ -52,14 +52,20 @@ impl Resolve for PublicOnly {
     }
 }
 
-/// A client; `public_only` for live endpoints without `allow_private_targets`.
-pub fn build(timeouts: Timeouts, public_only: bool) -> Result<reqwest::Client, NotifyError> {
+/// A client; `public_only` for live endpoints without `allow_private_targets`. Connections
+/// are kept alive and reused, up to `idle_per_host` per endpoint host (the sender's
+/// concurrency, so a busy endpoint does not reconnect for every request).
+pub fn build(
+    timeouts: Timeouts,
+    public_only: bool,
+    idle_per_host: usize,
+) -> Result<reqwest::Client, NotifyError> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.response)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("ledger-notify/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(64);
+        .pool_max_idle_per_host(idle_per_host);
     if public_only {
         builder = builder.dns_resolver(Arc::new(PublicOnly));
     }

@@ -8,12 +8,20 @@
 //! that the sender of another process skips it; a lease outlives the attempt's timeouts, and
 //! one left by a killed process expires and the delivery is taken again (at least once; the
 //! notification id is the same).
+//!
+//! Throughput: sending is continuous, not in rounds. Up to `concurrency` requests are in
+//! flight; as they finish, their outcomes are recorded in batches (one UPDATE for many) and
+//! new deliveries are claimed to refill the free slots, so a slow endpoint holds only its own
+//! slots, never the others' next sendings. A claim walks the pending deliveries in due order
+//! (a partial index) and keeps those with no earlier pending delivery of the same endpoint
+//! and subject, stopping at the batch size, so its cost follows the batch, not the backlog.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use ledger_core::ids::Environment;
 use rand::Rng;
@@ -35,7 +43,7 @@ pub struct SenderOptions {
     pub timeouts: Timeouts,
     /// Requests in flight at once.
     pub concurrency: usize,
-    /// Deliveries taken per round.
+    /// Most deliveries taken per claim (a claim fills at most the free request slots).
     pub claim_size: i64,
     /// The first retry's delay; each next one doubles, up to `max_backoff`.
     pub base_backoff: Duration,
@@ -84,6 +92,7 @@ impl SenderOptions {
 struct Taken {
     delivery_id: i64,
     endpoint_id: Uuid,
+    subject_id: Uuid,
     environment: Environment,
     url: String,
     body: String,
@@ -96,6 +105,7 @@ struct Taken {
 struct Attempt {
     delivery_id: i64,
     endpoint_id: Uuid,
+    subject_id: Uuid,
     created_at: DateTime<Utc>,
     attempts: i32,
     status_code: Option<u16>,
@@ -110,6 +120,20 @@ impl Attempt {
             .is_some_and(|code| (200..300).contains(&code))
     }
 }
+
+/// Heads whose attempt failed and that will be tried again.
+#[derive(Default)]
+struct Retried {
+    delivery_ids: Vec<i64>,
+    endpoint_ids: Vec<Uuid>,
+    subject_ids: Vec<Uuid>,
+    next_attempts: Vec<DateTime<Utc>>,
+}
+
+/// Outcomes recorded at once, at most.
+const RECORD_BATCH: usize = 512;
+/// Longest an outcome waits to be recorded (the next delivery of its subject waits for it).
+const RECORD_DELAY: Duration = Duration::from_millis(20);
 
 /// Sends due deliveries.
 pub struct Sender {
@@ -128,56 +152,72 @@ impl Sender {
     ) -> Result<Sender, NotifyError> {
         Ok(Sender {
             pool,
-            test_client: client::build(options.timeouts, false)?,
-            live_client: client::build(options.timeouts, !options.policy.allow_private_targets)?,
+            test_client: client::build(options.timeouts, false, options.concurrency)?,
+            live_client: client::build(
+                options.timeouts,
+                !options.policy.allow_private_targets,
+                options.concurrency,
+            )?,
             options,
             wake,
         })
     }
 
-    /// One round: take what is due, send it, record the outcomes. Returns the attempts made.
-    pub async fn run_round(&self) -> Result<usize, NotifyError> {
-        let taken = self.take().await?;
-        if taken.is_empty() {
-            return Ok(0);
-        }
-        let count = taken.len();
-        let attempts: Vec<Attempt> = futures::stream::iter(taken)
-            .map(|delivery| self.attempt(delivery))
-            .buffer_unordered(self.options.concurrency.max(1))
-            .collect()
-            .await;
-        self.record(attempts).await?;
-        Ok(count)
-    }
-
-    async fn take(&self) -> Result<Vec<Taken>, NotifyError> {
+    /// Leases up to `limit` due deliveries, each the oldest pending one of its endpoint and
+    /// subject. `SKIP LOCKED`: rows another process is claiming or recording are left to it.
+    async fn take(&self, limit: i64) -> Result<Vec<Taken>, NotifyError> {
         let lease_ms = i64::try_from(self.options.lease().as_millis()).unwrap_or(i64::MAX);
+        let mut transaction = ledger_store::begin_transaction(&self.pool).await?;
+        // Without statistics (a new table, before autovacuum's first ANALYZE) the planner
+        // sorts every due row by a bitmap scan instead of walking the due index: 80 ms
+        // instead of 0.7 ms at 12,000 pending, slower as the backlog grows. Sorting is only
+        // ever the worse plan for this ORDER BY … LIMIT, so it is ruled out for the claim.
+        sqlx::query!("SET LOCAL enable_sort = off")
+            .execute(&mut *transaction)
+            .await?;
         let rows = sqlx::query!(
-            r#"UPDATE notification_deliveries d
+            // The heads are chosen once, in a materialized CTE: as `IN (subquery)` the planner
+            // may run the subquery again per row, and with SKIP LOCKED each run can pick other
+            // rows, so more than `limit` were leased.
+            r#"WITH heads AS MATERIALIZED (
+                   SELECT c.delivery_id
+                   FROM notification_deliveries c
+                   WHERE c.status = 'pending'
+                     AND c.next_attempt_at <= now()
+                     AND (c.leased_until IS NULL OR c.leased_until < now())
+                     AND NOT EXISTS (
+                         SELECT FROM notification_deliveries earlier
+                         WHERE earlier.status = 'pending'
+                           AND earlier.endpoint_id = c.endpoint_id
+                           AND earlier.subject_id = c.subject_id
+                           AND earlier.position <= c.position
+                           AND (earlier.position, earlier.round, earlier.delivery_id)
+                               < (c.position, c.round, c.delivery_id))
+                     -- An array, not a join: joined, the planner starts from the endpoints
+                     -- and sorts all their pending rows (90 ms at 12,000 pending) instead
+                     -- of walking the due index (0.6 ms).
+                     AND c.endpoint_id = ANY (ARRAY(
+                         SELECT endpoint_id FROM notification_endpoints
+                         WHERE status = 'enabled'))
+                   ORDER BY c.next_attempt_at
+                   LIMIT $2
+                   FOR UPDATE OF c SKIP LOCKED)
+               UPDATE notification_deliveries d
                SET leased_until = now() + make_interval(secs => $1::bigint / 1000.0)
-               FROM notification_endpoints e
-               WHERE d.delivery_id IN (
-                     SELECT head.delivery_id
-                     FROM (SELECT DISTINCT ON (endpoint_id, subject_id)
-                                  delivery_id, next_attempt_at, leased_until
-                           FROM notification_deliveries
-                           WHERE status = 'pending'
-                           ORDER BY endpoint_id, subject_id, position, round, delivery_id) head
-                     WHERE head.next_attempt_at <= now()
-                       AND (head.leased_until IS NULL OR head.leased_until < now())
-                     ORDER BY head.next_attempt_at
-                     LIMIT $2)
+               FROM heads, notification_endpoints e
+               WHERE d.delivery_id = heads.delivery_id
                  AND d.status = 'pending'
                  AND (d.leased_until IS NULL OR d.leased_until < now())
                  AND e.endpoint_id = d.endpoint_id AND e.status = 'enabled'
-               RETURNING d.delivery_id, d.endpoint_id, d.body, d.created_at, d.attempts, e.environment,
-                         e.url, e.secret, e.previous_secret, e.previous_secret_expires_at"#,
+               RETURNING d.delivery_id, d.endpoint_id, d.subject_id, d.body, d.created_at,
+                         d.attempts, e.environment, e.url, e.secret, e.previous_secret,
+                         e.previous_secret_expires_at"#,
             lease_ms,
-            self.options.claim_size,
+            limit,
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         let now = Utc::now();
         rows.into_iter()
             .map(|row| {
@@ -192,6 +232,7 @@ impl Sender {
                 Ok(Taken {
                     delivery_id: row.delivery_id,
                     endpoint_id: row.endpoint_id,
+                    subject_id: row.subject_id,
                     environment: row.environment.parse().map_err(|_| {
                         NotifyError::Corrupt(format!("environment {:?}", row.environment))
                     })?,
@@ -227,6 +268,7 @@ impl Sender {
         let mut attempt = Attempt {
             delivery_id: delivery.delivery_id,
             endpoint_id: delivery.endpoint_id,
+            subject_id: delivery.subject_id,
             created_at: delivery.created_at,
             attempts: delivery.attempts,
             status_code: None,
@@ -267,6 +309,7 @@ impl Sender {
         let mut errors = Vec::with_capacity(attempts.len());
         let mut responses = Vec::with_capacity(attempts.len());
         let mut given_up = Vec::new();
+        let mut retried = Retried::default();
         for attempt in &attempts {
             let latency = attempt.latency.as_secs_f64();
             metrics::histogram!("ledger_notify_delivery_latency_seconds").record(latency);
@@ -291,6 +334,12 @@ impl Sender {
             let delay = chrono::Duration::from_std(self.options.backoff(attempts))
                 .unwrap_or(chrono::Duration::MAX);
             next_attempts.push(now + delay);
+            if status == "pending" {
+                retried.delivery_ids.push(attempt.delivery_id);
+                retried.endpoint_ids.push(attempt.endpoint_id);
+                retried.subject_ids.push(attempt.subject_id);
+                retried.next_attempts.push(now + delay);
+            }
             codes.push(attempt.status_code.map(i32::from));
             latencies.push(i32::try_from(attempt.latency.as_millis()).unwrap_or(i32::MAX));
             errors.push(attempt.error.clone());
@@ -323,6 +372,26 @@ impl Sender {
         )
         .execute(&mut *transaction)
         .await?;
+        if !retried.delivery_ids.is_empty() {
+            // The later deliveries of a subject wait for its head: due no earlier than the
+            // head's retry, so that claims do not walk past them in the meantime.
+            sqlx::query!(
+                r#"UPDATE notification_deliveries f
+                   SET next_attempt_at = r.next_attempt_at
+                   FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::timestamptz[])
+                        AS r(delivery_id, endpoint_id, subject_id, next_attempt_at)
+                   WHERE f.status = 'pending'
+                     AND f.endpoint_id = r.endpoint_id AND f.subject_id = r.subject_id
+                     AND f.delivery_id <> r.delivery_id
+                     AND f.next_attempt_at < r.next_attempt_at"#,
+                &retried.delivery_ids,
+                &retried.endpoint_ids,
+                &retried.subject_ids,
+                &retried.next_attempts,
+            )
+            .execute(&mut *transaction)
+            .await?;
+        }
         if !given_up.is_empty() {
             let disabled = sqlx::query!(
                 r#"UPDATE notification_endpoints
@@ -344,10 +413,21 @@ impl Sender {
         backlog(&self.pool).await
     }
 
-    /// Sends until `shutdown`: a round after another while work is due, else sleeps until
+    /// Sends until `shutdown`: keeps up to `concurrency` requests in flight, records finished
+    /// ones in batches and claims more as slots free up; when nothing is due it sleeps until
     /// woken by the dispatcher or the poll interval. Errors are logged and retried.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let concurrency = self.options.concurrency.max(1);
+        // Claims are batched too: one once half of the slots are free.
+        let refill_at = (concurrency / 2).max(1);
+        let mut in_flight = FuturesUnordered::new();
+        let mut finished: Vec<Attempt> = Vec::new();
+        let mut oldest_finished = Instant::now();
+        // False once a claim found fewer due deliveries than it asked for: until an outcome
+        // is recorded (which can make a subject's next delivery its head), a wake-up or the
+        // poll interval, asking again would find nothing.
+        let mut may_be_due = true;
         let mut last_backlog = Instant::now() - Duration::from_secs(60);
         loop {
             if last_backlog.elapsed() >= Duration::from_secs(5) {
@@ -356,18 +436,58 @@ impl Sender {
                 }
                 last_backlog = Instant::now();
             }
-            let round = tokio::select! {
-                result = self.run_round() => result,
-                () = &mut shutdown => return,
-            };
-            match round {
-                Ok(0) => {}
-                Ok(_) => continue,
-                Err(error) => tracing::warn!(%error, "notification sender failed; retrying"),
+            let free = concurrency.saturating_sub(in_flight.len());
+            if may_be_due && (free >= refill_at || in_flight.is_empty()) {
+                let limit = i64::try_from(free)
+                    .unwrap_or(i64::MAX)
+                    .min(self.options.claim_size.max(1));
+                match self.take(limit).await {
+                    Ok(taken) => {
+                        may_be_due = i64::try_from(taken.len()).unwrap_or(i64::MAX) >= limit;
+                        in_flight.extend(taken.into_iter().map(|delivery| self.attempt(delivery)));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "notification sender could not claim; retrying");
+                        may_be_due = false;
+                    }
+                }
             }
+            if !finished.is_empty()
+                && (finished.len() >= RECORD_BATCH
+                    || in_flight.is_empty()
+                    || oldest_finished.elapsed() >= RECORD_DELAY)
+            {
+                let batch = std::mem::take(&mut finished);
+                // On failure the leases expire and the deliveries are sent again (same id).
+                if let Err(error) = self.record(batch).await {
+                    tracing::warn!(%error, "notification sender could not record; retrying");
+                }
+                may_be_due = true;
+                continue;
+            }
+            if in_flight.is_empty() {
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(self.options.poll_interval) => {}
+                    () = &mut shutdown => return,
+                }
+                may_be_due = true;
+                continue;
+            }
+            let record_in = if finished.is_empty() {
+                self.options.poll_interval
+            } else {
+                RECORD_DELAY.saturating_sub(oldest_finished.elapsed())
+            };
             tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(self.options.poll_interval) => {}
+                Some(attempt) = in_flight.next() => {
+                    if finished.is_empty() {
+                        oldest_finished = Instant::now();
+                    }
+                    finished.push(attempt);
+                }
+                () = self.wake.notified() => may_be_due = true,
+                () = tokio::time::sleep(record_in) => may_be_due = true,
                 () = &mut shutdown => return,
             }
         }
