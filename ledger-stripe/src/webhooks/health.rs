@@ -59,17 +59,18 @@ pub async fn delivery_health(
     let bucket_seconds = (bucket_seconds / 3600).max(1) * 3600;
     let rows = sqlx::query_as!(
         HealthBucket,
-        r#"WITH bounds AS (
-               SELECT date_bin(interval '1 hour', $3::timestamptz,
-                               TIMESTAMPTZ '2000-01-01 00:00:00+00') AS last_hour,
-                      date_bin(interval '1 hour', $2::timestamptz - interval '1 microsecond',
-                               TIMESTAMPTZ '2000-01-01 00:00:00+00') + interval '1 hour'
-                          AS first_whole_hour),
-           hours AS (
+        // The partial hours' bounds are written out (not a CTE) so that they are index
+        // conditions on `webhook_deliveries_received`: first [from, first whole hour), then
+        // [last hour, to); when `from..to` lies within one hour the first range takes it all.
+        r#"WITH hours AS (
                SELECT hour, events, succeeded, duplicates, redeliveries, parked, failed,
                       processing_seconds_sum AS seconds, processing_seconds_max AS max_seconds
-               FROM webhook_delivery_hours, bounds
-               WHERE environment = $1 AND hour >= first_whole_hour AND hour < last_hour
+               FROM webhook_delivery_hours
+               WHERE environment = $1
+                 AND hour >= date_bin(interval '1 hour', $2::timestamptz - interval '1 microsecond',
+                                      TIMESTAMPTZ '2000-01-01 00:00:00+00') + interval '1 hour'
+                 AND hour < date_bin(interval '1 hour', $3::timestamptz,
+                                     TIMESTAMPTZ '2000-01-01 00:00:00+00')
                UNION ALL
                SELECT date_bin(interval '1 hour', received_at,
                                TIMESTAMPTZ '2000-01-01 00:00:00+00'),
@@ -81,9 +82,18 @@ pub async fn delivery_health(
                       count(*) FILTER (WHERE outcome IN ('conflict', 'rejected', 'expired')),
                       sum(extract(epoch FROM processed_at - received_at)),
                       max(extract(epoch FROM processed_at - received_at))
-               FROM webhook_deliveries, bounds
-               WHERE environment = $1 AND received_at >= $2 AND received_at < $3
-                 AND (received_at < first_whole_hour OR received_at >= last_hour)
+               FROM webhook_deliveries
+               WHERE environment = $1
+                 AND ((received_at >= $2
+                       AND received_at < LEAST($3, date_bin(interval '1 hour',
+                               $2::timestamptz - interval '1 microsecond',
+                               TIMESTAMPTZ '2000-01-01 00:00:00+00') + interval '1 hour'))
+                      OR (received_at >= GREATEST(
+                              date_bin(interval '1 hour', $3::timestamptz,
+                                       TIMESTAMPTZ '2000-01-01 00:00:00+00'),
+                              date_bin(interval '1 hour', $2::timestamptz - interval '1 microsecond',
+                                       TIMESTAMPTZ '2000-01-01 00:00:00+00') + interval '1 hour')
+                          AND received_at < $3))
                GROUP BY 1)
            SELECT date_bin($4::bigint * interval '1 second', hour,
                            TIMESTAMPTZ '2000-01-01 00:00:00+00') AS "start!",
