@@ -256,3 +256,91 @@ async fn a_redelivery_of_an_overdue_parked_event_expires_it() {
     assert_eq!(row.outcome, DeliveryOutcome::Expired);
     assert_eq!(row.delivery_count, 2);
 }
+
+/// The rows of `webhook_delivery_hours` that differ from a recount of `webhook_deliveries`
+/// (in either direction), and the rollup's number of parked events.
+async fn rollup_drift(app: &TestApp) -> (i64, i64) {
+    let recount = "SELECT environment,
+               date_bin(interval '1 hour', received_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
+               count(*),
+               count(*) FILTER (WHERE outcome IN ('applied', 'duplicate', 'ignored')),
+               count(*) FILTER (WHERE outcome = 'duplicate'),
+               sum(delivery_count - 1),
+               count(*) FILTER (WHERE outcome = 'parked'),
+               count(*) FILTER (WHERE outcome IN ('conflict', 'rejected', 'expired')),
+               sum(extract(epoch FROM processed_at - received_at)),
+               max(extract(epoch FROM processed_at - received_at))
+           FROM webhook_deliveries GROUP BY 1, 2";
+    let rollup = "SELECT environment, hour, events, succeeded, duplicates, redeliveries,
+               parked, failed, processing_seconds_sum, processing_seconds_max
+           FROM webhook_delivery_hours WHERE events > 0";
+    let drift = sqlx::query_scalar::<_, i64>(&format!(
+        "SELECT count(*) FROM (({rollup} EXCEPT {recount}) UNION ALL ({recount} EXCEPT {rollup})) d"
+    ))
+    .fetch_one(app.database.pool())
+    .await
+    .unwrap();
+    let parked = sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT sum(parked)::bigint FROM webhook_delivery_hours",
+    )
+    .fetch_one(app.database.pool())
+    .await
+    .unwrap()
+    .unwrap_or(0);
+    (drift, parked)
+}
+
+/// The hourly rollup the console's webhook health page reads is kept by the writes of the
+/// deliveries themselves: after an ignored event, a redelivery, a parked refund applied later
+/// (it moves from parked to succeeded) and a delivery whose processing time shrank (the
+/// hour's maximum is recounted), it holds exactly what counting the deliveries gives.
+#[tokio::test]
+async fn the_hourly_rollup_agrees_with_a_recount_of_the_deliveries() {
+    let app = spawn_app().await;
+    assert_eq!(rollup_drift(&app).await, (0, 0));
+
+    assert_eq!(
+        deliver(&app, &fixture("refund.updated")).await.outcome(),
+        "parked"
+    );
+    assert_eq!(
+        deliver(&app, &fixture("customer.created")).await.outcome(),
+        "ignored"
+    );
+    let created = fixture("payment_intent.created");
+    assert_eq!(deliver(&app, &created).await.outcome(), "applied");
+    assert_eq!(rollup_drift(&app).await, (0, 1), "the refund waits");
+
+    deliver(&app, &created).await;
+    for name in [
+        "payment_intent.amount_capturable_updated",
+        "charge.captured",
+    ] {
+        assert_eq!(deliver(&app, &fixture(name)).await.outcome(), "applied");
+    }
+    let refund = delivery(&app, &event_id(&fixture("refund.updated"))).await;
+    assert_eq!(refund.outcome, DeliveryOutcome::Applied);
+    assert_eq!(
+        rollup_drift(&app).await,
+        (0, 0),
+        "the refund moved from parked to succeeded"
+    );
+    let redeliveries = sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT sum(redeliveries)::bigint FROM webhook_delivery_hours",
+    )
+    .fetch_one(app.database.pool())
+    .await
+    .unwrap();
+    assert_eq!(redeliveries, Some(1));
+
+    // The slowest delivery becomes the fastest: the maximum it held must go with it.
+    sqlx::query(
+        "UPDATE webhook_deliveries SET processed_at = received_at
+         WHERE stripe_event_id = (SELECT stripe_event_id FROM webhook_deliveries
+                                  ORDER BY processed_at - received_at DESC LIMIT 1)",
+    )
+    .execute(app.database.pool())
+    .await
+    .unwrap();
+    assert_eq!(rollup_drift(&app).await, (0, 0));
+}
