@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ledger_api::auth::{create_key, Role};
-use ledger_api::server::{application, ServerConfig};
+use ledger_api::server::ServerConfig;
 use ledger_core::ids::{Environment, MerchantId};
-use ledger_store::testing::TestDatabase;
 use ledger_stripe::gateway::{sign, WebhookSecret, WebhookSecrets};
 use ledger_stripe::webhooks::WebhookConfig;
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
@@ -17,40 +16,18 @@ use serde_json::{json, Value};
 
 const WEBHOOK_SECRET: &str = "whsec_console_charts_0123456789";
 
-struct App {
-    address: String,
-    database: TestDatabase,
-    client: reqwest::Client,
-}
+mod support;
+use support::{csrf_of, spawn_with, App};
 
 async fn spawn() -> App {
-    let database = TestDatabase::new().await;
-    let serving = database.server_pool().await;
-    let config = ServerConfig {
+    spawn_with(ServerConfig {
         webhooks: Some(WebhookConfig::new(
             WebhookSecrets::parse(&format!("test:{WEBHOOK_SECRET}")).unwrap(),
             MerchantId::parse("default").unwrap(),
         )),
         ..ServerConfig::default()
-    };
-    let (state, routes) = application(serving.clone(), config).unwrap();
-    let routes = routes.merge(ledger_console::router(ledger_console::ConsoleState::new(
-        state.app.pool.clone(),
-        state.app.handler.clone(),
-    )));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, routes).await });
-    tokio::spawn(ledger_projections::Projector::live(serving).follow(std::future::pending::<()>()));
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    App {
-        address,
-        database,
-        client,
-    }
+    })
+    .await
 }
 
 fn cookie_of(response: &reqwest::Response, name: &str) -> String {
@@ -62,11 +39,6 @@ fn cookie_of(response: &reqwest::Response, name: &str) -> String {
         .find_map(|value| value.strip_prefix(&format!("{name}=")))
         .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
         .unwrap()
-}
-
-fn csrf_of(html: &str) -> String {
-    let start = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
-    html[start..start + 64].to_owned()
 }
 
 impl App {

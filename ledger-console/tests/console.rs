@@ -3,40 +3,17 @@
 //! revocation and sign-out.
 
 use ledger_api::auth::{create_key, revoke_key, Role};
-use ledger_api::server::{application, ServerConfig};
+use ledger_api::server::ServerConfig;
 use ledger_core::ids::Environment;
-use ledger_store::testing::TestDatabase;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::json;
 
-struct App {
-    address: String,
-    database: TestDatabase,
-    client: reqwest::Client,
-}
+mod support;
+use support::{csrf_of, spawn_with, App};
 
 async fn spawn() -> App {
-    let database = TestDatabase::new().await;
-    let serving = database.server_pool().await;
-    let (state, routes) = application(serving.clone(), ServerConfig::default()).unwrap();
-    let routes = routes.merge(ledger_console::router(ledger_console::ConsoleState::new(
-        state.app.pool.clone(),
-        state.app.handler.clone(),
-    )));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, routes).await });
-    tokio::spawn(ledger_projections::Projector::live(serving).follow(std::future::pending::<()>()));
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    App {
-        address,
-        database,
-        client,
-    }
+    spawn_with(ServerConfig::default()).await
 }
 
 impl App {
@@ -157,11 +134,6 @@ fn set_cookie_header(response: &reqwest::Response, name: &str) -> String {
         .find(|value| value.starts_with(&format!("{name}=")))
         .unwrap()
         .to_owned()
-}
-
-fn csrf_of(html: &str) -> String {
-    let start = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
-    html[start..start + 64].to_owned()
 }
 
 #[tokio::test]
