@@ -233,3 +233,43 @@ async fn a_payment_authorized_with_another_payment_intent_is_a_conflict() {
         Some(PaymentStatus::Authorized)
     );
 }
+
+/// Once a PaymentIntent is linked to the payment its metadata named, a later event of it that
+/// carries no `ledger_payment_id` lands on that payment, not on the PaymentIntent's derived one; the
+/// delivery finds the link in the same read that checks for an earlier delivery.
+#[tokio::test]
+async fn a_later_event_without_metadata_lands_on_the_linked_payment() {
+    let app = spawn_app().await;
+    let ledger_payment = Uuid::new_v4().to_string();
+    let created = with_metadata(
+        &fixture("payment_intent.created"),
+        "ledger_payment_id",
+        &ledger_payment,
+    );
+    assert_eq!(deliver(&app, &created).await.outcome(), "applied");
+
+    let mut authorized: serde_json::Value =
+        serde_json::from_slice(&fixture("payment_intent.amount_capturable_updated")).unwrap();
+    if let Some(metadata) = authorized["data"]["object"]["metadata"].as_object_mut() {
+        metadata.remove("ledger_payment_id");
+    }
+    let authorized = serde_json::to_vec(&authorized).unwrap();
+    assert_eq!(deliver(&app, &authorized).await.outcome(), "applied");
+
+    let payment_id = PaymentId::parse(&ledger_payment).unwrap();
+    assert_eq!(
+        payment(&app, payment_id).await.status(),
+        Some(PaymentStatus::Authorized)
+    );
+    assert_eq!(
+        delivery(&app, &event_id(&authorized)).await.payment_id,
+        Some(payment_id)
+    );
+    assert_eq!(
+        payment(&app, payment_id_for_payment_intent(PAYMENT_INTENT))
+            .await
+            .status(),
+        None,
+        "nothing lands on the derived payment"
+    );
+}

@@ -24,13 +24,16 @@
 //!    server clock ([`crate::gateway::verify_event`]). Any refusal is a 4xx
 //!    `{"error": {"code", "message"}}` and records nothing.
 //! 2. Under a per-subject lock (the PaymentIntent `pi_…` or payout `po_…`), skip it if its
-//!    delivery row already holds a final outcome (applied, duplicate, ignored).
+//!    delivery row already holds a final outcome (applied, duplicate, ignored). The same
+//!    read fetches its PaymentIntent's link.
 //! 3. Map it, with the payment linked to its PaymentIntent if any, and apply it (below). A
 //!    PaymentIntent is linked to one payment and a payment to one PaymentIntent
 //!    (`webhook_payment_links`' two keys); an event of a second PaymentIntent of a payment,
 //!    Connect metadata naming another merchant than the account, or a Connect event about
 //!    another merchant's payment is a `conflict`, never applied.
-//! 4. Record the delivery row, then retry the events parked on the same subject.
+//! 4. Record the delivery row, then retry the events parked on the same subject, when the
+//!    statement that recorded it found any (it reads `webhook_parked` after the append
+//!    committed, as a read of its own would).
 //! 5. Answer 200 with the outcome, or 5xx when the database failed (Stripe retries).
 //!
 //! # Exactly once

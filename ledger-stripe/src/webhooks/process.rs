@@ -95,7 +95,15 @@ pub(super) async fn process(
     let environment = event.environment();
     let subject = subject(event);
     let _turn = state.lock_subject(environment, &subject).await;
-    let mut seen = tables::delivery_outcome(state.pool(), environment, event.id()).await?;
+    let payment_intent = payment_intent_id(event);
+    let found = tables::seen(
+        state.pool(),
+        environment,
+        event.id(),
+        payment_intent.as_deref(),
+    )
+    .await?;
+    let mut seen = found.outcome;
     if seen == Some(DeliveryOutcome::Parked)
         && parking::expire(state, environment, event.id()).await?
     {
@@ -116,7 +124,9 @@ pub(super) async fn process(
         repeat.replayed = true;
         return Ok(repeat);
     }
-    let mut resolution = resolve(state, event).await?;
+    // The link read above is as good as one read now: this process takes turns on the
+    // subject, and a link, once written, never changes.
+    let mut resolution = resolve_linked(state, event, found.linked_payment).await?;
     if resolution.outcome != DeliveryOutcome::Parked && seen == Some(DeliveryOutcome::Parked) {
         // A redelivery resolved an event parked earlier: it waits no more.
         tables::unpark(state.pool(), environment, event.id()).await?;
@@ -132,11 +142,15 @@ pub(super) async fn process(
             resolution = second;
         }
     }
-    tables::record_delivery(state.pool(), &resolution.row(event, received_at)).await?;
-    if matches!(
-        resolution.outcome,
-        DeliveryOutcome::Applied | DeliveryOutcome::Duplicate
-    ) {
+    let parked_on_subject =
+        tables::record_delivery(state.pool(), &resolution.row(event, received_at), &subject)
+            .await?;
+    if parked_on_subject
+        && matches!(
+            resolution.outcome,
+            DeliveryOutcome::Applied | DeliveryOutcome::Duplicate
+        )
+    {
         // The event is recorded; a failure here only delays the parked events until the
         // subject's next apply, so it is logged rather than failing this delivery.
         if let Err(error) = parking::retry_subject(state, environment, &subject).await {
@@ -152,15 +166,25 @@ pub(super) async fn resolve(
     state: &WebhookState,
     event: &VerifiedEvent,
 ) -> Result<Resolution, WebhookError> {
+    let linked = match payment_intent_id(event) {
+        Some(payment_intent) => {
+            tables::linked_payment(state.pool(), event.environment(), &payment_intent).await?
+        }
+        None => None,
+    };
+    resolve_linked(state, event, linked).await
+}
+
+/// [`resolve`] with the PaymentIntent's link as read under the subject's turn.
+async fn resolve_linked(
+    state: &WebhookState,
+    event: &VerifiedEvent,
+    linked_payment: Option<uuid::Uuid>,
+) -> Result<Resolution, WebhookError> {
     let environment = event.environment();
     let mut context = MappingContext::new(state.config().default_merchant_id.clone());
     context.connected_accounts = state.config().connected_accounts.clone();
-    if let Some(payment_intent) = payment_intent_id(event) {
-        context.linked_payment_id =
-            tables::linked_payment(state.pool(), environment, &payment_intent)
-                .await?
-                .map(PaymentId::from_uuid);
-    }
+    context.linked_payment_id = linked_payment.map(PaymentId::from_uuid);
     let fact = match map_event(event, &context) {
         Ok(fact) => fact,
         Err(error) if error.is_conflict() => {
@@ -184,15 +208,24 @@ pub(super) async fn resolve(
             if carries_payment_metadata(event) {
                 // Linked before the append: the link follows from the object's metadata
                 // alone, so writing it early is harmless, and a crash after the append cannot
-                // leave later refunds and disputes without their payment.
-                let linked = match tables::link_payment(
-                    state.pool(),
-                    environment,
-                    &fact.payment_intent_id,
-                    fact.payment_id.as_uuid(),
-                )
-                .await?
-                {
+                // leave later refunds and disputes without their payment. A PaymentIntent
+                // linked already keeps its link (the first wins, and links never change), so
+                // writing it again would only answer what was read.
+                let read_for_this_intent =
+                    payment_intent_id(event).as_deref() == Some(fact.payment_intent_id.as_str());
+                let link = match linked_payment.filter(|_| read_for_this_intent) {
+                    Some(linked) => PaymentLink::Linked(linked),
+                    None => {
+                        tables::link_payment(
+                            state.pool(),
+                            environment,
+                            &fact.payment_intent_id,
+                            fact.payment_id.as_uuid(),
+                        )
+                        .await?
+                    }
+                };
+                let linked = match link {
                     PaymentLink::Linked(linked) => linked,
                     PaymentLink::PaymentHasAnother(other) => {
                         return Ok(linked_elsewhere(fact, &other));

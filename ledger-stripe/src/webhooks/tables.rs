@@ -57,26 +57,47 @@ fn positions(range: Option<(u64, u64)>) -> Result<(Option<i64>, Option<i64>), We
     }
 }
 
-/// The outcome recorded for an event, if it was seen before.
-pub(super) async fn delivery_outcome(
+/// What a delivery finds before it resolves: the outcome recorded for its event, if it was
+/// seen before, and the payment linked to its PaymentIntent, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Seen {
+    pub outcome: Option<DeliveryOutcome>,
+    pub linked_payment: Option<Uuid>,
+}
+
+/// The event's recorded outcome and its PaymentIntent's link, in one round trip: every
+/// delivery needs both, and each round trip costs a turn of both processes.
+pub(super) async fn seen(
     pool: &PgPool,
     environment: Environment,
     stripe_event_id: &str,
-) -> Result<Option<DeliveryOutcome>, WebhookError> {
-    let row = sqlx::query_scalar!(
-        "SELECT outcome FROM webhook_deliveries WHERE environment = $1 AND stripe_event_id = $2",
+    payment_intent_id: Option<&str>,
+) -> Result<Seen, WebhookError> {
+    let row = sqlx::query!(
+        r#"SELECT
+               (SELECT outcome FROM webhook_deliveries
+                WHERE environment = $1 AND stripe_event_id = $2) AS outcome,
+               (SELECT payment_id FROM webhook_payment_links
+                WHERE environment = $1 AND payment_intent_id = $3) AS linked_payment"#,
         environment.as_str(),
-        stripe_event_id
+        stripe_event_id,
+        payment_intent_id
     )
-    .fetch_optional(pool)
+    .fetch_one(pool)
     .await?;
-    row.map(|outcome| {
-        outcome.parse().map_err(|reason| WebhookError::CorruptRow {
-            stripe_event_id: stripe_event_id.to_owned(),
-            reason,
+    let outcome = row
+        .outcome
+        .map(|outcome| {
+            outcome.parse().map_err(|reason| WebhookError::CorruptRow {
+                stripe_event_id: stripe_event_id.to_owned(),
+                reason,
+            })
         })
+        .transpose()?;
+    Ok(Seen {
+        outcome,
+        linked_payment: row.linked_payment,
     })
-    .transpose()
 }
 
 /// Counts one more delivery of an event whose outcome is final.
@@ -100,15 +121,23 @@ pub(super) async fn record_redelivery(
     Ok(())
 }
 
-/// Records a delivery. A row that already holds a final outcome keeps it (and its payment
-/// and positions): copies of one event finishing in any order leave the same row.
+/// Records a delivery, and answers whether any event is parked on `subject`. A row that
+/// already holds a final outcome keeps it (and its payment and positions): copies of one
+/// event finishing in any order leave the same row.
+///
+/// The parked check rides on the same statement (one round trip instead of two). Its
+/// snapshot is taken when the statement starts, after the delivery's append committed, so
+/// it sees every event parked before that commit, as a separate read afterwards would; one
+/// parked later is retried by its own "park, then try once more".
 pub(super) async fn record_delivery(
     pool: &PgPool,
     row: &DeliveryRow<'_>,
-) -> Result<(), WebhookError> {
+    subject: &str,
+) -> Result<bool, WebhookError> {
     let (first_position, last_position) = positions(row.positions)?;
-    sqlx::query!(
-        r#"INSERT INTO webhook_deliveries (
+    let parked = sqlx::query_scalar!(
+        r#"WITH recorded AS (
+           INSERT INTO webhook_deliveries (
                environment, stripe_event_id, event_type, payment_intent_id, payment_id, outcome,
                detail, first_position, last_position, received_at, last_received_at, processed_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
@@ -133,7 +162,10 @@ pub(super) async fn record_delivery(
                                     ELSE EXCLUDED.last_position END,
                processed_at = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
                                    THEN webhook_deliveries.processed_at
-                                   ELSE EXCLUDED.processed_at END"#,
+                                   ELSE EXCLUDED.processed_at END
+           RETURNING 1)
+           SELECT EXISTS (SELECT 1 FROM webhook_parked
+                          WHERE environment = $1 AND subject = $12) AS "parked!""#,
         row.environment.as_str(),
         row.stripe_event_id,
         row.event_type,
@@ -144,11 +176,12 @@ pub(super) async fn record_delivery(
         first_position,
         last_position,
         row.received_at,
-        row.processed_at
+        row.processed_at,
+        subject
     )
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
-    Ok(())
+    Ok(parked)
 }
 
 /// A parked event was resolved by a retry: its delivery row takes the new outcome and the
@@ -221,16 +254,30 @@ pub(super) async fn link_payment(
     payment_intent_id: &str,
     payment_id: Uuid,
 ) -> Result<PaymentLink, WebhookError> {
-    sqlx::query!(
-        r#"INSERT INTO webhook_payment_links (environment, payment_intent_id, payment_id)
-           VALUES ($1, $2, $3)
-           ON CONFLICT DO NOTHING"#,
+    // The new link, or the PaymentIntent's link as the statement's snapshot holds it: one
+    // round trip in the common cases.
+    let linked = sqlx::query_scalar!(
+        r#"WITH inserted AS (
+               INSERT INTO webhook_payment_links (environment, payment_intent_id, payment_id)
+               VALUES ($1, $2, $3)
+               ON CONFLICT DO NOTHING
+               RETURNING payment_id)
+           SELECT payment_id AS "payment_id!" FROM inserted
+           UNION ALL
+           SELECT payment_id FROM webhook_payment_links
+           WHERE environment = $1 AND payment_intent_id = $2
+           LIMIT 1"#,
         environment.as_str(),
         payment_intent_id,
         payment_id
     )
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
+    if let Some(linked) = linked {
+        return Ok(PaymentLink::Linked(linked));
+    }
+    // Nothing linked in that snapshot: the insert met a conflicting link committed after the
+    // snapshot (another process's), or the payment's own key refused it. Fresh reads tell.
     if let Some(linked) = linked_payment(pool, environment, payment_intent_id).await? {
         return Ok(PaymentLink::Linked(linked));
     }
