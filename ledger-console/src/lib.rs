@@ -15,8 +15,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod assets;
-pub mod csv_download;
 pub mod charts;
+pub mod csv_download;
 pub mod current;
 pub mod error;
 pub mod pages;

@@ -28,9 +28,9 @@ use serde::Deserialize;
 use super::html;
 use super::webhook_health::{one_decimal, percent, plot};
 use crate::charts::{bar_chart, line_chart, Chart, Series};
+use crate::csv_download::{csv_response, wants_csv};
 use crate::current::{Current, Frame};
 use crate::error::ConsoleError;
-use crate::csv_download::{csv_response, wants_csv};
 use crate::ConsoleState;
 
 const MAX_MERCHANT_CHARS: usize = 200;

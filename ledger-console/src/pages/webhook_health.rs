@@ -21,9 +21,9 @@ use serde::Deserialize;
 
 use super::html;
 use crate::charts::{bar_chart, line_chart, Chart, Series};
+use crate::csv_download::{csv_response, wants_csv};
 use crate::current::{Current, Frame};
 use crate::error::ConsoleError;
-use crate::csv_download::{csv_response, wants_csv};
 use crate::ConsoleState;
 
 /// A bucket whose share of events that reached a final outcome is below this stands out.

@@ -93,8 +93,7 @@ pub async fn verify(pool: &PgPool, expect_head: Option<LogHead>) -> anyhow::Resu
     }
     // Kept for the console's audit page ("the last verification"). An auditor may verify with
     // a read-only account: the verdict still stands when it cannot be recorded.
-    if let Err(error) = ledger_projections::record_verification(pool, &report, expect_head).await
-    {
+    if let Err(error) = ledger_projections::record_verification(pool, &report, expect_head).await {
         eprintln!("note: the verification was not recorded for the console: {error}");
     }
     println!("{report}");
