@@ -68,6 +68,14 @@ async fn main() -> anyhow::Result<()> {
     .fetch_one(&pool)
     .await?;
 
+    let a_payment: String = sqlx::query_scalar(
+        "SELECT payment_id::text FROM projection_payments WHERE merchant_id = $1 LIMIT 1",
+    )
+    .bind(&busiest_merchant)
+    .fetch_one(&pool)
+    .await?;
+    let a_past_day = last_day - chrono::Duration::days(30);
+
     let address = serve(&pool, store).await?;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -88,7 +96,17 @@ async fn main() -> anyhow::Result<()> {
             "balances of a merchant",
             format!("/console/balances?merchant={busiest_merchant}"),
         ),
+        (
+            "balances of a merchant, a month ago",
+            format!("/console/balances?merchant={busiest_merchant}&as_of={a_past_day}"),
+        ),
+        (
+            "a payment with its timeline",
+            format!("/console/payments/{a_payment}"),
+        ),
         ("exceptions", "/console/exceptions".to_owned()),
+        ("reconciliation runs", "/console/reconciliation".to_owned()),
+        ("audit", "/console/audit".to_owned()),
         (
             "webhook health by hour",
             "/console/webhook-health".to_owned(),

@@ -261,6 +261,32 @@ async fn a_support_key_sees_payments_and_their_timeline_but_not_balances() {
     assert!(html.contains("42.00 EUR") && html.contains("INITIATED"));
     assert!(html.contains("TEST") && !html.contains("/console/balances"));
 
+    // The same search as a CSV download, behind the same role.
+    let download = app
+        .get(
+            "/console/payments?by=order&q=order-support-1&format=csv",
+            Some(&session),
+        )
+        .await;
+    assert_eq!(download.status(), StatusCode::OK);
+    assert_eq!(
+        download.headers()[reqwest::header::CONTENT_TYPE],
+        "text/csv; charset=utf-8"
+    );
+    let csv = download.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert_eq!(
+        lines[0],
+        "payment_id,order_id,merchant_id,status,amount,created_at"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{payment},order-support-1,merchant-console,INITIATED,42.00 EUR,"
+        )),
+        "{csv}"
+    );
+
     let detail = app
         .get(&format!("/console/payments/{payment}"), Some(&session))
         .await;

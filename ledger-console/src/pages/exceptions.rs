@@ -303,25 +303,11 @@ impl Wanted {
     }
 }
 
-/// `a=1&b=x%20y`, each value percent-encoded.
+/// `a=1&b=x+y`, each value form-encoded (by `url`'s `form_urlencoded`).
 pub(crate) fn query_string(pairs: &[(&str, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{name}={}", encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().map(|(name, value)| (*name, value.as_str())))
+        .finish()
 }
 
 fn bad_cursor() -> ConsoleError {
@@ -353,9 +339,8 @@ pub async fn page(
     let filters = wanted.filters();
     let next_link = |section: Kind, cursor: String| {
         format!(
-            "/console/exceptions?kind={}&{filters}&after={}",
-            section.as_str(),
-            encode(&cursor)
+            "/console/exceptions?{}&{filters}",
+            query_string(&[("kind", section.as_str().to_owned()), ("after", cursor)])
         )
     };
     let now = Utc::now();

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::html;
+use crate::csv_download::{csv_response, wants_csv};
 use crate::current::{Current, Frame};
 use crate::error::ConsoleError;
 use crate::ConsoleState;
@@ -34,6 +35,7 @@ const DELIVERY_LIMIT: u32 = 50;
 pub struct SearchQuery {
     by: Option<String>,
     q: Option<String>,
+    format: Option<String>,
 }
 
 /// What a search looks for.
@@ -100,6 +102,8 @@ struct SearchPage {
     searched: bool,
     results: Vec<PaymentLine>,
     limit: usize,
+    /// The same search as a CSV download.
+    csv_href: String,
 }
 
 pub async fn search(
@@ -150,12 +154,45 @@ pub async fn search(
             }
         }
     };
+    let results: Vec<PaymentLine> = rows.iter().map(PaymentLine::from).collect();
+    if wants_csv(query.format.as_deref())? {
+        return csv_response(
+            "payments.csv",
+            &[
+                "payment_id",
+                "order_id",
+                "merchant_id",
+                "status",
+                "amount",
+                "created_at",
+            ],
+            results.iter().map(|line| {
+                vec![
+                    line.id.clone(),
+                    line.order_id.clone(),
+                    line.merchant_id.clone(),
+                    line.status.to_owned(),
+                    line.amount.clone(),
+                    line.created_at.clone(),
+                ]
+            }),
+        );
+    }
+    let csv_href = format!(
+        "/console/payments?{}",
+        super::exceptions::query_string(&[
+            ("by", by.as_str().to_owned()),
+            ("q", q.clone()),
+            ("format", "csv".to_owned()),
+        ])
+    );
     html(&SearchPage {
+        csv_href,
         frame: current.frame("payments"),
         by: by.as_str(),
         searched: !q.is_empty(),
         q,
-        results: rows.iter().map(PaymentLine::from).collect(),
+        results,
         limit: SEARCH_LIMIT,
     })
 }
