@@ -85,12 +85,17 @@ pub async fn position_as_of(pool: &PgPool, as_of: AsOf) -> Result<u64, Projectio
     match as_of {
         AsOf::Position(position) => Ok(position.min(head)),
         AsOf::Time(time) => {
+            // `recorded_at` never decreases along positions (the store takes it under the log
+            // head's lock), so the newest entry by then is the last position recorded by then:
+            // one descent of `events_recorded_at_position`, not a scan of the log.
             let position = sqlx::query_scalar!(
-                r#"SELECT COALESCE(MAX(position), 0) AS "position!" FROM events WHERE recorded_at <= $1"#,
+                r#"SELECT position FROM events WHERE recorded_at <= $1
+                   ORDER BY recorded_at DESC, position DESC LIMIT 1"#,
                 time
             )
-            .fetch_one(pool)
-            .await?;
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(0);
             from_stored(position)
         }
     }
