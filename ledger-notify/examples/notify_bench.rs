@@ -2,9 +2,16 @@
 //! dispatcher and sender deliver to local receivers (axum, 127.0.0.1), beside a baseline of
 //! the same writers with no endpoint, measured in the same run on the same database.
 //!
-//! `cargo run --release -p ledger-notify --example notify_bench -- [SECONDS] [WRITERS] [ENDPOINTS]`
-//! (defaults 10, 32, 4). Prints commands/s of both phases, deliveries/s, and the lag from an
-//! event's commit to its arrival at the receiver (p50, p99, max).
+//! `cargo run --release -p ledger-notify --example notify_bench -- [SECONDS] [WRITERS] [ENDPOINTS] [DELIVERIES_PER_SECOND]`
+//! (defaults 10, 32, 4, 0). Prints commands/s of both phases, deliveries/s, and two lags
+//! (p50, p99, max): the dispatcher's, from an event's commit to its deliveries' creation, and
+//! the whole way, from the commit to the arrival at the receiver.
+//!
+//! With `DELIVERIES_PER_SECOND` 0 the writers append as fast as they can: the store appends
+//! several times more than any sender delivers, so the backlog and the lag only grow, and
+//! deliveries/s is the sender's capacity. Given a rate, the writers are paced to make that many
+//! deliveries a second (three events a payment, one delivery per endpoint), which is the
+//! question the issue asks: does delivery keep up with that load, and how far behind.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,17 +42,32 @@ fn context() -> CommandContext {
     }
 }
 
-/// Writers append captured payments (two commands, three events each) until `seconds` pass;
-/// returns the commands appended.
-async fn append(handler: &CommandHandler, writers: usize, seconds: u64) -> u64 {
+/// Writers append captured payments (two commands, three events each) until `seconds` pass,
+/// each at most `payments_per_second / writers` a second when a rate is given; returns the
+/// commands appended.
+async fn append(
+    handler: &CommandHandler,
+    writers: usize,
+    seconds: u64,
+    payments_per_second: Option<f64>,
+) -> u64 {
     let stop = Arc::new(AtomicBool::new(false));
     let commands = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for writer in 0..writers {
         let (handler, stop, commands) = (handler.clone(), stop.clone(), commands.clone());
+        let mut pace = payments_per_second.map(|rate| {
+            let mut interval =
+                tokio::time::interval(Duration::from_secs_f64(writers as f64 / rate));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
         tasks.spawn(async move {
             let mut number = 0;
             while !stop.load(Ordering::Relaxed) {
+                if let Some(pace) = pace.as_mut() {
+                    pace.tick().await;
+                }
                 number += 1;
                 let payment_id = PaymentId::from_uuid(Uuid::new_v4());
                 let initiate = PaymentCommand::Initiate(InitiatePayment {
@@ -93,6 +115,9 @@ async fn main() {
     let seconds = arguments.next().unwrap_or(10);
     let writers = arguments.next().unwrap_or(32) as usize;
     let endpoint_count = arguments.next().unwrap_or(4);
+    let deliveries_per_second = arguments.next().unwrap_or(0);
+    let payments_per_second = (deliveries_per_second > 0)
+        .then(|| deliveries_per_second as f64 / (3 * endpoint_count) as f64);
 
     let database = TestDatabase::new().await;
     let handler = CommandHandler::new(database.store());
@@ -105,7 +130,7 @@ async fn main() {
             .follow(Duration::from_millis(100), std::future::pending()),
     );
     let started = Instant::now();
-    let baseline = append(&handler, writers, seconds).await;
+    let baseline = append(&handler, writers, seconds, None).await;
     let baseline_rate = baseline as f64 / started.elapsed().as_secs_f64();
 
     // Receivers record each arrival's lag behind the event's commit.
@@ -189,7 +214,7 @@ async fn main() {
     });
 
     let started = Instant::now();
-    let commands = append(&handler, writers, seconds).await;
+    let commands = append(&handler, writers, seconds, payments_per_second).await;
     let append_seconds = started.elapsed().as_secs_f64();
     // Let the backlog drain, then measure deliveries over the whole phase.
     let expected = (commands / 2 * 3 * endpoint_count) as usize;
@@ -198,12 +223,27 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let total_seconds = started.elapsed().as_secs_f64();
+    // The dispatcher's own lag: from an event's commit to the creation of its deliveries.
+    let mut dispatch_lags: Vec<f64> = sqlx::query_scalar!(
+        r#"SELECT GREATEST(extract(epoch FROM d.created_at - e.recorded_at), 0)::float8 AS "lag!"
+           FROM notification_deliveries d JOIN events e ON e.position = d.position"#
+    )
+    .fetch_all(database.pool())
+    .await
+    .unwrap();
+    dispatch_lags.sort_by(f64::total_cmp);
     dispatcher.abort();
     sending.abort();
     progress.abort();
     let mut lags = lags.lock().unwrap().clone();
     lags.sort_by(f64::total_cmp);
     println!("writers {writers}, endpoints {endpoint_count}, {seconds} s per phase");
+    match payments_per_second {
+        Some(rate) => {
+            println!("paced: {rate:.0} payments/s, {deliveries_per_second} deliveries/s asked for")
+        }
+        None => println!("unpaced: writers append as fast as they can"),
+    }
     println!("baseline (no endpoint): {baseline_rate:.0} commands/s");
     println!(
         "with notifications:     {:.0} commands/s",
@@ -213,6 +253,12 @@ async fn main() {
         "deliveries: {} of {expected} in {total_seconds:.1} s = {:.0}/s",
         lags.len(),
         lags.len() as f64 / total_seconds
+    );
+    println!(
+        "dispatcher's lag, commit → deliveries created: p50 {:.3} s, p99 {:.3} s, max {:.3} s",
+        percentile(&dispatch_lags, 0.5),
+        percentile(&dispatch_lags, 0.99),
+        percentile(&dispatch_lags, 1.0)
     );
     println!(
         "lag commit → receiver: p50 {:.3} s, p99 {:.3} s, max {:.3} s",

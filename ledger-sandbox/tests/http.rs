@@ -617,6 +617,66 @@ async fn webhooks_are_signed_as_stripe_signs_and_retried_after_a_500() {
     assert_eq!(stats["failed_attempts"], 1);
 }
 
+/// A slow receiver sees at most `in_flight_per_endpoint` requests at once, and a burst of
+/// events still arrives whole, each once, with no attempt failed.
+#[tokio::test]
+async fn a_burst_of_events_keeps_to_the_deliveries_in_flight_per_endpoint() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (open, most, arrived) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let app = {
+        let (open, most, arrived) = (open.clone(), most.clone(), arrived.clone());
+        axum::Router::new().route(
+            "/webhooks",
+            axum::routing::post(move || {
+                let (open, most, arrived) = (open.clone(), most.clone(), arrived.clone());
+                async move {
+                    let now_open = open.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now_open, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    axum::http::StatusCode::OK
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut config = default_config().with_webhook_url(&url).unwrap();
+    config.retry = RetryPolicy {
+        in_flight_per_endpoint: 3,
+        ..RetryPolicy::default()
+    };
+    let sandbox = sandbox(config).await;
+    let client = Client::new(&sandbox);
+    let intents = 24;
+    for _ in 0..intents {
+        client
+            .post("/v1/payment_intents", "amount=100&currency=usd")
+            .await;
+    }
+    let mut stats = Value::Null;
+    for _ in 0..200 {
+        stats = client.get("/sandbox/webhooks").await.body;
+        if stats["pending"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(stats["pending"], 0, "deliveries never settled: {stats}");
+    assert_eq!(stats["delivered"], intents);
+    assert_eq!(stats["failed_attempts"], 0);
+    assert_eq!(arrived.load(Ordering::SeqCst), intents);
+    let most = most.load(Ordering::SeqCst);
+    assert!(most <= 3, "{most} requests were open at once");
+    assert!(most >= 2, "deliveries did not overlap at all ({most})");
+}
+
 /// Ids of the events received so far, in arrival order.
 fn arrived(received: &Received) -> Vec<String> {
     received

@@ -307,6 +307,95 @@ async fn an_early_refund_waits_and_lands_on_the_linked_payment() {
     assert_eq!(payment(&app, guessed).await.version, 0);
 }
 
+/// Deliveries of many payments at once share their statements (`grouped.rs`): each still gets
+/// its own row and its own answer to "is anything parked on my subject". Half the payments
+/// have an early refund parked; their captures, delivered together with the others', must
+/// each find it and apply it, and the others must record theirs untouched.
+#[tokio::test]
+async fn concurrent_deliveries_of_many_payments_each_find_their_own_parked_events() {
+    let app = spawn_app().await;
+    let payments = 24;
+    // Every id in the fixtures (evt_, pi_, ch_, re_) contains this; replacing it makes a new
+    // payment's events.
+    let for_payment = |name: &str, number: usize| {
+        with_replaced(
+            &fixture(name),
+            &[("MtwBwLkdIwHu7ix", &format!("Grp{number:012}"))],
+        )
+    };
+    let deliver_all = |bodies: Vec<Vec<u8>>| {
+        let address = app.address;
+        async move {
+            let posts = bodies.into_iter().map(|body| {
+                tokio::spawn(async move {
+                    let header = signature_now(&body);
+                    post_raw(address, &[("Stripe-Signature", &header)], &body, false).await
+                })
+            });
+            futures::future::join_all(posts)
+                .await
+                .into_iter()
+                .map(|answer| {
+                    let answer = answer.unwrap();
+                    assert_eq!(answer.status, 200, "{:?}", answer.body);
+                    answer.outcome().to_owned()
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let refunded: Vec<usize> = (0..payments).filter(|number| number % 2 == 0).collect();
+    let outcomes = deliver_all(
+        refunded
+            .iter()
+            .map(|n| for_payment("refund.updated", *n))
+            .collect(),
+    )
+    .await;
+    assert!(
+        outcomes.iter().all(|outcome| outcome == "parked"),
+        "{outcomes:?}"
+    );
+    let created = (0..payments)
+        .map(|n| for_payment("payment_intent.created", n))
+        .collect();
+    let outcomes = deliver_all(created).await;
+    assert!(
+        outcomes.iter().all(|outcome| outcome == "applied"),
+        "{outcomes:?}"
+    );
+    let captured = (0..payments)
+        .map(|n| for_payment("charge.captured", n))
+        .collect();
+    let outcomes = deliver_all(captured).await;
+    assert!(
+        outcomes.iter().all(|outcome| outcome == "applied"),
+        "{outcomes:?}"
+    );
+
+    assert_eq!(
+        parked_count(&app).await,
+        0,
+        "every parked refund was applied"
+    );
+    for number in 0..payments {
+        let payment_intent = format!("pi_3Grp{number:012}28a3tqPa");
+        let payment_id = payment_id_for_payment_intent(&payment_intent);
+        let captured = delivery(&app, &event_id(&for_payment("charge.captured", number))).await;
+        assert_eq!(captured.outcome, DeliveryOutcome::Applied);
+        assert_eq!(captured.payment_id, Some(payment_id), "{payment_intent}");
+        assert_eq!(captured.delivery_count, 1);
+        let expected = if number % 2 == 0 {
+            let refund = delivery(&app, &event_id(&for_payment("refund.updated", number))).await;
+            assert_eq!(refund.outcome, DeliveryOutcome::Applied);
+            assert_eq!(refund.payment_id, Some(payment_id));
+            PaymentStatus::PartiallyRefunded
+        } else {
+            PaymentStatus::Captured
+        };
+        assert_eq!(payment(&app, payment_id).await.status(), Some(expected));
+    }
+}
+
 fn usd(amount: &str) -> Money {
     Money::parse(amount, Currency::USD).unwrap()
 }

@@ -6,6 +6,13 @@
 //! days; here the n-th retry waits `first_retry · 2^(n-1)` (100 ms, 200 ms, 400 ms, … by
 //! default) and a delivery gives up after `max_attempts` attempts (8: about 13 s in all).
 //! Every attempt is signed afresh with its own timestamp, as Stripe signs each attempt.
+//!
+//! Like Stripe, the sandbox holds only a few requests open to one endpoint at a time
+//! (`in_flight_per_endpoint`): attempts beyond that wait their turn instead of opening more
+//! connections. Unbounded, a burst of thousands of events opened thousands of connections at
+//! once, attempts timed out in the queue of a busy receiver, and every timeout came back as a
+//! retry: a storm that made the receiver slower still. Only attempts wait; a chaos delay or a
+//! backoff runs before the turn is taken, so reordering and duplicates are unchanged.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +24,7 @@ use reqwest::Url;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::Semaphore;
 
 use super::chaos::Chaos;
 use super::signing::signature_header;
@@ -26,8 +34,10 @@ use crate::state::now;
 pub struct RetryPolicy {
     pub first_retry: Duration,
     pub max_attempts: u32,
-    /// How long one attempt may take (Stripe waits a few seconds at most).
+    /// How long one attempt may take once sent (Stripe waits a few seconds at most).
     pub timeout: Duration,
+    /// Attempts open to one endpoint at once.
+    pub in_flight_per_endpoint: usize,
 }
 
 impl Default for RetryPolicy {
@@ -36,6 +46,7 @@ impl Default for RetryPolicy {
             first_retry: Duration::from_millis(100),
             max_attempts: 8,
             timeout: Duration::from_secs(10),
+            in_flight_per_endpoint: 64,
         }
     }
 }
@@ -92,13 +103,21 @@ pub fn spawn_dispatcher(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let shared = Arc::new(dispatcher);
+        let endpoints: Vec<Endpoint> = shared
+            .endpoints
+            .iter()
+            .map(|url| Endpoint {
+                url: url.clone(),
+                turns: Arc::new(Semaphore::new(shared.retry.in_flight_per_endpoint.max(1))),
+            })
+            .collect();
         let mut rng = StdRng::seed_from_u64(shared.seed);
         while let Some(event) = events.recv().await {
             let body = match serde_json::to_vec_pretty(&event) {
                 Ok(body) => Arc::new(body),
                 Err(_) => continue,
             };
-            for endpoint in &shared.endpoints {
+            for endpoint in &endpoints {
                 let plan = shared.chaos.plan(&mut rng);
                 // The first delivery was counted pending when the event was emitted.
                 shared
@@ -122,9 +141,16 @@ pub fn spawn_dispatcher(
     })
 }
 
+/// An endpoint and its turns: one permit per attempt in flight.
+#[derive(Clone)]
+struct Endpoint {
+    url: Url,
+    turns: Arc<Semaphore>,
+}
+
 fn schedule(
     shared: &Arc<Dispatcher>,
-    endpoint: &Url,
+    endpoint: &Endpoint,
     body: &Arc<Vec<u8>>,
     delay: Duration,
     drop_first: bool,
@@ -139,14 +165,16 @@ fn schedule(
     });
 }
 
-async fn deliver(shared: &Dispatcher, endpoint: Url, body: &[u8], drop_first: bool) {
+async fn deliver(shared: &Dispatcher, endpoint: Endpoint, body: &[u8], drop_first: bool) {
     let stats = &shared.stats;
     for attempt in 1..=shared.retry.max_attempts {
         stats.attempts.fetch_add(1, Ordering::SeqCst);
         let delivered = if attempt == 1 && drop_first {
             false
         } else {
-            attempt_once(shared, &endpoint, body).await
+            // The semaphore is never closed, so a turn always comes.
+            let _turn = endpoint.turns.acquire().await;
+            attempt_once(shared, &endpoint.url, body).await
         };
         if delivered {
             stats.delivered.fetch_add(1, Ordering::SeqCst);
@@ -162,7 +190,7 @@ async fn deliver(shared: &Dispatcher, endpoint: Url, body: &[u8], drop_first: bo
         }
     }
     stats.given_up.fetch_add(1, Ordering::SeqCst);
-    tracing::warn!(%endpoint, "webhook delivery gave up after {} attempts", shared.retry.max_attempts);
+    tracing::warn!(endpoint = %endpoint.url, "webhook delivery gave up after {} attempts", shared.retry.max_attempts);
 }
 
 async fn attempt_once(shared: &Dispatcher, endpoint: &Url, body: &[u8]) -> bool {

@@ -92,6 +92,7 @@
 mod apply;
 pub mod deliveries;
 pub mod error;
+mod grouped;
 pub mod health;
 pub mod metrics;
 pub mod outcome;

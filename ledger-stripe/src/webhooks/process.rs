@@ -96,13 +96,10 @@ pub(super) async fn process(
     let subject = subject(event);
     let _turn = state.lock_subject(environment, &subject).await;
     let payment_intent = payment_intent_id(event);
-    let found = tables::seen(
-        state.pool(),
-        environment,
-        event.id(),
-        payment_intent.as_deref(),
-    )
-    .await?;
+    let found = state
+        .grouped()
+        .seen(environment, event.id(), payment_intent.as_deref())
+        .await?;
     let mut seen = found.outcome;
     if seen == Some(DeliveryOutcome::Parked)
         && parking::expire(state, environment, event.id()).await?
@@ -142,9 +139,10 @@ pub(super) async fn process(
             resolution = second;
         }
     }
-    let parked_on_subject =
-        tables::record_delivery(state.pool(), &resolution.row(event, received_at), &subject)
-            .await?;
+    let parked_on_subject = state
+        .grouped()
+        .record(&resolution.row(event, received_at), &subject)
+        .await?;
     if parked_on_subject
         && matches!(
             resolution.outcome,

@@ -2,12 +2,13 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ledger_core::ids::{Environment, MerchantId};
 use ledger_store::commands::CommandHandler;
 use sqlx::PgPool;
 
+use super::grouped::Grouped;
 use crate::gateway::{ConnectedAccounts, WebhookSecrets, DEFAULT_MAX_BODY_BYTES};
 
 /// Webhook events of one subject take turns in this process (see [`SubjectLocks`]); this
@@ -54,6 +55,8 @@ struct Inner {
     commands: CommandHandler,
     config: WebhookConfig,
     locks: SubjectLocks,
+    /// Started on first use, inside the runtime that serves the route.
+    grouped: OnceLock<Grouped>,
 }
 
 impl WebhookState {
@@ -63,6 +66,7 @@ impl WebhookState {
                 commands,
                 config,
                 locks: SubjectLocks::new(),
+                grouped: OnceLock::new(),
             }),
         }
     }
@@ -77,6 +81,13 @@ impl WebhookState {
 
     pub(super) fn pool(&self) -> &PgPool {
         self.inner.commands.store().pool()
+    }
+
+    /// The grouped statements of deliveries ([`Grouped`]).
+    pub(super) fn grouped(&self) -> &Grouped {
+        self.inner
+            .grouped
+            .get_or_init(|| Grouped::start(self.pool().clone()))
     }
 
     pub(super) async fn lock_subject(

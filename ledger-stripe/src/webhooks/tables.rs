@@ -39,11 +39,11 @@ pub(super) struct ParkedRow {
     pub parked_at: DateTime<Utc>,
 }
 
-fn bounded(detail: Option<&str>) -> Option<String> {
+pub(super) fn bounded(detail: Option<&str>) -> Option<String> {
     detail.map(|text| text.chars().take(MAX_DETAIL_CHARS).collect())
 }
 
-fn position(value: u64) -> Result<i64, WebhookError> {
+pub(super) fn position(value: u64) -> Result<i64, WebhookError> {
     i64::try_from(value).map_err(|_| WebhookError::CorruptRow {
         stripe_event_id: String::new(),
         reason: format!("log position {value} exceeds the database's range"),

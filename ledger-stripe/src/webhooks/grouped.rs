@@ -1,0 +1,362 @@
+//! The two statements every delivery makes, grouped across concurrent deliveries: the read of
+//! its event's earlier outcome with its PaymentIntent's link (`seen`), and the record of what
+//! became of it (`record`).
+//!
+//! Made one by one they were most of a delivery's cost in the database: each a round trip,
+//! a statement's fixed cost, and for the record a commit of its own with its WAL flush and a
+//! run of the hourly rollup's statement trigger. A burst of webhooks (a checkout sends three
+//! events at once) queues them, so a few tasks take every request waiting (up to
+//! [`MAX_GROUP`]) and answer them all with one statement, as the store groups its stream reads
+//! and appends. Each request is still answered by a statement sent after it was asked, so it
+//! sees every commit made before it was asked, as a statement of its own would.
+//!
+//! A grouped statement that fails is not an answer for everyone in it: each request is then
+//! made again on its own ([`Grouped::seen`] and [`Grouped::record`] fall back to the single
+//! statements of `tables`), so one bad row fails only its own delivery.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ledger_core::ids::Environment;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use uuid::Uuid;
+
+use super::error::WebhookError;
+use super::outcome::DeliveryOutcome;
+use super::tables::{self, DeliveryRow, Seen};
+
+/// Most requests one statement answers.
+pub(super) const MAX_GROUP: usize = 256;
+/// Tasks per kind of statement: while one statement runs, the next group gathers for another.
+const TASKS: usize = 4;
+/// Requests waiting for a task; callers wait when it is full.
+const QUEUE_CAPACITY: usize = 4_096;
+
+/// `None`: the grouped statement failed; the caller makes its own.
+type Reply<T> = oneshot::Sender<Option<T>>;
+
+struct SeenRequest {
+    environment: Environment,
+    stripe_event_id: String,
+    payment_intent_id: Option<String>,
+    reply: Reply<Result<Seen, String>>,
+}
+
+/// A delivery's row, owned so that it can wait in the queue.
+struct RecordRequest {
+    environment: Environment,
+    stripe_event_id: String,
+    event_type: String,
+    payment_intent_id: Option<String>,
+    payment_id: Option<Uuid>,
+    outcome: DeliveryOutcome,
+    detail: Option<String>,
+    positions: Option<(i64, i64)>,
+    received_at: DateTime<Utc>,
+    processed_at: DateTime<Utc>,
+    subject: String,
+    reply: Reply<bool>,
+}
+
+/// The queues, and the tasks that empty them (they stop once this is dropped).
+pub(super) struct Grouped {
+    pool: PgPool,
+    seen: mpsc::Sender<SeenRequest>,
+    record: mpsc::Sender<RecordRequest>,
+}
+
+impl Grouped {
+    /// Starts the tasks; needs a Tokio runtime.
+    pub fn start(pool: PgPool) -> Grouped {
+        let (seen, seen_waiting) = mpsc::channel(QUEUE_CAPACITY);
+        let (record, record_waiting) = mpsc::channel(QUEUE_CAPACITY);
+        let seen_waiting = Arc::new(Mutex::new(seen_waiting));
+        let record_waiting = Arc::new(Mutex::new(record_waiting));
+        for _ in 0..TASKS {
+            tokio::spawn(serve(pool.clone(), seen_waiting.clone(), answer_seen));
+            tokio::spawn(serve(pool.clone(), record_waiting.clone(), answer_records));
+        }
+        Grouped { pool, seen, record }
+    }
+
+    /// [`tables::seen`], grouped.
+    pub async fn seen(
+        &self,
+        environment: Environment,
+        stripe_event_id: &str,
+        payment_intent_id: Option<&str>,
+    ) -> Result<Seen, WebhookError> {
+        let (reply, answer) = oneshot::channel();
+        let request = SeenRequest {
+            environment,
+            stripe_event_id: stripe_event_id.to_owned(),
+            payment_intent_id: payment_intent_id.map(str::to_owned),
+            reply,
+        };
+        if self.seen.send(request).await.is_ok() {
+            match answer.await {
+                Ok(Some(Ok(seen))) => return Ok(seen),
+                Ok(Some(Err(reason))) => {
+                    return Err(WebhookError::CorruptRow {
+                        stripe_event_id: stripe_event_id.to_owned(),
+                        reason,
+                    })
+                }
+                Ok(None) | Err(_) => {}
+            }
+        }
+        tables::seen(&self.pool, environment, stripe_event_id, payment_intent_id).await
+    }
+
+    /// [`tables::record_delivery`], grouped: records the delivery and answers whether any
+    /// event is parked on `subject`.
+    pub async fn record(&self, row: &DeliveryRow<'_>, subject: &str) -> Result<bool, WebhookError> {
+        let (reply, answer) = oneshot::channel();
+        let positions = match row.positions {
+            Some((first, last)) => Some((tables::position(first)?, tables::position(last)?)),
+            None => None,
+        };
+        let request = RecordRequest {
+            environment: row.environment,
+            stripe_event_id: row.stripe_event_id.to_owned(),
+            event_type: row.event_type.to_owned(),
+            payment_intent_id: row.payment_intent_id.map(str::to_owned),
+            payment_id: row.payment_id,
+            outcome: row.outcome,
+            detail: tables::bounded(row.detail),
+            positions,
+            received_at: row.received_at,
+            processed_at: row.processed_at,
+            subject: subject.to_owned(),
+            reply,
+        };
+        if self.record.send(request).await.is_ok() {
+            if let Ok(Some(parked)) = answer.await {
+                return Ok(parked);
+            }
+        }
+        tables::record_delivery(&self.pool, row, subject).await
+    }
+}
+
+/// A request that can be answered.
+trait Request {
+    fn given_up(&self) -> bool;
+}
+
+impl Request for SeenRequest {
+    fn given_up(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+impl Request for RecordRequest {
+    // A record is written even when its delivery stopped waiting: the append it records
+    // happened.
+    fn given_up(&self) -> bool {
+        false
+    }
+}
+
+/// One task: takes the requests queued, answers them with one statement, and again.
+async fn serve<R, F, Fut>(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<R>>>, answer: F)
+where
+    R: Request,
+    F: Fn(PgPool, Vec<R>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut requests = Vec::with_capacity(MAX_GROUP);
+    loop {
+        {
+            let mut waiting = waiting.lock().await;
+            if waiting.recv_many(&mut requests, MAX_GROUP).await == 0 {
+                return;
+            }
+        }
+        requests.retain(|request| !request.given_up());
+        if !requests.is_empty() {
+            answer(pool.clone(), std::mem::take(&mut requests)).await;
+        }
+    }
+}
+
+async fn answer_seen(pool: PgPool, requests: Vec<SeenRequest>) {
+    let environments: Vec<&str> = requests.iter().map(|r| r.environment.as_str()).collect();
+    let event_ids: Vec<&str> = requests
+        .iter()
+        .map(|r| r.stripe_event_id.as_str())
+        .collect();
+    let payment_intents: Vec<Option<&str>> = requests
+        .iter()
+        .map(|r| r.payment_intent_id.as_deref())
+        .collect();
+    // One index probe into each table per request (scalar subqueries are never flattened
+    // into a join).
+    let rows = sqlx::query!(
+        r#"SELECT k.n AS "n!",
+               (SELECT outcome FROM webhook_deliveries d
+                WHERE d.environment = k.environment AND d.stripe_event_id = k.event_id) AS outcome,
+               (SELECT payment_id FROM webhook_payment_links l
+                WHERE l.environment = k.environment AND l.payment_intent_id = k.payment_intent)
+                   AS linked_payment
+           FROM UNNEST($1::text[], $2::text[], $3::text[])
+                WITH ORDINALITY AS k(environment, event_id, payment_intent, n)
+           ORDER BY k.n"#,
+        &environments as &[&str],
+        &event_ids as &[&str],
+        &payment_intents as &[Option<&str>],
+    )
+    .fetch_all(&pool)
+    .await;
+    let rows = match rows {
+        Ok(rows) if rows.len() == requests.len() => rows,
+        Ok(_) | Err(_) => {
+            for request in requests {
+                let _ = request.reply.send(None);
+            }
+            return;
+        }
+    };
+    for (request, row) in requests.into_iter().zip(rows) {
+        let outcome = row.outcome.map(|outcome| outcome.parse()).transpose();
+        let _ = request.reply.send(Some(outcome.map(|outcome| Seen {
+            outcome,
+            linked_payment: row.linked_payment,
+        })));
+    }
+}
+
+async fn answer_records(pool: PgPool, requests: Vec<RecordRequest>) {
+    for group in without_repeats(requests) {
+        record_group(&pool, group).await;
+    }
+}
+
+/// Splits requests so that no event is recorded twice by one statement (an upsert may touch
+/// a row only once per statement). Deliveries of one event take turns on its subject, so a
+/// repeat in one group is rare.
+fn without_repeats(requests: Vec<RecordRequest>) -> Vec<Vec<RecordRequest>> {
+    let mut groups: Vec<Vec<RecordRequest>> = vec![Vec::new()];
+    let mut keys: HashSet<(Environment, String)> = HashSet::new();
+    for request in requests {
+        let key = (request.environment, request.stripe_event_id.clone());
+        if keys.contains(&key) {
+            keys.clear();
+            groups.push(Vec::new());
+        }
+        keys.insert(key);
+        if let Some(group) = groups.last_mut() {
+            group.push(request);
+        }
+    }
+    groups
+}
+
+async fn record_group(pool: &PgPool, requests: Vec<RecordRequest>) {
+    if requests.is_empty() {
+        return;
+    }
+    let environments: Vec<&str> = requests.iter().map(|r| r.environment.as_str()).collect();
+    let event_ids: Vec<&str> = requests
+        .iter()
+        .map(|r| r.stripe_event_id.as_str())
+        .collect();
+    let event_types: Vec<&str> = requests.iter().map(|r| r.event_type.as_str()).collect();
+    let payment_intents: Vec<Option<&str>> = requests
+        .iter()
+        .map(|r| r.payment_intent_id.as_deref())
+        .collect();
+    let payment_ids: Vec<Option<Uuid>> = requests.iter().map(|r| r.payment_id).collect();
+    let outcomes: Vec<&str> = requests.iter().map(|r| r.outcome.as_str()).collect();
+    let details: Vec<Option<&str>> = requests.iter().map(|r| r.detail.as_deref()).collect();
+    let first_positions: Vec<Option<i64>> = requests
+        .iter()
+        .map(|r| r.positions.map(|(first, _)| first))
+        .collect();
+    let last_positions: Vec<Option<i64>> = requests
+        .iter()
+        .map(|r| r.positions.map(|(_, last)| last))
+        .collect();
+    let received: Vec<DateTime<Utc>> = requests.iter().map(|r| r.received_at).collect();
+    let processed: Vec<DateTime<Utc>> = requests.iter().map(|r| r.processed_at).collect();
+    let subjects: Vec<&str> = requests.iter().map(|r| r.subject.as_str()).collect();
+    // The upsert is `tables::record_delivery`'s, row for row; the parked check reads
+    // `webhook_parked` in the statement's snapshot, taken after every append it records
+    // committed.
+    let rows = sqlx::query!(
+        r#"WITH given AS (
+               SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[],
+                                    $6::text[], $7::text[], $8::bigint[], $9::bigint[],
+                                    $10::timestamptz[], $11::timestamptz[], $12::text[])
+                   WITH ORDINALITY AS g(environment, stripe_event_id, event_type,
+                                        payment_intent_id, payment_id, outcome, detail,
+                                        first_position, last_position, received_at,
+                                        processed_at, subject, n)),
+           recorded AS (
+               INSERT INTO webhook_deliveries (
+                   environment, stripe_event_id, event_type, payment_intent_id, payment_id,
+                   outcome, detail, first_position, last_position, received_at,
+                   last_received_at, processed_at)
+               SELECT environment, stripe_event_id, event_type, payment_intent_id, payment_id,
+                      outcome, detail, first_position, last_position, received_at,
+                      received_at, processed_at
+               FROM given
+               ON CONFLICT (environment, stripe_event_id) DO UPDATE SET
+                   delivery_count = webhook_deliveries.delivery_count + 1,
+                   last_received_at = GREATEST(webhook_deliveries.last_received_at,
+                                               EXCLUDED.last_received_at),
+                   payment_intent_id = COALESCE(webhook_deliveries.payment_intent_id,
+                                                EXCLUDED.payment_intent_id),
+                   outcome = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                                  THEN webhook_deliveries.outcome ELSE EXCLUDED.outcome END,
+                   detail = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                                 THEN webhook_deliveries.detail ELSE EXCLUDED.detail END,
+                   payment_id = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                                     THEN webhook_deliveries.payment_id
+                                     ELSE COALESCE(EXCLUDED.payment_id, webhook_deliveries.payment_id) END,
+                   first_position = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                                         THEN webhook_deliveries.first_position
+                                         ELSE EXCLUDED.first_position END,
+                   last_position = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                                        THEN webhook_deliveries.last_position
+                                        ELSE EXCLUDED.last_position END,
+                   processed_at = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
+                                       THEN webhook_deliveries.processed_at
+                                       ELSE EXCLUDED.processed_at END
+               RETURNING 1)
+           SELECT g.n AS "n!",
+                  EXISTS (SELECT 1 FROM webhook_parked p
+                          WHERE p.environment = g.environment AND p.subject = g.subject) AS "parked!"
+           FROM given g
+           ORDER BY g.n"#,
+        &environments as &[&str],
+        &event_ids as &[&str],
+        &event_types as &[&str],
+        &payment_intents as &[Option<&str>],
+        &payment_ids as &[Option<Uuid>],
+        &outcomes as &[&str],
+        &details as &[Option<&str>],
+        &first_positions as &[Option<i64>],
+        &last_positions as &[Option<i64>],
+        &received,
+        &processed,
+        &subjects as &[&str],
+    )
+    .fetch_all(pool)
+    .await;
+    match rows {
+        Ok(rows) if rows.len() == requests.len() => {
+            for (request, row) in requests.into_iter().zip(rows) {
+                let _ = request.reply.send(Some(row.parked));
+            }
+        }
+        Ok(_) | Err(_) => {
+            // Nothing of the statement was written: each delivery records itself.
+            for request in requests {
+                let _ = request.reply.send(None);
+            }
+        }
+    }
+}
