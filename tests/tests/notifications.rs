@@ -209,3 +209,161 @@ async fn a_server_killed_mid_delivery_loses_nothing_and_repeats_only_with_the_sa
         );
     }
 }
+
+/// Runs `ledger endpoints …` against the database and returns what it printed.
+fn endpoints_command(database_url: &str, arguments: &[&str]) -> String {
+    let output = Command::new(ledger_binary())
+        .arg("endpoints")
+        .args(arguments)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "ledger endpoints {arguments:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The value of a Prometheus series line that starts with `series` (its name and labels).
+fn series_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+/// An operator registers an endpoint from the command line, sees its deliveries there and in
+/// `/metrics` (attempts by outcome, latency, backlog), and disables it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_manages_endpoints_and_metrics_report_their_deliveries() {
+    let database = TestDatabase::new().await;
+    let received: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = Router::new().route(
+        "/hook",
+        post({
+            let received = received.clone();
+            move |headers: axum::http::HeaderMap, body: String| async move {
+                let signature = headers["ledger-signature"].to_str().unwrap().to_owned();
+                received.lock().unwrap().push((signature, body));
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let created = endpoints_command(
+        database.url(),
+        &[
+            "create",
+            "--env",
+            "test",
+            "--url",
+            &hook,
+            "--event-type",
+            "payment.captured",
+            "--event-type",
+            "payment.authorized",
+            "--description",
+            "orders service",
+        ],
+    );
+    let endpoint_id = created.split_whitespace().next().unwrap().to_owned();
+    let secret = created.lines().last().unwrap().trim().to_owned();
+    assert!(secret.starts_with("lwhsec_"), "{created}");
+    let listed = endpoints_command(database.url(), &["list", "--env", "test"]);
+    assert!(
+        listed.contains(&endpoint_id) && listed.contains("enabled") && listed.contains(&hook),
+        "{listed}"
+    );
+    assert!(
+        !endpoints_command(database.url(), &["list", "--env", "live"]).contains(&endpoint_id),
+        "an endpoint belongs to one environment"
+    );
+
+    let port = free_port();
+    let _server = Serve::start(database.url(), port);
+    let handler = CommandHandler::new(database.store());
+    for number in 0..3 {
+        captured_payment(handler.clone(), number).await;
+    }
+    // Three payments: authorized and captured each (initiated is not asked for).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.lock().unwrap().len() < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the notifications did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (signature, body) in received.lock().unwrap().iter() {
+        let parsed: Value = serde_json::from_str(body).unwrap();
+        let kind = parsed["type"].as_str().unwrap();
+        assert!(
+            kind == "payment.captured" || kind == "payment.authorized",
+            "{kind}"
+        );
+        // Signed with the secret the command line printed.
+        let (timestamp, v1) = signature
+            .split_once(',')
+            .map(|(t, v)| (&t[2..], &v[3..]))
+            .unwrap();
+        let expected = {
+            use hmac::{Hmac, Mac};
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(format!("{timestamp}.{body}").as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        };
+        assert_eq!(v1, expected);
+    }
+
+    // The outcomes are recorded a moment after the answers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shown = loop {
+        let shown = endpoints_command(
+            database.url(),
+            &["deliveries", "--env", "test", &endpoint_id],
+        );
+        if shown.matches("delivered").count() == 6 {
+            break shown;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deliveries not recorded: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        shown.contains("payment.captured") && shown.contains("last 200"),
+        "{shown}"
+    );
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let delivered = series_value(
+        &metrics,
+        "ledger_notify_attempts_total{outcome=\"delivered\"}",
+    );
+    assert_eq!(delivered, Some(6.0), "{metrics}");
+    assert!(
+        metrics.contains("ledger_notify_delivery_latency_seconds"),
+        "{metrics}"
+    );
+    assert!(
+        series_value(&metrics, "ledger_notify_backlog").is_some(),
+        "{metrics}"
+    );
+
+    let disabled = endpoints_command(database.url(), &["disable", "--env", "test", &endpoint_id]);
+    assert!(disabled.contains("disabled"), "{disabled}");
+    assert!(endpoints_command(database.url(), &["list", "--env", "test"]).contains("disabled"));
+}
