@@ -367,24 +367,46 @@ async fn notifications_about_one_payment_arrive_in_order_under_concurrent_comman
     assert_in_order_per_payment(&bodies);
 }
 
-/// Python's hmac module checks every received signature: an implementation that shares no
-/// code with ours.
-fn python_verifies(secret: &str, signature: &str, body: &str) -> bool {
-    let script = r#"
-import hmac, hashlib, sys
-secret, header, body = sys.argv[1], sys.argv[2], sys.stdin.read()
-parts = [p.split("=", 1) for p in header.split(",")]
-t = [v for k, v in parts if k == "t"][0]
-expected = hmac.new(secret.encode(), (t + "." + body).encode(), hashlib.sha256).hexdigest()
-ok = any(hmac.compare_digest(expected, v) for k, v in parts if k == "v1")
-sys.exit(0 if ok else 1)
-"#;
+/// The verification snippet that docs/notifications.md gives for `language` (the code block
+/// after the line naming it), so the documented code is the code that is checked.
+fn documented_snippet(language: &str) -> String {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/notifications.md"
+    ))
+    .unwrap();
+    let fence = format!("```{language}\n");
+    let start = docs
+        .find(&fence)
+        .unwrap_or_else(|| panic!("no {language} snippet"))
+        + fence.len();
+    let length = docs[start..].find("```").unwrap();
+    docs[start..start + length].to_owned()
+}
+
+/// Runs the documented snippet of `language` (`python` or `js`) on a delivery: implementations
+/// that share no code with ours, in Python's `hmac` and Node's `crypto`.
+fn documented_snippet_verifies(language: &str, secret: &str, signature: &str, body: &str) -> bool {
+    let (program, driver) = match language {
+        "python" => (
+            "python3",
+            "import sys\nsys.exit(0 if verify(sys.argv[1], sys.argv[2], sys.stdin.buffer.read()) else 1)\n",
+        ),
+        "js" => (
+            "node",
+            "const [secret, header] = process.argv.slice(-2);\n\
+             process.exit(verify(secret, header, require('fs').readFileSync(0)) ? 0 : 1);\n",
+        ),
+        other => panic!("no snippet runner for {other}"),
+    };
+    let script = format!("{}\n{driver}", documented_snippet(language));
+    let flag = if program == "node" { "-e" } else { "-c" };
     use std::io::Write as _;
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", script, secret, signature])
+    let mut child = std::process::Command::new(program)
+        .args([flag, &script, secret, signature])
         .stdin(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|error| panic!("{program}: {error}"));
     child
         .stdin
         .take()
@@ -392,6 +414,14 @@ sys.exit(0 if ok else 1)
         .write_all(body.as_bytes())
         .unwrap();
     child.wait().unwrap().success()
+}
+
+/// Both documented snippets accept the delivery and refuse a wrong secret or a changed body.
+fn snippets_verify(secret: &str, signature: &str, body: &str) -> bool {
+    let python = documented_snippet_verifies("python", secret, signature, body);
+    let node = documented_snippet_verifies("js", secret, signature, body);
+    assert_eq!(python, node, "the Python and Node.js snippets disagree");
+    python
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -406,9 +436,9 @@ async fn signatures_verify_independently_and_both_secrets_sign_after_a_rotation(
     wait_for("the first notification", || received.all().len() == 1).await;
     let (signature, body) = received.all()[0].clone();
     assert_eq!(signature.matches("v1=").count(), 1);
-    assert!(python_verifies(&secret, &signature, &body));
-    assert!(!python_verifies("lwhsec_wrong", &signature, &body));
-    assert!(!python_verifies(
+    assert!(snippets_verify(&secret, &signature, &body));
+    assert!(!snippets_verify("lwhsec_wrong", &signature, &body));
+    assert!(!snippets_verify(
         &secret,
         &signature,
         &body.replace("12.50", "99.50")
@@ -423,8 +453,8 @@ async fn signatures_verify_independently_and_both_secrets_sign_after_a_rotation(
     wait_for("the second notification", || received.all().len() == 2).await;
     let (signature, body) = received.all()[1].clone();
     assert_eq!(signature.matches("v1=").count(), 2);
-    assert!(python_verifies(&rotated.secret, &signature, &body));
-    assert!(python_verifies(&secret, &signature, &body));
+    assert!(snippets_verify(&rotated.secret, &signature, &body));
+    assert!(snippets_verify(&secret, &signature, &body));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
