@@ -31,6 +31,7 @@ pub mod dispatcher;
 pub mod endpoints;
 pub mod error;
 pub mod event_types;
+pub mod retention;
 pub mod sender;
 pub mod signing;
 pub mod url_policy;

@@ -14,7 +14,7 @@ use chrono::Utc;
 use ledger_core::ids::{Environment, MerchantId, OrderId, PaymentId};
 use ledger_core::payment::{CaptureMode, InitiatePayment, PaymentCommand, RecordAuthorization};
 use ledger_core::{Currency, PositiveMoney};
-use ledger_notify::deliveries;
+use ledger_notify::{deliveries, retention};
 use ledger_notify::{Dispatcher, Endpoints, NewEndpoint, Sender, SenderOptions, UrlPolicy};
 use ledger_store::commands::{CommandContext, CommandHandler};
 use ledger_store::testing::TestDatabase;
@@ -603,4 +603,95 @@ async fn endpoint_inputs_are_checked_and_creation_is_idempotent() {
         .disable(Environment::Test, created.endpoint.id)
         .await
         .is_err());
+}
+
+/// Finished deliveries older than the retention period are deleted, on the server's role;
+/// newer ones and pending ones (whatever their age) are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finished_deliveries_past_the_retention_period_are_pruned_and_pending_ones_kept() {
+    let database = TestDatabase::new().await;
+    let (ok_url, ok_received) = receiver(always_ok, Duration::ZERO).await;
+    let (failing_url, _) = receiver(always_fail, Duration::ZERO).await;
+    let (ok_endpoint, _) = endpoint(&database, &ok_url, &["*"]).await;
+    let (failing_endpoint, _) = endpoint(&database, &failing_url, &["*"]).await;
+    let running = start(&database, fast_options()).await;
+    let handler = CommandHandler::new(database.store());
+    captured_payment(&handler, 1).await;
+    wait_for("three notifications", || ok_received.all().len() == 3).await;
+    let count = |endpoint_id: Uuid, status: &'static str| {
+        let pool = database.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM notification_deliveries WHERE endpoint_id = $1 AND status = $2",
+            )
+            .bind(endpoint_id)
+            .bind(status)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // Recorded a moment after the answers.
+    for _ in 0..200 {
+        if count(ok_endpoint, "delivered").await == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(count(ok_endpoint, "delivered").await, 3);
+    drop(running);
+    // The first payment's deliveries are 40 days old; then one more payment, recent.
+    let backdate = |endpoint_id: Uuid| {
+        let pool = database.pool().clone();
+        async move {
+            sqlx::query(
+                "UPDATE notification_deliveries SET created_at = created_at - interval '40 days'
+                 WHERE endpoint_id = $1",
+            )
+            .bind(endpoint_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    backdate(ok_endpoint).await;
+    let running = start(&database, fast_options()).await;
+    captured_payment(&handler, 2).await;
+    wait_for("six notifications", || ok_received.all().len() == 6).await;
+    for _ in 0..200 {
+        if count(ok_endpoint, "delivered").await == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    drop(running);
+    let pending_before = count(failing_endpoint, "pending").await;
+    assert_eq!(pending_before, 6, "the failing endpoint's deliveries wait");
+    // With the sender stopped (it would give them up), the waiting ones are made old too.
+    backdate(failing_endpoint).await;
+
+    let server = database.server_pool().await;
+    let thirty_days = Duration::from_secs(30 * 24 * 3_600);
+    assert_eq!(retention::prune(&server, thirty_days, 2).await.unwrap(), 2);
+    assert_eq!(
+        retention::prune(&server, thirty_days, 100).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        retention::prune(&server, thirty_days, 100).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        count(ok_endpoint, "delivered").await,
+        3,
+        "the recent ones stay"
+    );
+    assert_eq!(count(failing_endpoint, "pending").await, pending_before);
+    let listed = deliveries::list(database.pool(), Environment::Test, ok_endpoint, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed
+        .iter()
+        .all(|delivery| delivery.created_at > Utc::now() - chrono::Duration::days(1)));
 }

@@ -80,6 +80,24 @@ fn notify_url_policy() -> anyhow::Result<ledger_notify::UrlPolicy> {
 
 /// The notification sender's options: the defaults (5 s first retry, doubling to an hour,
 /// for 3 days), or `LEDGER_NOTIFY_RETRY_BASE_MS` for a faster first retry (tests, demos).
+/// How long delivered and failed notification deliveries are kept: `LEDGER_NOTIFY_RETENTION_DAYS`
+/// (30 by default, at least 3, the retry window).
+pub fn notify_retention() -> anyhow::Result<std::time::Duration> {
+    use ledger_notify::retention::{DEFAULT_RETENTION, MIN_RETENTION};
+    let Ok(text) = std::env::var("LEDGER_NOTIFY_RETENTION_DAYS") else {
+        return Ok(DEFAULT_RETENTION);
+    };
+    let days: u64 = text
+        .parse()
+        .context("LEDGER_NOTIFY_RETENTION_DAYS is a whole number of days")?;
+    let retention = std::time::Duration::from_secs(days.saturating_mul(24 * 3_600));
+    anyhow::ensure!(
+        retention >= MIN_RETENTION && days <= 36_500,
+        "LEDGER_NOTIFY_RETENTION_DAYS is between 3 (the retry window) and 36500 days"
+    );
+    Ok(retention)
+}
+
 pub fn notify_sender_options() -> anyhow::Result<ledger_notify::SenderOptions> {
     let mut options = ledger_notify::SenderOptions {
         policy: notify_url_policy()?,

@@ -40,7 +40,8 @@ pub async fn run(pool: PgPool, bind: SocketAddr, shutdown: ShutdownSignal) -> an
             },
         ))
     };
-    // Notifications: the dispatcher turns the log into deliveries, the sender delivers them.
+    // Notifications: the dispatcher turns the log into deliveries, the sender delivers them,
+    // the pruner deletes finished ones past the retention period.
     let notifications = {
         let wake = std::sync::Arc::new(tokio::sync::Notify::new());
         let dispatcher = ledger_notify::Dispatcher::new(state.app.pool.clone(), wake.clone());
@@ -49,8 +50,10 @@ pub async fn run(pool: PgPool, bind: SocketAddr, shutdown: ShutdownSignal) -> an
             crate::config::notify_sender_options()?,
             wake,
         )?;
+        let retention = crate::config::notify_retention()?;
         let mut dispatcher_stopped = stop_projections.subscribe();
         let mut sender_stopped = stop_projections.subscribe();
+        let mut pruner_stopped = stop_projections.subscribe();
         [
             tokio::spawn(
                 dispatcher.follow(std::time::Duration::from_secs(1), async move {
@@ -60,6 +63,13 @@ pub async fn run(pool: PgPool, bind: SocketAddr, shutdown: ShutdownSignal) -> an
             tokio::spawn(sender.run(async move {
                 let _ = sender_stopped.wait_for(|stop| *stop).await;
             })),
+            tokio::spawn(ledger_notify::retention::prune_until(
+                state.app.pool.clone(),
+                retention,
+                async move {
+                    let _ = pruner_stopped.wait_for(|stop| *stop).await;
+                },
+            )),
         ]
     };
     let listener = tokio::net::TcpListener::bind(bind)
@@ -81,7 +91,7 @@ pub async fn run(pool: PgPool, bind: SocketAddr, shutdown: ShutdownSignal) -> an
         .context("the sweep of expired authorizations failed to stop cleanly")?;
     for task in notifications {
         task.await
-            .context("the notification dispatcher or sender failed to stop cleanly")?;
+            .context("the notification dispatcher, sender or pruner failed to stop cleanly")?;
     }
     if let Some(sweep) = sweep {
         sweep
