@@ -15,17 +15,26 @@
 //!
 //! The follower runs while anyone listens and stops when the last subscriber has gone, so an
 //! idle server holds no connection for it.
+//!
+//! With standbys (`crate::replicas`), the follower and the catch-up reads read a standby in
+//! rotation. A standby accepts no `LISTEN`, so the follower polls there
+//! ([`ROUTED_POLL_INTERVAL`]); a standby's log is a gap-free prefix of the primary's, so
+//! following it loses nothing, and a read that fails there is read again on the primary. A
+//! catch-up read after a gap goes only to a standby known to have replayed up to the gap
+//! (else the primary): the events before the gap exist, and a lagging standby must not
+//! answer "nothing yet" for them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use futures::Stream;
-use ledger_store::{EventStore, RecordedEvent};
+use ledger_store::{EventStore, LogReader, RecordedEvent};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, Mutex, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
+use crate::replicas::ReadPools;
 
 /// Subscriptions the process serves at once, over all connections; more are UNAVAILABLE.
 /// Each costs little while live, but a catch-up reads from the shared pool.
@@ -40,6 +49,10 @@ pub const MAX_SUBSCRIPTIONS_PER_KEY: usize = MAX_SUBSCRIPTIONS / 4;
 const FANOUT_CAPACITY: usize = 1_024;
 /// Events per catch-up read: bounds what one subscriber holds in memory.
 const CATCH_UP_PAGE: usize = 100;
+/// How often the follower reads a standby for new events when it found none.
+const ROUTED_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+/// Events per follower read on a standby.
+const ROUTED_FOLLOW_PAGE: usize = 1_000;
 
 type Shared = Arc<RecordedEvent>;
 
@@ -51,6 +64,7 @@ pub struct LiveLog {
 
 struct Inner {
     store: EventStore,
+    reads: ReadPools,
     /// The running follower's channel. Weak, so that it closes when the follower stops for
     /// any reason, and its subscribers notice and ask for a new one.
     follower: Mutex<Option<broadcast::WeakSender<Shared>>>,
@@ -134,10 +148,18 @@ pub struct Slot {
 }
 
 impl LiveLog {
+    /// Following the log on the store's own pool.
     pub fn new(store: EventStore) -> LiveLog {
+        let reads = ReadPools::primary_only(store.pool().clone());
+        LiveLog::with_reads(store, reads)
+    }
+
+    /// Following the log where `reads` sends reads: a standby in rotation, else the primary.
+    pub fn with_reads(store: EventStore, reads: ReadPools) -> LiveLog {
         LiveLog {
             inner: Arc::new(Inner {
                 store,
+                reads,
                 follower: Mutex::new(None),
                 slots: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)),
                 keys: KeyPlaces::default(),
@@ -212,6 +234,7 @@ impl LiveLog {
             receiver: None,
             buffer: VecDeque::new(),
             caught_up: false,
+            must_reach: 0,
             _slot: slot,
         };
         futures::stream::unfold(Some(subscriber), |subscriber| async move {
@@ -241,7 +264,15 @@ impl LiveLog {
 
 /// Reads the log from `from_position` and broadcasts every event until nobody listens.
 async fn run_follower(inner: Arc<Inner>, sender: broadcast::Sender<Shared>, from_position: u64) {
-    let events = inner.store.subscribe(from_position);
+    let events: std::pin::Pin<Box<dyn Stream<Item = ApiResult<RecordedEvent>> + Send>> =
+        if inner.reads.has_standbys() {
+            Box::pin(follow_routed(inner.reads.clone(), from_position))
+        } else {
+            Box::pin(futures::StreamExt::map(
+                inner.store.subscribe(from_position),
+                |item| item.map_err(ApiError::from),
+            ))
+        };
     futures::pin_mut!(events);
     loop {
         tokio::select! {
@@ -267,6 +298,40 @@ async fn run_follower(inner: Arc<Inner>, sender: broadcast::Sender<Shared>, from
     }
 }
 
+/// Every event from `from_position` on, read where `reads` sends reads, polling: errors are
+/// yielded and the reading goes on from where it was.
+fn follow_routed(
+    reads: ReadPools,
+    from_position: u64,
+) -> impl Stream<Item = ApiResult<RecordedEvent>> + Send + 'static {
+    let state = (reads, from_position.max(1), VecDeque::new());
+    futures::stream::unfold(state, |(reads, mut next, mut buffer)| async move {
+        loop {
+            if let Some(event) = buffer.pop_front() {
+                let event: RecordedEvent = event;
+                next = event.position + 1;
+                return Some((Ok(event), (reads, next, buffer)));
+            }
+            let page = reads
+                .any()
+                .run(|pool| async move {
+                    Ok(LogReader::new(pool)
+                        .read_all(next, ROUTED_FOLLOW_PAGE)
+                        .await?)
+                })
+                .await;
+            match page {
+                Ok(page) if !page.is_empty() => buffer.extend(page),
+                Ok(_) => tokio::time::sleep(ROUTED_POLL_INTERVAL).await,
+                Err(error) => {
+                    tokio::time::sleep(ROUTED_POLL_INTERVAL).await;
+                    return Some((Err(error), (reads, next, buffer)));
+                }
+            }
+        }
+    })
+}
+
 struct Subscriber {
     live: LiveLog,
     /// The position owed next: everything before it has been handed out.
@@ -275,6 +340,9 @@ struct Subscriber {
     buffer: VecDeque<Shared>,
     /// Whether the last read from the store came back empty, so the channel can take over.
     caught_up: bool,
+    /// The position the next catch-up read must find in the log at least (known to exist:
+    /// the channel showed a later one), so that a lagging standby does not answer it.
+    must_reach: u64,
     _slot: Slot,
 }
 
@@ -291,11 +359,15 @@ impl Subscriber {
                 continue;
             };
             if !self.caught_up {
+                let from = self.next_position;
                 let page = self
                     .live
                     .inner
-                    .store
-                    .read_all(self.next_position, CATCH_UP_PAGE)
+                    .reads
+                    .having_replayed(self.must_reach)
+                    .run(|pool| async move {
+                        Ok(LogReader::new(pool).read_all(from, CATCH_UP_PAGE).await?)
+                    })
                     .await?;
                 self.caught_up = page.is_empty();
                 self.buffer.extend(page.into_iter().map(Arc::new));
@@ -308,7 +380,11 @@ impl Subscriber {
                     return Ok(event);
                 }
                 // A gap: the events before this one are in the store.
-                Ok(_) | Err(RecvError::Lagged(_)) => self.caught_up = false,
+                Ok(event) => {
+                    self.must_reach = event.position - 1;
+                    self.caught_up = false;
+                }
+                Err(RecvError::Lagged(_)) => self.caught_up = false,
                 Err(RecvError::Closed) => self.receiver = None,
             }
         }
