@@ -246,11 +246,16 @@ impl LiveLog {
         })
     }
 
-    /// A receiver of the follower's channel, starting the follower when none runs.
-    async fn receiver(&self) -> ApiResult<broadcast::Receiver<Shared>> {
+    /// A receiver of the follower's channel, starting the follower when none runs, and the
+    /// primary's head when it began receiving: what the channel will not bring lies at or
+    /// before it, so a catch-up read must reach at least that far.
+    async fn receiver(&self) -> ApiResult<(broadcast::Receiver<Shared>, u64)> {
         let mut follower = self.inner.follower.lock().await;
         if let Some(sender) = follower.as_ref().and_then(broadcast::WeakSender::upgrade) {
-            return Ok(sender.subscribe());
+            let receiver = sender.subscribe();
+            drop(follower);
+            let head = self.inner.store.head().await?.last_position;
+            return Ok((receiver, head));
         }
         // The head is read before the caller's first catch-up read, so everything that read
         // cannot see comes after the head and reaches the caller through the channel.
@@ -258,7 +263,7 @@ impl LiveLog {
         let (sender, receiver) = broadcast::channel(FANOUT_CAPACITY);
         *follower = Some(sender.downgrade());
         tokio::spawn(run_follower(Arc::clone(&self.inner), sender, head + 1));
-        Ok(receiver)
+        Ok((receiver, head))
     }
 }
 
@@ -340,8 +345,9 @@ struct Subscriber {
     buffer: VecDeque<Shared>,
     /// Whether the last read from the store came back empty, so the channel can take over.
     caught_up: bool,
-    /// The position the next catch-up read must find in the log at least (known to exist:
-    /// the channel showed a later one), so that a lagging standby does not answer it.
+    /// How far the log is known to reach (the head when the receiver was taken, or just
+    /// before an event the channel brought after a gap): catch-up reads go only where the log
+    /// reaches that far, so that a lagging standby does not answer "nothing yet" for them.
     must_reach: u64,
     _slot: Slot,
 }
@@ -354,7 +360,9 @@ impl Subscriber {
                 return Ok(event);
             }
             let Some(receiver) = self.receiver.as_mut() else {
-                self.receiver = Some(self.live.receiver().await?);
+                let (receiver, head) = self.live.receiver().await?;
+                self.receiver = Some(receiver);
+                self.must_reach = self.must_reach.max(head);
                 self.caught_up = false;
                 continue;
             };
@@ -381,7 +389,7 @@ impl Subscriber {
                 }
                 // A gap: the events before this one are in the store.
                 Ok(event) => {
-                    self.must_reach = event.position - 1;
+                    self.must_reach = self.must_reach.max(event.position - 1);
                     self.caught_up = false;
                 }
                 Err(RecvError::Lagged(_)) => self.caught_up = false,

@@ -172,6 +172,8 @@ async fn a_killed_standby_fails_no_read_and_returns_to_rotation() {
     app.graphql(PAYMENTS, json!({"wait": position}))
         .await
         .data();
+    // The standby has it too (a read without a position may come from it).
+    assert_eq!(until_listed(&app, 1).await, vec![first.clone()]);
 
     let reader = {
         let client = app.client.clone();
@@ -264,10 +266,19 @@ async fn subscriptions_follow_the_standby_and_go_on_without_it() {
     }
     assert!(reads.statuses()[0].in_rotation);
     let store = database.store();
-    let live = LiveLog::with_reads(store.clone(), reads);
+    let live = LiveLog::with_reads(store.clone(), reads.clone());
     let mut events = Box::pin(live.follow(1, live.reserve(None).unwrap()));
     append_events(&store, 5).await;
     assert_eq!(positions(&mut events, 5).await, vec![1, 2, 3, 4, 5]);
+    // Once the standby is known to have them, the subscriber's reads go there too (until
+    // then they may go to the primary, which has everything).
+    for _ in 0..200 {
+        if reads.statuses()[0].replayed_position == Some(5) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(reads.statuses()[0].replayed_position, Some(5));
 
     let mut control = PgConnection::connect(&standby_url).await.unwrap();
     sqlx::query("SELECT pg_wal_replay_pause()")
