@@ -451,7 +451,10 @@ pub(crate) fn wait_ready(
     let pid_file = data_dir.join("postmaster.pid");
     loop {
         let text = std::fs::read_to_string(&pid_file).unwrap_or_default();
-        if matches!(text.lines().nth(7).map(str::trim), Some("ready" | "standby")) {
+        if matches!(
+            text.lines().nth(7).map(str::trim),
+            Some("ready" | "standby")
+        ) {
             return Ok(());
         }
         if !still_alive() || Instant::now() > deadline {

@@ -100,18 +100,16 @@ pub async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
     )
 }
 
+/// How one series reads its value off a standby's status.
+type StandbyValue = fn(&crate::replicas::StandbyStatus) -> String;
+
 /// Each standby's lag and whether it is in rotation, labelled by where it is (no
 /// credentials). Written by hand, like the writer's, so that each server shows its own.
 fn replica_series(standbys: &[crate::replicas::StandbyStatus]) -> String {
     if standbys.is_empty() {
         return String::new();
     }
-    let series: [(
-        &str,
-        &str,
-        &str,
-        fn(&crate::replicas::StandbyStatus) -> String,
-    ); 4] = [
+    let series: [(&str, &str, &str, StandbyValue); 4] = [
         (
             "ledger_read_replica_lag_positions",
             "Log positions the standby lacks (NaN when it cannot be measured)",
