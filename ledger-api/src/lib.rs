@@ -10,6 +10,7 @@
 //! - [`http`]: routes, body and time limits, request ids, health and metrics; the
 //!   subscription websocket.
 //! - [`live`]: the log as it grows, fanned out to every subscription from one follower.
+//! - [`replicas`]: which database answers a read: standbys in rotation, or the primary.
 //! - [`expiry`]: authorizations past their `expiresAt` expire (`ledger serve` sweeps).
 //! - [`error`]: [`error::ApiError`] and its mapping to `extensions.code`.
 
@@ -21,4 +22,5 @@ pub mod expiry;
 pub mod graphql;
 pub mod http;
 pub mod live;
+pub mod replicas;
 pub mod server;

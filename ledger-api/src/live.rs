@@ -15,17 +15,26 @@
 //!
 //! The follower runs while anyone listens and stops when the last subscriber has gone, so an
 //! idle server holds no connection for it.
+//!
+//! With standbys (`crate::replicas`), the follower and the catch-up reads read a standby in
+//! rotation. A standby accepts no `LISTEN`, so the follower polls there
+//! ([`ROUTED_POLL_INTERVAL`]); a standby's log is a gap-free prefix of the primary's, so
+//! following it loses nothing, and a read that fails there is read again on the primary. A
+//! catch-up read after a gap goes only to a standby known to have replayed up to the gap
+//! (else the primary): the events before the gap exist, and a lagging standby must not
+//! answer "nothing yet" for them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use futures::Stream;
-use ledger_store::{EventStore, RecordedEvent};
+use ledger_store::{EventStore, LogReader, RecordedEvent};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, Mutex, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
+use crate::replicas::ReadPools;
 
 /// Subscriptions the process serves at once, over all connections; more are UNAVAILABLE.
 /// Each costs little while live, but a catch-up reads from the shared pool.
@@ -40,6 +49,10 @@ pub const MAX_SUBSCRIPTIONS_PER_KEY: usize = MAX_SUBSCRIPTIONS / 4;
 const FANOUT_CAPACITY: usize = 1_024;
 /// Events per catch-up read: bounds what one subscriber holds in memory.
 const CATCH_UP_PAGE: usize = 100;
+/// How often the follower reads a standby for new events when it found none.
+const ROUTED_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+/// Events per follower read on a standby.
+const ROUTED_FOLLOW_PAGE: usize = 1_000;
 
 type Shared = Arc<RecordedEvent>;
 
@@ -51,6 +64,7 @@ pub struct LiveLog {
 
 struct Inner {
     store: EventStore,
+    reads: ReadPools,
     /// The running follower's channel. Weak, so that it closes when the follower stops for
     /// any reason, and its subscribers notice and ask for a new one.
     follower: Mutex<Option<broadcast::WeakSender<Shared>>>,
@@ -134,10 +148,18 @@ pub struct Slot {
 }
 
 impl LiveLog {
+    /// Following the log on the store's own pool.
     pub fn new(store: EventStore) -> LiveLog {
+        let reads = ReadPools::primary_only(store.pool().clone());
+        LiveLog::with_reads(store, reads)
+    }
+
+    /// Following the log where `reads` sends reads: a standby in rotation, else the primary.
+    pub fn with_reads(store: EventStore, reads: ReadPools) -> LiveLog {
         LiveLog {
             inner: Arc::new(Inner {
                 store,
+                reads,
                 follower: Mutex::new(None),
                 slots: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)),
                 keys: KeyPlaces::default(),
@@ -212,6 +234,7 @@ impl LiveLog {
             receiver: None,
             buffer: VecDeque::new(),
             caught_up: false,
+            must_reach: 0,
             _slot: slot,
         };
         futures::stream::unfold(Some(subscriber), |subscriber| async move {
@@ -223,11 +246,16 @@ impl LiveLog {
         })
     }
 
-    /// A receiver of the follower's channel, starting the follower when none runs.
-    async fn receiver(&self) -> ApiResult<broadcast::Receiver<Shared>> {
+    /// A receiver of the follower's channel, starting the follower when none runs, and the
+    /// primary's head when it began receiving: what the channel will not bring lies at or
+    /// before it, so a catch-up read must reach at least that far.
+    async fn receiver(&self) -> ApiResult<(broadcast::Receiver<Shared>, u64)> {
         let mut follower = self.inner.follower.lock().await;
         if let Some(sender) = follower.as_ref().and_then(broadcast::WeakSender::upgrade) {
-            return Ok(sender.subscribe());
+            let receiver = sender.subscribe();
+            drop(follower);
+            let head = self.inner.store.head().await?.last_position;
+            return Ok((receiver, head));
         }
         // The head is read before the caller's first catch-up read, so everything that read
         // cannot see comes after the head and reaches the caller through the channel.
@@ -235,13 +263,21 @@ impl LiveLog {
         let (sender, receiver) = broadcast::channel(FANOUT_CAPACITY);
         *follower = Some(sender.downgrade());
         tokio::spawn(run_follower(Arc::clone(&self.inner), sender, head + 1));
-        Ok(receiver)
+        Ok((receiver, head))
     }
 }
 
 /// Reads the log from `from_position` and broadcasts every event until nobody listens.
 async fn run_follower(inner: Arc<Inner>, sender: broadcast::Sender<Shared>, from_position: u64) {
-    let events = inner.store.subscribe(from_position);
+    let events: std::pin::Pin<Box<dyn Stream<Item = ApiResult<RecordedEvent>> + Send>> =
+        if inner.reads.has_standbys() {
+            Box::pin(follow_routed(inner.reads.clone(), from_position))
+        } else {
+            Box::pin(futures::StreamExt::map(
+                inner.store.subscribe(from_position),
+                |item| item.map_err(ApiError::from),
+            ))
+        };
     futures::pin_mut!(events);
     loop {
         tokio::select! {
@@ -267,6 +303,40 @@ async fn run_follower(inner: Arc<Inner>, sender: broadcast::Sender<Shared>, from
     }
 }
 
+/// Every event from `from_position` on, read where `reads` sends reads, polling: errors are
+/// yielded and the reading goes on from where it was.
+fn follow_routed(
+    reads: ReadPools,
+    from_position: u64,
+) -> impl Stream<Item = ApiResult<RecordedEvent>> + Send + 'static {
+    let state = (reads, from_position.max(1), VecDeque::new());
+    futures::stream::unfold(state, |(reads, mut next, mut buffer)| async move {
+        loop {
+            if let Some(event) = buffer.pop_front() {
+                let event: RecordedEvent = event;
+                next = event.position + 1;
+                return Some((Ok(event), (reads, next, buffer)));
+            }
+            let page = reads
+                .any()
+                .run(|pool| async move {
+                    Ok(LogReader::new(pool)
+                        .read_all(next, ROUTED_FOLLOW_PAGE)
+                        .await?)
+                })
+                .await;
+            match page {
+                Ok(page) if !page.is_empty() => buffer.extend(page),
+                Ok(_) => tokio::time::sleep(ROUTED_POLL_INTERVAL).await,
+                Err(error) => {
+                    tokio::time::sleep(ROUTED_POLL_INTERVAL).await;
+                    return Some((Err(error), (reads, next, buffer)));
+                }
+            }
+        }
+    })
+}
+
 struct Subscriber {
     live: LiveLog,
     /// The position owed next: everything before it has been handed out.
@@ -275,6 +345,10 @@ struct Subscriber {
     buffer: VecDeque<Shared>,
     /// Whether the last read from the store came back empty, so the channel can take over.
     caught_up: bool,
+    /// How far the log is known to reach (the head when the receiver was taken, or just
+    /// before an event the channel brought after a gap): catch-up reads go only where the log
+    /// reaches that far, so that a lagging standby does not answer "nothing yet" for them.
+    must_reach: u64,
     _slot: Slot,
 }
 
@@ -286,16 +360,22 @@ impl Subscriber {
                 return Ok(event);
             }
             let Some(receiver) = self.receiver.as_mut() else {
-                self.receiver = Some(self.live.receiver().await?);
+                let (receiver, head) = self.live.receiver().await?;
+                self.receiver = Some(receiver);
+                self.must_reach = self.must_reach.max(head);
                 self.caught_up = false;
                 continue;
             };
             if !self.caught_up {
+                let from = self.next_position;
                 let page = self
                     .live
                     .inner
-                    .store
-                    .read_all(self.next_position, CATCH_UP_PAGE)
+                    .reads
+                    .having_replayed(self.must_reach)
+                    .run(|pool| async move {
+                        Ok(LogReader::new(pool).read_all(from, CATCH_UP_PAGE).await?)
+                    })
                     .await?;
                 self.caught_up = page.is_empty();
                 self.buffer.extend(page.into_iter().map(Arc::new));
@@ -308,7 +388,11 @@ impl Subscriber {
                     return Ok(event);
                 }
                 // A gap: the events before this one are in the store.
-                Ok(_) | Err(RecvError::Lagged(_)) => self.caught_up = false,
+                Ok(event) => {
+                    self.must_reach = self.must_reach.max(event.position - 1);
+                    self.caught_up = false;
+                }
+                Err(RecvError::Lagged(_)) => self.caught_up = false,
                 Err(RecvError::Closed) => self.receiver = None,
             }
         }

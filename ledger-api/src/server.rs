@@ -20,6 +20,7 @@ use crate::http::operation_names::KnownOperations;
 use crate::http::subscriptions::WebsocketSettings;
 use crate::http::{router, ServerState};
 use crate::live::LiveLog;
+use crate::replicas::{ReadPools, ReplicaSettings};
 
 /// What an operator configures the server with; by default, the documented thresholds and no
 /// webhook secrets.
@@ -34,6 +35,8 @@ pub struct ServerConfig {
     pub websocket: WebsocketSettings,
     /// Which URLs notification endpoints may have (private targets in live mode).
     pub notify_url_policy: ledger_notify::UrlPolicy,
+    /// Standbys that answer reads (see [`crate::replicas`]); none by default.
+    pub read_replicas: ReplicaSettings,
 }
 
 /// The process-wide Prometheus recorder; installed once.
@@ -60,6 +63,7 @@ pub fn metrics_handle() -> Result<PrometheusHandle, ApiError> {
 /// Everything the server needs, built from a connected pool: its shared state and its routes.
 pub fn application(pool: PgPool, config: ServerConfig) -> Result<(ServerState, Router), ApiError> {
     let store = EventStore::new(pool.clone());
+    let reads = ReadPools::new(pool.clone(), &config.read_replicas)?;
     let handler = CommandHandler::new(store.clone());
     let webhooks = config.webhooks.map(|webhooks| {
         ledger_stripe::webhooks::metrics::describe();
@@ -70,7 +74,8 @@ pub fn application(pool: PgPool, config: ServerConfig) -> Result<(ServerState, R
         pool,
         handler: handler.clone(),
         refund_approval: config.refund_approval,
-        live: LiveLog::new(store),
+        live: LiveLog::with_reads(store, reads.clone()),
+        reads,
         webhooks: webhooks.clone(),
         keys: crate::auth::KeyCache::default(),
         checkpoints: Default::default(),

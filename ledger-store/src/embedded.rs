@@ -439,8 +439,8 @@ pub(crate) fn socket_url(socket_dir: &Path, port: &str, database: &str) -> Strin
     )
 }
 
-/// Waits until `postmaster.pid` says the server accepts connections (line 8 is `ready`), as
-/// `pg_ctl -w` does. Only the test harness starts `postgres` itself (the binary uses `pg_ctl`).
+/// Waits until `postmaster.pid` says the server accepts connections (line 8 is `ready`, or
+/// `standby` for a hot standby), as `pg_ctl -w` does. Only the test harness starts `postgres` itself (the binary uses `pg_ctl`).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) fn wait_ready(
     data_dir: &Path,
@@ -451,7 +451,10 @@ pub(crate) fn wait_ready(
     let pid_file = data_dir.join("postmaster.pid");
     loop {
         let text = std::fs::read_to_string(&pid_file).unwrap_or_default();
-        if text.lines().nth(7).map(str::trim) == Some("ready") {
+        if matches!(
+            text.lines().nth(7).map(str::trim),
+            Some("ready" | "standby")
+        ) {
             return Ok(());
         }
         if !still_alive() || Instant::now() > deadline {

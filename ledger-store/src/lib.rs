@@ -18,6 +18,7 @@
 //! - `rows`: database rows and the conversions of positions and versions.
 //! - `connections`: the connections stream reads use, beside the pool (no ping on return).
 //! - `read`: reading one stream, the global log, idempotency claims, the head.
+//! - [`log_reader`]: the log's reads on any pool without a writer (a standby's).
 //! - `subscribe`: live subscriptions (catch up by position, `LISTEN` to wake).
 //! - [`hash_chain`]: the chain's hash and the audit export line.
 //! - `verify`: re-verifying the chain over stored events.
@@ -61,6 +62,7 @@ pub mod event;
 mod fresh_batch;
 pub mod hash_chain;
 mod known;
+pub mod log_reader;
 mod plan;
 mod read;
 mod rows;
@@ -81,6 +83,7 @@ pub use event::{
     IdempotencyClaim, IdempotencyRecord, NewEvent, RecordedEvent, StreamAppend, StreamType,
 };
 pub use hash_chain::export_line;
+pub use log_reader::LogReader;
 pub use read::{LogHead, MAX_PAGE_SIZE};
 pub use store::{
     begin_transaction, migrate, pool_options, EventStore, MIGRATOR, STATEMENT_TIMEOUT,

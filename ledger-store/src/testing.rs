@@ -24,7 +24,8 @@
 //! process holds. However the process ends (even killed), the kernel closes the pipe, `read`
 //! in the wrapper returns, and the wrapper shuts PostgreSQL down and removes the directory.
 //!
-//! A test that needs to restart or crash the server starts its own [`TestCluster`].
+//! A test that needs to restart or crash the server starts its own [`TestCluster`]; one that
+//! needs a streaming standby makes it of such a cluster ([`TestCluster::start_standby`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::cluster_home::create_private_dir;
-use crate::embedded::{initdb, socket_url, wait_ready, with_log_tail, InitdbSync, PORT};
+use crate::embedded::{initdb, socket_url, wait_ready, with_log_tail, InitdbSync, PORT, SUPERUSER};
 use crate::error::StoreError;
 use crate::server_binaries::{ServerBinaries, ServerUser};
 use crate::store::{migrate, EventStore};
@@ -125,6 +126,56 @@ impl TestCluster {
         };
         cluster.start_server()?;
         Ok(cluster)
+    }
+
+    /// A hot standby of this cluster, as an operator makes one: `pg_basebackup -R` (WAL
+    /// streamed during the copy, a fast checkpoint) into a directory of its own, then started
+    /// on its own socket, where it replays this cluster's WAL as it streams in and answers
+    /// read-only queries. Every database, including those created later, appears on it.
+    /// Stop, crash or restart it like any cluster; it is removed when dropped.
+    pub fn start_standby(&self) -> Result<TestCluster, StoreError> {
+        let unique = &Uuid::new_v4().simple().to_string()[..8];
+        let dir = short_temp_dir().join(format!("ledger-standby-{}-{unique}", std::process::id()));
+        create_private_dir(&self.user, &dir)?;
+        let data_dir = dir.join("data");
+        let mut command = self
+            .user
+            .command(&self.binaries.program("pg_basebackup"), &dir);
+        command
+            .arg("-D")
+            .arg(&data_dir)
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-p", &PORT.to_string(), "-U", SUPERUSER])
+            .args(["--wal-method=stream", "--write-recovery-conf"])
+            .args(["--checkpoint=fast", "--no-password"]);
+        if !self.durable {
+            command.arg("--no-sync");
+        }
+        let standby = TestCluster {
+            dir,
+            data_dir,
+            binaries: self.binaries.clone(),
+            user: self.user.clone(),
+            durable: self.durable,
+            server: Mutex::new(None),
+        };
+        let output = command
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|error| StoreError::io("running pg_basebackup", error))?;
+        if !output.status.success() {
+            return Err(StoreError::ClusterCommand {
+                command: "pg_basebackup".into(),
+                detail: format!(
+                    "exited with {}: {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            });
+        }
+        standby.start_server()?;
+        Ok(standby)
     }
 
     /// The URL of one database of this cluster.

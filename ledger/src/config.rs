@@ -1,6 +1,9 @@
 //! The server's configuration from the environment variables of interfaces.md.
 
 use anyhow::Context as _;
+use std::time::Duration;
+
+use ledger_api::replicas::ReplicaSettings;
 use ledger_api::server::ServerConfig;
 use ledger_core::ids::MerchantId;
 use ledger_core::payment::RefundApprovalThresholds;
@@ -18,6 +21,7 @@ pub fn server_config() -> anyhow::Result<ServerConfig> {
         refund_approval: refund_approval_thresholds()?,
         webhooks: webhook_config()?,
         notify_url_policy: notify_url_policy()?,
+        read_replicas: read_replica_settings()?,
         ..ServerConfig::default()
     })
 }
@@ -110,4 +114,55 @@ pub fn notify_sender_options() -> anyhow::Result<ledger_notify::SenderOptions> {
         options.base_backoff = std::time::Duration::from_millis(millis.clamp(1, 3_600_000));
     }
     Ok(options)
+}
+
+/// `LEDGER_READ_REPLICA_URLS` (comma-separated standbys) and the bounds of reading from them:
+/// `LEDGER_READ_REPLICA_MAX_LAG` (seconds), `LEDGER_READ_REPLICA_WAIT_MS` and
+/// `LEDGER_READ_REPLICA_CHECK_INTERVAL_MS`. A malformed URL is refused here, naming the
+/// variable, rather than on the first read.
+fn read_replica_settings() -> anyhow::Result<ReplicaSettings> {
+    let mut settings = ReplicaSettings::default();
+    if let Ok(text) = std::env::var("LEDGER_READ_REPLICA_URLS") {
+        settings.urls = text
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect();
+        for (index, url) in settings.urls.iter().enumerate() {
+            url.parse::<sqlx::postgres::PgConnectOptions>()
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "LEDGER_READ_REPLICA_URLS: URL number {} is not a PostgreSQL URL",
+                        index + 1
+                    )
+                })?;
+        }
+    }
+    let number = |name: &str, low: u64, high: u64| -> anyhow::Result<Option<u64>> {
+        match std::env::var(name) {
+            Ok(text) => {
+                let value: u64 = text
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{name} is a whole number"))?;
+                anyhow::ensure!(
+                    (low..=high).contains(&value),
+                    "{name} must be between {low} and {high}"
+                );
+                Ok(Some(value))
+            }
+            Err(_) => Ok(None),
+        }
+    };
+    if let Some(seconds) = number("LEDGER_READ_REPLICA_MAX_LAG", 1, 3_600)? {
+        settings.max_lag = Duration::from_secs(seconds);
+    }
+    if let Some(millis) = number("LEDGER_READ_REPLICA_WAIT_MS", 0, 10_000)? {
+        settings.replay_wait = Duration::from_millis(millis);
+    }
+    if let Some(millis) = number("LEDGER_READ_REPLICA_CHECK_INTERVAL_MS", 50, 60_000)? {
+        settings.check_interval = Duration::from_millis(millis);
+    }
+    Ok(settings)
 }

@@ -18,6 +18,8 @@ pub struct AppState {
     pub handler: CommandHandler,
     /// When a payment's refunds in all need an admin key (per currency).
     pub refund_approval: RefundApprovalThresholds,
+    /// Where reads go: a standby in rotation or the primary (see [`crate::replicas`]).
+    pub reads: crate::replicas::ReadPools,
     /// The log as it grows, shared by every subscription.
     pub live: LiveLog,
     /// Stripe webhooks, when their secrets are configured: a reconciliation import retries the

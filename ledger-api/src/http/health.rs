@@ -67,6 +67,15 @@ pub async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
                 "positions_behind": projection.positions_behind,
                 "seconds_behind": projection.seconds_behind,
             })).collect::<Vec<_>>(),
+            // Shown, never counted against readiness: reads go to the primary without them.
+            "read_replicas": state.app.reads.statuses().iter().map(|standby| serde_json::json!({
+                "replica": standby.label,
+                "state": standby.state,
+                "in_rotation": standby.in_rotation,
+                "replayed_position": standby.replayed_position,
+                "lag_positions": standby.lag_positions,
+                "lag_seconds": standby.lag_seconds,
+            })).collect::<Vec<_>>(),
         })),
     )
 }
@@ -85,8 +94,70 @@ pub async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render() + &writer_series(state.app.handler.store().writer_statistics()),
+        state.metrics.render()
+            + &writer_series(state.app.handler.store().writer_statistics())
+            + &replica_series(&state.app.reads.statuses()),
     )
+}
+
+/// How one series reads its value off a standby's status.
+type StandbyValue = fn(&crate::replicas::StandbyStatus) -> String;
+
+/// Each standby's lag and whether it is in rotation, labelled by where it is (no
+/// credentials). Written by hand, like the writer's, so that each server shows its own.
+fn replica_series(standbys: &[crate::replicas::StandbyStatus]) -> String {
+    if standbys.is_empty() {
+        return String::new();
+    }
+    let series: [(&str, &str, &str, StandbyValue); 4] = [
+        (
+            "ledger_read_replica_lag_positions",
+            "Log positions the standby lacks (NaN when it cannot be measured)",
+            "gauge",
+            |standby| optional(standby.lag_positions.map(|lag| lag as f64)),
+        ),
+        (
+            "ledger_read_replica_lag_seconds",
+            "Age of the oldest event the standby lacks (NaN when it cannot be measured)",
+            "gauge",
+            |standby| optional(standby.lag_seconds),
+        ),
+        (
+            "ledger_read_replica_in_rotation",
+            "1 while reads go to the standby, 0 while it is out of rotation",
+            "gauge",
+            |standby| u8::from(standby.in_rotation).to_string(),
+        ),
+        (
+            "ledger_read_replica_fallbacks_total",
+            "Reads that failed on the standby and were answered by the primary",
+            "counter",
+            |standby| standby.fallbacks.to_string(),
+        ),
+    ];
+    let mut text = String::new();
+    for (name, help, kind, value) in series {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for standby in standbys {
+            text.push_str(&format!(
+                "{name}{{replica=\"{}\"}} {}\n",
+                label_value(&standby.label),
+                value(standby)
+            ));
+        }
+    }
+    text
+}
+
+fn optional(value: Option<f64>) -> String {
+    value.map_or_else(|| "NaN".to_owned(), |value| value.to_string())
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// How this server's writer is batching: requests per commit, and how often it pipelines. A

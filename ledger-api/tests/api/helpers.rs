@@ -50,7 +50,11 @@ pub async fn spawn_app_without_projector() -> TestApp {
 }
 
 async fn spawn(config: ServerConfig, projector: bool) -> TestApp {
-    let database = TestDatabase::new().await;
+    spawn_on(TestDatabase::new().await, config, projector).await
+}
+
+/// A server on a database of the test's choosing (one on a cluster with a standby, say).
+pub async fn spawn_on(database: TestDatabase, config: ServerConfig, projector: bool) -> TestApp {
     // As `ledger serve` does: the server works as its own database role, not as the owner.
     let serving = database.server_pool().await;
     let (state, routes) = application(serving.clone(), config).expect("application builds");

@@ -13,6 +13,7 @@ mod permissions;
 mod read_models;
 mod reconciliation;
 mod reconciliation_import;
+mod replicas;
 mod rules;
 mod stream_kinds;
 mod subscriptions;

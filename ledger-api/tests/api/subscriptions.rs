@@ -749,7 +749,7 @@ async fn subscriptions_are_bounded_per_key() {
 }
 
 /// Appends `count` events in one go, on a stream of their own.
-async fn append_events(store: &ledger_store::EventStore, count: usize) {
+pub(crate) async fn append_events(store: &ledger_store::EventStore, count: usize) {
     use ledger_store::{
         AppendRequest, EventMetadata, ExpectedVersion, NewEvent, StreamAppend, StreamType,
     };

@@ -1,10 +1,11 @@
 //! Queries answered from the log itself: a payment or batch is its folded stream, so these
-//! answers are never behind the writes that preceded them.
+//! answers are never behind the writes that preceded them. Only the global `events` page may
+//! be read on a standby (see `crate::replicas`).
 
 use async_graphql::{Context, Object};
 use ledger_core::ids::PaymentId;
 use ledger_core::settlement::SettlementBatchState;
-use ledger_store::{StoreError, StreamType};
+use ledger_store::{LogReader, StoreError, StreamType};
 use uuid::Uuid;
 
 use crate::auth::Permission;
@@ -225,10 +226,16 @@ async fn events(
             let principal = caller(context, Permission::ReadGlobalLog)?;
             // Filtered by environment in the query, so a page is never cut short by a run of
             // the other environment's events.
+            // The global log may come from a standby: a prefix of the primary's, never one
+            // with a gap (see `ledger_store::log_reader`).
             let page = app
-                .handler
-                .store()
-                .read_all_of_environment(principal.environment, from, first)
+                .reads
+                .any()
+                .run(|pool| async move {
+                    Ok(LogReader::new(pool)
+                        .read_all_of_environment(principal.environment, from, first)
+                        .await?)
+                })
                 .await?;
             Ok(page.iter().map(LedgerEvent::from).collect())
         }

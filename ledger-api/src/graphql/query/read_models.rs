@@ -17,10 +17,11 @@ use async_graphql::{Context, Object};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use ledger_projections::Projection;
 
-use crate::auth::Permission;
+use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult, IntoGraphql};
 use crate::graphql::context::{caller, state};
 use crate::graphql::scalars::Position;
+use crate::replicas::ReadRoute;
 use disputes::{DisputeConnection, DisputeFilter};
 use finance::{Balance, MerchantMetrics, MerchantSummary};
 use page::page_size;
@@ -202,21 +203,20 @@ async fn payments(
 ) -> ApiResult<PaymentConnection> {
     let principal = caller(context, Permission::ReadPayments)?;
     let size = page_size(first)?;
-    let pool = &state(context)?.pool;
-    page::wait_for_position(
+    let route = page::wait_for_position(
         state(context)?,
         wait_for_position,
         &[Projection::Payments, Projection::Disputes],
     )
     .await?;
-    payments::list(
-        pool,
-        principal.environment,
-        filter.unwrap_or_default(),
-        size,
-        after.as_deref(),
-    )
-    .await
+    let filter = filter.unwrap_or_default();
+    route
+        .run(|pool| {
+            let filter = filter.clone();
+            let after = after.as_deref();
+            async move { payments::list(&pool, principal.environment, filter, size, after).await }
+        })
+        .await
 }
 
 async fn order(
@@ -226,8 +226,7 @@ async fn order(
     wait_for_position: Option<Position>,
 ) -> ApiResult<Option<Order>> {
     let principal = caller(context, Permission::ReadOrdersAndDisputes)?;
-    let pool = &state(context)?.pool;
-    page::wait_for_position(
+    let route = page::wait_for_position(
         state(context)?,
         wait_for_position,
         &[
@@ -237,7 +236,12 @@ async fn order(
         ],
     )
     .await?;
-    payments::order(pool, principal.environment, &id, merchant_id.as_deref()).await
+    route
+        .run(|pool| {
+            let (id, merchant_id) = (&id, merchant_id.as_deref());
+            async move { payments::order(&pool, principal.environment, id, merchant_id).await }
+        })
+        .await
 }
 
 async fn disputes(
@@ -249,10 +253,26 @@ async fn disputes(
 ) -> ApiResult<DisputeConnection> {
     let principal = caller(context, Permission::ReadOrdersAndDisputes)?;
     let size = page_size(first)?;
-    let pool = &state(context)?.pool;
-    page::wait_for_position(state(context)?, wait_for_position, &[Projection::Disputes]).await?;
+    let route =
+        page::wait_for_position(state(context)?, wait_for_position, &[Projection::Disputes])
+            .await?;
     let filter = filter.unwrap_or_default();
-    disputes::list(pool, principal.environment, filter, size, after.as_deref()).await
+    list_disputes(&route, principal, filter, size, after.as_deref()).await
+}
+
+async fn list_disputes(
+    route: &ReadRoute,
+    principal: Principal,
+    filter: DisputeFilter,
+    size: usize,
+    after: Option<&str>,
+) -> ApiResult<DisputeConnection> {
+    route
+        .run(|pool| {
+            let filter = filter.clone();
+            async move { disputes::list(&pool, principal.environment, filter, size, after).await }
+        })
+        .await
 }
 
 async fn disputes_due_soon(
@@ -275,8 +295,8 @@ async fn disputes_due_soon(
         status: Some(crate::graphql::types::DisputeStatus::NeedsResponse),
         due_before: Some(Utc::now() + Duration::hours(i64::from(within_hours))),
     };
-    let pool = &state(context)?.pool;
-    disputes::list(pool, principal.environment, filter, size, after.as_deref()).await
+    let route = state(context)?.reads.any();
+    list_disputes(&route, principal, filter, size, after.as_deref()).await
 }
 
 async fn settlement_batches(
@@ -288,15 +308,20 @@ async fn settlement_batches(
 ) -> ApiResult<SettlementBatchConnection> {
     let principal = caller(context, Permission::ReadSettlements)?;
     let size = page_size(first)?;
-    let pool = &state(context)?.pool;
-    page::wait_for_position(
+    let route = page::wait_for_position(
         state(context)?,
         wait_for_position,
         &[Projection::Settlement],
     )
     .await?;
     let filter = filter.unwrap_or_default();
-    settlement::list(pool, principal.environment, filter, size, after.as_deref()).await
+    route
+        .run(|pool| {
+            let filter = filter.clone();
+            let after = after.as_deref();
+            async move { settlement::list(&pool, principal.environment, filter, size, after).await }
+        })
+        .await
 }
 
 async fn settlement_exceptions(
@@ -306,8 +331,7 @@ async fn settlement_exceptions(
     wait_for_position: Option<Position>,
 ) -> ApiResult<Vec<SettlementException>> {
     let principal = caller(context, Permission::ReadSettlements)?;
-    let pool = &state(context)?.pool;
-    page::wait_for_position(
+    let route = page::wait_for_position(
         state(context)?,
         wait_for_position,
         &[
@@ -317,13 +341,20 @@ async fn settlement_exceptions(
         ],
     )
     .await?;
-    settlement::exceptions(
-        pool,
-        principal.environment,
-        merchant_id.as_deref(),
-        unsettled_after_days,
-    )
-    .await
+    route
+        .run(|pool| {
+            let merchant_id = merchant_id.as_deref();
+            async move {
+                settlement::exceptions(
+                    &pool,
+                    principal.environment,
+                    merchant_id,
+                    unsettled_after_days,
+                )
+                .await
+            }
+        })
+        .await
 }
 
 async fn balances(
@@ -335,9 +366,14 @@ async fn balances(
 ) -> ApiResult<Vec<Balance>> {
     let principal = caller(context, Permission::ReadBalances)?;
     let as_of = finance::as_of(as_of, as_of_position)?;
-    let pool = &state(context)?.pool;
-    page::wait_for_position(state(context)?, wait_for_position, &[Projection::Journal]).await?;
-    finance::balances(pool, principal.environment, &merchant_id, as_of).await
+    let route =
+        page::wait_for_position(state(context)?, wait_for_position, &[Projection::Journal]).await?;
+    route
+        .run(|pool| {
+            let merchant_id = &merchant_id;
+            async move { finance::balances(&pool, principal.environment, merchant_id, as_of).await }
+        })
+        .await
 }
 
 async fn merchant_summary(
@@ -349,9 +385,16 @@ async fn merchant_summary(
 ) -> ApiResult<Vec<MerchantSummary>> {
     let principal = caller(context, Permission::ReadBalances)?;
     let as_of = finance::as_of(as_of, as_of_position)?;
-    let pool = &state(context)?.pool;
-    page::wait_for_position(state(context)?, wait_for_position, &[Projection::Journal]).await?;
-    finance::merchant_summary(pool, principal.environment, &merchant_id, as_of).await
+    let route =
+        page::wait_for_position(state(context)?, wait_for_position, &[Projection::Journal]).await?;
+    route
+        .run(|pool| {
+            let merchant_id = &merchant_id;
+            async move {
+                finance::merchant_summary(&pool, principal.environment, merchant_id, as_of).await
+            }
+        })
+        .await
 }
 
 async fn merchant_metrics(
@@ -362,9 +405,16 @@ async fn merchant_metrics(
     wait_for_position: Option<Position>,
 ) -> ApiResult<MerchantMetrics> {
     let principal = caller(context, Permission::ReadBalances)?;
-    let pool = &state(context)?.pool;
-    page::wait_for_position(state(context)?, wait_for_position, &[Projection::Metrics]).await?;
-    finance::merchant_metrics(pool, principal.environment, merchant_id, from, to).await
+    let route =
+        page::wait_for_position(state(context)?, wait_for_position, &[Projection::Metrics]).await?;
+    route
+        .run(|pool| {
+            let merchant_id = merchant_id.clone();
+            async move {
+                finance::merchant_metrics(&pool, principal.environment, merchant_id, from, to).await
+            }
+        })
+        .await
 }
 
 async fn projection_lag(context: &Context<'_>) -> ApiResult<i64> {

@@ -22,6 +22,7 @@ use crate::graphql::types::reconciliation::{
     ReconciliationExceptionFilter, ReconciliationRun, ReconciliationRunConnection,
     ReconciliationRunEdge, ReconciliationRunExceptionFilter, ReconciliationRunFilter,
 };
+use crate::replicas::ReadRoute;
 
 async fn list_runs(
     pool: &PgPool,
@@ -132,16 +133,16 @@ async fn reconciliation_runs(
     let principal = caller(context, Permission::ReadReconciliations)?;
     let size = page_size(first)?;
     let app = state(context)?;
-    page::wait_for_position(app, wait_for_position, &[Projection::Reconciliation]).await?;
+    let route =
+        page::wait_for_position(app, wait_for_position, &[Projection::Reconciliation]).await?;
     let filter = filter.unwrap_or_default();
-    list_runs(
-        &app.pool,
-        principal.environment,
-        filter,
-        size,
-        after.as_deref(),
-    )
-    .await
+    route
+        .run(|pool| {
+            let filter = filter.clone();
+            let after = after.as_deref();
+            async move { list_runs(&pool, principal.environment, filter, size, after).await }
+        })
+        .await
 }
 
 async fn reconciliation_run(
@@ -151,11 +152,16 @@ async fn reconciliation_run(
 ) -> ApiResult<Option<ReconciliationRun>> {
     let principal = caller(context, Permission::ReadReconciliations)?;
     let app = state(context)?;
-    page::wait_for_position(app, wait_for_position, &[Projection::Reconciliation]).await?;
-    let row = read_model::run(&app.pool, principal.environment, id).await?;
-    let payouts = run_payouts_loader(&app.pool, principal.environment);
-    row.map(|row| ReconciliationRun::new(row, principal.environment, &payouts))
-        .transpose()
+    let route =
+        page::wait_for_position(app, wait_for_position, &[Projection::Reconciliation]).await?;
+    route
+        .run(|pool| async move {
+            let row = read_model::run(&pool, principal.environment, id).await?;
+            let payouts = run_payouts_loader(&pool, principal.environment);
+            row.map(|row| ReconciliationRun::new(row, principal.environment, &payouts))
+                .transpose()
+        })
+        .await
 }
 
 async fn reconciliation_exceptions(
@@ -168,16 +174,33 @@ async fn reconciliation_exceptions(
     let principal = caller(context, Permission::ReadReconciliations)?;
     let size = page_size(first)?;
     let app = state(context)?;
-    page::wait_for_position(app, wait_for_position, &[Projection::Reconciliation]).await?;
+    let route =
+        page::wait_for_position(app, wait_for_position, &[Projection::Reconciliation]).await?;
     let filter = filter.unwrap_or_default();
-    list_exceptions(
-        &app.pool,
+    routed_exceptions(
+        &route,
         principal.environment,
         filter,
         size,
         after.as_deref(),
     )
     .await
+}
+
+/// [`list_exceptions`] on the database `route` chooses.
+async fn routed_exceptions(
+    route: &ReadRoute,
+    environment: CoreEnvironment,
+    filter: ReconciliationExceptionFilter,
+    size: usize,
+    after: Option<&str>,
+) -> ApiResult<ReconciliationExceptionConnection> {
+    route
+        .run(|pool| {
+            let filter = filter.clone();
+            async move { list_exceptions(&pool, environment, filter, size, after).await }
+        })
+        .await
 }
 
 /// A run's exceptions (`ReconciliationRun.exceptions`), within the run's environment.
@@ -189,7 +212,7 @@ pub(crate) async fn run_exceptions(
     after: Option<String>,
 ) -> ApiResult<ReconciliationExceptionConnection> {
     let size = page_size(first)?;
-    let pool = &state(context)?.pool;
+    let route = state(context)?.reads.any();
     let filter = filter.unwrap_or_default();
     let filter = ReconciliationExceptionFilter {
         run_id: Some(run.id),
@@ -198,5 +221,5 @@ pub(crate) async fn run_exceptions(
         payout_id: filter.payout_id,
         payment_id: filter.payment_id,
     };
-    list_exceptions(pool, run.core_environment, filter, size, after.as_deref()).await
+    routed_exceptions(&route, run.core_environment, filter, size, after.as_deref()).await
 }

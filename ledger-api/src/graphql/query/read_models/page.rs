@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::scalars::Position;
 use crate::graphql::AppState;
+use crate::replicas::ReadRoute;
 
 /// The largest page any connection returns; larger requests are refused rather than
 /// silently shortened, so a client never mistakes a short page for the end.
@@ -125,15 +126,17 @@ pub fn page_of<R, E>(
 }
 
 /// Waits until every named projection has applied the log up to `position` (the `position`
-/// a mutation returned), so that a client reads its own writes. Bounded: after
-/// [`WAIT_FOR_POSITION_MAX`] the answer is UNAVAILABLE, which the client may retry.
+/// a mutation returned), so that a client reads its own writes, and says where to read:
+/// a standby whose read models have it too, else the primary (without a position, any
+/// standby in rotation). Bounded: after [`WAIT_FOR_POSITION_MAX`] the answer is
+/// UNAVAILABLE, which the client may retry.
 pub async fn wait_for_position(
     app: &AppState,
     position: Option<Position>,
     projections: &[Projection],
-) -> ApiResult<()> {
+) -> ApiResult<ReadRoute> {
     let Some(Position(position)) = position else {
-        return Ok(());
+        return Ok(app.reads.any());
     };
     let head = app.handler.store().head().await?.last_position;
     if position > head {
@@ -149,13 +152,8 @@ pub async fn wait_for_position(
     let mut pause = WAIT_FOR_POSITION_FIRST_POLL;
     loop {
         let lag = app.checkpoints.read(&app.pool).await?;
-        let reached = projections.iter().all(|wanted| {
-            lag.iter().any(|projection| {
-                projection.projection == wanted.name() && projection.checkpoint_position >= position
-            })
-        });
-        if reached {
-            return Ok(());
+        if reached(&lag, position, projections) {
+            return Ok(app.reads.having_projected(position, projections).await);
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ApiError::Unavailable(format!(
@@ -165,4 +163,13 @@ pub async fn wait_for_position(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(WAIT_FOR_POSITION_MAX_POLL);
     }
+}
+
+/// Whether every one of `projections` has applied the log up to `position`, by `lag`.
+pub(crate) fn reached(lag: &[ProjectionLag], position: u64, projections: &[Projection]) -> bool {
+    projections.iter().all(|wanted| {
+        lag.iter().any(|projection| {
+            projection.projection == wanted.name() && projection.checkpoint_position >= position
+        })
+    })
 }
