@@ -27,9 +27,12 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use ledger_store::commands::unit::Unit;
 
 use super::ServerState;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::graphql::context::UnitLine;
 
@@ -123,21 +126,30 @@ async fn answer(
             ),
         )));
     }
-    let parsed = lines.iter().map(|text| line::parse(text));
-    let principal = &principal;
+    let commands: Vec<Result<line::Command, ApiError>> =
+        lines.iter().map(|text| line::parse(text)).collect();
     if mode.atomic {
-        return Ok(atomic(state, principal, parsed.collect()).await);
+        return Ok(atomic(state, principal, commands).await);
     }
-    Ok(futures::stream::iter(parsed)
-        .map(|command| async move {
-            match command {
-                Ok(command) => line::run::<UnitLine>(state, principal, &command, None).await,
-                Err(error) => line::error(&error),
-            }
-        })
+    // Each line's future owns what it uses (the state is a few shared handles), so the
+    // stream of them is `Send` without borrowing across lines.
+    Ok(futures::stream::iter(commands)
+        .map(|command| run_line(state.clone(), principal, command, None))
         .buffered(LINES_IN_FLIGHT)
         .collect()
         .await)
+}
+
+async fn run_line(
+    state: ServerState,
+    principal: Principal,
+    command: Result<line::Command, ApiError>,
+    handler: Option<UnitLine>,
+) -> serde_json::Value {
+    match command {
+        Ok(command) => line::run(&state, &principal, &command, handler).await,
+        Err(error) => line::error(&error),
+    }
 }
 
 /// Runs the lines as one unit: each decided in order on the state the lines before it
@@ -145,25 +157,19 @@ async fn answer(
 /// Every line runs at once, so that each can wait for its turn and then for the verdict.
 async fn atomic(
     state: &ServerState,
-    principal: &crate::auth::Principal,
+    principal: Principal,
     commands: Vec<Result<line::Command, ApiError>>,
 ) -> Vec<serde_json::Value> {
     let unit = Unit::new(&state.app.handler, commands.len());
-    let unit = &unit;
-    let lines = commands
-        .into_iter()
-        .enumerate()
-        .map(|(index, command)| async move {
-            let answer = match command {
-                Ok(command) => {
-                    let handler = UnitLine(unit.handler_for(index));
-                    line::run(state, principal, &command, Some(handler)).await
-                }
-                Err(error) => line::error(&error),
-            };
+    let lines = commands.into_iter().enumerate().map(|(index, command)| {
+        let (state, unit) = (state.clone(), Arc::clone(&unit));
+        async move {
+            let handler = UnitLine(unit.handler_for(index));
+            let answer = run_line(state, principal, command, Some(handler)).await;
             unit.finished(index);
             answer
-        });
+        }
+    });
     let (answers, ()) = futures::join!(futures::future::join_all(lines), unit.drive());
     answers
 }
