@@ -28,6 +28,10 @@ use ledger_store::testing::TestDatabase;
 use serde_json::json;
 use uuid::Uuid;
 
+// The allocator the `ledger` binary uses, so the server's cost is measured as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
 
 struct Arguments {
