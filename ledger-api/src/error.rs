@@ -124,6 +124,9 @@ impl From<DomainError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
+            not_applied @ StoreError::NotApplied { .. } => {
+                ApiError::validation("atomic", not_applied)
+            }
             StoreError::Rejected(domain) => domain.into(),
             StoreError::IdempotencyKeyReused { .. } => ApiError::IdempotencyKeyReused,
             conflict @ (StoreError::ConcurrencyConflict { .. }

@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
+pub mod unit;
+
 use ledger_core::aggregate::{Aggregate, DomainEvent};
 use ledger_core::ids::{Environment, PaymentId, ReconciliationRunId, SettlementBatchId};
 use ledger_core::payment::{self, PaymentCommand, PaymentEvent, PaymentState};
@@ -221,6 +223,9 @@ pub struct CommandHandler {
     states: std::sync::Arc<StateCache>,
     /// How many times this handler (and its clones) read a stream from the log.
     stream_reads: std::sync::Arc<AtomicU64>,
+    /// The line of a [`unit::Unit`] this handler's commands are decided in, instead of each
+    /// being appended on its own.
+    unit: Option<unit::Line>,
 }
 
 impl CommandHandler {
@@ -230,6 +235,7 @@ impl CommandHandler {
             locks: std::sync::Arc::new(StreamLocks::new()),
             states: std::sync::Arc::new(StateCache::default()),
             stream_reads: std::sync::Arc::new(AtomicU64::new(0)),
+            unit: None,
         }
     }
 
@@ -555,6 +561,12 @@ impl CommandHandler {
         State: Aggregate + Default + Clone + Send + Sync + 'static,
         Error: From<StoreError>,
     {
+        if let Some(line) = &self.unit {
+            return line
+                .unit()
+                .turn(line.index(), stream_id, context, reading, decide)
+                .await;
+        }
         let _turn = self.locks.lock(stream_id).await;
         let Reading {
             load,
@@ -788,7 +800,20 @@ async fn replayed_result(
     let last_position = position("last_position")?;
     let count =
         usize::try_from(last_position.saturating_sub(first_position) + 1).unwrap_or(usize::MAX);
-    let events = store.read_all(first_position, count).await?;
+    let mut events = store.read_all(first_position, count).await?;
+    // Commands appended together (`unit`) share one range; each one's events carry its key.
+    let own = |event: &RecordedEvent| {
+        event
+            .metadata
+            .get("idempotency_key")
+            .and_then(serde_json::Value::as_str)
+            == Some(record.key.as_str())
+    };
+    let mut last_position = last_position;
+    if events.iter().any(own) && !events.iter().all(own) {
+        events.retain(own);
+        last_position = events.last().map_or(last_position, |event| event.position);
+    }
     Ok(AppendResult {
         events,
         last_position,

@@ -73,6 +73,14 @@ pub enum StoreError {
     )]
     BatchFailed(String),
 
+    /// A command appended together with others (`commands::unit`) was not appended because
+    /// the command on `line` (from 1) was refused or failed.
+    #[error(
+        "not applied: command {line} of this atomic request was refused, so none of its \
+         commands was applied; fix that line and send the request again"
+    )]
+    NotApplied { line: usize },
+
     /// A read of the log failed as a whole (the reader lost its connection, say); nothing
     /// was changed, and reading again may succeed.
     #[error("reading from the event log failed: {0}")]

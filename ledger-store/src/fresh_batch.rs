@@ -143,7 +143,7 @@ async fn stored_state(
         .collect();
     let (environments, keys): (Vec<String>, Vec<String>) = requests
         .iter()
-        .filter_map(|request| request.idempotency.as_ref())
+        .flat_map(|request| &request.claims)
         .map(|claim| (claim.environment.as_str().to_owned(), claim.key.clone()))
         .unzip();
     let rows = sqlx::query!(

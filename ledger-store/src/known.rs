@@ -105,7 +105,7 @@ impl Known {
                     streams.insert(stream.stream_id, state);
                 }
             }
-            if let Some(claim) = &request.idempotency {
+            for claim in &request.claims {
                 let key = (claim.environment, claim.key.clone());
                 if let Some(stored) = self.claims.get(&key) {
                     claims.insert(key, stored.clone());

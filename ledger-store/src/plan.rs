@@ -137,7 +137,9 @@ pub(crate) fn plan_batch(
                         recorded_at,
                         &recorded_at_text,
                     )?;
-                    if let Some(claim) = &request.idempotency {
+                    // Every claim of a request records the request's whole range: its events
+                    // are told apart by the key in their metadata.
+                    for claim in &request.claims {
                         let key = (claim.environment, claim.key.clone());
                         batch_claims.insert(key, (claim.request_hash.to_vec(), request_index));
                         plan.claims
@@ -164,13 +166,26 @@ pub(crate) fn plan_batch(
     Ok(plan)
 }
 
-/// A decision forced by the request's idempotency key, if it was used before.
+/// A decision forced by the request's idempotency key, if it was used before. A request of
+/// several claims (commands appended together) replays nothing: any of its keys used before
+/// refuses it whole, and its caller, who decided it on what it read, reads again.
 fn claim_decision(
     request: &PreparedRequest,
     stored_claims: &HashMap<ClaimKey, StoredClaim>,
     batch_claims: &HashMap<ClaimKey, (Vec<u8>, usize)>,
 ) -> Option<Decision> {
-    let claim = request.idempotency.as_ref()?;
+    if let [_, _, ..] = request.claims.as_slice() {
+        return request.claims.iter().find_map(|claim| {
+            let key = (claim.environment, claim.key.clone());
+            (stored_claims.contains_key(&key) || batch_claims.contains_key(&key)).then(|| {
+                Decision::Rejected(StoreError::IdempotencyKeyReused {
+                    environment: claim.environment,
+                    key: claim.key.clone(),
+                })
+            })
+        });
+    }
+    let claim = request.claims.first()?;
     let key = (claim.environment, claim.key.clone());
     let reused = || {
         Decision::Rejected(StoreError::IdempotencyKeyReused {

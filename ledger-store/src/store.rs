@@ -159,6 +159,25 @@ impl EventStore {
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
+    /// Appends several commands' streams atomically, claiming each command's idempotency key
+    /// in the same transaction: all are recorded or none. Any key already claimed refuses it
+    /// whole ([`StoreError::IdempotencyKeyReused`]); each claim's result is the whole
+    /// append's range, and each command's events carry its key in their metadata.
+    #[tracing::instrument(skip_all, fields(streams = streams.len(), claims = claims.len()))]
+    pub async fn append_claiming(
+        &self,
+        streams: Vec<crate::event::StreamAppend>,
+        claims: Vec<crate::event::IdempotencyClaim>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let request = crate::validate::prepare_claiming(streams, claims)?;
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Job { request, reply })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
     /// One stream's events from `from_version` on (1 for all), in version order.
     pub async fn read_stream(
         &self,

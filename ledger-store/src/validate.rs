@@ -69,7 +69,9 @@ pub(crate) struct PreparedStream {
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedRequest {
     pub streams: Vec<PreparedStream>,
-    pub idempotency: Option<IdempotencyClaim>,
+    /// The keys the request claims: one for a command, one per command for several
+    /// commands appended together (`EventStore::append_claiming`).
+    pub claims: Vec<IdempotencyClaim>,
 }
 
 impl PreparedRequest {
@@ -80,19 +82,36 @@ impl PreparedRequest {
 
 /// Validates a whole request; the first problem found is returned.
 pub(crate) fn prepare(request: AppendRequest) -> Result<PreparedRequest, StoreError> {
+    let claims = request.idempotency.into_iter().collect();
+    prepare_claiming(request.streams, claims)
+}
+
+/// Validates an append that claims several keys; each key may be claimed once.
+pub(crate) fn prepare_claiming(
+    streams: Vec<StreamAppend>,
+    claims: Vec<IdempotencyClaim>,
+) -> Result<PreparedRequest, StoreError> {
+    let request = AppendRequest {
+        streams,
+        idempotency: None,
+    };
     check_shape(&request)?;
-    if let Some(claim) = &request.idempotency {
+    let mut keys = HashSet::with_capacity(claims.len());
+    for claim in &claims {
         check_idempotency_key(&claim.key)?;
+        if !keys.insert((claim.environment, claim.key.as_str())) {
+            return Err(StoreError::InvalidRequest(format!(
+                "idempotency key {:?} is claimed twice in one append",
+                claim.key
+            )));
+        }
     }
     let streams = request
         .streams
         .into_iter()
         .map(prepare_stream)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(PreparedRequest {
-        streams,
-        idempotency: request.idempotency,
-    })
+    Ok(PreparedRequest { streams, claims })
 }
 
 fn check_shape(request: &AppendRequest) -> Result<(), StoreError> {

@@ -43,6 +43,19 @@ pub fn caller(context: &Context<'_>, permission: Permission) -> ApiResult<Princi
     Ok(principal)
 }
 
+/// The handler of a command that is one line of an atomic `POST /commands` request: it
+/// decides the command in the request's unit instead of appending it alone.
+pub struct UnitLine(pub CommandHandler);
+
+/// The handler a mutation runs its command through: the application's, or its line's in an
+/// atomic bulk request.
+pub fn command_handler<'a>(context: &Context<'a>) -> ApiResult<&'a CommandHandler> {
+    match context.data_opt::<UnitLine>() {
+        Some(UnitLine(handler)) => Ok(handler),
+        None => Ok(&state(context)?.handler),
+    }
+}
+
 pub fn state<'a>(context: &Context<'a>) -> ApiResult<&'a AppState> {
     context
         .data::<AppState>()

@@ -1,4 +1,4 @@
-//! Every answer of `/graphql` (and later `/commands`) is in GraphQL's error shape with a code
+//! Every answer of `/graphql` and `/commands` is in GraphQL's error shape with a code
 //! (interfaces.md), including those made by the layers in front of the schema: a body over the
 //! limit (413), a request over time (408) and a panic caught on its way out (500). Those layers
 //! answer in plain text of their own; this rewrites such answers on the GraphQL paths, once,
@@ -14,9 +14,10 @@ use axum::Json;
 use super::{MAX_BODY_BYTES, REQUEST_TIMEOUT};
 use crate::error::ApiError;
 
-/// The paths whose answers are GraphQL's (the websocket's are protocol messages).
+/// The paths whose answers are GraphQL's (the websocket's are protocol messages): `/graphql`
+/// and the bulk commands under `/commands`.
 fn speaks_graphql(path: &str) -> bool {
-    path == "/graphql" || path == "/commands"
+    path == "/graphql" || path == "/commands" || path.starts_with("/commands/")
 }
 
 /// Rewrites a layer's plain-text refusal on a GraphQL path into GraphQL's error shape.

@@ -3,6 +3,7 @@
 //! subscription connection; `subscriptions` and `live` set its own (the same message size,
 //! subscriptions only, pings, the key checked again).
 
+pub mod bulk;
 pub mod error_shape;
 pub mod graphiql;
 pub mod graphql;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -54,6 +55,7 @@ pub fn router(state: ServerState, extra: Router) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/commands", post(bulk::commands))
         .with_state(state)
         .merge(extra)
         // A panic is caught here, answered 500 and the server goes on; the answers of this

@@ -175,7 +175,7 @@ async fn a_panic_and_a_timeout_are_answered_in_graphql_shape() {
     use axum::routing::post;
     let app = spawn_app().await;
     let failing = axum::Router::new().route(
-        "/commands",
+        "/commands/failing",
         post(|body: String| async move {
             if body == "panic" {
                 panic!("a resolver panicked");
@@ -194,7 +194,7 @@ async fn a_panic_and_a_timeout_are_answered_in_graphql_shape() {
     ] {
         let response = app
             .client
-            .post(format!("{address}/commands"))
+            .post(format!("{address}/commands/failing"))
             .body(body)
             .send()
             .await

@@ -1,5 +1,6 @@
 //! End-to-end tests of the GraphQL API through real HTTP against a real database.
 
+mod bulk;
 mod decline_advice;
 mod graphiql_page;
 mod helpers;

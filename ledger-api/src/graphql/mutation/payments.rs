@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::command_context;
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, IntoGraphql};
-use crate::graphql::context::{caller, state};
+use crate::graphql::context::{caller, command_handler, state};
 use crate::graphql::parse;
 use crate::graphql::scalars::{DecimalText, Position};
 use crate::graphql::types::{
@@ -324,10 +324,8 @@ async fn run_payment(
     command: PaymentCommand,
 ) -> ApiResult<PaymentResult> {
     let principal = caller(context, Permission::SubmitPaymentCommands)?;
-    let app = state(context)?;
     let command_context = command_context(&principal, mutation, input, idempotency_key)?;
-    let handled = app
-        .handler
+    let handled = command_handler(context)?
         .handle_payment(PaymentId::from_uuid(payment_id), &command, &command_context)
         .await?;
     payment_result(payment_id, handled)
@@ -345,10 +343,8 @@ async fn run_payment_with(
     mut build: impl FnMut(&PaymentState) -> ApiResult<PaymentCommand>,
 ) -> ApiResult<PaymentResult> {
     let principal = caller(context, Permission::SubmitPaymentCommands)?;
-    let app = state(context)?;
     let command_context = command_context(&principal, mutation, input, idempotency_key)?;
-    let handled = app
-        .handler
+    let handled = command_handler(context)?
         .handle_payment_with(
             PaymentId::from_uuid(payment_id),
             &command_context,
@@ -726,10 +722,8 @@ async fn run_settlement(
     command: SettlementCommand,
 ) -> ApiResult<SettlementResult> {
     let principal = caller(context, Permission::RecordSettlements)?;
-    let app = state(context)?;
     let command_context = command_context(&principal, mutation, input, idempotency_key)?;
-    let handled = app
-        .handler
+    let handled = command_handler(context)?
         .handle_settlement(
             SettlementBatchId::from_uuid(batch_id),
             &command,
@@ -819,7 +813,6 @@ async fn record_payout(
     input: RecordPayoutInput,
 ) -> ApiResult<SettlementResult> {
     let principal = caller(context, Permission::RecordSettlements)?;
-    let app = state(context)?;
     let update = match input.status {
         PayoutStatusInput::Initiated => PayoutUpdate::Initiated {
             expected_arrival_date: input.expected_arrival_date,
@@ -834,8 +827,7 @@ async fn record_payout(
         command_context(&principal, "recordPayout", &input, &input.idempotency_key)?;
     // The amount is in the batch's currency: the command is built from the batch read under
     // the stream's turn (the handler hides a batch of the other environment).
-    let handled = app
-        .handler
+    let handled = command_handler(context)?
         .handle_settlement_with(
             SettlementBatchId::from_uuid(input.batch_id),
             &command_context,
