@@ -63,14 +63,25 @@ pub async fn delivery_health(
         // conditions on `webhook_deliveries_received`: first [from, first whole hour), then
         // [last hour, to); when `from..to` lies within one hour the first range takes it all.
         r#"WITH hours AS (
-               SELECT hour, events, succeeded, duplicates, redeliveries, parked, failed,
-                      processing_seconds_sum AS seconds, processing_seconds_max AS max_seconds
-               FROM webhook_delivery_hours
-               WHERE environment = $1
-                 AND hour >= date_bin(interval '1 hour', $2::timestamptz - interval '1 microsecond',
-                                      TIMESTAMPTZ '2000-01-01 00:00:00+00') + interval '1 hour'
-                 AND hour < date_bin(interval '1 hour', $3::timestamptz,
-                                     TIMESTAMPTZ '2000-01-01 00:00:00+00')
+               -- An hour's slots summed; its maximum from the raw rows where a slot says
+               -- the rollup's may be stale (see the slots' migration).
+               SELECT r.hour, sum(r.events) AS events, sum(r.succeeded) AS succeeded,
+                      sum(r.duplicates) AS duplicates, sum(r.redeliveries) AS redeliveries,
+                      sum(r.parked) AS parked, sum(r.failed) AS failed,
+                      sum(r.processing_seconds_sum) AS seconds,
+                      CASE WHEN bool_or(r.max_recount)
+                           THEN (SELECT max(extract(epoch FROM d.processed_at - d.received_at))
+                                 FROM webhook_deliveries d
+                                 WHERE d.environment = $1 AND d.received_at >= r.hour
+                                   AND d.received_at < r.hour + interval '1 hour')
+                           ELSE max(r.processing_seconds_max) END AS max_seconds
+               FROM webhook_delivery_hours r
+               WHERE r.environment = $1
+                 AND r.hour >= date_bin(interval '1 hour', $2::timestamptz - interval '1 microsecond',
+                                        TIMESTAMPTZ '2000-01-01 00:00:00+00') + interval '1 hour'
+                 AND r.hour < date_bin(interval '1 hour', $3::timestamptz,
+                                       TIMESTAMPTZ '2000-01-01 00:00:00+00')
+               GROUP BY r.hour
                UNION ALL
                SELECT date_bin(interval '1 hour', received_at,
                                TIMESTAMPTZ '2000-01-01 00:00:00+00'),
