@@ -142,13 +142,13 @@ async fn main() -> anyhow::Result<()> {
 
 /// Starts a new peak-memory measurement: Linux resets the high-water mark to the current
 /// resident size when "5" is written to `clear_refs`.
-fn reset_peak_memory() {
+pub(crate) fn reset_peak_memory() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// A memory figure of this process in KiB (`VmRSS:` resident now, `VmHWM:` the high-water
 /// mark), where the system reports it.
-fn memory_kib(field: &str) -> Option<u64> {
+pub(crate) fn memory_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
