@@ -44,8 +44,9 @@ struct SeenRequest {
     reply: Reply<Result<Seen, String>>,
 }
 
-/// A delivery's row, owned so that it can wait in the queue.
-struct RecordRequest {
+/// A delivery's row, owned so that it can wait in the queue, with the subject whose parked
+/// events the record asks about.
+pub(super) struct RecordRow {
     environment: Environment,
     stripe_event_id: String,
     event_type: String,
@@ -57,6 +58,36 @@ struct RecordRequest {
     received_at: DateTime<Utc>,
     processed_at: DateTime<Utc>,
     subject: String,
+}
+
+impl RecordRow {
+    pub fn stripe_event_id(&self) -> &str {
+        &self.stripe_event_id
+    }
+
+    pub fn new(row: &DeliveryRow<'_>, subject: &str) -> Result<RecordRow, WebhookError> {
+        let positions = match row.positions {
+            Some((first, last)) => Some((tables::position(first)?, tables::position(last)?)),
+            None => None,
+        };
+        Ok(RecordRow {
+            environment: row.environment,
+            stripe_event_id: row.stripe_event_id.to_owned(),
+            event_type: row.event_type.to_owned(),
+            payment_intent_id: row.payment_intent_id.map(str::to_owned),
+            payment_id: row.payment_id,
+            outcome: row.outcome,
+            detail: tables::bounded(row.detail),
+            positions,
+            received_at: row.received_at,
+            processed_at: row.processed_at,
+            subject: subject.to_owned(),
+        })
+    }
+}
+
+struct RecordRequest {
+    row: RecordRow,
     reply: Reply<bool>,
 }
 
@@ -114,22 +145,8 @@ impl Grouped {
     /// event is parked on `subject`.
     pub async fn record(&self, row: &DeliveryRow<'_>, subject: &str) -> Result<bool, WebhookError> {
         let (reply, answer) = oneshot::channel();
-        let positions = match row.positions {
-            Some((first, last)) => Some((tables::position(first)?, tables::position(last)?)),
-            None => None,
-        };
         let request = RecordRequest {
-            environment: row.environment,
-            stripe_event_id: row.stripe_event_id.to_owned(),
-            event_type: row.event_type.to_owned(),
-            payment_intent_id: row.payment_intent_id.map(str::to_owned),
-            payment_id: row.payment_id,
-            outcome: row.outcome,
-            detail: tables::bounded(row.detail),
-            positions,
-            received_at: row.received_at,
-            processed_at: row.processed_at,
-            subject: subject.to_owned(),
+            row: RecordRow::new(row, subject)?,
             reply,
         };
         if self.record.send(request).await.is_ok() {
@@ -241,7 +258,7 @@ fn without_repeats(requests: Vec<RecordRequest>) -> Vec<Vec<RecordRequest>> {
     let mut groups: Vec<Vec<RecordRequest>> = vec![Vec::new()];
     let mut keys: HashSet<(Environment, String)> = HashSet::new();
     for request in requests {
-        let key = (request.environment, request.stripe_event_id.clone());
+        let key = (request.row.environment, request.row.stripe_event_id.clone());
         if keys.contains(&key) {
             keys.clear();
             groups.push(Vec::new());
@@ -258,34 +275,55 @@ async fn record_group(pool: &PgPool, requests: Vec<RecordRequest>) {
     if requests.is_empty() {
         return;
     }
-    let environments: Vec<&str> = requests.iter().map(|r| r.environment.as_str()).collect();
-    let event_ids: Vec<&str> = requests
-        .iter()
-        .map(|r| r.stripe_event_id.as_str())
-        .collect();
-    let event_types: Vec<&str> = requests.iter().map(|r| r.event_type.as_str()).collect();
-    let payment_intents: Vec<Option<&str>> = requests
+    let rows: Vec<&RecordRow> = requests.iter().map(|request| &request.row).collect();
+    match record_rows(pool, &rows).await {
+        Ok(parked) if parked.len() == requests.len() => {
+            for (request, parked) in requests.into_iter().zip(parked) {
+                let _ = request.reply.send(Some(parked));
+            }
+        }
+        Ok(_) | Err(_) => {
+            // Nothing of the statement was written: each delivery records itself.
+            for request in requests {
+                let _ = request.reply.send(None);
+            }
+        }
+    }
+}
+
+/// Records deliveries (no event twice) with one statement, and answers, in their order,
+/// whether any event is parked on each one's subject. A row that already holds a final
+/// outcome keeps it (and its payment and positions): copies of one event finishing in any
+/// order leave the same row. The parked check reads `webhook_parked` in the statement's
+/// snapshot, taken after every append it records committed, so it sees every event parked
+/// before those commits, as a separate read afterwards would; one parked later is retried by
+/// its own "park, then try once more".
+pub(super) async fn record_rows(
+    pool: &PgPool,
+    rows: &[&RecordRow],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let environments: Vec<&str> = rows.iter().map(|r| r.environment.as_str()).collect();
+    let event_ids: Vec<&str> = rows.iter().map(|r| r.stripe_event_id.as_str()).collect();
+    let event_types: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
+    let payment_intents: Vec<Option<&str>> = rows
         .iter()
         .map(|r| r.payment_intent_id.as_deref())
         .collect();
-    let payment_ids: Vec<Option<Uuid>> = requests.iter().map(|r| r.payment_id).collect();
-    let outcomes: Vec<&str> = requests.iter().map(|r| r.outcome.as_str()).collect();
-    let details: Vec<Option<&str>> = requests.iter().map(|r| r.detail.as_deref()).collect();
-    let first_positions: Vec<Option<i64>> = requests
+    let payment_ids: Vec<Option<Uuid>> = rows.iter().map(|r| r.payment_id).collect();
+    let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome.as_str()).collect();
+    let details: Vec<Option<&str>> = rows.iter().map(|r| r.detail.as_deref()).collect();
+    let first_positions: Vec<Option<i64>> = rows
         .iter()
         .map(|r| r.positions.map(|(first, _)| first))
         .collect();
-    let last_positions: Vec<Option<i64>> = requests
+    let last_positions: Vec<Option<i64>> = rows
         .iter()
         .map(|r| r.positions.map(|(_, last)| last))
         .collect();
-    let received: Vec<DateTime<Utc>> = requests.iter().map(|r| r.received_at).collect();
-    let processed: Vec<DateTime<Utc>> = requests.iter().map(|r| r.processed_at).collect();
-    let subjects: Vec<&str> = requests.iter().map(|r| r.subject.as_str()).collect();
-    // The upsert is `tables::record_delivery`'s, row for row; the parked check reads
-    // `webhook_parked` in the statement's snapshot, taken after every append it records
-    // committed.
-    let rows = sqlx::query!(
+    let received: Vec<DateTime<Utc>> = rows.iter().map(|r| r.received_at).collect();
+    let processed: Vec<DateTime<Utc>> = rows.iter().map(|r| r.processed_at).collect();
+    let subjects: Vec<&str> = rows.iter().map(|r| r.subject.as_str()).collect();
+    let answers = sqlx::query!(
         r#"WITH given AS (
                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[],
                                     $6::text[], $7::text[], $8::bigint[], $9::bigint[],
@@ -345,18 +383,6 @@ async fn record_group(pool: &PgPool, requests: Vec<RecordRequest>) {
         &subjects as &[&str],
     )
     .fetch_all(pool)
-    .await;
-    match rows {
-        Ok(rows) if rows.len() == requests.len() => {
-            for (request, row) in requests.into_iter().zip(rows) {
-                let _ = request.reply.send(Some(row.parked));
-            }
-        }
-        Ok(_) | Err(_) => {
-            // Nothing of the statement was written: each delivery records itself.
-            for request in requests {
-                let _ = request.reply.send(None);
-            }
-        }
-    }
+    .await?;
+    Ok(answers.into_iter().map(|answer| answer.parked).collect())
 }

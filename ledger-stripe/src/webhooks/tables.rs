@@ -121,67 +121,23 @@ pub(super) async fn record_redelivery(
     Ok(())
 }
 
-/// Records a delivery, and answers whether any event is parked on `subject`. A row that
-/// already holds a final outcome keeps it (and its payment and positions): copies of one
-/// event finishing in any order leave the same row.
-///
-/// The parked check rides on the same statement (one round trip instead of two). Its
-/// snapshot is taken when the statement starts, after the delivery's append committed, so
-/// it sees every event parked before that commit, as a separate read afterwards would; one
-/// parked later is retried by its own "park, then try once more".
+/// Records a delivery, and answers whether any event is parked on `subject`: the grouped
+/// record statement ([`super::grouped::record_rows`]) with one row, so a delivery recorded on
+/// its own and one recorded in a group are written by the same SQL.
 pub(super) async fn record_delivery(
     pool: &PgPool,
     row: &DeliveryRow<'_>,
     subject: &str,
 ) -> Result<bool, WebhookError> {
-    let (first_position, last_position) = positions(row.positions)?;
-    let parked = sqlx::query_scalar!(
-        r#"WITH recorded AS (
-           INSERT INTO webhook_deliveries (
-               environment, stripe_event_id, event_type, payment_intent_id, payment_id, outcome,
-               detail, first_position, last_position, received_at, last_received_at, processed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
-           ON CONFLICT (environment, stripe_event_id) DO UPDATE SET
-               delivery_count = webhook_deliveries.delivery_count + 1,
-               last_received_at = GREATEST(webhook_deliveries.last_received_at,
-                                           EXCLUDED.last_received_at),
-               payment_intent_id = COALESCE(webhook_deliveries.payment_intent_id,
-                                            EXCLUDED.payment_intent_id),
-               outcome = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
-                              THEN webhook_deliveries.outcome ELSE EXCLUDED.outcome END,
-               detail = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
-                             THEN webhook_deliveries.detail ELSE EXCLUDED.detail END,
-               payment_id = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
-                                 THEN webhook_deliveries.payment_id
-                                 ELSE COALESCE(EXCLUDED.payment_id, webhook_deliveries.payment_id) END,
-               first_position = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
-                                     THEN webhook_deliveries.first_position
-                                     ELSE EXCLUDED.first_position END,
-               last_position = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
-                                    THEN webhook_deliveries.last_position
-                                    ELSE EXCLUDED.last_position END,
-               processed_at = CASE WHEN webhook_deliveries.outcome IN ('applied', 'duplicate', 'ignored')
-                                   THEN webhook_deliveries.processed_at
-                                   ELSE EXCLUDED.processed_at END
-           RETURNING 1)
-           SELECT EXISTS (SELECT 1 FROM webhook_parked
-                          WHERE environment = $1 AND subject = $12) AS "parked!""#,
-        row.environment.as_str(),
-        row.stripe_event_id,
-        row.event_type,
-        row.payment_intent_id,
-        row.payment_id,
-        row.outcome.as_str(),
-        bounded(row.detail),
-        first_position,
-        last_position,
-        row.received_at,
-        row.processed_at,
-        subject
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(parked)
+    let row = super::grouped::RecordRow::new(row, subject)?;
+    let parked = super::grouped::record_rows(pool, &[&row]).await?;
+    parked
+        .first()
+        .copied()
+        .ok_or_else(|| WebhookError::CorruptRow {
+            stripe_event_id: row.stripe_event_id().to_owned(),
+            reason: "recording the delivery returned no row".to_owned(),
+        })
 }
 
 /// A parked event was resolved by a retry: its delivery row takes the new outcome and the
