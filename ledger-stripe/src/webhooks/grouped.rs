@@ -11,8 +11,9 @@
 //! sees every commit made before it was asked, as a statement of its own would.
 //!
 //! A grouped statement that fails is not an answer for everyone in it: each request is then
-//! made again on its own ([`Grouped::seen`] and [`Grouped::record`] fall back to the single
-//! statements of `tables`), so one bad row fails only its own delivery.
+//! made again on its own ([`Grouped::seen`] falls back to `tables::seen`, [`Grouped::record`]
+//! to `tables::record_delivery`, which runs [`record_rows`] with its one row), so one bad row
+//! fails only its own delivery.
 
 use std::collections::HashSet;
 use std::sync::Arc;
