@@ -123,16 +123,16 @@ pub async fn replay(
     let queued = sqlx::query!(
         r#"INSERT INTO notification_deliveries
                (endpoint_id, notification_id, round, position, subject_id, notification_type,
-                body, status)
+                status)
            SELECT endpoint_id, notification_id, round + 1, position, subject_id,
-                  notification_type, body, 'pending'
+                  notification_type, 'pending'
            FROM (SELECT DISTINCT ON (notification_id) *
                  FROM notification_deliveries
                  WHERE endpoint_id = $1 AND position BETWEEN $2 AND $3
                  ORDER BY notification_id, round DESC) latest
            ORDER BY position
            LIMIT $4
-           ON CONFLICT (endpoint_id, notification_id, round) DO NOTHING"#,
+           ON CONFLICT (notification_id, endpoint_id, round) DO NOTHING"#,
         endpoint_id,
         to_stored(from_position)?,
         to_stored(to_position)?,

@@ -1,6 +1,7 @@
 //! The dispatcher: follows the log from its checkpoint and turns each committed event into
 //! one delivery per enabled endpoint that wants it, in the transaction that moves the
-//! checkpoint. It reads the log the way the projector does (`ledger-projections`' batch
+//! checkpoint, with the notification's body stored once (`notifications`) however many endpoints
+//! get it. It reads the log the way the projector does (`ledger-projections`' batch
 //! reader, which folds each stream through the core), so the state in a notification is the
 //! same the read models show.
 //!
@@ -111,6 +112,9 @@ impl Dispatcher {
         let mut positions = Vec::new();
         let mut subjects = Vec::new();
         let mut types = Vec::new();
+        // Bodies once per notification, whatever the number of endpoints it goes to.
+        let mut body_ids = Vec::new();
+        let mut body_positions = Vec::new();
         let mut bodies = Vec::new();
         let now = Utc::now();
         for event in &batch.events {
@@ -124,40 +128,56 @@ impl Dispatcher {
             let Some(notification) = notification else {
                 continue;
             };
+            let position = to_stored(notification.position)?;
+            let mut wanted = false;
             for endpoint in &endpoints {
                 if endpoint.environment == notification.environment
                     && notification.position > endpoint.created_position
                     && wants(&endpoint.event_types, notification.kind)
                 {
+                    wanted = true;
                     endpoint_ids.push(endpoint.id);
                     notification_ids.push(notification.id);
-                    positions.push(to_stored(notification.position)?);
+                    positions.push(position);
                     subjects.push(notification.subject_id);
                     types.push(notification.kind.as_str().to_owned());
-                    bodies.push(notification.body.clone());
                 }
+            }
+            if wanted {
+                body_ids.push(notification.id);
+                body_positions.push(position);
+                bodies.push(notification.body);
             }
         }
         let deliveries = if endpoint_ids.is_empty() {
             0
         } else {
+            // After a crash the batch is read again: its bodies and deliveries exist already.
+            sqlx::query!(
+                r#"INSERT INTO notifications (notification_id, position, body)
+                   SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::text[])
+                   ON CONFLICT (notification_id) DO NOTHING"#,
+                &body_ids,
+                &body_positions,
+                &bodies,
+            )
+            .execute(&mut *transaction)
+            .await?;
             sqlx::query!(
                 r#"INSERT INTO notification_deliveries
                        (endpoint_id, notification_id, position, subject_id, notification_type,
-                        body, status)
+                        status)
                    SELECT endpoint_id, notification_id, position, subject_id, notification_type,
-                          body, 'pending'
-                   FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[],
-                               $6::text[])
+                          'pending'
+                   FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[])
                         AS d(endpoint_id, notification_id, position, subject_id,
-                             notification_type, body)
-                   ON CONFLICT (endpoint_id, notification_id, round) DO NOTHING"#,
+                             notification_type)
+                   ON CONFLICT (notification_id, endpoint_id, round) DO NOTHING"#,
                 &endpoint_ids,
                 &notification_ids,
                 &positions,
                 &subjects,
                 &types,
-                &bodies,
             )
             .execute(&mut *transaction)
             .await?

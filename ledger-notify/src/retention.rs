@@ -1,9 +1,9 @@
 //! Retention: delivered and failed deliveries are kept for a period (30 days by default), then
-//! deleted, so the table holds a window of history instead of growing with every event. The
-//! log keeps every event for ever; what goes is the record of sending it. Pending deliveries
-//! are never deleted, whatever their age (an endpoint disabled by an admin keeps its queue
-//! for when it is enabled again), and a replay covers the positions whose deliveries are
-//! still kept.
+//! deleted, and with them the bodies no delivery is left of, so the tables hold a window of
+//! history instead of growing with every event. The log keeps every event for ever; what goes
+//! is the record of sending it. Pending deliveries are never deleted, whatever their age (an
+//! endpoint disabled by an admin keeps its queue for when it is enabled again), and a replay
+//! covers the positions whose deliveries are still kept.
 
 use std::future::Future;
 use std::time::Duration;
@@ -29,19 +29,34 @@ pub async fn prune(pool: &PgPool, retention: Duration, limit: i64) -> Result<u64
     let retention = chrono::Duration::from_std(retention)
         .map_err(|_| NotifyError::invalid("retention", "a retention period that fits a date"))?;
     let cutoff = Utc::now() - retention;
-    let deleted = sqlx::query!(
+    let mut transaction = ledger_store::begin_transaction(pool).await?;
+    let notification_ids = sqlx::query_scalar!(
         r#"DELETE FROM notification_deliveries
            WHERE delivery_id IN (
                SELECT delivery_id FROM notification_deliveries
                WHERE status <> 'pending' AND created_at < $1
                ORDER BY created_at
-               LIMIT $2)"#,
+               LIMIT $2)
+           RETURNING notification_id"#,
         cutoff,
         limit
     )
-    .execute(pool)
-    .await?
-    .rows_affected();
+    .fetch_all(&mut *transaction)
+    .await?;
+    let deleted = u64::try_from(notification_ids.len()).unwrap_or(u64::MAX);
+    // A body goes with the last delivery of it. This statement sees the deletions above (a
+    // statement of its own); a replay that queues a delivery of one of these bodies meanwhile
+    // makes the foreign key refuse the delete, and the batch is pruned again later.
+    sqlx::query!(
+        r#"DELETE FROM notifications n
+           WHERE n.notification_id = ANY ($1)
+             AND NOT EXISTS (SELECT FROM notification_deliveries d
+                             WHERE d.notification_id = n.notification_id)"#,
+        &notification_ids
+    )
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
     metrics::counter!("ledger_notify_deliveries_pruned_total").increment(deleted);
     Ok(deleted)
 }

@@ -9,24 +9,26 @@
 //! one left by a killed process expires and the delivery is taken again (at least once; the
 //! notification id is the same).
 //!
-//! Throughput: sending is continuous, not in rounds. Up to `concurrency` requests are in
-//! flight; as they finish, their outcomes are recorded in batches (one UPDATE for many) and
-//! new deliveries are claimed to refill the free slots, so a slow endpoint holds only its own
-//! slots, never the others' next sendings. A claim walks the pending deliveries in due order
-//! (a partial index) and keeps those with no earlier pending delivery of the same endpoint
-//! and subject, stopping at the batch size, so its cost follows the batch, not the backlog.
+//! Throughput: sending is continuous, not in rounds, and two loops work side by side. The
+//! claim loop keeps up to `concurrency` deliveries in hand: each attempt runs as a task of its
+//! own, so requests go on while the database is asked something, and a slow endpoint holds
+//! only its own slots. The record loop writes finished attempts in batches (one UPDATE for
+//! whatever finished while the previous batch was written), frees their slots and tells the
+//! claim loop, which claims again once half of the slots are free. A claim walks the pending
+//! deliveries in due order (a partial index) and keeps those with no earlier pending delivery
+//! of the same endpoint and subject, stopping at the batch size, so its cost follows the
+//! batch, not the backlog.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::stream::FuturesUnordered;
-use futures::StreamExt;
 use ledger_core::ids::Environment;
 use rand::Rng;
 use sqlx::PgPool;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::client::{self, Timeouts};
@@ -130,10 +132,15 @@ struct Retried {
     next_attempts: Vec<DateTime<Utc>>,
 }
 
+/// An attempt's outcome, holding its request slot until the outcome is recorded: a slot is
+/// free only once the next delivery of its subject can be claimed.
+struct Finished {
+    attempt: Attempt,
+    slot: OwnedSemaphorePermit,
+}
+
 /// Outcomes recorded at once, at most.
 const RECORD_BATCH: usize = 512;
-/// Longest an outcome waits to be recorded (the next delivery of its subject waits for it).
-const RECORD_DELAY: Duration = Duration::from_millis(20);
 
 /// Sends due deliveries.
 pub struct Sender {
@@ -201,17 +208,26 @@ impl Sender {
                          WHERE status = 'enabled'))
                    ORDER BY c.next_attempt_at
                    LIMIT $2
-                   FOR UPDATE OF c SKIP LOCKED)
-               UPDATE notification_deliveries d
-               SET leased_until = now() + make_interval(secs => $1::bigint / 1000.0)
-               FROM heads, notification_endpoints e
-               WHERE d.delivery_id = heads.delivery_id
-                 AND d.status = 'pending'
-                 AND (d.leased_until IS NULL OR d.leased_until < now())
-                 AND e.endpoint_id = d.endpoint_id AND e.status = 'enabled'
-               RETURNING d.delivery_id, d.endpoint_id, d.subject_id, d.body, d.created_at,
-                         d.attempts, e.environment, e.url, e.secret, e.previous_secret,
-                         e.previous_secret_expires_at"#,
+                   FOR UPDATE OF c SKIP LOCKED),
+               leased AS (
+                   -- By primary key, from the array: joined to `heads` (which the planner
+                   -- guesses at 3 rows), the update scanned every pending delivery of each
+                   -- endpoint against each head: 250 ms for 256 heads instead of 2.
+                   UPDATE notification_deliveries d
+                   SET leased_until = now() + make_interval(secs => $1::bigint / 1000.0)
+                   WHERE d.delivery_id = ANY (ARRAY(SELECT delivery_id FROM heads))
+                     AND d.status = 'pending'
+                     AND (d.leased_until IS NULL OR d.leased_until < now())
+                   RETURNING d.delivery_id, d.endpoint_id, d.subject_id, d.notification_id,
+                             d.created_at, d.attempts)
+               -- The same snapshot chose the heads among enabled endpoints' deliveries, so
+               -- every leased one finds its endpoint here.
+               SELECT l.delivery_id, l.endpoint_id, l.subject_id, n.body, l.created_at,
+                      l.attempts, e.environment, e.url, e.secret, e.previous_secret,
+                      e.previous_secret_expires_at
+               FROM leased l
+               JOIN notification_endpoints e ON e.endpoint_id = l.endpoint_id
+               JOIN notifications n ON n.notification_id = l.notification_id"#,
             lease_ms,
             limit,
         )
@@ -246,55 +262,11 @@ impl Sender {
             .collect()
     }
 
-    async fn attempt(&self, delivery: Taken) -> Attempt {
-        let client = match delivery.environment {
+    fn client_for(&self, environment: Environment) -> &reqwest::Client {
+        match environment {
             Environment::Live => &self.live_client,
             Environment::Test => &self.test_client,
-        };
-        let timestamp = Utc::now().timestamp();
-        let signature = signature_header(
-            delivery.secrets.iter().map(String::as_str),
-            timestamp,
-            &delivery.body,
-        );
-        let started = Instant::now();
-        let sent = client
-            .post(&delivery.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, signature)
-            .body(delivery.body)
-            .send()
-            .await;
-        let mut attempt = Attempt {
-            delivery_id: delivery.delivery_id,
-            endpoint_id: delivery.endpoint_id,
-            subject_id: delivery.subject_id,
-            created_at: delivery.created_at,
-            attempts: delivery.attempts,
-            status_code: None,
-            latency: Duration::ZERO,
-            error: None,
-            response: None,
-        };
-        match sent {
-            Ok(mut response) => {
-                attempt.status_code = Some(response.status().as_u16());
-                let mut kept = Vec::new();
-                // Only the first KiB is read: an endpoint cannot make us hold more.
-                while kept.len() < MAX_RESPONSE_KEPT {
-                    match response.chunk().await {
-                        Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
-                        Ok(None) | Err(_) => break,
-                    }
-                }
-                attempt.response = Some(truncate(&kept));
-            }
-            Err(error) => {
-                attempt.error = Some(describe(&error));
-            }
         }
-        attempt.latency = started.elapsed();
-        attempt
     }
 
     async fn record(&self, attempts: Vec<Attempt>) -> Result<(), NotifyError> {
@@ -413,85 +385,155 @@ impl Sender {
         backlog(&self.pool).await
     }
 
-    /// Sends until `shutdown`: keeps up to `concurrency` requests in flight, records finished
-    /// ones in batches and claims more as slots free up; when nothing is due it sleeps until
-    /// woken by the dispatcher or the poll interval. Errors are logged and retried.
+    /// Sends until `shutdown`: the claim loop and the record loop side by side (see the
+    /// module's docs). Errors are logged and retried; on shutdown, attempts in flight are
+    /// dropped and their leases expire, so they are sent again (same notification id).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
+        let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let recorded = Notify::new();
+        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+        tokio::select! {
+            () = self.claim_loop(&slots, &recorded, finished_tx) => {}
+            () = self.record_loop(finished_rx, &recorded) => {}
+            () = shutdown => {}
+        }
+    }
+
+    /// Claims due deliveries into free slots and starts their attempts; when nothing is due,
+    /// or fewer than half of the slots are free, it waits to be woken by the record loop, the
+    /// dispatcher or the poll interval.
+    async fn claim_loop(
+        &self,
+        slots: &Arc<Semaphore>,
+        recorded: &Notify,
+        finished: mpsc::UnboundedSender<Finished>,
+    ) {
         let concurrency = self.options.concurrency.max(1);
-        // Claims are batched too: one once half of the slots are free.
+        // Claims are batched: one once half of the slots are free.
         let refill_at = (concurrency / 2).max(1);
-        let mut in_flight = FuturesUnordered::new();
-        let mut finished: Vec<Attempt> = Vec::new();
-        let mut oldest_finished = Instant::now();
+        // Dropped with the loop, which aborts the attempts still running.
+        let mut attempts = JoinSet::new();
         // False once a claim found fewer due deliveries than it asked for: until an outcome
         // is recorded (which can make a subject's next delivery its head), a wake-up or the
         // poll interval, asking again would find nothing.
         let mut may_be_due = true;
         let mut last_backlog = Instant::now() - Duration::from_secs(60);
         loop {
+            while attempts.try_join_next().is_some() {}
             if last_backlog.elapsed() >= Duration::from_secs(5) {
                 if let Ok(pending) = self.backlog().await {
                     metrics::gauge!("ledger_notify_backlog").set(pending as f64);
                 }
                 last_backlog = Instant::now();
             }
-            let free = concurrency.saturating_sub(in_flight.len());
-            if may_be_due && (free >= refill_at || in_flight.is_empty()) {
+            let free = slots.available_permits();
+            if may_be_due && free > 0 && (free >= refill_at || free == concurrency) {
                 let limit = i64::try_from(free)
                     .unwrap_or(i64::MAX)
                     .min(self.options.claim_size.max(1));
                 match self.take(limit).await {
                     Ok(taken) => {
                         may_be_due = i64::try_from(taken.len()).unwrap_or(i64::MAX) >= limit;
-                        in_flight.extend(taken.into_iter().map(|delivery| self.attempt(delivery)));
+                        for delivery in taken {
+                            // This loop is the only one that takes slots, so the `free` it
+                            // counted are still free; were one not, the delivery's lease
+                            // would expire and it would be claimed again.
+                            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                                break;
+                            };
+                            let client = self.client_for(delivery.environment).clone();
+                            let finished = finished.clone();
+                            attempts.spawn(async move {
+                                let attempt = attempt(client, delivery).await;
+                                // Fails only when the sender stops; the lease then expires.
+                                let _ = finished.send(Finished { attempt, slot });
+                            });
+                        }
+                        continue;
                     }
                     Err(error) => {
                         tracing::warn!(%error, "notification sender could not claim; retrying");
-                        may_be_due = false;
                     }
                 }
             }
-            if !finished.is_empty()
-                && (finished.len() >= RECORD_BATCH
-                    || in_flight.is_empty()
-                    || oldest_finished.elapsed() >= RECORD_DELAY)
-            {
-                let batch = std::mem::take(&mut finished);
-                // On failure the leases expire and the deliveries are sent again (same id).
-                if let Err(error) = self.record(batch).await {
-                    tracing::warn!(%error, "notification sender could not record; retrying");
-                }
-                may_be_due = true;
-                continue;
-            }
-            if in_flight.is_empty() {
-                tokio::select! {
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(self.options.poll_interval) => {}
-                    () = &mut shutdown => return,
-                }
-                may_be_due = true;
-                continue;
-            }
-            let record_in = if finished.is_empty() {
-                self.options.poll_interval
-            } else {
-                RECORD_DELAY.saturating_sub(oldest_finished.elapsed())
-            };
             tokio::select! {
-                Some(attempt) = in_flight.next() => {
-                    if finished.is_empty() {
-                        oldest_finished = Instant::now();
-                    }
-                    finished.push(attempt);
-                }
+                () = recorded.notified() => may_be_due = true,
                 () = self.wake.notified() => may_be_due = true,
-                () = tokio::time::sleep(record_in) => may_be_due = true,
-                () = &mut shutdown => return,
+                () = tokio::time::sleep(self.options.poll_interval) => may_be_due = true,
             }
         }
     }
+
+    /// Records finished attempts: whatever finished while the previous batch was written, up
+    /// to [`RECORD_BATCH`], in one transaction; then frees their slots and wakes the claim
+    /// loop. Returns when the claim loop is gone.
+    async fn record_loop(
+        &self,
+        mut finished: mpsc::UnboundedReceiver<Finished>,
+        recorded: &Notify,
+    ) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while finished.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            let (attempts, slots): (Vec<Attempt>, Vec<OwnedSemaphorePermit>) = batch
+                .drain(..)
+                .map(|finished| (finished.attempt, finished.slot))
+                .unzip();
+            // On failure the leases expire and the deliveries are sent again (same id).
+            if let Err(error) = self.record(attempts).await {
+                tracing::warn!(%error, "notification sender could not record; retrying");
+            }
+            drop(slots);
+            recorded.notify_one();
+        }
+    }
+}
+
+/// One attempt: signs the body, POSTs it and keeps at most [`MAX_RESPONSE_KEPT`] of the answer.
+async fn attempt(client: reqwest::Client, delivery: Taken) -> Attempt {
+    let timestamp = Utc::now().timestamp();
+    let signature = signature_header(
+        delivery.secrets.iter().map(String::as_str),
+        timestamp,
+        &delivery.body,
+    );
+    let started = Instant::now();
+    let sent = client
+        .post(&delivery.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SIGNATURE_HEADER, signature)
+        .body(delivery.body)
+        .send()
+        .await;
+    let mut attempt = Attempt {
+        delivery_id: delivery.delivery_id,
+        endpoint_id: delivery.endpoint_id,
+        subject_id: delivery.subject_id,
+        created_at: delivery.created_at,
+        attempts: delivery.attempts,
+        status_code: None,
+        latency: Duration::ZERO,
+        error: None,
+        response: None,
+    };
+    match sent {
+        Ok(mut response) => {
+            attempt.status_code = Some(response.status().as_u16());
+            let mut kept = Vec::new();
+            // Only the first KiB is read: an endpoint cannot make us hold more.
+            while kept.len() < MAX_RESPONSE_KEPT {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            attempt.response = Some(truncate(&kept));
+        }
+        Err(error) => {
+            attempt.error = Some(describe(&error));
+        }
+    }
+    attempt.latency = started.elapsed();
+    attempt
 }
 
 /// Deliveries not yet delivered nor given up.

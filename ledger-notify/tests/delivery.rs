@@ -694,4 +694,41 @@ async fn finished_deliveries_past_the_retention_period_are_pruned_and_pending_on
     assert!(listed
         .iter()
         .all(|delivery| delivery.created_at > Utc::now() - chrono::Duration::days(1)));
+
+    // Bodies are stored once per notification, whatever the number of endpoints, and go with
+    // the last delivery of them: the first payment's still wait at the failing endpoint.
+    let bodies = || {
+        let pool = database.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM notifications")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(bodies().await, 6, "two payments' notifications, once each");
+    // Once the failing endpoint's are given up too, the first payment's bodies have no
+    // delivery left and go; the second payment's stay with its recent deliveries.
+    sqlx::query("UPDATE notification_deliveries SET status = 'failed' WHERE endpoint_id = $1")
+        .bind(failing_endpoint)
+        .execute(database.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        retention::prune(&server, thirty_days, 100).await.unwrap(),
+        6
+    );
+    assert_eq!(bodies().await, 3);
+    let kept: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT n.position FROM notifications n
+         JOIN notification_deliveries d USING (notification_id) ORDER BY 1",
+    )
+    .fetch_all(database.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        kept.len(),
+        3,
+        "every kept body has its deliveries: {kept:?}"
+    );
 }
