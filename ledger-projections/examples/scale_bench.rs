@@ -8,7 +8,8 @@
 //! timed load) to 10. The log is grown by the rebuild benchmark's generator
 //! (`rebuild_bench.rs`: realistic payment lifecycles through ledger-core's `decide`, appended
 //! with the store's normal `append`, settlement batches and payouts per merchant), on a
-//! private test cluster.
+//! private test cluster, given a quarter of the machine's memory for `shared_buffers` as an
+//! operator would (`SCALE_BENCH_SHARED_BUFFERS` overrides it).
 //!
 //! At each checkpoint:
 //! - **appends**: 32 writers initiate and authorize payments through the `CommandHandler`
@@ -42,8 +43,15 @@ use ledger_projections::rebuild::balances_as_of;
 use ledger_projections::verify::verify;
 use ledger_projections::{rebuild, AsOf, Projection, ProjectorOptions};
 use ledger_store::commands::{CommandContext, CommandHandler};
+use ledger_store::testing::{Shutdown, TestCluster};
 use ledger_store::EventStore;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
+
+// The allocator the `ledger` binary uses, so the server's parts cost here what they cost
+// there (the system's allocator was a fifth of this process's time while verifying).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const WRITERS: usize = 32;
 const READERS: usize = 32;
@@ -64,7 +72,11 @@ async fn main() -> anyhow::Result<()> {
         .map(|text| text.parse())
         .transpose()?
         .unwrap_or(10);
-    let database = ledger_store::testing::TestDatabase::new().await;
+    let cluster = TestCluster::start()?;
+    let shared_buffers = shared_buffers();
+    configure(&cluster, &shared_buffers).await?;
+    println!("private cluster: shared_buffers = {shared_buffers}");
+    let database = cluster.create_database().await?;
     let store = database.store();
     let pool = database.pool().clone();
 
@@ -78,11 +90,20 @@ async fn main() -> anyhow::Result<()> {
         );
         rebuild_bench::reset_peak_memory();
 
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&pool)
+            .await?;
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&pool)
+            .await?;
         let (rate, p99) = appends(&store, seconds).await?;
         println!("appends, {WRITERS} writers:        {rate:>9.0} commands/s, p99 {p99:.1} ms");
+        print_top_statements(&pool).await?;
 
-        let rate = payment_reads(&store, seconds).await?;
-        println!("payment(id), {READERS} readers:     {rate:>9.0} payments/s");
+        let (rate, events_per_payment) = payment_reads(&store, seconds).await?;
+        println!(
+            "payment(id), {READERS} readers:     {rate:>9.0} payments/s ({events_per_payment:.1} events per payment read)"
+        );
 
         let head = store.head().await?.last_position;
         let report = rebuild(&pool, &Projection::ALL, ProjectorOptions::for_build()).await?;
@@ -132,6 +153,12 @@ async fn main() -> anyhow::Result<()> {
             verification.events_folded as f64 / verify_seconds,
             verification.discrepancies.len()
         );
+        println!(
+            "  its passes, at the same time:  chain {:.1} s, refold {:.1} s, read models built and compared {:.1} s",
+            verification.durations.chain.as_secs_f64(),
+            verification.durations.fold.as_secs_f64(),
+            verification.durations.read_models.as_secs_f64()
+        );
 
         let head = store.head().await?.last_position.max(1);
         let (events_bytes, database_bytes): (i64, i64) = sqlx::query_as(
@@ -149,6 +176,61 @@ async fn main() -> anyhow::Result<()> {
             "memory of this process: {} MiB resident, {} MiB at its peak during the measurements",
             rebuild_bench::memory_kib("VmRSS:").unwrap_or(0) / 1024,
             rebuild_bench::memory_kib("VmHWM:").unwrap_or(0) / 1024
+        );
+    }
+    Ok(())
+}
+
+/// What an operator gives PostgreSQL (docs/scaling.md): a quarter of the machine's memory
+/// for `shared_buffers`, or `SCALE_BENCH_SHARED_BUFFERS` (e.g. `128MB`, the server's default,
+/// to compare with).
+fn shared_buffers() -> String {
+    if let Ok(setting) = std::env::var("SCALE_BENCH_SHARED_BUFFERS") {
+        return setting;
+    }
+    let total_kib = meminfo_kib("MemTotal:").unwrap_or(4 * 1024 * 1024);
+    format!("{}MB", total_kib / 4 / 1024)
+}
+
+/// A figure of `/proc/meminfo` in KiB (`MemTotal:`), where the system reports it.
+fn meminfo_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Sets the cluster's `shared_buffers` and restarts it (the setting takes effect only at
+/// start).
+async fn configure(cluster: &TestCluster, shared_buffers: &str) -> anyhow::Result<()> {
+    let mut connection = PgConnection::connect(&cluster.url("postgres")).await?;
+    sqlx::query(&format!(
+        "ALTER SYSTEM SET shared_buffers = '{}'",
+        shared_buffers.replace('\'', "")
+    ))
+    .execute(&mut connection)
+    .await?;
+    // The statements of the append measurement are printed with their times, to see which
+    // one grows with the log.
+    sqlx::query("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        .execute(&mut connection)
+        .await?;
+    connection.close().await?;
+    cluster.restart(Shutdown::Fast)?;
+    Ok(())
+}
+
+/// The statements that took the most time since the last reset, with their mean.
+async fn print_top_statements(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let rows: Vec<(String, i64, f64, f64, i64, i64)> = sqlx::query_as(
+        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 90), calls, total_exec_time,
+                mean_exec_time, shared_blks_hit, shared_blks_read
+         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 6",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (query, calls, total, mean, hit, read) in rows {
+        println!(
+            "  {total:>8.0} ms in {calls:>7} calls, mean {mean:.3} ms, blocks hit {hit} read {read}: {query}"
         );
     }
     Ok(())
@@ -228,8 +310,11 @@ async fn appends(store: &EventStore, seconds: u64) -> anyhow::Result<(f64, f64)>
     ))
 }
 
-/// Payments folded from the log a second, ids drawn from the whole log.
-async fn payment_reads(store: &EventStore, seconds: u64) -> anyhow::Result<f64> {
+/// Payments folded from the log a second, ids drawn from the whole log, and the events a
+/// payment read had on average: the payments of a small log are the append measurement's
+/// two-event ones, those of a large log the generator's whole lifecycles, so the two figures
+/// are compared with their sizes.
+async fn payment_reads(store: &EventStore, seconds: u64) -> anyhow::Result<(f64, f64)> {
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "SELECT stream_id FROM streams WHERE stream_type = 'payment' ORDER BY random() LIMIT $1",
     )
@@ -237,7 +322,7 @@ async fn payment_reads(store: &EventStore, seconds: u64) -> anyhow::Result<f64> 
     .fetch_all(store.pool())
     .await?;
     if ids.is_empty() {
-        return Ok(0.0);
+        return Ok((0.0, 0.0));
     }
     let ids = Arc::new(ids);
     // No kept folds: each read goes to the log, as for a payment nobody asked about lately.
@@ -248,34 +333,42 @@ async fn payment_reads(store: &EventStore, seconds: u64) -> anyhow::Result<f64> 
     for _ in 0..READERS {
         let (handler, ids, next, stop) = (handler.clone(), ids.clone(), next.clone(), stop.clone());
         tasks.spawn(async move {
-            let mut reads = 0_u64;
+            let (mut reads, mut events) = (0_u64, 0_u64);
             while !stop.load(Ordering::Relaxed) {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 if index >= ids.len() {
                     break;
                 }
-                handler
+                let state = handler
                     .load_payment(Environment::Test, PaymentId::from_uuid(ids[index]))
                     .await?;
                 reads += 1;
+                events += state.version;
             }
-            Ok::<u64, anyhow::Error>(reads)
+            Ok::<(u64, u64), anyhow::Error>((reads, events))
         });
     }
     let started = Instant::now();
     let deadline = tokio::time::sleep(Duration::from_secs(seconds));
     tokio::pin!(deadline);
-    let mut reads = 0;
+    let (mut reads, mut events) = (0, 0);
     loop {
         tokio::select! {
             () = &mut deadline, if !stop.load(Ordering::Relaxed) => stop.store(true, Ordering::Relaxed),
             done = tasks.join_next() => match done {
-                Some(done) => reads += done??,
+                Some(done) => {
+                    let (task_reads, task_events) = done??;
+                    reads += task_reads;
+                    events += task_events;
+                }
                 None => break,
             },
         }
     }
-    Ok(reads as f64 / started.elapsed().as_secs_f64())
+    Ok((
+        reads as f64 / started.elapsed().as_secs_f64(),
+        events as f64 / reads.max(1) as f64,
+    ))
 }
 
 /// p50 and p99 in milliseconds of [`PAGE_REQUESTS`] requests one after the other.

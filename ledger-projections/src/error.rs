@@ -78,6 +78,10 @@ pub enum ProjectionError {
     #[error("writing the export failed: {0}")]
     Io(#[from] std::io::Error),
 
+    /// A task of a verification pass was cancelled (the runtime is shutting down).
+    #[error("a verification task stopped: {0}")]
+    TaskStopped(String),
+
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),
 }

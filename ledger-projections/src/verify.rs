@@ -9,9 +9,16 @@
 //! 4. The read models: the live projections are compared row by row with a fresh build into a
 //!    scratch schema up to the same checkpoints (`projection_compare_tables`, `EXCEPT` both
 //!    ways), which is dropped afterwards.
+//!
+//! The passes (the chain, the refold with its journal, the read models) run at once, each on
+//! its own task and connection (their wall times are in [`VerificationReport::durations`]);
+//! the two that read the whole log read one page ahead of their checks. Each holds at most two
+//! pages, one stream's state, or a build's batches and bounded state cache: memory does not
+//! grow with the log.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use ledger_core::journal::TrialBalance;
 use ledger_core::payment::invariants;
@@ -19,6 +26,7 @@ use ledger_store::{ChainVerification, EventStore, LogHead};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::PgPool;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::checkpoint;
@@ -29,7 +37,7 @@ use crate::schema::{create_schema, drop_schema, prepare_build, SchemaName};
 use crate::stream_states::{decode, StreamState};
 
 /// Events folded per page while verifying streams.
-const VERIFY_PAGE_SIZE: i64 = 5_000;
+const VERIFY_PAGE_SIZE: i64 = 10_000;
 /// Differing rows reported per table and side.
 const MAX_ROWS_REPORTED: i32 = 50;
 /// Attempts to catch the live projections standing still for the comparison.
@@ -152,6 +160,19 @@ pub struct VerificationReport {
     /// The checkpoint each live projection was compared at.
     pub compared_at: BTreeMap<String, u64>,
     pub discrepancies: Vec<Discrepancy>,
+    /// How long each pass took; they run at the same time.
+    pub durations: PassDurations,
+}
+
+/// The wall time of each pass of [`verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PassDurations {
+    /// The hash chain.
+    pub chain: Duration,
+    /// The refold with its invariants and journal.
+    pub fold: Duration,
+    /// The fresh build of the read models and their comparison with the live ones.
+    pub read_models: Duration,
 }
 
 impl VerificationReport {
@@ -167,7 +188,20 @@ pub async fn verify(
     options: ProjectorOptions,
 ) -> Result<VerificationReport, ProjectionError> {
     let pool = store.pool();
-    let chain = store.verify_chain(1, None).await?;
+    // The three passes read the log independently and share nothing, so they run at once:
+    // run one after another, the server and this process each idled while the other worked,
+    // and verification took the sum of a rebuild and two more reads of the whole log.
+    let chain = Task::spawn({
+        let store = store.clone();
+        timed(async move { store.verify_chain(1, None).await })
+    });
+    let folded = Task::spawn(timed(fold_streams(pool.clone())));
+    let (compare_time, compared) = timed(compare_read_models(pool, options)).await;
+    let compared = compared?;
+    let (chain_time, chain) = chain.join().await?;
+    let chain = chain?;
+    let (fold_time, folded) = folded.join().await?;
+    let folded = folded?;
     let mut discrepancies = Vec::new();
     if let Some(broken) = &chain.first_broken {
         discrepancies.push(Discrepancy::ChainBroken {
@@ -175,7 +209,6 @@ pub async fn verify(
             reason: broken.reason.clone(),
         });
     }
-    let folded = fold_streams(pool).await?;
     discrepancies.extend(folded.discrepancies);
     let totals: BTreeMap<String, Decimal> = folded
         .trial_balance
@@ -191,7 +224,7 @@ pub async fn verify(
             });
         }
     }
-    let (compared_at, rows) = compare_read_models(pool, options).await?;
+    let (compared_at, rows) = compared;
     discrepancies.extend(rows);
     Ok(VerificationReport {
         chain,
@@ -200,7 +233,18 @@ pub async fn verify(
         trial_balance_totals: totals,
         compared_at,
         discrepancies,
+        durations: PassDurations {
+            chain: chain_time,
+            fold: fold_time,
+            read_models: compare_time,
+        },
     })
+}
+
+async fn timed<T>(work: impl std::future::Future<Output = T>) -> (Duration, T) {
+    let started = Instant::now();
+    let value = work.await;
+    (started.elapsed(), value)
 }
 
 /// One recorded `ledger verify` run (table `chain_verifications`).
@@ -287,6 +331,31 @@ pub async fn check_kept_head(
     Ok(Some(Discrepancy::KeptHeadNotInChain { kept, found }))
 }
 
+/// A pass of [`verify`] on a task of its own, stopped if `verify` returns (an error of
+/// another pass) before it is joined.
+struct Task<T>(tokio::task::JoinHandle<T>);
+
+impl<T: Send + 'static> Task<T> {
+    fn spawn(future: impl std::future::Future<Output = T> + Send + 'static) -> Self {
+        Task(tokio::spawn(future))
+    }
+
+    async fn join(mut self) -> Result<T, ProjectionError> {
+        match (&mut self.0).await {
+            Ok(value) => Ok(value),
+            // A panic in a pass is a bug: it goes on as the panic it was.
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(ProjectionError::TaskStopped(error.to_string())),
+        }
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct Folded {
     events: u64,
     streams: u64,
@@ -294,34 +363,77 @@ struct Folded {
     discrepancies: Vec<Discrepancy>,
 }
 
+/// A page of the log in `(stream, version)` order, as [`fold_streams`] folds it.
+struct StreamOrderRow {
+    position: i64,
+    stream_id: Uuid,
+    stream_type: String,
+    stream_version: i64,
+    event_type: String,
+    schema_version: i32,
+    payload: Value,
+}
+
+/// Reads the log in `(stream, version)` order on a task of its own, one page ahead of the
+/// fold: the server finds the next page while this process folds the current one. At most
+/// one page waits in the channel, so memory does not grow with the log.
+fn spawn_stream_order_reader(
+    pool: PgPool,
+) -> (
+    mpsc::Receiver<Result<Vec<StreamOrderRow>, ProjectionError>>,
+    Task<()>,
+) {
+    let (sender, receiver) = mpsc::channel(1);
+    let reader = Task::spawn(async move {
+        let mut cursor = (Uuid::nil(), 0_i64);
+        loop {
+            let Ok(slot) = sender.reserve().await else {
+                return;
+            };
+            let page = sqlx::query_as!(
+                StreamOrderRow,
+                r#"SELECT position, stream_id, stream_type, stream_version, event_type,
+                   schema_version, payload
+               FROM events
+               WHERE (stream_id, stream_version) > ($1, $2)
+               ORDER BY stream_id, stream_version
+               LIMIT $3"#,
+                cursor.0,
+                cursor.1,
+                VERIFY_PAGE_SIZE,
+            )
+            .fetch_all(&pool)
+            .await;
+            match page {
+                Ok(rows) if rows.is_empty() => return,
+                Ok(rows) => {
+                    if let Some(last) = rows.last() {
+                        cursor = (last.stream_id, last.stream_version);
+                    }
+                    slot.send(Ok(rows));
+                }
+                Err(error) => {
+                    slot.send(Err(error.into()));
+                    return;
+                }
+            }
+        }
+    });
+    (receiver, reader)
+}
+
 /// Folds every stream from nothing, one stream at a time.
-async fn fold_streams(pool: &PgPool) -> Result<Folded, ProjectionError> {
+async fn fold_streams(pool: PgPool) -> Result<Folded, ProjectionError> {
     let mut folded = Folded {
         events: 0,
         streams: 0,
         trial_balance: TrialBalance::default(),
         discrepancies: Vec::new(),
     };
-    let mut cursor = (Uuid::nil(), 0_i64);
     let mut current: Option<(Uuid, Option<StreamState>)> = None;
-    loop {
-        let rows = sqlx::query!(
-            r#"SELECT position, stream_id, stream_type, stream_version, event_type,
-                   schema_version, payload
-               FROM events
-               WHERE (stream_id, stream_version) > ($1, $2)
-               ORDER BY stream_id, stream_version
-               LIMIT $3"#,
-            cursor.0,
-            cursor.1,
-            VERIFY_PAGE_SIZE,
-        )
-        .fetch_all(pool)
-        .await?;
-        let Some(last) = rows.last() else {
-            break;
-        };
-        cursor = (last.stream_id, last.stream_version);
+    let (mut pages, _reader) = spawn_stream_order_reader(pool);
+    while let Some(rows) = pages.recv().await {
+        let rows = rows?;
         for row in rows {
             folded.events += 1;
             let position = from_stored(row.position)?;

@@ -1,8 +1,11 @@
 //! Re-verifying the hash chain over a range of the stored log.
 
 use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::error::StoreError;
+use crate::event::RecordedEvent;
 use crate::hash_chain::{check_link, GENESIS_HASH};
 use crate::read::{events_between, head, read_all, LogHead, MAX_PAGE_SIZE};
 
@@ -109,11 +112,11 @@ async fn verify_links(
     };
     let mut expected_position = from_position;
     let mut events_checked = 0;
-    loop {
-        let page = read_all(pool, expected_position, MAX_PAGE_SIZE).await?;
-        if page.is_empty() {
-            break;
-        }
+    let (mut pages, reader) = spawn_reader(pool.clone(), from_position);
+    // The reader stops when the receiver is dropped: on a break found, or an error here.
+    let _reader = AbortOnDrop(reader);
+    while let Some(page) = pages.recv().await {
+        let page = page?;
         for event in &page {
             if to_position.is_some_and(|to| event.position > to) {
                 return Ok(intact(events_checked, expected_position - 1));
@@ -133,6 +136,49 @@ async fn verify_links(
         }
     }
     Ok(intact(events_checked, expected_position - 1))
+}
+
+/// Reads the log from `from_position` in pages on a task of its own, one page ahead of the
+/// check, so the server reads the next page while this process hashes the current one. At
+/// most one page waits in the channel: memory does not grow with the log.
+fn spawn_reader(
+    pool: PgPool,
+    from_position: u64,
+) -> (
+    mpsc::Receiver<Result<Vec<RecordedEvent>, StoreError>>,
+    JoinHandle<()>,
+) {
+    let (sender, receiver) = mpsc::channel(1);
+    let reader = tokio::spawn(async move {
+        let mut next = from_position;
+        loop {
+            let Ok(slot) = sender.reserve().await else {
+                return;
+            };
+            match read_all(&pool, next, MAX_PAGE_SIZE).await {
+                Ok(page) => {
+                    let Some(last) = page.last() else {
+                        return;
+                    };
+                    next = last.position + 1;
+                    slot.send(Ok(page));
+                }
+                Err(error) => {
+                    slot.send(Err(error));
+                    return;
+                }
+            }
+        }
+    });
+    (receiver, reader)
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn intact(events_checked: u64, last_intact_position: u64) -> ChainVerification {
