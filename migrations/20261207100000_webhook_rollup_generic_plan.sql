@@ -8,8 +8,11 @@
 -- A custom plan of an insert (nothing removed) folded the maximum's re-check away; a generic
 -- plan cannot, and read every slot of the hour, through every version of those often-updated
 -- rows, on each call. The re-check is now behind a CASE, evaluated only when a removed
--- version may have held the maximum. The rest of the body is unchanged (`CREATE OR REPLACE`
--- needs all of it).
+-- version may have held the maximum.
+--
+-- An upsert fires both the insert and the update trigger, one of them with no rows; the
+-- function now returns at once when it has nothing to add or remove. The rest of the body is
+-- unchanged (`CREATE OR REPLACE` needs all of it).
 CREATE OR REPLACE FUNCTION webhook_delivery_hours_apply(added webhook_deliveries[],
     removed webhook_deliveries[])
 RETURNS void
@@ -19,6 +22,10 @@ AS $$
 DECLARE
     writer_slot smallint := (pg_backend_pid() % 16)::smallint;
 BEGIN
+    -- An upsert fires both statement triggers, one of them with no rows.
+    IF cardinality(added) = 0 AND cardinality(removed) = 0 THEN
+        RETURN;
+    END IF;
     WITH changes AS (
         SELECT environment, received_at, outcome, delivery_count,
                extract(epoch FROM processed_at - received_at) AS seconds, 1 AS sign

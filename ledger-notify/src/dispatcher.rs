@@ -54,6 +54,9 @@ pub struct Dispatcher {
     batch_size: usize,
     /// Woken after deliveries were inserted, so the sender need not poll.
     sent: Arc<Notify>,
+    /// The last position dispatched by this dispatcher: following, an announcement of an
+    /// append up to it needs no read.
+    dispatched_to: u64,
 }
 
 impl Dispatcher {
@@ -63,6 +66,7 @@ impl Dispatcher {
             states: StreamStates::new(STATE_CACHE_CAPACITY),
             batch_size: DISPATCH_BATCH_SIZE,
             sent,
+            dispatched_to: 0,
         }
     }
 
@@ -205,10 +209,18 @@ impl Dispatcher {
     }
 
     /// Dispatches until the log's end; returns the events read.
+    ///
+    /// A batch shorter than a full one read to the end: no second transaction is spent to find
+    /// the end empty (under a stream of small appends, that was every other one). An event
+    /// committed after that read wakes [`Dispatcher::follow`] with the log's notification.
     pub async fn catch_up(&mut self) -> Result<u64, NotifyError> {
         let mut events = 0;
         while let Some(dispatched) = self.run_batch().await? {
             events += dispatched.events as u64;
+            self.dispatched_to = self.dispatched_to.max(dispatched.last_position);
+            if dispatched.events < self.batch_size {
+                break;
+            }
         }
         Ok(events)
     }
@@ -233,7 +245,12 @@ impl Dispatcher {
             let wait = async {
                 match listener.as_mut() {
                     Some(listener) => {
-                        let _ = tokio::time::timeout(poll_interval, listener.recv()).await;
+                        let _ = ledger_store::wait_for_appends(
+                            listener,
+                            poll_interval,
+                            self.dispatched_to,
+                        )
+                        .await;
                     }
                     None => tokio::time::sleep(poll_interval).await,
                 }

@@ -110,6 +110,9 @@ pub struct Projector {
     lanes: Vec<Lane>,
     options: ProjectorOptions,
     states: StreamStates,
+    /// The last position of the last batch written: following, an announcement of an append
+    /// up to it needs no read.
+    written_to: u64,
 }
 
 impl Projector {
@@ -166,6 +169,7 @@ impl Projector {
             lanes,
             options,
             states: StreamStates::new(options.state_cache_capacity),
+            written_to: 0,
         }
     }
 
@@ -233,7 +237,10 @@ impl Projector {
                     Some(Ok(batch)) => batch,
                 };
                 match self.write(&batch).await {
-                    Ok(Some(events)) => applied += events as u64,
+                    Ok(Some(events)) => {
+                        applied += events as u64;
+                        self.written_to = self.written_to.max(batch.last_position());
+                    }
                     Ok(None) => break Ok(false),
                     Err(error) => break Err(error),
                 }
@@ -311,8 +318,12 @@ impl Projector {
             let wait = async {
                 match listener.as_mut() {
                     Some(listener) => {
-                        let _ =
-                            tokio::time::timeout(self.options.poll_interval, listener.recv()).await;
+                        let _ = ledger_store::wait_for_appends(
+                            listener,
+                            self.options.poll_interval,
+                            self.written_to,
+                        )
+                        .await;
                     }
                     None => tokio::time::sleep(self.options.poll_interval).await,
                 }

@@ -88,7 +88,7 @@ pub use read::{LogHead, MAX_PAGE_SIZE};
 pub use store::{
     begin_transaction, migrate, pool_options, EventStore, MIGRATOR, STATEMENT_TIMEOUT,
 };
-pub use subscribe::{SubscribeOptions, NOTIFY_CHANNEL};
+pub use subscribe::{wait_for_appends, SubscribeOptions, NOTIFY_CHANNEL};
 pub use validate::{
     MAX_EVENTS_PER_APPEND, MAX_EVENT_TYPE_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_METADATA_BYTES,
     MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, MAX_STREAMS_PER_APPEND,

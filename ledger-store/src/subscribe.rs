@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::Stream;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgNotification};
 use sqlx::PgPool;
 
 use crate::error::StoreError;
@@ -104,12 +104,43 @@ impl Subscription {
             tokio::time::sleep(self.options.poll_interval).await;
             return;
         };
-        match tokio::time::timeout(self.options.poll_interval, listener.recv()).await {
-            Ok(Ok(_)) | Err(_) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "event notifications lost; polling until they return");
-                tokio::time::sleep(self.options.poll_interval).await;
-            }
+        let read_to = self.next_position.saturating_sub(1);
+        if let Err(error) = wait_for_appends(listener, self.options.poll_interval, read_to).await {
+            tracing::warn!(%error, "event notifications lost; polling until they return");
+            tokio::time::sleep(self.options.poll_interval).await;
         }
     }
+}
+
+/// Waits until the log announces an append past `after` on [`NOTIFY_CHANNEL`], or until
+/// `poll_interval` passes, then takes every announcement already received as well.
+///
+/// A follower reads the log to its end after waking, which answers every announcement made
+/// so far. Under a stream of appends most announcements arrive after the read that already
+/// saw their events (a commit is visible before its notification is delivered): woken by
+/// each, a follower read the log's end again and found it empty, as often as it read events.
+pub async fn wait_for_appends(
+    listener: &mut PgListener,
+    poll_interval: Duration,
+    after: u64,
+) -> Result<(), sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + poll_interval;
+    loop {
+        match tokio::time::timeout_at(deadline, listener.recv()).await {
+            Err(_) => return Ok(()),
+            Ok(Err(error)) => return Err(error),
+            Ok(Ok(announcement)) if announces_past(&announcement, after) => break,
+            Ok(Ok(_)) => {}
+        }
+    }
+    while listener.next_buffered().is_some() {}
+    Ok(())
+}
+
+/// Whether an announcement names a position past `after`; one that names none wakes.
+fn announces_past(announcement: &PgNotification, after: u64) -> bool {
+    announcement
+        .payload()
+        .parse::<u64>()
+        .map_or(true, |position| position > after)
 }

@@ -32,7 +32,7 @@ use super::tables::{self, DeliveryRow, Seen};
 /// Most requests one statement answers.
 pub(super) const MAX_GROUP: usize = 256;
 /// Tasks per kind of statement: while one statement runs, the next group gathers for another.
-const TASKS: usize = 4;
+const TASKS: usize = 2;
 /// Requests waiting for a task; callers wait when it is full.
 const QUEUE_CAPACITY: usize = 4_096;
 /// How long a task keeps its statements' generic plans. A generic plan is made with the
