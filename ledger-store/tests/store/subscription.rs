@@ -1,10 +1,11 @@
 //! Live subscriptions: catch up, follow, and lose nothing when notifications are missed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use ledger_store::testing::TestDatabase;
-use ledger_store::{ExpectedVersion, SubscribeOptions};
+use ledger_store::{wait_for_appends, ExpectedVersion, SubscribeOptions, NOTIFY_CHANNEL};
+use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use crate::helpers::single;
@@ -87,4 +88,42 @@ async fn subscription_loses_nothing_without_notifications() {
             .unwrap();
         assert_eq!(event.position, expected);
     }
+}
+
+/// A follower that has read the log to a position is not woken by announcements of appends up
+/// to it (under a stream of appends they arrive after the read that saw their events), only
+/// by one past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_is_woken_only_by_appends_past_what_it_read() {
+    let db = TestDatabase::new().await;
+    let mut listener = PgListener::connect_with(db.pool()).await.unwrap();
+    listener.listen(NOTIFY_CHANNEL).await.unwrap();
+    let pool = db.pool().clone();
+    let announcer = tokio::spawn(async move {
+        for position in ["3", "7"] {
+            sqlx::query!("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, position)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query!("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, "8")
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    let started = Instant::now();
+    wait_for_appends(&mut listener, Duration::from_secs(60), 7)
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "woken after {waited:?} by an announcement of an append it had read"
+    );
+    assert!(
+        waited < PATIENCE,
+        "the append past it woke it only after {waited:?}"
+    );
+    announcer.await.unwrap();
 }
