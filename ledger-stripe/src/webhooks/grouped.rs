@@ -1,6 +1,7 @@
-//! The two statements every delivery makes, grouped across concurrent deliveries: the read of
-//! its event's earlier outcome with its PaymentIntent's link (`seen`), and the record of what
-//! became of it (`record`).
+//! The statements every delivery makes, grouped across concurrent deliveries: the read of its
+//! event's earlier outcome with its PaymentIntent's link (`seen`), the record of what became
+//! of it (`record`), and, for the first event of a PaymentIntent, the link to its payment
+//! (`link`).
 //!
 //! Made one by one they were most of a delivery's cost in the database: each a round trip,
 //! a statement's fixed cost, and for the record a commit of its own with its WAL flush and a
@@ -13,7 +14,9 @@
 //! A grouped statement that fails is not an answer for everyone in it: each request is then
 //! made again on its own ([`Grouped::seen`] falls back to `tables::seen`, [`Grouped::record`]
 //! to `tables::record_delivery`, which runs [`record_rows`] with its one row), so one bad row
-//! fails only its own delivery.
+//! fails only its own delivery. A link the grouped statement could not settle (its
+//! PaymentIntent met another process's link, or its payment has another PaymentIntent) is made
+//! again on its own too, by `tables::link_payment`, which tells those cases apart.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,7 +30,7 @@ use uuid::Uuid;
 
 use super::error::WebhookError;
 use super::outcome::DeliveryOutcome;
-use super::tables::{self, DeliveryRow, Seen};
+use super::tables::{self, DeliveryRow, PaymentLink, Seen};
 
 /// Most requests one statement answers.
 pub(super) const MAX_GROUP: usize = 256;
@@ -100,11 +103,19 @@ struct RecordRequest {
     reply: Reply<bool>,
 }
 
+struct LinkRequest {
+    environment: Environment,
+    payment_intent_id: String,
+    payment_id: Uuid,
+    reply: Reply<Uuid>,
+}
+
 /// The queues, and the tasks that empty them (they stop once this is dropped).
 pub(super) struct Grouped {
     pool: PgPool,
     seen: mpsc::Sender<SeenRequest>,
     record: mpsc::Sender<RecordRequest>,
+    link: mpsc::Sender<LinkRequest>,
 }
 
 impl Grouped {
@@ -112,13 +123,21 @@ impl Grouped {
     pub fn start(pool: PgPool) -> Grouped {
         let (seen, seen_waiting) = mpsc::channel(QUEUE_CAPACITY);
         let (record, record_waiting) = mpsc::channel(QUEUE_CAPACITY);
+        let (link, link_waiting) = mpsc::channel(QUEUE_CAPACITY);
         let seen_waiting = Arc::new(Mutex::new(seen_waiting));
         let record_waiting = Arc::new(Mutex::new(record_waiting));
+        let link_waiting = Arc::new(Mutex::new(link_waiting));
         for _ in 0..TASKS {
             tokio::spawn(serve(pool.clone(), seen_waiting.clone(), answer_seen));
             tokio::spawn(serve(pool.clone(), record_waiting.clone(), answer_records));
+            tokio::spawn(serve(pool.clone(), link_waiting.clone(), answer_links));
         }
-        Grouped { pool, seen, record }
+        Grouped {
+            pool,
+            seen,
+            record,
+            link,
+        }
     }
 
     /// [`tables::seen`], grouped.
@@ -165,6 +184,29 @@ impl Grouped {
         }
         tables::record_delivery(&self.pool, row, subject).await
     }
+
+    /// [`tables::link_payment`], grouped: links a PaymentIntent to a payment, or answers the
+    /// link it has already.
+    pub async fn link(
+        &self,
+        environment: Environment,
+        payment_intent_id: &str,
+        payment_id: Uuid,
+    ) -> Result<PaymentLink, WebhookError> {
+        let (reply, answer) = oneshot::channel();
+        let request = LinkRequest {
+            environment,
+            payment_intent_id: payment_intent_id.to_owned(),
+            payment_id,
+            reply,
+        };
+        if self.link.send(request).await.is_ok() {
+            if let Ok(Some(linked)) = answer.await {
+                return Ok(PaymentLink::Linked(linked));
+            }
+        }
+        tables::link_payment(&self.pool, environment, payment_intent_id, payment_id).await
+    }
 }
 
 /// A request that can be answered.
@@ -173,6 +215,12 @@ trait Request {
 }
 
 impl Request for SeenRequest {
+    fn given_up(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+impl Request for LinkRequest {
     fn given_up(&self) -> bool {
         self.reply.is_closed()
     }
@@ -312,6 +360,60 @@ async fn answer_records(
         }
     }
     healthy.then_some(connection)
+}
+
+/// Links with one statement: each request is answered with the payment its PaymentIntent is
+/// linked to, the new link or the one the statement's snapshot holds. A request left without
+/// (its insert met a conflicting link committed after the snapshot, or its payment's own key
+/// refused it) is answered `None` and links itself. Deliveries of one PaymentIntent take
+/// turns on it, so a group names each PaymentIntent once.
+async fn answer_links(
+    mut connection: PgConnection,
+    requests: Vec<LinkRequest>,
+) -> Option<PgConnection> {
+    let environments: Vec<&str> = requests.iter().map(|r| r.environment.as_str()).collect();
+    let payment_intents: Vec<&str> = requests
+        .iter()
+        .map(|r| r.payment_intent_id.as_str())
+        .collect();
+    let payment_ids: Vec<Uuid> = requests.iter().map(|r| r.payment_id).collect();
+    let rows = sqlx::query!(
+        r#"WITH given AS (
+               SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[])
+                   WITH ORDINALITY AS g(environment, payment_intent_id, payment_id, n)),
+           inserted AS (
+               INSERT INTO webhook_payment_links (environment, payment_intent_id, payment_id)
+               SELECT environment, payment_intent_id, payment_id FROM given ORDER BY n
+               ON CONFLICT DO NOTHING
+               RETURNING environment, payment_intent_id, payment_id)
+           SELECT g.n AS "n!",
+                  COALESCE((SELECT i.payment_id FROM inserted i
+                            WHERE i.environment = g.environment
+                              AND i.payment_intent_id = g.payment_intent_id),
+                           (SELECT l.payment_id FROM webhook_payment_links l
+                            WHERE l.environment = g.environment
+                              AND l.payment_intent_id = g.payment_intent_id)) AS linked
+           FROM given g
+           ORDER BY g.n"#,
+        &environments as &[&str],
+        &payment_intents as &[&str],
+        &payment_ids,
+    )
+    .fetch_all(&mut connection)
+    .await;
+    let rows = match rows {
+        Ok(rows) if rows.len() == requests.len() => rows,
+        Ok(_) | Err(_) => {
+            for request in requests {
+                let _ = request.reply.send(None);
+            }
+            return None;
+        }
+    };
+    for (request, row) in requests.into_iter().zip(rows) {
+        let _ = request.reply.send(row.linked);
+    }
+    Some(connection)
 }
 
 /// Splits requests so that no event is recorded twice by one statement (an upsert may touch

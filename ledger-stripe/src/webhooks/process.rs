@@ -214,13 +214,14 @@ async fn resolve_linked(
                 let link = match linked_payment.filter(|_| read_for_this_intent) {
                     Some(linked) => PaymentLink::Linked(linked),
                     None => {
-                        tables::link_payment(
-                            state.pool(),
-                            environment,
-                            &fact.payment_intent_id,
-                            fact.payment_id.as_uuid(),
-                        )
-                        .await?
+                        state
+                            .grouped()
+                            .link(
+                                environment,
+                                &fact.payment_intent_id,
+                                fact.payment_id.as_uuid(),
+                            )
+                            .await?
                     }
                 };
                 let linked = match link {
