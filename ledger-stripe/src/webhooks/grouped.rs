@@ -212,17 +212,27 @@ impl Grouped {
 /// A request that can be answered.
 trait Request {
     fn given_up(&self) -> bool;
+    /// Tells the caller to make the statement on its own.
+    fn fall_back(self);
 }
 
 impl Request for SeenRequest {
     fn given_up(&self) -> bool {
         self.reply.is_closed()
     }
+
+    fn fall_back(self) {
+        let _ = self.reply.send(None);
+    }
 }
 
 impl Request for LinkRequest {
     fn given_up(&self) -> bool {
         self.reply.is_closed()
+    }
+
+    fn fall_back(self) {
+        let _ = self.reply.send(None);
     }
 }
 
@@ -231,6 +241,25 @@ impl Request for RecordRequest {
     // happened.
     fn given_up(&self) -> bool {
         false
+    }
+
+    fn fall_back(self) {
+        let _ = self.reply.send(None);
+    }
+}
+
+/// A grouped statement's rows, one per request in their order; or `None`, every request told
+/// to make its own statement, when it failed or answered another number of rows.
+fn one_row_each<R: Request, T>(
+    requests: &mut Vec<R>,
+    rows: Result<Vec<T>, sqlx::Error>,
+) -> Option<Vec<T>> {
+    match rows {
+        Ok(rows) if rows.len() == requests.len() => Some(rows),
+        Ok(_) | Err(_) => {
+            requests.drain(..).for_each(Request::fall_back);
+            None
+        }
     }
 }
 
@@ -296,7 +325,7 @@ async fn probing_connection(pool: &PgPool) -> Result<PgConnection, sqlx::Error> 
 
 async fn answer_seen(
     mut connection: PgConnection,
-    requests: Vec<SeenRequest>,
+    mut requests: Vec<SeenRequest>,
 ) -> Option<PgConnection> {
     let environments: Vec<&str> = requests.iter().map(|r| r.environment.as_str()).collect();
     let event_ids: Vec<&str> = requests
@@ -325,15 +354,7 @@ async fn answer_seen(
     )
     .fetch_all(&mut connection)
     .await;
-    let rows = match rows {
-        Ok(rows) if rows.len() == requests.len() => rows,
-        Ok(_) | Err(_) => {
-            for request in requests {
-                let _ = request.reply.send(None);
-            }
-            return None;
-        }
-    };
+    let rows = one_row_each(&mut requests, rows)?;
     for (request, row) in requests.into_iter().zip(rows) {
         let outcome = row.outcome.map(|outcome| outcome.parse()).transpose();
         let _ = request.reply.send(Some(outcome.map(|outcome| Seen {
@@ -354,9 +375,7 @@ async fn answer_records(
             healthy = record_group(&mut connection, group).await;
         } else {
             // Each delivery records itself.
-            for request in group {
-                let _ = request.reply.send(None);
-            }
+            group.into_iter().for_each(Request::fall_back);
         }
     }
     healthy.then_some(connection)
@@ -369,7 +388,7 @@ async fn answer_records(
 /// turns on it, so a group names each PaymentIntent once.
 async fn answer_links(
     mut connection: PgConnection,
-    requests: Vec<LinkRequest>,
+    mut requests: Vec<LinkRequest>,
 ) -> Option<PgConnection> {
     let environments: Vec<&str> = requests.iter().map(|r| r.environment.as_str()).collect();
     let payment_intents: Vec<&str> = requests
@@ -401,15 +420,7 @@ async fn answer_links(
     )
     .fetch_all(&mut connection)
     .await;
-    let rows = match rows {
-        Ok(rows) if rows.len() == requests.len() => rows,
-        Ok(_) | Err(_) => {
-            for request in requests {
-                let _ = request.reply.send(None);
-            }
-            return None;
-        }
-    };
+    let rows = one_row_each(&mut requests, rows)?;
     for (request, row) in requests.into_iter().zip(rows) {
         let _ = request.reply.send(row.linked);
     }
@@ -437,26 +448,20 @@ fn without_repeats(requests: Vec<RecordRequest>) -> Vec<Vec<RecordRequest>> {
 }
 
 /// Records a group; false when its statement failed (each delivery then records itself).
-async fn record_group(connection: &mut PgConnection, requests: Vec<RecordRequest>) -> bool {
+async fn record_group(connection: &mut PgConnection, mut requests: Vec<RecordRequest>) -> bool {
     if requests.is_empty() {
         return true;
     }
     let rows: Vec<&RecordRow> = requests.iter().map(|request| &request.row).collect();
-    match record_rows(&mut *connection, &rows).await {
-        Ok(parked) if parked.len() == requests.len() => {
-            for (request, parked) in requests.into_iter().zip(parked) {
-                let _ = request.reply.send(Some(parked));
-            }
-            true
-        }
-        Ok(_) | Err(_) => {
-            // Nothing of the statement was written: each delivery records itself.
-            for request in requests {
-                let _ = request.reply.send(None);
-            }
-            false
-        }
+    let written = record_rows(&mut *connection, &rows).await;
+    // Nothing of a failed statement was written: each delivery then records itself.
+    let Some(parked) = one_row_each(&mut requests, written) else {
+        return false;
+    };
+    for (request, parked) in requests.into_iter().zip(parked) {
+        let _ = request.reply.send(Some(parked));
     }
+    true
 }
 
 /// Records deliveries (no event twice) with one statement, and answers, in their order,
