@@ -164,14 +164,16 @@ pub(crate) async fn finish_build(
     let started = Instant::now();
     futures::stream::iter(tables)
         .map(|table| async move {
-            let mut connection = pool.acquire().await?;
+            // Indexing a table of a long log takes longer than the statement timeout.
+            let mut transaction = ledger_store::begin_unbounded_transaction(pool).await?;
             sqlx::query!(
                 "SELECT projection_finish_build($1, $2)",
                 schema.as_str(),
                 &[table.clone()] as &[String]
             )
-            .fetch_one(&mut *connection)
+            .fetch_one(&mut *transaction)
             .await?;
+            transaction.commit().await?;
             Ok::<(), ProjectionError>(())
         })
         .buffer_unordered(BUILD_WRITERS)

@@ -86,7 +86,8 @@ pub use hash_chain::export_line;
 pub use log_reader::LogReader;
 pub use read::{LogHead, MAX_PAGE_SIZE};
 pub use store::{
-    begin_transaction, migrate, pool_options, EventStore, MIGRATOR, STATEMENT_TIMEOUT,
+    begin_transaction, begin_unbounded_transaction, migrate, pool_options, EventStore, MIGRATOR,
+    STATEMENT_TIMEOUT,
 };
 pub use subscribe::{wait_for_appends, SubscribeOptions, NOTIFY_CHANNEL};
 pub use validate::{

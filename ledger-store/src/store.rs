@@ -93,6 +93,21 @@ pub async fn begin_transaction(
     }
 }
 
+/// [`begin_transaction`] for one of the ledger's own statements over whole tables (a build's
+/// indexes, the verifier's comparison of read models): without [`STATEMENT_TIMEOUT`], which
+/// such a statement outgrows as the log grows (a rebuild of ten million events failed on it).
+/// The setting is the transaction's own; the connection goes back to the pool with its
+/// timeout.
+pub async fn begin_unbounded_transaction(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut transaction = begin_transaction(pool).await?;
+    sqlx::query!("SELECT set_config('statement_timeout', '0', true)")
+        .fetch_one(&mut *transaction)
+        .await?;
+    Ok(transaction)
+}
+
 /// Applies every pending migration, on a connection of its own without the statement timeout
 /// (an index built on a large log may take longer), which is closed afterwards rather than
 /// returned to the pool without its timeout.

@@ -245,6 +245,37 @@ async fn pooled_connections_have_a_statement_timeout() {
     assert!(error.to_string().contains("statement timeout"), "{error}");
 }
 
+/// The ledger's own statements over whole tables (a build's indexes, the verifier's comparison)
+/// run in a transaction without the statement timeout; the connection keeps its timeout for
+/// the statements after it.
+#[tokio::test]
+async fn an_unbounded_transaction_outlasts_the_timeout_and_leaves_it_in_place() {
+    let db = TestDatabase::new().await;
+    // One connection, so the transaction runs on the one whose timeout was shortened.
+    let pool = ledger_store::pool_options(1)
+        .connect(db.url())
+        .await
+        .unwrap();
+    sqlx::query("SET statement_timeout = '100ms'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut transaction = ledger_store::begin_unbounded_transaction(&pool)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_sleep(0.3)")
+        .execute(&mut *transaction)
+        .await
+        .expect("a statement longer than the connection's timeout runs to its end");
+    transaction.commit().await.unwrap();
+    let timeout: String =
+        sqlx::query_scalar!(r#"SELECT current_setting('statement_timeout') AS "timeout!""#)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(timeout, "100ms");
+}
+
 /// A stored event that no longer decodes fails the read of its own stream with a typed error;
 /// a read of another stream answered by the same query is unaffected.
 #[tokio::test]
