@@ -305,7 +305,7 @@ where
                     .map(|connection| (connection, planned_at));
             }
             // Each request falls back to a statement of its own on the pool.
-            Err(_) => requests.clear(),
+            Err(_) => requests.drain(..).for_each(Request::fall_back),
         }
     }
 }
