@@ -68,6 +68,7 @@ impl Projection {
                 "projection_journal_entries",
                 "projection_postings",
                 "projection_balances",
+                "projection_balance_snapshots",
             ],
             Projection::Metrics => &[
                 "projection_merchant_daily_metrics",

@@ -3,7 +3,7 @@
 //! environment, merchant, currency and account, the merchant summary, and balances as of any
 //! past position.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ledger_core::ids::Environment;
 use ledger_core::journal::{Account, Posting, Side};
@@ -16,6 +16,54 @@ use crate::error::{parse_stored, to_stored, ProjectionError};
 
 type AccountKey = (String, String, String, &'static str);
 
+/// An account's balance is kept after every this many of its posting lines
+/// (`projection_balance_snapshots`), so that a balance as of a past position adds fewer lines
+/// than this to a snapshot instead of summing the account's whole history. The migration
+/// `…_balance_snapshots.sql` backfills with the same figure.
+const SNAPSHOT_EVERY: i64 = 256;
+
+/// An account's posting lines in one batch, in log order: position and signed amount.
+#[derive(Default)]
+struct AccountLines(Vec<(i64, Decimal)>);
+
+impl AccountLines {
+    fn change(&self) -> Decimal {
+        self.0.iter().map(|(_, amount)| amount).sum()
+    }
+
+    fn last_position(&self) -> i64 {
+        self.0.last().map_or(0, |(position, _)| *position)
+    }
+
+    fn count(&self) -> i64 {
+        i64::try_from(self.0.len()).unwrap_or(i64::MAX)
+    }
+
+    /// The snapshots these lines complete, given the account's balance and line count after
+    /// them: at the position of each (`SNAPSHOT_EVERY`·k)-th line, the balance after every
+    /// line at that position.
+    fn snapshots(&self, balance_after: Decimal, count_after: i64) -> Vec<(i64, Decimal)> {
+        let mut balance = balance_after - self.change();
+        let mut count = count_after - self.count();
+        let mut snapshots = Vec::new();
+        let mut due = false;
+        for (index, (position, amount)) in self.0.iter().enumerate() {
+            balance += amount;
+            count += 1;
+            due |= count % SNAPSHOT_EVERY == 0;
+            let position_ends = self
+                .0
+                .get(index + 1)
+                .map_or(true, |(next, _)| next != position);
+            if due && position_ends {
+                snapshots.push((*position, balance));
+                due = false;
+            }
+        }
+        snapshots
+    }
+}
+
 pub(crate) async fn apply(
     connection: &mut PgConnection,
     batch: &Batch,
@@ -23,7 +71,7 @@ pub(crate) async fn apply(
 ) -> Result<(), ProjectionError> {
     let mut entries = EntryColumns::default();
     let mut postings = PostingColumns::default();
-    let mut deltas: BTreeMap<AccountKey, (Decimal, i64)> = BTreeMap::new();
+    let mut accounts: BTreeMap<AccountKey, AccountLines> = BTreeMap::new();
     for event in batch.events_after(after) {
         let Some(entry) = &event.entry else {
             continue;
@@ -59,12 +107,11 @@ pub(crate) async fn apply(
                 currency.clone(),
                 account.as_str(),
             );
-            let delta = deltas.entry(key).or_insert((Decimal::ZERO, position));
-            delta.0 += match side {
+            let signed = match side {
                 Side::Debit => amount,
                 Side::Credit => -amount,
             };
-            delta.1 = position;
+            accounts.entry(key).or_default().0.push((position, signed));
         }
     }
     if entries.positions.is_empty() {
@@ -72,7 +119,7 @@ pub(crate) async fn apply(
     }
     entries.write(connection).await?;
     postings.write(connection).await?;
-    write_balances(connection, deltas).await
+    write_balances(connection, accounts).await
 }
 
 /// One line per account and side, amounts summed, in the order of first appearance. A
@@ -165,40 +212,112 @@ impl PostingColumns {
 
 async fn write_balances(
     connection: &mut PgConnection,
-    deltas: BTreeMap<AccountKey, (Decimal, i64)>,
+    accounts: BTreeMap<AccountKey, AccountLines>,
 ) -> Result<(), ProjectionError> {
-    let mut environments = Vec::with_capacity(deltas.len());
-    let mut merchant_ids = Vec::with_capacity(deltas.len());
-    let mut currencies = Vec::with_capacity(deltas.len());
-    let mut accounts = Vec::with_capacity(deltas.len());
-    let mut amounts = Vec::with_capacity(deltas.len());
-    let mut positions = Vec::with_capacity(deltas.len());
-    for ((environment, merchant_id, currency, account), (amount, position)) in deltas {
-        environments.push(environment);
-        merchant_ids.push(merchant_id);
-        currencies.push(currency);
-        accounts.push(account.to_owned());
-        amounts.push(amount);
-        positions.push(position);
+    let mut environments = Vec::with_capacity(accounts.len());
+    let mut merchant_ids = Vec::with_capacity(accounts.len());
+    let mut currencies = Vec::with_capacity(accounts.len());
+    let mut names = Vec::with_capacity(accounts.len());
+    let mut changes = Vec::with_capacity(accounts.len());
+    let mut positions = Vec::with_capacity(accounts.len());
+    let mut counts = Vec::with_capacity(accounts.len());
+    for ((environment, merchant_id, currency, account), lines) in &accounts {
+        environments.push(environment.clone());
+        merchant_ids.push(merchant_id.clone());
+        currencies.push(currency.clone());
+        names.push((*account).to_owned());
+        changes.push(lines.change());
+        positions.push(lines.last_position());
+        counts.push(lines.count());
     }
-    sqlx::query!(
+    let written = sqlx::query!(
         r#"INSERT INTO projection_balances (environment, merchant_id, currency, account, balance,
-               last_position)
+               last_position, postings)
            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
-               $6::bigint[])
+               $6::bigint[], $7::bigint[])
            ON CONFLICT (environment, merchant_id, currency, account) DO UPDATE SET
                balance = projection_balances.balance + EXCLUDED.balance,
-               last_position = EXCLUDED.last_position"#,
+               last_position = EXCLUDED.last_position,
+               postings = projection_balances.postings + EXCLUDED.postings
+           RETURNING environment, merchant_id, currency, account, balance, postings"#,
         &environments,
         &merchant_ids,
         &currencies,
-        &accounts,
-        &amounts,
+        &names,
+        &changes,
         &positions,
+        &counts,
     )
-    .execute(connection)
+    .fetch_all(&mut *connection)
     .await?;
-    Ok(())
+    let lines_of: HashMap<(&str, &str, &str, &str), &AccountLines> = accounts
+        .iter()
+        .map(|((environment, merchant_id, currency, account), lines)| {
+            (
+                (
+                    environment.as_str(),
+                    merchant_id.as_str(),
+                    currency.as_str(),
+                    *account,
+                ),
+                lines,
+            )
+        })
+        .collect();
+    let mut snapshots = SnapshotColumns::default();
+    for row in &written {
+        let key = (
+            row.environment.as_str(),
+            row.merchant_id.as_str(),
+            row.currency.as_str(),
+            row.account.as_str(),
+        );
+        let Some(lines) = lines_of.get(&key) else {
+            continue;
+        };
+        for (position, balance) in lines.snapshots(row.balance, row.postings) {
+            snapshots.environments.push(row.environment.clone());
+            snapshots.merchant_ids.push(row.merchant_id.clone());
+            snapshots.currencies.push(row.currency.clone());
+            snapshots.accounts.push(row.account.clone());
+            snapshots.positions.push(position);
+            snapshots.balances.push(balance);
+        }
+    }
+    snapshots.write(connection).await
+}
+
+#[derive(Default)]
+struct SnapshotColumns {
+    environments: Vec<String>,
+    merchant_ids: Vec<String>,
+    currencies: Vec<String>,
+    accounts: Vec<String>,
+    positions: Vec<i64>,
+    balances: Vec<Decimal>,
+}
+
+impl SnapshotColumns {
+    async fn write(self, connection: &mut PgConnection) -> Result<(), ProjectionError> {
+        if self.positions.is_empty() {
+            return Ok(());
+        }
+        sqlx::query!(
+            r#"INSERT INTO projection_balance_snapshots (environment, merchant_id, currency,
+                   account, position, balance)
+               SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                   $6::numeric[])"#,
+            &self.environments,
+            &self.merchant_ids,
+            &self.currencies,
+            &self.accounts,
+            &self.positions,
+            &self.balances,
+        )
+        .execute(connection)
+        .await?;
+        Ok(())
+    }
 }
 
 /// The balance of one account; debit balances are positive.
@@ -271,7 +390,10 @@ pub async fn balances(
 }
 
 /// Balances from the postings of events up to `position` (inclusive). The caller makes sure
-/// the journal has reached `position` (see [`crate::rebuild::balances_as_of`]).
+/// the journal has reached `position` (see [`crate::rebuild::balances_as_of`]). Each account
+/// starts from its latest snapshot at or before `position` and adds the lines since, fewer
+/// than [`SNAPSHOT_EVERY`], so the cost does not grow with the log. An account whose first
+/// line comes after `position` is left out, as it had no balance then.
 pub(crate) async fn balances_up_to(
     connection: &mut PgConnection,
     environment: Environment,
@@ -280,12 +402,27 @@ pub(crate) async fn balances_up_to(
 ) -> Result<Vec<Balance>, ProjectionError> {
     let rows = sqlx::query_as!(
         StoredBalance,
-        r#"SELECT environment, merchant_id, currency, account,
-                  SUM(CASE side WHEN 'debit' THEN amount ELSE -amount END) AS "balance!"
-           FROM projection_postings
-           WHERE environment = $1 AND ($2::text IS NULL OR merchant_id = $2) AND position <= $3
-           GROUP BY environment, merchant_id, currency, account
-           ORDER BY merchant_id, currency, account"#,
+        r#"SELECT held.environment, held.merchant_id, held.currency, held.account,
+                  COALESCE(snapshot.balance, 0) + COALESCE(since.change, 0) AS "balance!"
+           FROM projection_balances AS held
+           LEFT JOIN LATERAL (
+               SELECT position, balance FROM projection_balance_snapshots
+               WHERE environment = held.environment AND merchant_id = held.merchant_id
+                 AND currency = held.currency AND account = held.account
+                 AND position <= $3
+               ORDER BY position DESC LIMIT 1
+           ) AS snapshot ON true
+           CROSS JOIN LATERAL (
+               SELECT SUM(CASE side WHEN 'debit' THEN amount ELSE -amount END) AS change,
+                      count(*) AS lines
+               FROM projection_postings
+               WHERE environment = held.environment AND merchant_id = held.merchant_id
+                 AND currency = held.currency AND account = held.account
+                 AND position > COALESCE(snapshot.position, 0) AND position <= $3
+           ) AS since
+           WHERE held.environment = $1 AND ($2::text IS NULL OR held.merchant_id = $2)
+             AND (snapshot.position IS NOT NULL OR since.lines > 0)
+           ORDER BY held.merchant_id, held.currency, held.account"#,
         environment.as_str(),
         merchant_id,
         to_stored(position)?,
@@ -358,5 +495,29 @@ mod tests {
                 (Account::GatewayPending, Side::Credit, amount("30.00")),
             ]
         );
+    }
+
+    /// A snapshot falls at the position of every (256·k)-th line of the account, counting the
+    /// lines before the batch, and holds every line at that position: here the 256th line is
+    /// the debit of position 12, and the credit of the same position is in its balance.
+    #[test]
+    fn snapshots_fall_at_every_256th_line_with_its_whole_position() {
+        let amount = |text: &str| Decimal::from_str_exact(text).unwrap();
+        let lines = AccountLines(vec![
+            (10, amount("1.00")),
+            (12, amount("5.00")),
+            (12, amount("-2.00")),
+            (13, amount("7.00")),
+        ]);
+        // 254 lines and a balance of 100.00 before the batch.
+        let snapshots = lines.snapshots(amount("111.00"), 258);
+        assert_eq!(snapshots, vec![(12, amount("104.00"))]);
+        // 255 lines before: the 256th is the first line of the batch.
+        assert_eq!(
+            lines.snapshots(amount("111.00"), 259),
+            vec![(10, amount("101.00"))]
+        );
+        // 100 lines before: no multiple of 256 reached.
+        assert!(lines.snapshots(amount("111.00"), 104).is_empty());
     }
 }

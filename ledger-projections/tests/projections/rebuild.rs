@@ -205,6 +205,105 @@ async fn point_in_time_build_and_balances_as_of() {
     );
 }
 
+/// Balances as of a past position start from the journal's snapshots (every 256th line of an
+/// account) and add the lines since: at every position they are what summing all the postings
+/// up to it gives. The snapshots a live projector writes in small batches are those a build
+/// writes in large ones (verify compares them) and those the migration's backfill makes.
+#[tokio::test]
+async fn balances_as_of_from_snapshots_agree_with_every_posting_summed() {
+    let database = TestDatabase::new().await;
+    let ledger = Ledger::new(database.store());
+    every_lifecycle(&ledger).await;
+    many_payments(&ledger, 600).await;
+    every_lifecycle(&ledger).await;
+    let pool = database.pool();
+    let options = ProjectorOptions {
+        batch_size: 7,
+        ..ProjectorOptions::default()
+    };
+    Projector::new(pool.clone(), SchemaName::live(), &Projection::ALL, options)
+        .catch_up(None)
+        .await
+        .unwrap();
+
+    let expected_snapshots: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(lines / 256), 0)::bigint FROM (SELECT count(*) AS lines
+         FROM projection_postings GROUP BY environment, merchant_id, currency, account) AS counted",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(expected_snapshots >= 2, "{expected_snapshots}");
+    let snapshots = || async {
+        sqlx::query_as::<_, (String, String, String, String, i64, Decimal)>(
+            "SELECT environment, merchant_id, currency, account, position, balance
+             FROM projection_balance_snapshots ORDER BY 1, 2, 3, 4, 5",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    };
+    let written = snapshots().await;
+    assert_eq!(written.len() as i64, expected_snapshots);
+
+    let head = ledger.store.head().await.unwrap().last_position;
+    for position in (1..=head).step_by(11).chain([head]) {
+        for merchant in [None, Some("merchant_c")] {
+            let summed: Vec<(String, String, String, Decimal)> = sqlx::query_as(
+                "SELECT merchant_id, currency, account,
+                        SUM(CASE side WHEN 'debit' THEN amount ELSE -amount END)
+                 FROM projection_postings
+                 WHERE environment = 'test' AND ($1::text IS NULL OR merchant_id = $1)
+                   AND position <= $2
+                 GROUP BY merchant_id, currency, account ORDER BY 1, 2, 3",
+            )
+            .bind(merchant)
+            .bind(position as i64)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            let as_of = balances_as_of(pool, Environment::Test, merchant, AsOf::Position(position))
+                .await
+                .unwrap();
+            let as_of: Vec<(String, String, String, Decimal)> = as_of
+                .into_iter()
+                .map(|balance| {
+                    (
+                        balance.merchant_id,
+                        balance.currency,
+                        balance.account.as_str().to_owned(),
+                        balance.balance,
+                    )
+                })
+                .collect();
+            assert_eq!(as_of, summed, "as of position {position}, {merchant:?}");
+        }
+    }
+
+    let report = verify(&ledger.store, ProjectorOptions::for_build())
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:#?}", report.discrepancies);
+
+    sqlx::query("DELETE FROM projection_balance_snapshots")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE projection_balances SET postings = 0")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("SELECT projection_balance_snapshots_backfill()")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(snapshots().await, written);
+    let report = verify(&ledger.store, ProjectorOptions::for_build())
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:#?}", report.discrepancies);
+}
+
 /// Schema names are plain identifiers and never the live schema.
 #[test]
 fn schema_names_are_checked() {
