@@ -100,10 +100,14 @@ async fn main() -> anyhow::Result<()> {
         println!("appends, {WRITERS} writers:        {rate:>9.0} commands/s, p99 {p99:.1} ms");
         print_top_statements(&pool).await?;
 
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&pool)
+            .await?;
         let (rate, events_per_payment) = payment_reads(&store, seconds).await?;
         println!(
             "payment(id), {READERS} readers:     {rate:>9.0} payments/s ({events_per_payment:.1} events per payment read)"
         );
+        print_top_statements(&pool).await?;
 
         let head = store.head().await?.last_position;
         let report = rebuild(&pool, &Projection::ALL, ProjectorOptions::for_build()).await?;
@@ -209,8 +213,12 @@ async fn configure(cluster: &TestCluster, shared_buffers: &str) -> anyhow::Resul
     ))
     .execute(&mut connection)
     .await?;
-    // The statements of the append measurement are printed with their times, to see which
-    // one grows with the log.
+    // The statements of the append and `payment(id)` measurements are printed with their
+    // times and the blocks they read from outside PostgreSQL's cache (with the time those
+    // reads took), to see which one grows with the log, and why.
+    sqlx::query("ALTER SYSTEM SET track_io_timing = on")
+        .execute(&mut connection)
+        .await?;
     sqlx::query("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
         .execute(&mut connection)
         .await?;
@@ -221,16 +229,16 @@ async fn configure(cluster: &TestCluster, shared_buffers: &str) -> anyhow::Resul
 
 /// The statements that took the most time since the last reset, with their mean.
 async fn print_top_statements(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    let rows: Vec<(String, i64, f64, f64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(String, i64, f64, f64, i64, i64, f64)> = sqlx::query_as(
         "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 90), calls, total_exec_time,
-                mean_exec_time, shared_blks_hit, shared_blks_read
+                mean_exec_time, shared_blks_hit, shared_blks_read, blk_read_time
          FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 6",
     )
     .fetch_all(pool)
     .await?;
-    for (query, calls, total, mean, hit, read) in rows {
+    for (query, calls, total, mean, hit, read, read_ms) in rows {
         println!(
-            "  {total:>8.0} ms in {calls:>7} calls, mean {mean:.3} ms, blocks hit {hit} read {read}: {query}"
+            "  {total:>8.0} ms in {calls:>7} calls, mean {mean:.3} ms, blocks hit {hit} read {read} ({read_ms:.0} ms reading): {query}"
         );
     }
     Ok(())
