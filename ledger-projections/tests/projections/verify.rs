@@ -3,7 +3,7 @@
 use ledger_projections::{verify, Discrepancy, Projector, ProjectorOptions};
 use ledger_store::testing::TestDatabase;
 
-use crate::support::{every_lifecycle, Ledger};
+use crate::support::{every_lifecycle, many_payments, Ledger};
 
 /// A clean ledger verifies clean: chain intact, every stream folds, books balance.
 #[tokio::test]
@@ -79,30 +79,7 @@ async fn a_tampered_log_row_is_reported() {
     let pool = database.pool();
     Projector::live(pool.clone()).catch_up(None).await.unwrap();
     let manual = world.payments[1].as_uuid();
-    let position: i64 = sqlx::query_scalar!(
-        "SELECT position FROM events WHERE stream_id = $1 AND event_type = 'PaymentCaptured' ORDER BY position LIMIT 1",
-        manual
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    let mut transaction = pool.begin().await.unwrap();
-    sqlx::raw_sql("ALTER TABLE events DISABLE TRIGGER events_append_only")
-        .execute(&mut *transaction)
-        .await
-        .unwrap();
-    sqlx::query!(
-        r#"UPDATE events SET payload = jsonb_set(payload, '{amount,amount}', '"45.00"') WHERE position = $1"#,
-        position
-    )
-    .execute(&mut *transaction)
-    .await
-    .unwrap();
-    sqlx::raw_sql("ALTER TABLE events ENABLE TRIGGER events_append_only")
-        .execute(&mut *transaction)
-        .await
-        .unwrap();
-    transaction.commit().await.unwrap();
+    let position = tamper_with_the_capture_of(pool, manual).await;
 
     let report = verify(&ledger.store, ProjectorOptions::default())
         .await
@@ -139,4 +116,100 @@ async fn a_tampered_log_row_is_reported() {
         .discrepancies
         .iter()
         .any(|discrepancy| matches!(discrepancy, Discrepancy::ReadModelRow { table, .. } if table == "projection_payments")));
+}
+
+/// Changes the amount of a payment's first capture in the log, as a superuser with the
+/// append-only trigger disabled could, and returns its position.
+async fn tamper_with_the_capture_of(pool: &sqlx::PgPool, payment: uuid::Uuid) -> i64 {
+    let manual = payment;
+    let position: i64 = sqlx::query_scalar!(
+        "SELECT position FROM events WHERE stream_id = $1 AND event_type = 'PaymentCaptured' ORDER BY position LIMIT 1",
+        manual
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let mut transaction = pool.begin().await.unwrap();
+    sqlx::raw_sql("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        .execute(&mut *transaction)
+        .await
+        .unwrap();
+    sqlx::query!(
+        r#"UPDATE events SET payload = jsonb_set(payload, '{amount,amount}', '"45.00"') WHERE position = $1"#,
+        position
+    )
+    .execute(&mut *transaction)
+    .await
+    .unwrap();
+    sqlx::raw_sql("ALTER TABLE events ENABLE TRIGGER events_append_only")
+        .execute(&mut *transaction)
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    position
+}
+
+/// The refold reads the log in position order and keeps a bounded cache of stream states:
+/// with pages of three events and a single state kept, every stream is let go and folded
+/// again from the log between its events, and the refold finds exactly what it finds with
+/// everything kept: the same streams and events, and the tampered capture's broken invariant.
+#[tokio::test]
+async fn the_refold_finds_the_same_whatever_it_keeps() {
+    let database = TestDatabase::new().await;
+    let ledger = Ledger::new(database.store());
+    let world = every_lifecycle(&ledger).await;
+    many_payments(&ledger, 20).await;
+    every_lifecycle(&ledger).await;
+    let pool = database.pool();
+    Projector::live(pool.clone()).catch_up(None).await.unwrap();
+    tamper_with_the_capture_of(pool, world.payments[1].as_uuid()).await;
+
+    let refold_findings = |report: &ledger_projections::VerificationReport| {
+        let mut found: Vec<String> = report
+            .discrepancies
+            .iter()
+            .filter(|discrepancy| {
+                matches!(
+                    discrepancy,
+                    Discrepancy::InvariantBroken { .. }
+                        | Discrepancy::BadEvent { .. }
+                        | Discrepancy::UnbalancedEntry { .. }
+                        | Discrepancy::TrialBalanceNotZero { .. }
+                )
+            })
+            .map(ToString::to_string)
+            .collect();
+        found.sort();
+        found
+    };
+    let everything_kept = verify(&ledger.store, ProjectorOptions::default())
+        .await
+        .unwrap();
+    let little_kept = verify(
+        &ledger.store,
+        ProjectorOptions {
+            batch_size: 3,
+            state_cache_capacity: 1,
+            ..ProjectorOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let found = refold_findings(&everything_kept);
+    assert!(
+        everything_kept
+            .discrepancies
+            .iter()
+            .any(|discrepancy| matches!(discrepancy, Discrepancy::InvariantBroken { .. })),
+        "{found:#?}"
+    );
+    assert_eq!(refold_findings(&little_kept), found);
+    assert_eq!(
+        (little_kept.events_folded, little_kept.streams_folded),
+        (
+            everything_kept.events_folded,
+            everything_kept.streams_folded
+        )
+    );
+    assert_eq!(everything_kept.streams_folded, 2 * 8 + 20);
 }
