@@ -54,7 +54,7 @@ impl AccountLines {
             let position_ends = self
                 .0
                 .get(index + 1)
-                .map_or(true, |(next, _)| next != position);
+                .is_none_or(|(next, _)| next != position);
             if due && position_ends {
                 snapshots.push((*position, balance));
                 due = false;
