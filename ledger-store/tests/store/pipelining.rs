@@ -182,3 +182,85 @@ async fn a_replay_the_pipelining_writer_never_saw_gets_the_original_result() {
     );
     assert_eq!(count_events(db.pool()).await, events);
 }
+
+/// The last step of a pipelined batch, `log_advance_head`, as a batch's statement calls it:
+/// raises LP001 when the head is short of the batch, moves the head otherwise.
+async fn advance_head(
+    connection: &mut sqlx::PgConnection,
+    from: (i64, &[u8]),
+    to: (i64, &[u8]),
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT log_advance_head($1, $2, $3, $4, 0, 0, 0)")
+        .bind(from.0)
+        .bind(from.1)
+        .bind(to.0)
+        .bind(to.1)
+        .fetch_one(connection)
+        .await
+}
+
+/// A pipelined batch whose statement reaches the head before the statement of the batch
+/// before it has started (on saturated cores, its connection was scheduled first) waits a
+/// few milliseconds for that batch to announce itself, then for its commit, and is written
+/// instead of rolled back and sent again. When the batch before never comes, it is still
+/// refused with LP001.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_ahead_of_the_batch_before_waits_for_it_briefly() {
+    let db = TestDatabase::new().await;
+    let pool = db.pool();
+    let head: (i64, Vec<u8>) =
+        sqlx::query_as("SELECT last_position, last_hash FROM log_head WHERE id = 1")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let (first_hash, second_hash) = (vec![1_u8; 32], vec![2_u8; 32]);
+    // The later batch reaches the head first; the batch before, its transaction already
+    // open, starts 2 ms later, well within the later batch's wait.
+    let mut earlier = pool.begin().await.unwrap();
+    let mut transaction = pool.begin().await.unwrap();
+    let later = tokio::spawn({
+        let second_hash = second_hash.clone();
+        let first_hash = first_hash.clone();
+        async move {
+            let advanced = advance_head(
+                &mut transaction,
+                (head.0 + 1, &first_hash),
+                (head.0 + 2, &second_hash),
+            )
+            .await;
+            transaction.commit().await.unwrap();
+            advanced
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    sqlx::query("SELECT log_announce_batch($1)")
+        .bind(head.0 + 1)
+        .execute(&mut *earlier)
+        .await
+        .unwrap();
+    advance_head(&mut earlier, (head.0, &head.1), (head.0 + 1, &first_hash))
+        .await
+        .unwrap();
+    earlier.commit().await.unwrap();
+    assert!(later.await.unwrap().unwrap(), "the later batch was refused");
+    let moved: i64 = sqlx::query_scalar("SELECT last_position FROM log_head WHERE id = 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(moved, head.0 + 2);
+
+    // A batch before that never comes: the later batch is refused, as before.
+    let mut transaction = pool.begin().await.unwrap();
+    let refused = advance_head(
+        &mut transaction,
+        (head.0 + 3, &first_hash),
+        (head.0 + 4, &second_hash),
+    )
+    .await;
+    let code = match refused {
+        Err(sqlx::Error::Database(error)) => error.code().map(|code| code.into_owned()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(code.as_deref(), Some("LP001"));
+    transaction.rollback().await.unwrap();
+}
