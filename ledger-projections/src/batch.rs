@@ -5,11 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use ledger_core::journal::{self, JournalEntry};
+use ledger_core::journal::JournalEntry;
 use ledger_core::payment::PaymentState;
 use ledger_core::reconciliation::ReconciliationRunState;
 use ledger_core::settlement::SettlementBatchState;
-use ledger_core::MoneyError;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -168,7 +167,7 @@ async fn read(
         }
         event.entry = states
             .fold(event.stream_id, event.position, &event.event, |before| {
-                journal_entry(before, &event.event)
+                before.journal_entry(&event.event)
             })
             .map_err(|source| ProjectionError::JournalOverflow {
                 position: event.position,
@@ -194,19 +193,4 @@ async fn read(
     }
     states.evict(&seen);
     Ok(Some(batch))
-}
-
-fn journal_entry(
-    before: &StreamState,
-    event: &DomainEvent,
-) -> Result<Option<JournalEntry>, MoneyError> {
-    match (before, event) {
-        (StreamState::Payment(state), DomainEvent::Payment(event)) => {
-            journal::payment_entry(state, event)
-        }
-        (StreamState::Settlement(state), DomainEvent::Settlement(event)) => {
-            journal::settlement_entry(state, event)
-        }
-        _ => Ok(None),
-    }
 }

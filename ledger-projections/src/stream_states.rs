@@ -5,9 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use ledger_core::journal::{self, JournalEntry};
 use ledger_core::payment::{self, PaymentEvent, PaymentState};
 use ledger_core::reconciliation::{self, ReconciliationEvent, ReconciliationRunState};
 use ledger_core::settlement::{self, SettlementBatchState, SettlementEvent};
+use ledger_core::MoneyError;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -73,6 +75,23 @@ impl StreamState {
                 state.version += 1;
                 StreamState::Reconciliation(state)
             }
+        }
+    }
+
+    /// The journal entry of `event` on this state, the state before it: what the journal
+    /// projection writes and what verify's refold balances.
+    pub(crate) fn journal_entry(
+        &self,
+        event: &DomainEvent,
+    ) -> Result<Option<JournalEntry>, MoneyError> {
+        match (self, event) {
+            (StreamState::Payment(state), DomainEvent::Payment(event)) => {
+                journal::payment_entry(state, event)
+            }
+            (StreamState::Settlement(state), DomainEvent::Settlement(event)) => {
+                journal::settlement_entry(state, event)
+            }
+            _ => Ok(None),
         }
     }
 }

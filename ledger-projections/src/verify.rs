@@ -530,7 +530,7 @@ impl StreamFold {
             return Ok(());
         }
         let entry = self.states.fold(row.stream_id, position, &event, |state| {
-            journal_entry(state, &event)
+            state.journal_entry(&event)
         });
         match entry {
             Ok(Some(entry)) => {
@@ -572,22 +572,6 @@ impl StreamFold {
     fn poison(&mut self, stream_id: Uuid, discrepancy: Discrepancy) {
         self.folded.discrepancies.push(discrepancy);
         self.poisoned.insert(stream_id);
-    }
-}
-
-fn journal_entry(
-    state: &StreamState,
-    event: &crate::stream_states::DomainEvent,
-) -> Result<Option<ledger_core::journal::JournalEntry>, ledger_core::MoneyError> {
-    use crate::stream_states::DomainEvent;
-    match (state, event) {
-        (StreamState::Payment(state), DomainEvent::Payment(event)) => {
-            ledger_core::journal::payment_entry(state, event)
-        }
-        (StreamState::Settlement(state), DomainEvent::Settlement(event)) => {
-            ledger_core::journal::settlement_entry(state, event)
-        }
-        _ => Ok(None),
     }
 }
 
