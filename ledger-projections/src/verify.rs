@@ -429,9 +429,9 @@ fn spawn_log_reader(
 }
 
 /// Folds every stream from nothing in position order, as the projector does: the log is read
-/// in the order it is stored, and a stream's state is kept between its events in a bounded
-/// cache (`capacity` states, pages of `page_size` events); one the cache let go is folded again from its earlier events,
-/// which were checked when they were first met. (Reading the log in `(stream, version)` order
+/// in the order it is stored, `page_size` events a page, and a stream's state is kept between
+/// its events in a bounded cache (`capacity` states); one the cache let go is folded again
+/// from its earlier events, which were checked when they were first met. (Reading the log in `(stream, version)` order
 /// instead held one state at a time, but fetched every event from a random place in the table:
 /// at ten million events that pass took twice as long as either of the others.)
 async fn fold_streams(
