@@ -19,6 +19,14 @@ pub enum SandboxError {
     InvalidWebhookUrl { url: String },
     #[error("the payout delay is at most {max} days")]
     PayoutDelayTooLong { max: u32 },
+    #[error("`{event_type}` is not an event type: give types such as payment_intent.succeeded, or * for all")]
+    InvalidEventType { event_type: String },
+    #[error("`*` enables every event type: give it alone, not beside other types")]
+    WildcardWithOtherEvents,
+    #[error("an endpoint needs at least one enabled event type (or * for all)")]
+    NoEnabledEvents,
+    #[error("at most {max} enabled event types per endpoint")]
+    TooManyEnabledEvents { max: usize },
     #[error("at most {max} webhook URLs")]
     TooManyWebhookUrls { max: usize },
     #[error("could not build the webhook client: {0}")]

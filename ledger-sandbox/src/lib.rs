@@ -36,6 +36,7 @@ pub mod scenarios;
 mod state;
 pub mod webhooks;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -54,11 +55,83 @@ pub const MAX_PAYOUT_DELAY_DAYS: u32 = 30;
 
 /// At most this many webhook endpoints.
 pub const MAX_WEBHOOK_URLS: usize = 16;
+/// At most this many event types in one endpoint's `enabled_events`.
+pub const MAX_ENABLED_EVENTS: usize = 256;
+
+/// Where events are delivered, and which: a Stripe webhook endpoint's `url` and
+/// `enabled_events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub url: Url,
+    pub enabled_events: EnabledEvents,
+}
+
+/// The event types an endpoint receives, as Stripe's `enabled_events`: every type (`*`), or
+/// the listed ones. A listed type the sandbox never emits (say `payout.failed`) is accepted,
+/// as Stripe accepts it, and simply never delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnabledEvents {
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl EnabledEvents {
+    /// `*` alone, or event types such as `payment_intent.succeeded`.
+    pub fn parse<'a>(
+        types: impl IntoIterator<Item = &'a str>,
+    ) -> Result<EnabledEvents, SandboxError> {
+        let mut listed = BTreeSet::new();
+        let mut all = false;
+        for event_type in types {
+            let event_type = event_type.trim();
+            if event_type == "*" {
+                all = true;
+            } else if is_event_type(event_type) {
+                listed.insert(event_type.to_owned());
+            } else {
+                return Err(SandboxError::InvalidEventType {
+                    event_type: event_type.chars().take(100).collect(),
+                });
+            }
+            if listed.len() > MAX_ENABLED_EVENTS {
+                return Err(SandboxError::TooManyEnabledEvents {
+                    max: MAX_ENABLED_EVENTS,
+                });
+            }
+        }
+        match (all, listed.is_empty()) {
+            (true, true) => Ok(EnabledEvents::All),
+            (false, false) => Ok(EnabledEvents::Only(listed)),
+            // Stripe refuses `*` beside other types, and an endpoint with nothing enabled.
+            (true, false) => Err(SandboxError::WildcardWithOtherEvents),
+            (false, true) => Err(SandboxError::NoEnabledEvents),
+        }
+    }
+
+    pub fn includes(&self, event_type: &str) -> bool {
+        match self {
+            EnabledEvents::All => true,
+            EnabledEvents::Only(listed) => listed.contains(event_type),
+        }
+    }
+}
+
+/// Stripe's event type shape: dot-separated lowercase words (`charge.dispute.created`).
+fn is_event_type(text: &str) -> bool {
+    text.len() <= 100
+        && text.contains('.')
+        && text.split('.').all(|word| {
+            !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|byte| byte.is_ascii_lowercase() || byte == b'_')
+        })
+}
 
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
-    /// Every event is delivered to each of these.
-    pub webhook_urls: Vec<Url>,
+    /// Each event is delivered to each endpoint that enables its type.
+    pub webhook_endpoints: Vec<WebhookEndpoint>,
     /// The endpoint secret (`whsec_…`) that signs deliveries.
     pub webhook_secret: String,
     pub chaos: Chaos,
@@ -74,7 +147,7 @@ impl SandboxConfig {
     pub fn new(webhook_secret: &str) -> Result<SandboxConfig, SandboxError> {
         check_secret(webhook_secret)?;
         Ok(SandboxConfig {
-            webhook_urls: Vec::new(),
+            webhook_endpoints: Vec::new(),
             webhook_secret: webhook_secret.to_owned(),
             chaos: Chaos::None,
             seed: 0,
@@ -93,13 +166,25 @@ impl SandboxConfig {
         Ok(self)
     }
 
-    pub fn with_webhook_url(mut self, url: &str) -> Result<SandboxConfig, SandboxError> {
-        if self.webhook_urls.len() >= MAX_WEBHOOK_URLS {
+    /// An endpoint that receives every event.
+    pub fn with_webhook_url(self, url: &str) -> Result<SandboxConfig, SandboxError> {
+        self.with_webhook_endpoint(url, EnabledEvents::All)
+    }
+
+    pub fn with_webhook_endpoint(
+        mut self,
+        url: &str,
+        enabled_events: EnabledEvents,
+    ) -> Result<SandboxConfig, SandboxError> {
+        if self.webhook_endpoints.len() >= MAX_WEBHOOK_URLS {
             return Err(SandboxError::TooManyWebhookUrls {
                 max: MAX_WEBHOOK_URLS,
             });
         }
-        self.webhook_urls.push(parse_webhook_url(url)?);
+        self.webhook_endpoints.push(WebhookEndpoint {
+            url: parse_webhook_url(url)?,
+            enabled_events,
+        });
         Ok(self)
     }
 }
@@ -172,7 +257,7 @@ pub async fn serve(
     let dispatcher = webhooks::spawn_dispatcher(
         webhooks::Dispatcher {
             client,
-            endpoints: config.webhook_urls.clone(),
+            endpoints: config.webhook_endpoints.clone(),
             secret: config.webhook_secret.clone(),
             chaos: config.chaos,
             seed: config.seed,
@@ -184,7 +269,11 @@ pub async fn serve(
     let mut state = state::State::new(
         config.seed,
         outbox,
-        config.webhook_urls.len(),
+        config
+            .webhook_endpoints
+            .iter()
+            .map(|endpoint| endpoint.enabled_events.clone())
+            .collect(),
         stats.clone(),
     );
     state.books.delay_days = i64::from(config.payout_delay_days);

@@ -17,6 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::balance::Books;
 use crate::objects::{Charge, Dispute, PaymentIntent, PaymentMethod, Refund};
 use crate::webhooks::DeliveryStats;
+use crate::EnabledEvents;
 
 /// The API version the sandbox renders objects and events with (the one the pinned official
 /// client library sends by default).
@@ -80,7 +81,8 @@ pub struct State {
     /// Changes to make later, drained by the caller after each call.
     pub scheduled: Vec<Later>,
     outbox: UnboundedSender<Value>,
-    endpoints: usize,
+    /// What each webhook endpoint receives.
+    endpoints: Vec<EnabledEvents>,
     /// Counted pending from the moment an event is emitted, so that "nothing pending" means
     /// every delivery settled, including events still queued or held by chaos.
     stats: Arc<DeliveryStats>,
@@ -100,12 +102,12 @@ pub fn now() -> i64 {
 }
 
 impl State {
-    /// `seed` makes the ids reproducible; `outbox` receives every event for delivery to
-    /// `endpoints` webhook endpoints.
+    /// `seed` makes the ids reproducible; `outbox` receives every event some endpoint enables,
+    /// for delivery.
     pub fn new(
         seed: u64,
         outbox: UnboundedSender<Value>,
-        endpoints: usize,
+        endpoints: Vec<EnabledEvents>,
         stats: Arc<DeliveryStats>,
     ) -> State {
         State {
@@ -180,6 +182,12 @@ impl State {
             data["previous_attributes"] = previous;
         }
         let (request_id, idempotency_key) = self.request.clone().unzip();
+        // As Stripe counts it: the endpoints this event is still to reach.
+        let receivers = self
+            .endpoints
+            .iter()
+            .filter(|enabled| enabled.includes(event_type))
+            .count();
         let event = json!({
             "id": self.new_id("evt"),
             "object": "event",
@@ -187,7 +195,7 @@ impl State {
             "created": created,
             "data": data,
             "livemode": false,
-            "pending_webhooks": self.endpoints,
+            "pending_webhooks": receivers,
             "request": { "id": request_id, "idempotency_key": idempotency_key.flatten() },
             "type": event_type,
         });
@@ -196,10 +204,10 @@ impl State {
         }
         self.events.push_back(event.clone());
         // Delivery may have stopped (the server is shutting down); the event is still kept.
-        if self.endpoints > 0 && self.outbox.send(event).is_ok() {
+        if receivers > 0 && self.outbox.send(event).is_ok() {
             self.stats
                 .pending
-                .fetch_add(self.endpoints as u64, Ordering::SeqCst);
+                .fetch_add(receivers as u64, Ordering::SeqCst);
         }
     }
 

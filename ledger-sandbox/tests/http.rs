@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use ledger_sandbox::{RetryPolicy, RunningSandbox, SandboxConfig};
+use ledger_sandbox::{EnabledEvents, RetryPolicy, RunningSandbox, SandboxConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::Sha256;
@@ -1052,4 +1052,95 @@ async fn cancelling_an_authorized_intent_releases_the_hold_without_a_refund() {
     // Nothing was captured, so nothing moves in the balance.
     let transactions = client.get("/v1/balance_transactions").await;
     assert_eq!(transactions.body["data"], serde_json::json!([]));
+}
+
+/// Types of the events received so far, in arrival order, and each one's `pending_webhooks`.
+fn arrived_types(received: &Received) -> Vec<(String, Value)> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| {
+            let event: Value = serde_json::from_str(body).unwrap();
+            (
+                event["type"].as_str().unwrap().to_owned(),
+                event["pending_webhooks"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// An endpoint receives only its `enabled_events`, as a Stripe endpoint does; every event is
+/// still listed, and `pending_webhooks` counts the endpoints each one goes to.
+#[tokio::test]
+async fn an_endpoint_receives_only_its_enabled_events() {
+    let (everything, chosen): (Received, Received) = (Arc::default(), Arc::default());
+    let enabled = EnabledEvents::parse(["payment_intent.succeeded", "payout.failed"]).unwrap();
+    let config = default_config()
+        .with_webhook_url(&endpoint(everything.clone(), false).await)
+        .unwrap()
+        .with_webhook_endpoint(&endpoint(chosen.clone(), false).await, enabled)
+        .unwrap();
+    let sandbox = sandbox(config).await;
+    let client = Client::new(&sandbox);
+    let intent = client
+        .post(
+            "/v1/payment_intents",
+            "amount=2500&currency=usd&payment_method=pm_card_visa&confirm=true",
+        )
+        .await;
+    assert_eq!(intent.body["status"], "succeeded", "{}", intent.body);
+    let mut stats = Value::Null;
+    for _ in 0..200 {
+        stats = client.get("/sandbox/webhooks").await.body;
+        if stats["pending"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(stats["pending"], 0, "deliveries never settled: {stats}");
+    assert_eq!(stats["delivered"], 4, "{stats}");
+
+    let mut all = arrived_types(&everything);
+    all.sort_by(|left, right| left.0.cmp(&right.0));
+    assert_eq!(
+        all,
+        [
+            ("charge.succeeded".to_owned(), Value::from(1)),
+            ("payment_intent.created".to_owned(), Value::from(1)),
+            ("payment_intent.succeeded".to_owned(), Value::from(2)),
+        ]
+    );
+    assert_eq!(
+        arrived_types(&chosen),
+        [("payment_intent.succeeded".to_owned(), Value::from(2))]
+    );
+    assert_eq!(client.events_of_type("charge.succeeded").await.len(), 1);
+}
+
+#[test]
+fn enabled_events_are_stripe_event_types_or_the_wildcard_alone() {
+    assert_eq!(EnabledEvents::parse(["*"]).unwrap(), EnabledEvents::All);
+    let listed = EnabledEvents::parse(["charge.dispute.created", " refund.updated"]).unwrap();
+    assert!(listed.includes("refund.updated"));
+    assert!(!listed.includes("refund.created"));
+    for refused in [
+        vec!["*", "charge.succeeded"],
+        vec![],
+        vec![""],
+        vec!["charge"],
+        vec!["Charge.Succeeded"],
+        vec!["charge..succeeded"],
+    ] {
+        let error = EnabledEvents::parse(refused.iter().copied()).unwrap_err();
+        assert!(!error.to_string().is_empty(), "{refused:?}");
+    }
+    let letter = |n: usize| char::from(b'a' + u8::try_from(n % 26).unwrap());
+    let many: Vec<String> = (0..=ledger_sandbox::MAX_ENABLED_EVENTS)
+        .map(|n| format!("custom.{}{}", letter(n / 26), letter(n)))
+        .collect();
+    let error = EnabledEvents::parse(many.iter().map(String::as_str)).unwrap_err();
+    assert!(error.to_string().starts_with("at most"), "{error}");
+    let enough = &many[..ledger_sandbox::MAX_ENABLED_EVENTS];
+    assert!(EnabledEvents::parse(enough.iter().map(String::as_str)).is_ok());
 }

@@ -8,8 +8,8 @@ use ledger_core::payment::*;
 use ledger_core::settlement::{PayoutUpdate, RecordPayout};
 use ledger_core::Currency;
 use ledger_stripe::gateway::{
-    map_event, payment_id_for_payment_intent, GatewayFact, IgnoredReason, MappingContext,
-    PayoutFact, StripeError,
+    handled_event_types, map_event, payment_id_for_payment_intent, GatewayFact, IgnoredReason,
+    MappingContext, PayoutFact, StripeError,
 };
 use serde_json::json;
 use stripe_support::*;
@@ -584,4 +584,40 @@ fn special_currencies_read_as_stripe_means_them() {
     event["data"]["object"]["amount"] = json!(50_050);
     let body = serde_json::to_vec(&event).unwrap();
     assert!(map_event(&deliver_body(&body), &context()).is_err());
+}
+
+/// The list an endpoint subscribes to (`handled_event_types`) is exactly what the mapping
+/// acts on: each listed type of a recorded event maps to a fact, and the same event under a
+/// type left out of the list is ignored as unhandled.
+#[test]
+fn the_handled_event_types_are_the_ones_mapped() {
+    let handled: Vec<&str> = handled_event_types().collect();
+    let mut unique = handled.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), handled.len(), "{handled:?}");
+    let fixture_of = |event_type: &str| match event_type {
+        "payment_intent.succeeded" => "payment_intent.succeeded.manual".to_owned(),
+        other => other.to_owned(),
+    };
+    for event_type in &handled {
+        let fact = map_fixture(&fixture_of(event_type));
+        assert!(
+            !matches!(
+                fact,
+                GatewayFact::Ignored(IgnoredReason::UnhandledEventType { .. })
+            ),
+            "{event_type}: {fact:?}"
+        );
+    }
+    for unhandled in ["charge.succeeded", "charge.dispute.funds_withdrawn"] {
+        assert!(!handled.contains(&unhandled));
+        let body = with_value("charge.captured", "/type", json!(unhandled));
+        assert_eq!(
+            map_event(&deliver_body(&body), &context()).unwrap(),
+            GatewayFact::Ignored(IgnoredReason::UnhandledEventType {
+                event_type: unhandled.to_owned()
+            })
+        );
+    }
 }

@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Sandbox {
         bind,
         webhook_urls,
+        webhook_events,
         webhook_secret,
         chaos,
         seed,
@@ -69,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         return cli::sandbox::run(
             bind,
             webhook_urls,
+            &webhook_events,
             webhook_secret,
             chaos,
             seed,

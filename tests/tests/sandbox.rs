@@ -189,6 +189,10 @@ async fn stripes_python_library_pays_through_the_sandbox_and_the_ledger_agrees_d
         &format!("127.0.0.1:{sandbox_port}"),
         "--webhook-url",
         &format!("{ledger_url}/webhooks/stripe"),
+        // As the README says to subscribe a Stripe endpoint: what the ledger maps is enough
+        // for it to agree.
+        "--webhook-events",
+        "ledger",
         "--webhook-secret",
         WEBHOOK_SECRET,
         "--chaos",

@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 use super::chaos::Chaos;
 use super::signing::signature_header;
 use crate::state::now;
+use crate::{EnabledEvents, WebhookEndpoint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -88,7 +89,7 @@ impl DeliveryStats {
 /// Everything delivery needs.
 pub struct Dispatcher {
     pub client: reqwest::Client,
-    pub endpoints: Vec<Url>,
+    pub endpoints: Vec<WebhookEndpoint>,
     pub secret: String,
     pub chaos: Chaos,
     pub seed: u64,
@@ -106,8 +107,9 @@ pub fn spawn_dispatcher(
         let endpoints: Vec<Endpoint> = shared
             .endpoints
             .iter()
-            .map(|url| Endpoint {
-                url: url.clone(),
+            .map(|endpoint| Endpoint {
+                url: endpoint.url.clone(),
+                enabled_events: endpoint.enabled_events.clone(),
                 turns: Arc::new(Semaphore::new(shared.retry.in_flight_per_endpoint.max(1))),
             })
             .collect();
@@ -117,7 +119,11 @@ pub fn spawn_dispatcher(
                 Ok(body) => Arc::new(body),
                 Err(_) => continue,
             };
-            for endpoint in &endpoints {
+            let event_type = event["type"].as_str().unwrap_or_default();
+            for endpoint in endpoints
+                .iter()
+                .filter(|endpoint| endpoint.enabled_events.includes(event_type))
+            {
                 let plan = shared.chaos.plan(&mut rng);
                 // The first delivery was counted pending when the event was emitted.
                 shared
@@ -145,6 +151,7 @@ pub fn spawn_dispatcher(
 #[derive(Clone)]
 struct Endpoint {
     url: Url,
+    enabled_events: EnabledEvents,
     turns: Arc<Semaphore>,
 }
 

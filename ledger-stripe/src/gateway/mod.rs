@@ -35,9 +35,9 @@ pub use connect::ConnectedAccounts;
 pub use error::StripeError;
 pub use event::{parse_event, verify_event, Event, VerifiedEvent, DEFAULT_MAX_BODY_BYTES};
 pub use mapping::{
-    classify_refusal, decide_fact, identity_conflict, is_already_applied, map_event,
-    payment_id_for_payment_intent, payment_intent_id, FactRefused, GatewayFact, IgnoredReason,
-    MappingContext, PaymentFact, PayoutFact, RefusalKind,
+    classify_refusal, decide_fact, handled_event_types, identity_conflict, is_already_applied,
+    map_event, payment_id_for_payment_intent, payment_intent_id, FactRefused, GatewayFact,
+    IgnoredReason, MappingContext, PaymentFact, PayoutFact, RefusalKind,
 };
 pub use secrets::{WebhookSecret, WebhookSecrets};
 pub use signature::{sign, verify_signature, SIGNATURE_HEADER, TOLERANCE_SECONDS};

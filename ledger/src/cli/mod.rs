@@ -110,9 +110,14 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, default_value = ledger_sandbox::DEFAULT_BIND, env = "LEDGER_SANDBOX_BIND")]
         bind: SocketAddr,
-        /// Deliver every event here (repeatable), e.g. http://127.0.0.1:8080/webhooks/stripe.
+        /// Deliver events here (repeatable), e.g. http://127.0.0.1:8080/webhooks/stripe.
         #[arg(long = "webhook-url", value_name = "URL")]
         webhook_urls: Vec<String>,
+        /// The event types every --webhook-url receives, as a Stripe endpoint's
+        /// `enabled_events`: comma-separated types, `*` for all, or `ledger` for the types
+        /// this ledger maps (what its Stripe endpoint should subscribe to).
+        #[arg(long = "webhook-events", value_name = "TYPES", default_value = "*")]
+        webhook_events: String,
         /// The endpoint secret that signs deliveries; one is generated and printed if unset.
         #[arg(long, env = "LEDGER_SANDBOX_WEBHOOK_SECRET", value_name = "whsec_…")]
         webhook_secret: Option<String>,

@@ -4,11 +4,24 @@
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use ledger_sandbox::{Chaos, SandboxConfig};
+use ledger_sandbox::{Chaos, EnabledEvents, SandboxConfig};
+use ledger_stripe::gateway::handled_event_types;
+
+/// `--webhook-events`: `ledger` names the types the ledger maps, anything else is Stripe's
+/// `enabled_events` as a comma-separated list.
+pub fn enabled_events(text: &str) -> anyhow::Result<EnabledEvents> {
+    let parsed = if text.trim() == "ledger" {
+        EnabledEvents::parse(handled_event_types())
+    } else {
+        EnabledEvents::parse(text.split(','))
+    };
+    parsed.context("--webhook-events")
+}
 
 pub async fn run(
     bind: SocketAddr,
     webhook_urls: Vec<String>,
+    webhook_events: &str,
     webhook_secret: Option<String>,
     chaos: Chaos,
     seed: Option<u64>,
@@ -22,9 +35,12 @@ pub async fn run(
             uuid::Uuid::new_v4().simple()
         )
     });
+    let enabled = enabled_events(webhook_events)?;
     let mut config = SandboxConfig::new(&secret).context("--webhook-secret")?;
     for url in &webhook_urls {
-        config = config.with_webhook_url(url).context("--webhook-url")?;
+        config = config
+            .with_webhook_endpoint(url, enabled.clone())
+            .context("--webhook-url")?;
     }
     config.chaos = chaos;
     config.seed = seed;
@@ -41,7 +57,8 @@ pub async fn run(
         println!("webhooks: no --webhook-url; events are kept for GET /v1/events");
     } else {
         println!(
-            "webhooks: to {} signed with {secret} (the ledger takes it as LEDGER_STRIPE_WEBHOOK_SECRETS=test:{secret}); chaos {chaos}",
+            "webhooks: {} to {} signed with {secret} (the ledger takes it as LEDGER_STRIPE_WEBHOOK_SECRETS=test:{secret}); chaos {chaos}",
+            describe(&enabled),
             webhook_urls.join(", ")
         );
     }
@@ -51,4 +68,19 @@ pub async fn run(
     })
     .await
     .context("the sandbox failed")
+}
+
+fn describe(enabled: &EnabledEvents) -> String {
+    match enabled {
+        EnabledEvents::All => "every event".to_owned(),
+        EnabledEvents::Only(types) => format!(
+            "{} event types ({})",
+            types.len(),
+            types
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }

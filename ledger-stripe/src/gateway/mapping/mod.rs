@@ -235,23 +235,46 @@ pub fn map_event(
         context,
         reader: FieldReader::new(event.id()),
     };
-    match event.event_type() {
-        "payment_intent.created"
-        | "payment_intent.amount_capturable_updated"
-        | "payment_intent.succeeded"
-        | "payment_intent.payment_failed"
-        | "payment_intent.canceled" => payment_intent::map(&input),
-        "charge.captured" => charge::map_charge_captured(&input),
-        "charge.refunded" => refund::map_charge_refunded(&input),
-        "refund.created" | "refund.updated" | "refund.failed" => refund::map_refund(&input),
-        "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.closed" => {
-            dispute::map(&input)
-        }
-        "payout.paid" | "payout.failed" => payout::map(&input),
-        other => Ok(GatewayFact::Ignored(IgnoredReason::UnhandledEventType {
-            event_type: other.to_owned(),
+    match MAPPERS
+        .iter()
+        .find(|(event_type, _)| *event_type == event.event_type())
+    {
+        Some((_, mapper)) => mapper(&input),
+        None => Ok(GatewayFact::Ignored(IgnoredReason::UnhandledEventType {
+            event_type: event.event_type().to_owned(),
         })),
     }
+}
+
+type Mapper = fn(&MappingInput<'_>) -> Result<GatewayFact, StripeError>;
+
+/// The event types the ledger maps, each with its mapping; every other type is ignored.
+const MAPPERS: [(&str, Mapper); 15] = [
+    ("payment_intent.created", payment_intent::map),
+    (
+        "payment_intent.amount_capturable_updated",
+        payment_intent::map,
+    ),
+    ("payment_intent.succeeded", payment_intent::map),
+    ("payment_intent.payment_failed", payment_intent::map),
+    ("payment_intent.canceled", payment_intent::map),
+    ("charge.captured", charge::map_charge_captured),
+    ("charge.refunded", refund::map_charge_refunded),
+    ("refund.created", refund::map_refund),
+    ("refund.updated", refund::map_refund),
+    ("refund.failed", refund::map_refund),
+    ("charge.dispute.created", dispute::map),
+    ("charge.dispute.updated", dispute::map),
+    ("charge.dispute.closed", dispute::map),
+    ("payout.paid", payout::map),
+    ("payout.failed", payout::map),
+];
+
+/// The Stripe event types the ledger maps to facts, in the order of [`map_event`]'s table:
+/// the `enabled_events` of a webhook endpoint that sends the ledger what it uses and nothing
+/// it would only record as ignored.
+pub fn handled_event_types() -> impl Iterator<Item = &'static str> {
+    MAPPERS.iter().map(|(event_type, _)| *event_type)
 }
 
 /// The PaymentIntent id (`pi_…`) an event concerns, read without mapping it: the object's own
