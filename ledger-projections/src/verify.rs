@@ -7,9 +7,10 @@
 //!    predecessor, and each payment must satisfy `ledger_core::payment::invariants::check`
 //!    after every event.
 //! 3. The journal of that fold: every entry balanced, and the trial balance zero per currency.
-//! 4. The read models: the live projections are compared row by row with a fresh build into a
-//!    scratch schema up to the same checkpoints (`projection_compare_tables`, `EXCEPT` both
-//!    ways), which is dropped afterwards.
+//! 4. The read models: the live projections are compared with a fresh build into a scratch
+//!    schema up to the same checkpoints, which is dropped afterwards
+//!    (`projection_compare_tables`): each pair of tables by its row count and a sum of seeded
+//!    row hashes, and a pair that differs row by row (`EXCEPT` both ways).
 //!
 //! The passes (the chain, the refold with its journal, the read models) run at once, each on
 //! its own task and connection (their wall times are in [`VerificationReport::durations`]);
@@ -174,6 +175,9 @@ pub struct PassDurations {
     pub fold: Duration,
     /// The fresh build of the read models and their comparison with the live ones.
     pub read_models: Duration,
+    /// Of `read_models`, the comparison (the last attempt's, when the live projections moved
+    /// during the first).
+    pub comparison: Duration,
 }
 
 impl VerificationReport {
@@ -202,7 +206,7 @@ pub async fn verify(
         options.state_cache_capacity,
     )));
     let (compare_time, compared) = timed(compare_read_models(pool, options)).await;
-    let compared = compared?;
+    let (compared_at, rows, comparison) = compared?;
     let (chain_time, chain) = chain.join().await?;
     let chain = chain?;
     let (fold_time, folded) = folded.join().await?;
@@ -229,7 +233,6 @@ pub async fn verify(
             });
         }
     }
-    let (compared_at, rows) = compared;
     discrepancies.extend(rows);
     Ok(VerificationReport {
         chain,
@@ -242,6 +245,7 @@ pub async fn verify(
             chain: chain_time,
             fold: fold_time,
             read_models: compare_time,
+            comparison,
         },
     })
 }
@@ -579,7 +583,7 @@ impl StreamFold {
 async fn compare_read_models(
     pool: &PgPool,
     options: ProjectorOptions,
-) -> Result<(BTreeMap<String, u64>, Vec<Discrepancy>), ProjectionError> {
+) -> Result<Compared, ProjectionError> {
     let scratch = SchemaName::unique("projection_verify");
     let tables = tables_of(&Projection::ALL);
     let mut connection = pool.acquire().await?;
@@ -590,12 +594,15 @@ async fn compare_read_models(
     compared
 }
 
+/// The checkpoints compared at, the rows that differ, and how long the comparison took.
+type Compared = (BTreeMap<String, u64>, Vec<Discrepancy>, Duration);
+
 async fn compare_with_scratch(
     pool: &PgPool,
     scratch: &SchemaName,
     tables: &[String],
     options: ProjectorOptions,
-) -> Result<(BTreeMap<String, u64>, Vec<Discrepancy>), ProjectionError> {
+) -> Result<Compared, ProjectionError> {
     for _ in 0..COMPARE_ATTEMPTS {
         let live = {
             let mut connection = pool.acquire().await?;
@@ -610,6 +617,7 @@ async fn compare_with_scratch(
         if locked != live {
             continue;
         }
+        let started = Instant::now();
         let rows = sqlx::query!(
             r#"SELECT table_name AS "table_name!", only_in AS "only_in!", row_data AS "row_data!"
                FROM projection_compare_tables('public', $1, $2, $3)"#,
@@ -619,6 +627,7 @@ async fn compare_with_scratch(
         )
         .fetch_all(&mut *transaction)
         .await?;
+        let comparison = started.elapsed();
         transaction.rollback().await?;
         let discrepancies = rows
             .into_iter()
@@ -632,7 +641,7 @@ async fn compare_with_scratch(
                 row: row.row_data,
             })
             .collect();
-        return Ok((live, discrepancies));
+        return Ok((live, discrepancies, comparison));
     }
     Err(ProjectionError::LiveProjectionsMoving)
 }

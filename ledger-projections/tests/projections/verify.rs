@@ -69,6 +69,65 @@ async fn a_corrupted_read_model_row_is_reported() {
     assert_eq!(report.discrepancies.len(), 2);
 }
 
+/// The comparison summarises each pair of tables before it compares rows: the same rows
+/// written in another order report nothing, a changed value or a missing row is reported row
+/// by row, and values equal but printed differently (a numeric's scale) are still equal.
+#[tokio::test]
+async fn tables_are_compared_by_their_rows_whatever_their_order() {
+    let database = TestDatabase::new().await;
+    let pool = database.pool();
+    for statement in [
+        "CREATE SCHEMA fresh",
+        "SELECT projection_clone_tables('fresh', ARRAY['projection_balances'])",
+        "INSERT INTO public.projection_balances
+         SELECT 'test', 'merchant_' || n, 'USD', 'bank', n * 1.25, n, n
+         FROM generate_series(1, 50) n",
+        "INSERT INTO fresh.projection_balances
+         SELECT 'test', 'merchant_' || n, 'USD', 'bank', n * 1.25, n, n
+         FROM generate_series(50, 1, -1) n",
+    ] {
+        sqlx::query(statement).execute(pool).await.unwrap();
+    }
+    let differences = || async {
+        let rows: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
+            "SELECT table_name, only_in, row_data
+             FROM projection_compare_tables('public', 'fresh', ARRAY['projection_balances'], 10)",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(_, only_in, row)| (only_in, row["merchant_id"].as_str().unwrap().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(differences().await, []);
+
+    let change = |statement: &'static str| async move {
+        sqlx::query(statement).execute(pool).await.unwrap();
+    };
+    change("UPDATE fresh.projection_balances SET balance = balance + 0.01 WHERE merchant_id = 'merchant_7'").await;
+    let mut changed = differences().await;
+    changed.sort();
+    assert_eq!(
+        changed,
+        [
+            ("fresh".to_owned(), "merchant_7".to_owned()),
+            ("public".to_owned(), "merchant_7".to_owned())
+        ]
+    );
+    change("UPDATE fresh.projection_balances SET balance = balance - 0.01 WHERE merchant_id = 'merchant_7'").await;
+    assert_eq!(differences().await, []);
+
+    change("UPDATE fresh.projection_balances SET balance = round(balance, 4) WHERE merchant_id = 'merchant_9'").await;
+    assert_eq!(differences().await, [], "11.2500 equals 11.25");
+
+    change("DELETE FROM public.projection_balances WHERE merchant_id = 'merchant_30'").await;
+    assert_eq!(
+        differences().await,
+        [("fresh".to_owned(), "merchant_30".to_owned())]
+    );
+}
+
 /// A log row changed by a superuser with the append-only trigger disabled breaks the chain at
 /// that position, and the changed amount breaks a payment invariant.
 #[tokio::test]
