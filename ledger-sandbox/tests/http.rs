@@ -31,6 +31,19 @@ struct Answer {
     body: Value,
 }
 
+/// The delivery counters once nothing is pending (within 5 s).
+async fn settled(client: &Client) -> Value {
+    let mut stats = Value::Null;
+    for _ in 0..200 {
+        stats = client.get("/sandbox/webhooks").await.body;
+        if stats["pending"] == 0 {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("deliveries never settled: {stats}");
+}
+
 impl Client {
     fn new(sandbox: &RunningSandbox) -> Client {
         Client {
@@ -660,15 +673,7 @@ async fn a_burst_of_events_keeps_to_the_deliveries_in_flight_per_endpoint() {
             .post("/v1/payment_intents", "amount=100&currency=usd")
             .await;
     }
-    let mut stats = Value::Null;
-    for _ in 0..200 {
-        stats = client.get("/sandbox/webhooks").await.body;
-        if stats["pending"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(stats["pending"], 0, "deliveries never settled: {stats}");
+    let stats = settled(&client).await;
     assert_eq!(stats["delivered"], intents);
     assert_eq!(stats["failed_attempts"], 0);
     assert_eq!(arrived.load(Ordering::SeqCst), intents);
@@ -712,15 +717,7 @@ async fn deliver_under(chaos: &str, intents: usize) -> (Vec<String>, Vec<String>
             .post("/v1/payment_intents", "amount=100&currency=usd")
             .await;
     }
-    let mut stats = Value::Null;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        stats = client.get("/sandbox/webhooks").await.body;
-        if stats["pending"] == 0 {
-            break;
-        }
-    }
-    assert_eq!(stats["pending"], 0, "deliveries never settled: {stats}");
+    let stats = settled(&client).await;
     let mut emitted: Vec<String> = client
         .events_of_type("payment_intent.created")
         .await
@@ -1090,15 +1087,7 @@ async fn an_endpoint_receives_only_its_enabled_events() {
         )
         .await;
     assert_eq!(intent.body["status"], "succeeded", "{}", intent.body);
-    let mut stats = Value::Null;
-    for _ in 0..200 {
-        stats = client.get("/sandbox/webhooks").await.body;
-        if stats["pending"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(stats["pending"], 0, "deliveries never settled: {stats}");
+    let stats = settled(&client).await;
     assert_eq!(stats["delivered"], 4, "{stats}");
 
     let mut all = arrived_types(&everything);
