@@ -102,7 +102,8 @@ impl EnabledEvents {
         match (all, listed.is_empty()) {
             (true, true) => Ok(EnabledEvents::All),
             (false, false) => Ok(EnabledEvents::Only(listed)),
-            // Stripe refuses `*` beside other types, and an endpoint with nothing enabled.
+            // `*` beside other types would say two things at once, and an endpoint with
+            // nothing enabled receives nothing: both are refused rather than guessed at.
             (true, false) => Err(SandboxError::WildcardWithOtherEvents),
             (false, true) => Err(SandboxError::NoEnabledEvents),
         }
