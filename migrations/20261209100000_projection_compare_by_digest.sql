@@ -1,15 +1,16 @@
 -- Verification compares every live read model with a fresh build of it. Comparing by `EXCEPT`
--- both ways sorts or hashes every row of both tables twice: at ten million events, about 40
--- million rows, and a large part of verification's time. Almost always the tables agree, so
+-- both ways sorts or hashes every row of both tables twice (11.2 s of a verification at a
+-- million events, against 3.0 s this way). Almost always the tables agree, so
 -- each pair is first summarised by one scan of each side: its row count and the sum of a
 -- 64-bit hash of each row's text. Only a table whose summaries differ is compared row by row,
 -- as before, and only that comparison reports rows: a table that differs only by a repeated
 -- row (which `EXCEPT` does not see) reports nothing, as it did.
 --
--- The hash is seeded afresh for every call from `gen_random_uuid()`, so that nobody can
--- prepare a changed row whose hash makes up for the change: the seed is not known until the
--- comparison runs. Against accidental differences, two tables that differ agree in count and
--- sum with a chance of about 2^-64.
+-- The hash is seeded afresh for every call from `gen_random_uuid()`, so a changed row cannot
+-- be prepared in advance to make up for the change in the sum: the seed is not known until the
+-- comparison runs. The hash is not cryptographic; what makes the log tamper-evident is its
+-- chain, and this comparison looks for read models that drifted from it. Two tables that
+-- differ by accident agree in count and sum with a chance of about 2^-64.
 --
 -- The whole-row reference is named `compared_row`, which no projection table has as a column.
 -- The rest of the function is unchanged (`CREATE OR REPLACE` needs all of it).
