@@ -5,12 +5,14 @@
 mod support;
 
 use chrono::NaiveDate;
+use ledger_core::aggregate::Aggregate;
 use ledger_core::codec::CodecError;
 use ledger_core::ids::*;
 use ledger_core::payment::*;
 use ledger_core::reconciliation::*;
 use ledger_core::settlement::*;
 use ledger_core::Currency;
+use ledger_core::{reconciliation, settlement};
 use serde_json::{json, Value};
 use support::*;
 
@@ -436,5 +438,83 @@ fn a_version_2_decline_reads_as_version_3_and_a_decline_may_have_no_code() {
     assert_eq!(
         PaymentEvent::from_stored("PaymentDeclined", 3, payload).expect("decodes"),
         without_code
+    );
+}
+
+const GOLDEN_STATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/states.json");
+
+/// Every example event of a kind folded into one state: a state with every part filled.
+fn example_states() -> Value {
+    let payment = payment_examples()
+        .iter()
+        .fold(PaymentState::default(), ledger_core::payment::evolve);
+    let batch = settlement_examples()
+        .iter()
+        .fold(SettlementBatchState::default(), settlement::evolve);
+    let run = reconciliation_examples()
+        .iter()
+        .fold(ReconciliationRunState::default(), reconciliation::evolve);
+    json!({
+        "payment": {"format": PaymentState::STATE_FORMAT, "state": payment},
+        "settlement_batch": {"format": SettlementBatchState::STATE_FORMAT, "state": batch},
+        "reconciliation_run": {"format": ReconciliationRunState::STATE_FORMAT, "state": run},
+    })
+}
+
+/// The log keeps each stream's latest fold in this form (`Aggregate::STATE_FORMAT`): a
+/// change of a state's shape without a new format would have reads take an old copy for a
+/// fold it is not.
+#[test]
+fn kept_state_shapes_match_the_golden_file() {
+    let current = example_states();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let text = serde_json::to_string_pretty(&current).expect("pretty");
+        std::fs::write(GOLDEN_STATES, text + "\n").expect("write golden file");
+    }
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(GOLDEN_STATES).expect("golden file exists"))
+            .expect("golden file is JSON");
+    for kind in ["payment", "settlement_batch", "reconciliation_run"] {
+        if current[kind]["format"] == golden[kind]["format"] {
+            assert_eq!(
+                current[kind]["state"], golden[kind]["state"],
+                "the kept form of a {kind} state changed: change its STATE_FORMAT, then regenerate"
+            );
+        }
+    }
+    assert_eq!(
+        current, golden,
+        "a STATE_FORMAT changed: regenerate on purpose"
+    );
+}
+
+#[test]
+fn golden_states_read_back_as_the_folds_they_were_written_from() {
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(GOLDEN_STATES).expect("golden file exists"))
+            .expect("golden file is JSON");
+    let payment: PaymentState =
+        serde_json::from_value(golden["payment"]["state"].clone()).expect("a payment state");
+    assert_eq!(
+        payment,
+        payment_examples()
+            .iter()
+            .fold(PaymentState::default(), ledger_core::payment::evolve)
+    );
+    let batch: SettlementBatchState =
+        serde_json::from_value(golden["settlement_batch"]["state"].clone()).expect("a batch");
+    assert_eq!(
+        batch,
+        settlement_examples()
+            .iter()
+            .fold(SettlementBatchState::default(), settlement::evolve)
+    );
+    let run: ReconciliationRunState =
+        serde_json::from_value(golden["reconciliation_run"]["state"].clone()).expect("a run");
+    assert_eq!(
+        run,
+        reconciliation_examples()
+            .iter()
+            .fold(ReconciliationRunState::default(), reconciliation::evolve)
     );
 }

@@ -243,6 +243,19 @@ proptest! {
         }
     }
 
+    /// The log keeps each stream's latest fold as its serde form (`Aggregate::STATE_FORMAT`),
+    /// and a read trusts that copy instead of folding: after every step, the state reads back
+    /// from its JSON as exactly the fold it was written from.
+    #[test]
+    fn every_payment_state_reads_back_from_its_kept_json((_, commands) in lifecycle()) {
+        let (_, _, steps) = run(&commands);
+        for step in &steps {
+            let kept = serde_json::to_string(&step.before).expect("a state serializes");
+            let read: PaymentState = serde_json::from_str(&kept).expect("a kept state reads back");
+            prop_assert_eq!(&read, &step.before);
+        }
+    }
+
     /// Invariant 2: captured ≤ authorized ≤ requested; refunds and withholding disputes ≤
     /// captured; nothing negative; one currency; unique item ids. Checked after every step.
     #[test]
@@ -618,7 +631,10 @@ proptest! {
             prop_assert!(settlement::invariants::check(&batch).is_ok(), "{:?}", settlement::invariants::check(&batch));
         }
         let refolded = log.iter().fold(recorded_batch(), settlement::evolve);
-        prop_assert_eq!(refolded, batch);
+        prop_assert_eq!(&refolded, &batch);
+        let kept = serde_json::to_string(&batch).expect("a batch serializes");
+        let read: SettlementBatchState = serde_json::from_str(&kept).expect("a kept batch reads back");
+        prop_assert_eq!(read, batch);
     }
 
     /// Reconciliation invariants under any command sequence: `decide` asserts them on every
@@ -644,6 +660,9 @@ proptest! {
             }
             prop_assert!(reconciliation::invariants::check(&state).is_ok(), "{:?}", reconciliation::invariants::check(&state));
         }
+        let kept = serde_json::to_string(&state).expect("a run serializes");
+        let read: ReconciliationRunState = serde_json::from_str(&kept).expect("a kept run reads back");
+        prop_assert_eq!(&read, &state);
         prop_assert_eq!(reconciliation::fold(&log), state);
     }
 }

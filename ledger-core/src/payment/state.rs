@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::command::SettledItem;
 use super::decline::DeclineCategory;
@@ -19,7 +19,7 @@ use crate::stored::stored_names;
 use crate::text::ShortText;
 
 /// The payment's lifecycle status, derived from its events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
     Initiated,
@@ -55,7 +55,7 @@ impl PaymentStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DisputeStatus {
     NeedsResponse,
@@ -71,7 +71,7 @@ stored_names!(DisputeStatus, "dispute status" {
     Lost => "LOST",
 });
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefundStatus {
     Pending,
@@ -86,7 +86,7 @@ stored_names!(RefundStatus, "refund status" {
 });
 
 /// Why no more can be captured although the authorization was not used up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AuthorizationClosure {
     FinalCapture,
@@ -94,7 +94,7 @@ pub enum AuthorizationClosure {
     Expired,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Authorization {
     Pending,
     Approved {
@@ -110,7 +110,7 @@ pub enum Authorization {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capture {
     pub capture_id: CaptureId,
     pub amount: Money,
@@ -118,7 +118,7 @@ pub struct Capture {
     pub settled_in: Option<SettlementBatchId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedCapture {
     pub capture_id: CaptureId,
     pub amount: Money,
@@ -126,7 +126,7 @@ pub struct FailedCapture {
     pub retryable: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
     pub refund_id: RefundId,
     pub amount: Money,
@@ -136,7 +136,7 @@ pub struct Refund {
     pub settled_in: Option<SettlementBatchId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dispute {
     pub dispute_id: DisputeId,
     pub amount: Money,
@@ -160,7 +160,7 @@ impl Dispute {
 }
 
 /// An initiated payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
     pub merchant_id: MerchantId,
     pub order_id: OrderId,
@@ -177,7 +177,7 @@ pub struct Payment {
 }
 
 /// A payment stream folded: nothing yet, or a payment, and how many events made it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PaymentState {
     pub payment: Option<Payment>,
     pub version: u64,

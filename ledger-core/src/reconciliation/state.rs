@@ -2,13 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::event::{PayoutOutcome, ReconciliationEvent, ReconciliationRunStarted, RunSummary};
 use crate::ids::{PayoutId, ReconciliationExceptionId};
 use crate::stored::stored_names;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunStatus {
     Running,
@@ -20,7 +20,7 @@ stored_names!(RunStatus, "reconciliation run status" {
     Completed => "COMPLETED",
 });
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconciliationRun {
     pub started: ReconciliationRunStarted,
     pub status: RunStatus,
@@ -48,7 +48,7 @@ impl ReconciliationRun {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ReconciliationRunState {
     pub run: Option<ReconciliationRun>,
     pub version: u64,

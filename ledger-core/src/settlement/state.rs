@@ -1,7 +1,7 @@
 //! A settlement batch as its events have made it.
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::event::{SettlementEvent, SettlementItem};
 use crate::currency::Currency;
@@ -10,7 +10,7 @@ use crate::money::Money;
 use crate::stored::stored_names;
 use crate::text::ShortText;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PayoutStatus {
     InTransit,
@@ -24,7 +24,7 @@ stored_names!(PayoutStatus, "payout status" {
     Failed => "FAILED",
 });
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payout {
     pub payout_id: PayoutId,
     pub amount: Money,
@@ -33,7 +33,7 @@ pub struct Payout {
     pub failure_reason: Option<ShortText>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettlementBatch {
     pub merchant_id: MerchantId,
     pub environment: Environment,
@@ -71,7 +71,7 @@ impl SettlementBatch {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SettlementBatchState {
     pub batch: Option<SettlementBatch>,
     pub version: u64,
