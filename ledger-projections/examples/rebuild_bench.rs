@@ -35,7 +35,9 @@ use ledger_core::payment::{
 use ledger_core::settlement::{self, PayoutUpdate, SettlementBatchState, SettlementEvent};
 use ledger_core::{Currency, Money, PositiveMoney};
 use ledger_projections::{rebuild, Projection, ProjectorOptions};
-use ledger_store::{AppendRequest, EventStore, ExpectedVersion, StreamAppend, StreamType};
+use ledger_store::{
+    AppendRequest, EventStore, ExpectedVersion, KeptState, StreamAppend, StreamType,
+};
 use rust_decimal::Decimal;
 use support::*;
 
@@ -347,9 +349,10 @@ async fn run_wave(store: &EventStore, wave: usize) -> anyhow::Result<()> {
             let events = payment::decide(&payment.state, &command)?;
             appends.push(payment_append(
                 payment.payment_id,
-                payment.state.version,
+                &payment.state,
                 &events,
                 occurred_at,
+                Some(start),
             ));
             payment.state = events
                 .iter()
@@ -361,7 +364,7 @@ async fn run_wave(store: &EventStore, wave: usize) -> anyhow::Result<()> {
         append_packed(store, appends).await?;
         round += 1;
     }
-    settle_wave(store, &live, start + Duration::days(2)).await
+    settle_wave(store, &live, start, start + Duration::days(2)).await
 }
 
 /// Packs one round's stream appends into requests of about [`EVENTS_PER_APPEND`] events and
@@ -398,6 +401,7 @@ async fn append_packed(store: &EventStore, appends: Vec<StreamAppend>) -> anyhow
 async fn settle_wave(
     store: &EventStore,
     live: &[Live],
+    start: DateTime<Utc>,
     occurred_at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let mut by_merchant: BTreeMap<usize, Vec<&Live>> = BTreeMap::new();
@@ -457,10 +461,17 @@ async fn settle_wave(
                 .iter()
                 .map(|event| new_event(event, occurred_at))
                 .collect(),
+            kept_state: Some(KeptState::of(&batch_state, occurred_at)?),
         }];
         for (payment_id, events) in &decision.payment_events {
-            let version = states.get(payment_id).map_or(0, |state| state.version);
-            streams.push(payment_append(*payment_id, version, events, occurred_at));
+            let state = states.get(payment_id).cloned().unwrap_or_default();
+            streams.push(payment_append(
+                *payment_id,
+                &state,
+                events,
+                occurred_at,
+                Some(start),
+            ));
         }
         store
             .append(AppendRequest {
@@ -487,6 +498,11 @@ async fn settle_wave(
                         .iter()
                         .map(|event| new_event(event, occurred_at + Duration::days(1)))
                         .collect(),
+                    kept_state: Some(KeptState::after(
+                        &batch_state,
+                        &payout_decision.batch_events,
+                        occurred_at,
+                    )?),
                 }],
                 idempotency: None,
             })

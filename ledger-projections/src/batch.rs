@@ -166,9 +166,13 @@ async fn read(
             });
         }
         event.entry = states
-            .fold(event.stream_id, event.position, &event.event, |before| {
-                before.journal_entry(&event.event)
-            })
+            .fold(
+                event.stream_id,
+                event.position,
+                event.occurred_at,
+                &event.event,
+                |before| before.journal_entry(&event.event),
+            )
             .map_err(|source| ProjectionError::JournalOverflow {
                 position: event.position,
                 source,

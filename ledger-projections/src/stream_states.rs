@@ -5,6 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
+
 use ledger_core::journal::{self, JournalEntry};
 use ledger_core::payment::{self, PaymentEvent, PaymentState};
 use ledger_core::reconciliation::{self, ReconciliationEvent, ReconciliationRunState};
@@ -123,6 +125,8 @@ struct Cached {
     state: StreamState,
     /// The log position of the last event folded in: eviction drops the least recent.
     last_position: u64,
+    /// When the stream's first event occurred (verify compares it with the stream's row).
+    first_occurred_at: DateTime<Utc>,
 }
 
 /// The cache of folded stream states.
@@ -174,7 +178,8 @@ impl StreamStates {
             return Ok(());
         }
         let rows = sqlx::query!(
-            r#"SELECT position, stream_id, stream_type, event_type, schema_version, payload
+            r#"SELECT position, stream_id, stream_type, event_type, schema_version, occurred_at,
+                   payload
                FROM events
                WHERE stream_id = ANY($1::uuid[]) AND position < $2
                ORDER BY stream_id, stream_version"#,
@@ -192,7 +197,7 @@ impl StreamStates {
                 row.schema_version,
                 row.payload,
             )?;
-            self.fold(row.stream_id, position, &event, |_| ());
+            self.fold(row.stream_id, position, row.occurred_at, &event, |_| ());
         }
         Ok(())
     }
@@ -203,14 +208,14 @@ impl StreamStates {
         &mut self,
         stream_id: Uuid,
         position: u64,
+        occurred_at: DateTime<Utc>,
         event: &DomainEvent,
         inspect: impl FnOnce(&StreamState) -> R,
     ) -> R {
-        let before = self
-            .states
-            .remove(&stream_id)
-            .map(|cached| cached.state)
-            .unwrap_or_else(|| StreamState::empty_for(event));
+        let (before, first_occurred_at) = match self.states.remove(&stream_id) {
+            Some(cached) => (cached.state, cached.first_occurred_at),
+            None => (StreamState::empty_for(event), occurred_at),
+        };
         let seen = inspect(&before);
         let after = before.evolve(event);
         self.states.insert(
@@ -218,9 +223,17 @@ impl StreamStates {
             Cached {
                 state: after,
                 last_position: position,
+                first_occurred_at,
             },
         );
         seen
+    }
+
+    /// When the stream's first event occurred, if its state is cached.
+    pub(crate) fn first_occurred_at(&self, stream_id: &Uuid) -> Option<DateTime<Utc>> {
+        self.states
+            .get(stream_id)
+            .map(|cached| cached.first_occurred_at)
     }
 
     pub(crate) fn version(&self, stream_id: &Uuid) -> u64 {

@@ -6,7 +6,9 @@
 //!    cache of states as the projector keeps: each event must decode and follow its
 //!    predecessor, and each payment must satisfy `ledger_core::payment::invariants::check`
 //!    after every event.
-//! 3. The journal of that fold: every entry balanced, and the trial balance zero per currency.
+//! 3. The journal of that fold: every entry balanced, and the trial balance zero per currency;
+//!    and each stream's row, whose kept state reads trust instead of folding, against that
+//!    fold (`kept_states`).
 //! 4. The read models: the live projections are compared with a fresh build into a scratch
 //!    schema up to the same checkpoints, which is dropped afterwards
 //!    (`projection_compare_tables`): each pair of tables by its row count and a sum of seeded
@@ -18,10 +20,11 @@
 //! pages and a bounded state cache, or a build's batches and bounded state cache: memory does
 //! not grow with the log.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use ledger_core::journal::TrialBalance;
 use ledger_core::payment::invariants;
 use ledger_store::{ChainVerification, EventStore, LogHead};
@@ -37,6 +40,9 @@ use crate::projection::{tables_of, Projection};
 use crate::projector::{Projector, ProjectorOptions};
 use crate::schema::{create_schema, drop_schema, prepare_build, SchemaName};
 use crate::stream_states::{decode, StreamNeed, StreamState, StreamStates};
+
+mod kept_states;
+use kept_states::{KeptStates, PageEnd};
 
 /// Most events the refold reads per page (the options' batch size, if smaller).
 const VERIFY_PAGE_SIZE: usize = 10_000;
@@ -65,6 +71,9 @@ pub enum Discrepancy {
     /// The head an auditor kept from an earlier export is not in the chain: no event at its
     /// position, or one with another hash.
     KeptHeadNotInChain { kept: LogHead, found: String },
+    /// A stream's row keeps a state, version, times or last position that the fold of its
+    /// events does not make (`stream_id` nil: rows the fold never met, counted).
+    KeptStateDiffers { stream_id: Uuid, reason: String },
     /// A read-model row that the fresh fold does not have (`only_in` = `live`), or that the
     /// live read model lacks (`only_in` = `fresh fold`).
     ReadModelRow {
@@ -110,6 +119,9 @@ impl fmt::Display for Discrepancy {
                 formatter,
                 "the head kept from an earlier export ({kept}) is not in the chain: {found}"
             ),
+            Discrepancy::KeptStateDiffers { stream_id, reason } => {
+                write!(formatter, "stream {stream_id}: {reason}")
+            }
             Discrepancy::ReadModelRow {
                 table,
                 only_in,
@@ -380,6 +392,7 @@ struct LogRow {
     stream_version: i64,
     event_type: String,
     schema_version: i32,
+    occurred_at: DateTime<Utc>,
     payload: Value,
 }
 
@@ -404,7 +417,7 @@ fn spawn_log_reader(
             let page = sqlx::query_as!(
                 LogRow,
                 r#"SELECT position, stream_id, stream_type, stream_version, event_type,
-                   schema_version, payload
+                   schema_version, occurred_at, payload
                FROM events
                WHERE position > $1
                ORDER BY position
@@ -453,6 +466,8 @@ async fn fold_streams(
         states: StreamStates::new(capacity),
         poisoned: HashSet::new(),
     };
+    let mut kept_states = KeptStates::default();
+    let mut folded_to = 0;
     let mut connection = pool.acquire().await?;
     let (mut pages, _reader) = spawn_log_reader(pool, page_size);
     while let Some(rows) = pages.recv().await {
@@ -474,11 +489,41 @@ async fn fold_streams(
         fold.states
             .prepare(&mut connection, &needs, page_start)
             .await?;
+        let mut page_ends = HashMap::with_capacity(needs.len());
         for row in rows {
+            let (stream_id, position, occurred_at) = (row.stream_id, row.position, row.occurred_at);
             fold.check(row)?;
+            folded_to = from_stored(position)?;
+            if !fold.poisoned.contains(&stream_id) {
+                page_ends.insert(
+                    stream_id,
+                    PageEnd {
+                        position: folded_to,
+                        occurred_at,
+                    },
+                );
+            }
         }
+        kept_states
+            .check_page(
+                &mut connection,
+                &fold.states,
+                &page_ends,
+                folded_to,
+                &mut fold.folded.discrepancies,
+            )
+            .await?;
         fold.states.evict(&HashSet::new());
     }
+    let skipped = fold.poisoned.len() as u64;
+    kept_states
+        .finish(
+            &mut connection,
+            folded_to,
+            skipped,
+            &mut fold.folded.discrepancies,
+        )
+        .await?;
     Ok(fold.folded)
 }
 
@@ -533,9 +578,11 @@ impl StreamFold {
             );
             return Ok(());
         }
-        let entry = self.states.fold(row.stream_id, position, &event, |state| {
-            state.journal_entry(&event)
-        });
+        let entry = self
+            .states
+            .fold(row.stream_id, position, row.occurred_at, &event, |state| {
+                state.journal_entry(&event)
+            });
         match entry {
             Ok(Some(entry)) => {
                 if !entry.is_balanced() {

@@ -319,6 +319,7 @@ fn command(
                     idempotency_key: Some(key.clone()),
                 },
             }],
+            kept_state: None,
         }],
         idempotency: Some(IdempotencyClaim {
             environment: Environment::Test,

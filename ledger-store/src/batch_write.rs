@@ -1,5 +1,6 @@
-//! The one statement that writes a planned batch: its events, its streams' new versions, its
-//! idempotency claims and the new head, checking in the database what the plan assumed.
+//! The one statement that writes a planned batch: its events, its streams' rows (versions and
+//! kept states), its idempotency claims and the new head, checking in the database what the
+//! plan assumed.
 //!
 //! A plan is made from the state the previous batches leave, often before they commit (see
 //! the `writer` module), so the statement checks that state rather than trusting it:
@@ -22,7 +23,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::event::RecordedEvent;
+use crate::event::{KeptState, RecordedEvent};
 use crate::plan::Plan;
 use crate::rows::to_stored;
 use crate::validate::StoredJson;
@@ -84,10 +85,18 @@ pub(crate) async fn write_plan(
                    AS new_event, announced
                RETURNING 1
            ), new_streams AS (
-               INSERT INTO streams (stream_id, stream_type, version)
-               SELECT new_stream.* FROM UNNEST($14::uuid[], $15::text[], $16::bigint[])
+               INSERT INTO streams (stream_id, stream_type, version, state_format, state,
+                   first_occurred_at, last_occurred_at, last_position)
+               SELECT new_stream.* FROM UNNEST($14::uuid[], $15::text[], $16::bigint[],
+                   $26::integer[], $27::text[]::jsonb[], $28::timestamptz[],
+                   $29::timestamptz[], $30::bigint[])
                    AS new_stream, announced
-               ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version
+               ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version,
+                   state_format = EXCLUDED.state_format, state = EXCLUDED.state,
+                   first_occurred_at = COALESCE(streams.first_occurred_at,
+                       EXCLUDED.first_occurred_at),
+                   last_occurred_at = EXCLUDED.last_occurred_at,
+                   last_position = EXCLUDED.last_position
                WHERE streams.stream_type = EXCLUDED.stream_type
                  AND streams.version = (
                      SELECT planned.from_version
@@ -130,6 +139,11 @@ pub(crate) async fn write_plan(
         to_stored(plan.base.position)?,
         &plan.base.hash[..],
         &streams.from_versions,
+        &streams.state_formats as &[Option<i32>],
+        &streams.states as &[Option<&str>],
+        &streams.first_occurred_ats as &[Option<chrono::DateTime<Utc>>],
+        &streams.last_occurred_ats,
+        &streams.last_positions,
     )
     .fetch_one(connection)
     .await?;
@@ -192,29 +206,51 @@ impl EventColumns {
     }
 }
 
-/// Each stream the batch appends to, one array per column: the version it goes to, and the
-/// one it must be at.
-struct StreamColumns {
+/// Each stream the batch appends to, one array per column: the version it goes to, the one
+/// it must be at, and what its row keeps of it (see `kept_state`).
+struct StreamColumns<'plan> {
     ids: Vec<Uuid>,
     types: Vec<String>,
     versions: Vec<i64>,
     from_versions: Vec<i64>,
+    state_formats: Vec<Option<i32>>,
+    states: Vec<Option<&'plan str>>,
+    first_occurred_ats: Vec<Option<chrono::DateTime<Utc>>>,
+    last_occurred_ats: Vec<chrono::DateTime<Utc>>,
+    last_positions: Vec<i64>,
 }
 
-impl StreamColumns {
-    fn new(plan: &Plan) -> Result<Self, StoreError> {
+impl<'plan> StreamColumns<'plan> {
+    fn new(plan: &'plan Plan) -> Result<Self, StoreError> {
         let count = plan.stream_advances.len();
         let mut columns = StreamColumns {
             ids: Vec::with_capacity(count),
             types: Vec::with_capacity(count),
             versions: Vec::with_capacity(count),
             from_versions: Vec::with_capacity(count),
+            state_formats: Vec::with_capacity(count),
+            states: Vec::with_capacity(count),
+            first_occurred_ats: Vec::with_capacity(count),
+            last_occurred_ats: Vec::with_capacity(count),
+            last_positions: Vec::with_capacity(count),
         };
         for advance in &plan.stream_advances {
             columns.ids.push(advance.stream_id);
             columns.types.push(advance.stream_type.as_str().to_owned());
             columns.versions.push(to_stored(advance.to_version)?);
             columns.from_versions.push(to_stored(advance.from_version)?);
+            let kept = advance.end.kept_state.as_ref();
+            columns
+                .state_formats
+                .push(kept.map(|kept| i32::try_from(kept.format()).unwrap_or(i32::MAX)));
+            columns.states.push(kept.map(KeptState::json));
+            columns
+                .first_occurred_ats
+                .push(advance.end.first_occurred_at);
+            columns.last_occurred_ats.push(advance.end.last_occurred_at);
+            columns
+                .last_positions
+                .push(to_stored(advance.end.last_position)?);
         }
         Ok(columns)
     }

@@ -35,8 +35,9 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::event::{
     AppendOutcome, AppendRequest, AppendResult, EventMetadata, ExpectedVersion, IdempotencyClaim,
-    IdempotencyRecord, NewEvent, RecordedEvent, StreamAppend,
+    IdempotencyRecord, KeptState, NewEvent, RecordedEvent, StreamAppend,
 };
+use crate::kept_state::StoredStream;
 use crate::state_cache::{Folded, StateCache, StreamSummary};
 use crate::store::EventStore;
 
@@ -277,12 +278,33 @@ impl CommandHandler {
 
     /// A stream's state and summary as the log holds them now: the fold kept from earlier
     /// loads plus whatever events came after it (see `state_cache`), so only new events are
-    /// read and decoded.
+    /// read and decoded. A stream this process keeps no fold of is read from the state its
+    /// row keeps (see `kept_state`): one row, however many events made it; without one, from
+    /// its events.
     pub async fn load_folded<State>(&self, stream_id: Uuid) -> Result<Folded<State>, StoreError>
     where
         State: Aggregate + Default + Clone + Send + Sync + 'static,
     {
-        let kept = self.states.get::<State>(stream_id);
+        let kept = match self.states.get::<State>(stream_id) {
+            Some(folded) => Some(folded),
+            None => {
+                self.stream_reads.fetch_add(1, Ordering::Relaxed);
+                let stored = self.store.stored_stream(stream_id).await?;
+                let folded = stored.as_ref().and_then(StoredStream::folded::<State>);
+                if let Some(folded) = folded {
+                    self.states.put(stream_id, folded.clone());
+                    return Ok(folded);
+                }
+                if stored.is_none() {
+                    // No row, no stream: nothing to read from the log either.
+                    return Ok(Folded {
+                        state: State::default(),
+                        summary: StreamSummary::default(),
+                    });
+                }
+                None
+            }
+        };
         let (state, summary) = match kept {
             Some(folded) => (folded.state, folded.summary),
             None => (State::default(), StreamSummary::default()),
@@ -592,9 +614,13 @@ impl CommandHandler {
                 }
             };
             let mut payments = BTreeMap::new();
+            let mut payments_began = BTreeMap::new();
             for payment_id in &named {
-                let payment = self.load_payment(context.environment, *payment_id).await?;
-                payments.insert(*payment_id, payment);
+                let Folded { state, summary } = self
+                    .load_folded::<PaymentState>(payment_id.as_uuid())
+                    .await?;
+                payments.insert(*payment_id, visible_payment(state, context.environment));
+                payments_began.insert(*payment_id, summary.first_occurred_at);
             }
             let (events, payment_events) = match decide(&state, &payments)? {
                 Decision::Record(events) => (events, BTreeMap::new()),
@@ -618,7 +644,10 @@ impl CommandHandler {
                     })
                 }
             };
-            let mut streams = vec![stream_append(stream_id, &state, &events, context)?];
+            // What the stream's row keeps: only a fold kept between commands is (a run's whole
+            // state is not), and only with its first event's time.
+            let began = keep.then_some(summary.first_occurred_at);
+            let mut streams = vec![stream_append(stream_id, &state, began, &events, context)?];
             for (payment_id, events) in &payment_events {
                 // The version a payment's events are appended at is the one its decision read.
                 let payment = payments.get(payment_id).ok_or_else(|| {
@@ -626,9 +655,11 @@ impl CommandHandler {
                         "events for payment {payment_id}, which the decision did not read"
                     ))
                 })?;
+                let began = payments_began.get(payment_id).copied();
                 streams.push(stream_append(
                     payment_id.as_uuid(),
                     payment,
+                    began,
                     events,
                     context,
                 )?);
@@ -876,16 +907,29 @@ pub fn decode<Event: DomainEvent>(recorded: &RecordedEvent) -> Result<Event, Sto
     })
 }
 
+/// The append of `events`, decided on `state`. `began` is what the stream's row may keep:
+/// `None` keeps nothing; `Some(time)` keeps the state after the events, the stream having
+/// begun at `time` (`Some(None)`: unknown, so only a stream these events begin is kept).
 fn stream_append<State, Event>(
     stream_id: Uuid,
     state: &State,
+    began: Option<Option<DateTime<Utc>>>,
     events: &[Event],
     context: &CommandContext,
 ) -> Result<StreamAppend, StoreError>
 where
-    State: Aggregate<Event = Event>,
+    State: Aggregate<Event = Event> + Clone,
     Event: DomainEvent,
 {
+    let first_occurred_at = match (began, state.version()) {
+        (Some(Some(began)), _) => Some(began),
+        (Some(None), 0) => Some(context.occurred_at),
+        _ => None,
+    };
+    let kept_state = match first_occurred_at {
+        Some(began) if !events.is_empty() => Some(KeptState::after(state, events, began)?),
+        _ => None,
+    };
     let metadata = EventMetadata {
         environment: context.environment,
         actor_id: context.actor_id.clone(),
@@ -923,5 +967,6 @@ where
             version => ExpectedVersion::Exactly(version),
         },
         events,
+        kept_state,
     })
 }

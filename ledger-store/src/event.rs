@@ -12,6 +12,8 @@ use crate::error::StoreError;
 /// The kinds of stream and the two environments are the domain's own types, stored as their
 /// `as_str` text (`payment`, `settlement_batch`, `reconciliation_run`; `test`, `live`).
 pub use ledger_core::aggregate::StreamType;
+
+pub use crate::kept_state::KeptState;
 pub use ledger_core::ids::Environment;
 
 /// Who did what, why and under which key: stored as the event's `metadata` JSON object.
@@ -92,6 +94,9 @@ pub struct StreamAppend {
     pub stream_type: StreamType,
     pub expected_version: ExpectedVersion,
     pub events: Vec<NewEvent>,
+    /// The stream's state after these events, to keep in its row so that the next read of
+    /// it is one row (see `kept_state`); `None` clears what the row kept.
+    pub kept_state: Option<KeptState>,
 }
 
 /// A claim on an idempotency key: the key and a hash of the request it stands for.

@@ -158,6 +158,7 @@ mod tests {
                         payload: json!({"amount": "1.00"}),
                         metadata: metadata.clone(),
                     }],
+                    kept_state: None,
                 })
                 .collect(),
             idempotency: key.map(|key| IdempotencyClaim {

@@ -24,6 +24,8 @@
 //! - `verify`: re-verifying the chain over stored events.
 //! - [`commands`]: command handling: load a stream, fold it through ledger-core, decide,
 //!   append; retry on conflict; idempotent replay; environment isolation.
+//! - [`kept_state`]: each stream's latest fold, kept in its `streams` row by the append
+//!   that made it, so that a stream read in no process yet is one row to read.
 //! - [`state_cache`]: folded stream states kept between loads (safe because events never
 //!   change; only events after a kept version are read).
 //! - [`server_role`]: the database role the server works as (owns nothing, cannot change the
@@ -61,6 +63,7 @@ pub mod error;
 pub mod event;
 mod fresh_batch;
 pub mod hash_chain;
+pub mod kept_state;
 mod known;
 pub mod log_reader;
 mod plan;
@@ -80,7 +83,8 @@ mod writer;
 pub use error::StoreError;
 pub use event::{
     AppendOutcome, AppendRequest, AppendResult, Environment, EventMetadata, ExpectedVersion,
-    IdempotencyClaim, IdempotencyRecord, NewEvent, RecordedEvent, StreamAppend, StreamType,
+    IdempotencyClaim, IdempotencyRecord, KeptState, NewEvent, RecordedEvent, StreamAppend,
+    StreamType,
 };
 pub use hash_chain::export_line;
 pub use log_reader::LogReader;

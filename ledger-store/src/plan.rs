@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::event::{Environment, RecordedEvent, StreamType};
+use crate::event::{Environment, KeptState, RecordedEvent, StreamType};
 use crate::hash_chain::{compute_hash_with_parts, format_time};
 use crate::validate::{PreparedRequest, StoredJson};
 
@@ -66,14 +66,28 @@ pub(crate) struct NewClaim {
     pub last_position: u64,
 }
 
-/// A stream the batch appends to: the version the plan found it at, and the one it leaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A stream the batch appends to: the version the plan found it at, the one it leaves, and
+/// what its row keeps of it then.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StreamAdvance {
     pub stream_id: Uuid,
     pub stream_type: StreamType,
     /// 0 for a stream the plan found absent.
     pub from_version: u64,
     pub to_version: u64,
+    pub end: StreamEnd,
+}
+
+/// A stream as the batch leaves it, for its row: its state at `to_version` if the last
+/// request appending to it brought that state, and its first and last events' times and
+/// last position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StreamEnd {
+    pub kept_state: Option<KeptState>,
+    /// Known when the batch starts the stream, or from the kept state.
+    pub first_occurred_at: Option<DateTime<Utc>>,
+    pub last_occurred_at: DateTime<Utc>,
+    pub last_position: u64,
 }
 
 #[derive(Debug)]
@@ -100,6 +114,7 @@ pub(crate) type ClaimKey = (Environment, String);
 struct Touched {
     seen: HashSet<Uuid>,
     in_order: Vec<(Uuid, u64)>,
+    ends: HashMap<Uuid, StreamEnd>,
 }
 
 /// Plans a batch. Requests are decided in queue order, each seeing the effect of the ones
@@ -155,11 +170,14 @@ pub(crate) fn plan_batch(
         .in_order
         .into_iter()
         .filter_map(|(stream_id, from_version)| {
-            streams.get(&stream_id).map(|state| StreamAdvance {
+            let state = streams.get(&stream_id)?;
+            let end = touched.ends.remove(&stream_id)?;
+            Some(StreamAdvance {
                 stream_id,
                 stream_type: state.stream_type,
                 from_version,
                 to_version: state.version,
+                end,
             })
         })
         .collect();
@@ -285,6 +303,30 @@ fn apply(
             };
             plan.events.push(recorded);
             plan.stored_json.push(event.stored.clone());
+        }
+        if let Some(last) = plan.events.last().filter(|_| !stream.events.is_empty()) {
+            let first_in_request = &plan.events[plan.events.len() - stream.events.len()];
+            let earlier = touched.ends.remove(&stream.stream_id);
+            // A state is kept only if it is the fold of the version this request leaves.
+            let kept_state = stream
+                .kept_state
+                .clone()
+                .filter(|kept| kept.version() == state.version);
+            let first_occurred_at = earlier
+                .and_then(|earlier| earlier.first_occurred_at)
+                .or_else(|| {
+                    (first_in_request.stream_version == 1).then_some(first_in_request.occurred_at)
+                })
+                .or_else(|| kept_state.as_ref().map(KeptState::first_occurred_at));
+            touched.ends.insert(
+                stream.stream_id,
+                StreamEnd {
+                    kept_state,
+                    first_occurred_at,
+                    last_occurred_at: last.occurred_at,
+                    last_position: last.position,
+                },
+            );
         }
     }
     Ok(start..plan.events.len())

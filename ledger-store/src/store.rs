@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::connections::StreamReaders;
 use crate::error::StoreError;
 use crate::event::{AppendOutcome, AppendRequest, Environment, IdempotencyRecord, RecordedEvent};
+use crate::kept_state::StoredStream;
 use crate::read::LogHead;
 use crate::subscribe::SubscribeOptions;
 use crate::verify::ChainVerification;
@@ -191,6 +192,12 @@ impl EventStore {
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// One stream's row: its type, version and kept state (see [`crate::kept_state`]); `None`
+    /// when the stream does not exist.
+    pub async fn stored_stream(&self, stream_id: Uuid) -> Result<Option<StoredStream>, StoreError> {
+        crate::kept_state::read(&self.pool, stream_id).await
     }
 
     /// One stream's events from `from_version` on (1 for all), in version order.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::{
-    AppendRequest, ExpectedVersion, IdempotencyClaim, NewEvent, StreamAppend, StreamType,
+    AppendRequest, ExpectedVersion, IdempotencyClaim, KeptState, NewEvent, StreamAppend, StreamType,
 };
 use crate::hash_chain::{format_time, truncate_to_microseconds, CanonicalParts};
 
@@ -64,6 +64,7 @@ pub(crate) struct PreparedStream {
     pub stream_type: StreamType,
     pub expected_version: ExpectedVersion,
     pub events: Vec<PreparedEvent>,
+    pub kept_state: Option<KeptState>,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +182,7 @@ fn prepare_stream(stream: StreamAppend) -> Result<PreparedStream, StoreError> {
         stream_type,
         expected_version: stream.expected_version,
         events,
+        kept_state: stream.kept_state,
     })
 }
 

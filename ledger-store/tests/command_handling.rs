@@ -7,7 +7,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use ledger_core::ids::*;
 use ledger_core::payment::*;
-use ledger_core::settlement::{BatchItem, RecordSettlementBatch, SettlementCommand};
+use ledger_core::settlement::{
+    BatchItem, RecordSettlementBatch, SettlementBatchState, SettlementCommand,
+};
 use ledger_core::{Currency, Money, PositiveMoney};
 use ledger_store::commands::{CommandContext, CommandHandler, Idempotency};
 use ledger_store::testing::TestDatabase;
@@ -539,5 +541,229 @@ async fn retries_get_the_first_answer_whether_the_rules_would_accept_them_or_not
             ledger_store::StoreError::IdempotencyKeyReused { .. }
         ),
         "{reused:?}"
+    );
+}
+
+// Kept states: each stream's row keeps the fold its last command left, so that a stream no
+// process has read yet is one row to read (`ledger_store::kept_state`).
+
+/// The fold of a stream from its events, and its summary, as a reader without kept states
+/// would make them.
+async fn folded_from_events<State>(
+    handler: &CommandHandler,
+    stream_id: Uuid,
+) -> ledger_store::state_cache::Folded<State>
+where
+    State: ledger_core::aggregate::Aggregate + Default,
+{
+    let (state, history) = handler.load_with_history::<State>(stream_id).await.unwrap();
+    ledger_store::state_cache::Folded {
+        state,
+        summary: ledger_store::state_cache::StreamSummary::default().after(&history),
+    }
+}
+
+#[tokio::test]
+async fn every_command_keeps_the_fold_it_leaves_in_its_streams_row() {
+    let db = TestDatabase::new().await;
+    let handler = CommandHandler::new(db.store());
+    let test = context(Environment::Test, None);
+    let first = authorized_payment(&handler, "10.00").await;
+    let second = authorized_payment(&handler, "20.00").await;
+    for payment in [first, second] {
+        handler
+            .handle_payment(payment, &capture("c1", "7.00"), &test)
+            .await
+            .unwrap();
+    }
+    // A settlement appends to the batch and, in the same append, to each payment it settles.
+    let batch_id = SettlementBatchId::new_random();
+    handler
+        .handle_settlement(
+            batch_id,
+            &batch(
+                batch_id,
+                vec![
+                    capture_item(first, "c1", "7.00"),
+                    capture_item(second, "c1", "7.00"),
+                ],
+            ),
+            &test,
+        )
+        .await
+        .unwrap();
+    for payment in [first, second] {
+        let stored = db
+            .store()
+            .stored_stream(payment.as_uuid())
+            .await
+            .unwrap()
+            .unwrap();
+        let kept = stored
+            .folded::<PaymentState>()
+            .expect("a kept payment state");
+        let from_events = folded_from_events::<PaymentState>(&handler, payment.as_uuid()).await;
+        assert_eq!(kept, from_events);
+        assert_eq!(kept.summary.version, 4);
+        assert!(kept.state.payment.unwrap().captures[0].settled_in.is_some());
+        // Another process reads the same fold from the row.
+        let elsewhere = CommandHandler::new(db.store())
+            .load_folded::<PaymentState>(payment.as_uuid())
+            .await
+            .unwrap();
+        assert_eq!(elsewhere, from_events);
+    }
+    let stored = db
+        .store()
+        .stored_stream(batch_id.as_uuid())
+        .await
+        .unwrap()
+        .unwrap();
+    let kept = stored
+        .folded::<SettlementBatchState>()
+        .expect("a kept batch state");
+    assert_eq!(
+        kept,
+        folded_from_events::<SettlementBatchState>(&handler, batch_id.as_uuid()).await
+    );
+    // A payment's row is not a batch's state.
+    assert!(db
+        .store()
+        .stored_stream(first.as_uuid())
+        .await
+        .unwrap()
+        .unwrap()
+        .folded::<SettlementBatchState>()
+        .is_none());
+}
+
+/// A process that has not read a stream reads its row, not its events: a row changed behind
+/// the log's back is what it answers (which is why `ledger verify` compares every kept state
+/// with the fold of the log).
+#[tokio::test]
+async fn a_stream_new_to_a_process_is_read_from_its_row() {
+    let db = TestDatabase::new().await;
+    let handler = CommandHandler::new(db.store());
+    let payment = authorized_payment(&handler, "10.00").await;
+    sqlx::query(
+        "UPDATE streams SET state = jsonb_set(state, '{payment,order_id}', '\"order_edited\"')
+         WHERE stream_id = $1",
+    )
+    .bind(payment.as_uuid())
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let read = CommandHandler::new(db.store())
+        .load_payment(Environment::Test, payment)
+        .await
+        .unwrap();
+    assert_eq!(read.payment.unwrap().order_id.as_str(), "order_edited");
+}
+
+/// A kept state of another format than this build's (written by an older or newer one) is
+/// not used, nor is a row whose state is not at the row's version: the stream is folded from
+/// its events, and its next command keeps the fold again.
+#[tokio::test]
+async fn a_kept_state_of_another_format_or_version_is_not_used() {
+    let db = TestDatabase::new().await;
+    let handler = CommandHandler::new(db.store());
+    let test = context(Environment::Test, None);
+    let payment = authorized_payment(&handler, "10.00").await;
+    let truth = folded_from_events::<PaymentState>(&handler, payment.as_uuid()).await;
+    let edit =
+        "UPDATE streams SET state = jsonb_set(state, '{payment,order_id}', '\"order_edited\"')
+                WHERE stream_id = $1";
+    for change in [
+        "UPDATE streams SET state_format = state_format + 1 WHERE stream_id = $1",
+        "UPDATE streams SET state = jsonb_set(state, '{version}', '1') WHERE stream_id = $1",
+    ] {
+        sqlx::query(edit)
+            .bind(payment.as_uuid())
+            .execute(db.pool())
+            .await
+            .unwrap();
+        sqlx::query(change)
+            .bind(payment.as_uuid())
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let read = CommandHandler::new(db.store())
+            .load_folded::<PaymentState>(payment.as_uuid())
+            .await
+            .unwrap();
+        assert_eq!(read, truth, "{change}");
+    }
+    handler
+        .handle_payment(payment, &capture("c1", "4.00"), &test)
+        .await
+        .unwrap();
+    let kept = db
+        .store()
+        .stored_stream(payment.as_uuid())
+        .await
+        .unwrap()
+        .unwrap()
+        .folded::<PaymentState>()
+        .expect("kept again by the next command");
+    assert_eq!(
+        kept,
+        folded_from_events::<PaymentState>(&handler, payment.as_uuid()).await
+    );
+}
+
+/// An append that brings no state (a raw append to the log) leaves the row keeping none, so
+/// no read takes the state before it for the stream's fold.
+#[tokio::test]
+async fn an_append_without_a_state_clears_the_kept_one() {
+    let db = TestDatabase::new().await;
+    let handler = CommandHandler::new(db.store());
+    let payment = authorized_payment(&handler, "10.00").await;
+    let captured = PaymentEvent::PaymentCaptured(PaymentCaptured {
+        capture_id: CaptureId::parse("c1").unwrap(),
+        amount: Money::parse("3.00", Currency::USD).unwrap(),
+        final_capture: false,
+    });
+    db.store()
+        .append(ledger_store::AppendRequest {
+            streams: vec![ledger_store::StreamAppend {
+                stream_id: payment.as_uuid(),
+                stream_type: ledger_store::StreamType::Payment,
+                expected_version: ledger_store::ExpectedVersion::Exactly(2),
+                events: vec![ledger_store::NewEvent {
+                    event_id: Uuid::new_v4(),
+                    event_type: captured.event_type().to_owned(),
+                    schema_version: i32::try_from(captured.schema_version()).unwrap(),
+                    occurred_at: Utc::now(),
+                    payload: captured.to_payload().unwrap(),
+                    metadata: ledger_store::EventMetadata {
+                        environment: Environment::Test,
+                        actor_id: "key_1".to_owned(),
+                        actor_role: "service".to_owned(),
+                        correlation_id: Uuid::new_v4(),
+                        causation_id: None,
+                        idempotency_key: None,
+                    },
+                }],
+                kept_state: None,
+            }],
+            idempotency: None,
+        })
+        .await
+        .unwrap();
+    let stored = db
+        .store()
+        .stored_stream(payment.as_uuid())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.version, 3);
+    assert!(stored.kept.is_none());
+    let read = CommandHandler::new(db.store())
+        .load_payment(Environment::Test, payment)
+        .await
+        .unwrap();
+    assert_eq!(
+        read.payment.unwrap().captured_amount(),
+        Money::parse("3.00", Currency::USD).unwrap()
     );
 }

@@ -777,6 +777,7 @@ pub(crate) async fn append_events(store: &ledger_store::EventStore, count: usize
                 stream_type: StreamType::Payment,
                 expected_version: ExpectedVersion::NoStream,
                 events,
+                kept_state: None,
             }],
             idempotency: None,
         })

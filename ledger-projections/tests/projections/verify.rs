@@ -272,3 +272,83 @@ async fn the_refold_finds_the_same_whatever_it_keeps() {
     );
     assert_eq!(everything_kept.streams_folded, 2 * 8 + 20);
 }
+
+/// Reads trust each stream's row for its state (ledger-store's `kept_state`), so verify holds
+/// every row to the fold of the log: a state edited, a row moved back to an earlier version,
+/// and a row for events the log does not hold are each reported with their stream.
+#[tokio::test]
+async fn a_kept_state_that_is_not_the_fold_of_the_log_is_reported() {
+    let database = TestDatabase::new().await;
+    let ledger = Ledger::new(database.store());
+    every_lifecycle(&ledger).await;
+    let pool = database.pool();
+    Projector::live(pool.clone()).catch_up(None).await.unwrap();
+    let kept: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
+        "SELECT stream_id, version FROM streams
+         WHERE stream_type = 'payment' AND state IS NOT NULL AND version > 1
+         ORDER BY last_position LIMIT 2",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let (edited, moved_back) = (kept[0].0, kept[1].0);
+    sqlx::query(
+        "UPDATE streams SET state = jsonb_set(state, '{payment,order_id}', '\"order_edited\"')
+         WHERE stream_id = $1",
+    )
+    .bind(edited)
+    .execute(pool)
+    .await
+    .unwrap();
+    // The row says the stream ends earlier than it does, with that earlier version's state.
+    sqlx::query(
+        "UPDATE streams SET version = version - 1,
+             state = jsonb_set(state, '{version}', to_jsonb(version - 1))
+         WHERE stream_id = $1",
+    )
+    .bind(moved_back)
+    .execute(pool)
+    .await
+    .unwrap();
+    let invented = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO streams (stream_id, stream_type, version, state_format, state,
+             first_occurred_at, last_occurred_at, last_position)
+         SELECT $1, 'payment', 1, state_format, jsonb_set(state, '{version}', '1'),
+             first_occurred_at, first_occurred_at, 1
+         FROM streams WHERE stream_id = $2",
+    )
+    .bind(invented)
+    .bind(edited)
+    .execute(pool)
+    .await
+    .unwrap();
+
+    let report = verify(&ledger.store, ProjectorOptions::default())
+        .await
+        .unwrap();
+    assert!(report.chain.is_intact());
+    let reported: Vec<(uuid::Uuid, &str)> = report
+        .discrepancies
+        .iter()
+        .filter_map(|discrepancy| match discrepancy {
+            Discrepancy::KeptStateDiffers { stream_id, reason } => {
+                Some((*stream_id, reason.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported.len(), 3, "{:#?}", report.discrepancies);
+    assert_eq!(report.discrepancies.len(), 3, "{:#?}", report.discrepancies);
+    let reason_of = |stream_id| {
+        reported
+            .iter()
+            .find(|(reported, _)| *reported == stream_id)
+            .map(|(_, reason)| *reason)
+            .unwrap_or_else(|| panic!("{stream_id} not reported: {reported:#?}"))
+    };
+    assert!(reason_of(edited).contains("not the fold of its events"));
+    assert!(reason_of(moved_back).contains("but the log holds version"));
+    assert!(reason_of(invented).contains("the log does not hold"));
+    assert!(report.to_string().contains(&format!("stream {edited}")));
+}

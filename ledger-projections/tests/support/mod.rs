@@ -18,7 +18,7 @@ use ledger_core::settlement::{self, *};
 use ledger_core::text::ShortText;
 use ledger_core::{Currency, Money, PositiveMoney};
 use ledger_store::{
-    AppendRequest, EventMetadata, EventStore, ExpectedVersion, NewEvent, RecordedEvent,
+    AppendRequest, EventMetadata, EventStore, ExpectedVersion, KeptState, NewEvent, RecordedEvent,
     StreamAppend, StreamType,
 };
 use uuid::Uuid;
@@ -161,21 +161,25 @@ pub fn new_event<E: DomainEvent>(event: &E, occurred_at: DateTime<Utc>) -> NewEv
     }
 }
 
-/// A payment stream's append of events decided on `version`.
+/// A payment stream's append of events decided on `state`, keeping the state they leave as
+/// the command handler does; `began` is when the stream's first event occurred (`None`: these
+/// events begin it).
 pub fn payment_append(
     payment_id: PaymentId,
-    version: u64,
+    state: &PaymentState,
     events: &[PaymentEvent],
     occurred_at: DateTime<Utc>,
+    began: Option<DateTime<Utc>>,
 ) -> StreamAppend {
     StreamAppend {
         stream_id: payment_id.as_uuid(),
         stream_type: StreamType::Payment,
-        expected_version: ExpectedVersion::Exactly(version),
+        expected_version: ExpectedVersion::Exactly(state.version),
         events: events
             .iter()
             .map(|event| new_event(event, occurred_at))
             .collect(),
+        kept_state: Some(KeptState::after(state, events, began.unwrap_or(occurred_at)).unwrap()),
     }
 }
 
@@ -190,11 +194,20 @@ impl Ledger {
     }
 
     pub async fn payment_state(&self, payment_id: PaymentId) -> PaymentState {
+        self.payment_read(payment_id).await.0
+    }
+
+    /// A payment folded from its events, and when its first event occurred.
+    pub async fn payment_read(
+        &self,
+        payment_id: PaymentId,
+    ) -> (PaymentState, Option<DateTime<Utc>>) {
         let events = self
             .store
             .read_stream(payment_id.as_uuid(), 1)
             .await
             .unwrap();
+        let began = events.first().map(|event| event.occurred_at);
         let decoded: Vec<PaymentEvent> = events
             .into_iter()
             .map(|event| {
@@ -206,11 +219,20 @@ impl Ledger {
                 .unwrap()
             })
             .collect();
-        payment::fold(&decoded)
+        (payment::fold(&decoded), began)
     }
 
     pub async fn settlement_state(&self, batch_id: SettlementBatchId) -> SettlementBatchState {
+        self.settlement_read(batch_id).await.0
+    }
+
+    /// A batch folded from its events, and when its first event occurred.
+    pub async fn settlement_read(
+        &self,
+        batch_id: SettlementBatchId,
+    ) -> (SettlementBatchState, Option<DateTime<Utc>>) {
         let events = self.store.read_stream(batch_id.as_uuid(), 1).await.unwrap();
+        let began = events.first().map(|event| event.occurred_at);
         let decoded: Vec<SettlementEvent> = events
             .into_iter()
             .map(|event| {
@@ -222,7 +244,7 @@ impl Ledger {
                 .unwrap()
             })
             .collect();
-        settlement::fold(&decoded)
+        (settlement::fold(&decoded), began)
     }
 
     /// Decides and appends one payment command; panics when the domain refuses it.
@@ -232,15 +254,16 @@ impl Ledger {
         command: PaymentCommand,
         occurred_at: DateTime<Utc>,
     ) -> Vec<RecordedEvent> {
-        let state = self.payment_state(payment_id).await;
+        let (state, began) = self.payment_read(payment_id).await;
         let events = payment::decide(&state, &command)
             .unwrap_or_else(|error| panic!("{command:?} refused: {error}"));
         let request = AppendRequest {
             streams: vec![payment_append(
                 payment_id,
-                state.version,
+                &state,
                 &events,
                 occurred_at,
+                began,
             )],
             idempotency: None,
         };
@@ -287,6 +310,7 @@ impl Ledger {
                     .iter()
                     .map(|event| new_event(event, occurred_at))
                     .collect(),
+                kept_state: None,
             }],
             idempotency: None,
         };
@@ -305,10 +329,13 @@ impl Ledger {
         command: SettlementCommand,
         occurred_at: DateTime<Utc>,
     ) -> Vec<RecordedEvent> {
-        let state = self.settlement_state(batch_id).await;
+        let (state, batch_began) = self.settlement_read(batch_id).await;
         let mut payments = BTreeMap::new();
+        let mut began = BTreeMap::new();
         for payment_id in settlement::payments_named(&command) {
-            payments.insert(payment_id, self.payment_state(payment_id).await);
+            let (state, first) = self.payment_read(payment_id).await;
+            payments.insert(payment_id, state);
+            began.insert(payment_id, first);
         }
         let decision = settlement::decide(&state, &payments, &command)
             .unwrap_or_else(|error| panic!("{command:?} refused: {error}"));
@@ -321,10 +348,25 @@ impl Ledger {
                 .iter()
                 .map(|event| new_event(event, occurred_at))
                 .collect(),
+            kept_state: Some(
+                KeptState::after(
+                    &state,
+                    &decision.batch_events,
+                    batch_began.unwrap_or(occurred_at),
+                )
+                .unwrap(),
+            ),
         }];
         for (payment_id, events) in &decision.payment_events {
-            let version = payments.get(payment_id).map_or(0, |state| state.version);
-            streams.push(payment_append(*payment_id, version, events, occurred_at));
+            let state = payments.get(payment_id).cloned().unwrap_or_default();
+            let first = began.get(payment_id).copied().flatten();
+            streams.push(payment_append(
+                *payment_id,
+                &state,
+                events,
+                occurred_at,
+                first,
+            ));
         }
         let request = AppendRequest {
             streams,
@@ -647,9 +689,10 @@ pub async fn many_payments(ledger: &Ledger, count: usize) {
         appends.push(ledger.store.append(AppendRequest {
             streams: vec![payment_append(
                 payment_id,
-                0,
+                &PaymentState::default(),
                 &events,
                 at(7, 0) + Duration::minutes(index as i64),
+                None,
             )],
             idempotency: None,
         }));

@@ -33,8 +33,8 @@ use super::{
 };
 use crate::error::StoreError;
 use crate::event::{
-    AppendResult, ExpectedVersion, IdempotencyClaim, NewEvent, RecordedEvent, StreamAppend,
-    StreamType,
+    AppendResult, ExpectedVersion, IdempotencyClaim, KeptState, NewEvent, RecordedEvent,
+    StreamAppend, StreamType,
 };
 use crate::state_cache::{Folded, StreamSummary};
 
@@ -88,6 +88,8 @@ struct Pending {
     /// `Folded<State>` of the stream's kind: the state after the unit's events so far.
     state: Box<dyn Any + Send + Sync>,
     events: Vec<NewEvent>,
+    /// The state the last line's events leave, for the stream's row to keep.
+    kept_state: Option<KeptState>,
 }
 
 #[derive(Default)]
@@ -254,6 +256,7 @@ impl Unit {
                     stream_type: pending.stream_type,
                     expected_version: pending.expected,
                     events: pending.events,
+                    kept_state: pending.kept_state,
                 })
             })
             .collect();
@@ -371,12 +374,13 @@ impl Unit {
         }
         let Folded { state, summary } = self.current::<State>(stream_id, context, visible).await?;
         let mut payments = BTreeMap::new();
+        let mut payments_began = BTreeMap::new();
         for payment_id in named {
             let payment = self
                 .current::<PaymentState>(payment_id.as_uuid(), context, super::visible_payment)
-                .await?
-                .state;
-            payments.insert(*payment_id, payment);
+                .await?;
+            payments.insert(*payment_id, payment.state);
+            payments_began.insert(*payment_id, payment.summary.first_occurred_at);
         }
         let (events, payment_events) = match decide(&state, &payments)? {
             Decision::Record(events) => (events, BTreeMap::new()),
@@ -398,22 +402,28 @@ impl Unit {
         let mut shared = self.shared();
         let round = &mut shared.round;
         let mut versions = Vec::with_capacity(1 + payment_events.len());
-        let append = stream_append(stream_id, &state, &events, context)?;
+        // A stream the unit begins has no first time in its summary; the plan takes it from
+        // the stream's first event, whichever line wrote it.
+        let began = Some(Some(
+            summary.first_occurred_at.unwrap_or(context.occurred_at),
+        ));
+        let append = stream_append(stream_id, &state, began, &events, context)?;
         let after = events
             .iter()
             .fold(state, |state, event| state.evolve(event));
-        versions.push(round.add(stream_id, append.events, after.clone())?);
+        versions.push(round.add(stream_id, append, after.clone())?);
         for (payment_id, events) in &payment_events {
             let payment = payments.get(payment_id).cloned().ok_or_else(|| {
                 StoreError::InvalidRequest(format!(
                     "events for payment {payment_id}, which the decision did not read"
                 ))
             })?;
-            let append = stream_append(payment_id.as_uuid(), &payment, events, context)?;
+            let began = payments_began.get(payment_id).copied();
+            let append = stream_append(payment_id.as_uuid(), &payment, began, events, context)?;
             let after = events
                 .iter()
                 .fold(payment, |state, event| state.evolve(event));
-            versions.push(round.add(payment_id.as_uuid(), append.events, after)?);
+            versions.push(round.add(payment_id.as_uuid(), append, after)?);
         }
         if let Some(idempotency) = &context.idempotency {
             round.claims.push(idempotency.claim(context.environment));
@@ -478,6 +488,7 @@ impl Unit {
                     loaded: folded.summary,
                     state: Box::new(folded.clone()),
                     events: Vec::new(),
+                    kept_state: None,
                 },
             );
         }
@@ -486,11 +497,12 @@ impl Unit {
 }
 
 impl Round {
-    /// Adds a line's events on a stream the unit has read; returns the versions they take.
+    /// Adds a line's append on a stream the unit has read (its events, and the state they
+    /// leave for the stream's row to keep); returns the versions they take.
     fn add<State>(
         &mut self,
         stream_id: Uuid,
-        events: Vec<NewEvent>,
+        append: StreamAppend,
         after: State,
     ) -> Result<(Uuid, RangeInclusive<u64>), StoreError>
     where
@@ -500,8 +512,9 @@ impl Round {
             StoreError::InvalidRequest(format!("events for stream {stream_id}, which was not read"))
         })?;
         let first = pending.base_version + pending.events.len() as u64 + 1;
-        let last = first + events.len() as u64 - 1;
-        pending.events.extend(events);
+        let last = first + append.events.len() as u64 - 1;
+        pending.events.extend(append.events);
+        pending.kept_state = append.kept_state;
         let summary = match pending.state.downcast_ref::<Folded<State>>() {
             Some(folded) => folded.summary,
             None => pending.loaded,

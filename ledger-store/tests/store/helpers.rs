@@ -38,6 +38,7 @@ pub fn stream(stream_id: Uuid, expected: ExpectedVersion, count: usize) -> Strea
         stream_type: StreamType::Payment,
         expected_version: expected,
         events: (0..count).map(|i| event(&format!("Event{i}"))).collect(),
+        kept_state: None,
     }
 }
 

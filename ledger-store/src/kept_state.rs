@@ -1,0 +1,172 @@
+//! A stream's latest fold, kept in its `streams` row beside its version and written by the
+//! statement that appends its events (`batch_write`), so that reading a stream nobody has read
+//! in this process is one row instead of its every event (migration
+//! `20261210100000_kept_stream_states.sql`, docs/scaling.md).
+//!
+//! The log stays the truth: a kept state is ledger-core's serde form of the fold, named by
+//! `Aggregate::STATE_FORMAT`. It is only written by a command that decided on the state it
+//! keeps, is only used when its format and version are the ones the reader expects, and
+//! `ledger verify` compares every one with the log's fold at its version. An append that
+//! brings no state (a raw append, a unit of commands) clears it, and the stream is folded from
+//! its events until its next command.
+
+use chrono::{DateTime, Utc};
+use ledger_core::aggregate::Aggregate;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::StreamType;
+use crate::rows::from_stored;
+use crate::state_cache::{Folded, StreamSummary};
+
+/// The state a stream's append leaves it in, to keep in its row: made from the fold of the
+/// stream up to and including the append's events, so it cannot exist without being one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptState {
+    version: u64,
+    format: u32,
+    json: String,
+    first_occurred_at: DateTime<Utc>,
+}
+
+impl KeptState {
+    /// The state `state` (the fold of its stream after the append's events) in its kept form;
+    /// `first_occurred_at` is the stream's first event's time.
+    pub fn of<State: Aggregate>(
+        state: &State,
+        first_occurred_at: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let json = serde_json::to_string(state).map_err(|error| {
+            StoreError::InvalidRequest(format!("a stream state does not serialize: {error}"))
+        })?;
+        Ok(KeptState {
+            version: state.version(),
+            format: State::STATE_FORMAT,
+            json,
+            first_occurred_at,
+        })
+    }
+
+    /// The state `events` leave when folded onto `state` (the stream before them), in its
+    /// kept form; `first_occurred_at` is the stream's first event's time.
+    pub fn after<State: Aggregate + Clone>(
+        state: &State,
+        events: &[State::Event],
+        first_occurred_at: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let after = events
+            .iter()
+            .fold(state.clone(), |state, event| state.evolve(event));
+        Self::of(&after, first_occurred_at)
+    }
+
+    /// The stream version the state is the fold of.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub(crate) fn format(&self) -> u32 {
+        self.format
+    }
+
+    pub(crate) fn json(&self) -> &str {
+        &self.json
+    }
+
+    pub(crate) fn first_occurred_at(&self) -> DateTime<Utc> {
+        self.first_occurred_at
+    }
+}
+
+/// A `streams` row as stored: its version, and its kept state if it has one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredStream {
+    pub stream_id: Uuid,
+    pub stream_type: StreamType,
+    pub version: u64,
+    pub kept: Option<StoredKeptState>,
+}
+
+/// A kept state as read back, not yet trusted: [`StoredStream::folded`] decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredKeptState {
+    pub format: u32,
+    pub json: String,
+    pub first_occurred_at: DateTime<Utc>,
+    pub last_occurred_at: DateTime<Utc>,
+    pub last_position: u64,
+}
+
+impl StoredStream {
+    /// The kept state as `State`'s fold, if it is one: of `State`'s stream type and format,
+    /// and the fold of the version the row is at. `None` means fold the stream's events.
+    pub fn folded<State: Aggregate>(&self) -> Option<Folded<State>> {
+        let kept = self.kept.as_ref()?;
+        if self.stream_type != State::STREAM_TYPE || kept.format != State::STATE_FORMAT {
+            return None;
+        }
+        let state: State = match serde_json::from_str(&kept.json) {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(
+                    stream_id = %self.stream_id,
+                    %error,
+                    "a kept stream state does not read back; folding the stream's events instead"
+                );
+                return None;
+            }
+        };
+        (state.version() == self.version && self.version > 0).then(|| Folded {
+            state,
+            summary: StreamSummary {
+                version: self.version,
+                first_occurred_at: Some(kept.first_occurred_at),
+                last_occurred_at: Some(kept.last_occurred_at),
+                last_position: kept.last_position,
+            },
+        })
+    }
+}
+
+/// One stream's row, if the stream exists.
+pub(crate) async fn read(
+    pool: &PgPool,
+    stream_id: Uuid,
+) -> Result<Option<StoredStream>, StoreError> {
+    let row = sqlx::query!(
+        r#"SELECT stream_id, stream_type, version, state_format, state::text AS state,
+               first_occurred_at, last_occurred_at, last_position
+           FROM streams WHERE stream_id = $1"#,
+        stream_id,
+    )
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let kept = match (
+        row.state_format,
+        row.state,
+        row.first_occurred_at,
+        row.last_occurred_at,
+        row.last_position,
+    ) {
+        (Some(format), Some(json), Some(first), Some(last), Some(position)) => {
+            Some(StoredKeptState {
+                format: u32::try_from(format).unwrap_or(u32::MAX),
+                json,
+                first_occurred_at: first,
+                last_occurred_at: last,
+                last_position: from_stored(position)?,
+            })
+        }
+        _ => None,
+    };
+    Ok(Some(StoredStream {
+        stream_id: row.stream_id,
+        stream_type: row.stream_type.parse()?,
+        version: from_stored(row.version)?,
+        kept,
+    }))
+}
