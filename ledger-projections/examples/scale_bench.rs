@@ -15,8 +15,10 @@
 //! - **appends**: 32 writers initiate and authorize payments through the `CommandHandler`
 //!   (every command a read of its stream, a decision, an append) for `SECONDS`: commands/s and
 //!   the p99 of one command;
-//! - **`payment(id)`**: 32 readers fold payments picked at random from the whole log through a
-//!   handler with no kept folds (what `payment(id)` reads from the log): payments/s;
+//! - **`payment(id)`**: 32 readers load payments picked at random from the whole log through a
+//!   handler with no kept folds (what `payment(id)` reads from the log: the state its stream's
+//!   row keeps, or its events where the row keeps none): payments/s, and how many kept states
+//!   of the sample were usable;
 //! - **rebuild** of every projection from zero: events/s;
 //! - **a `payments` page** (50 payments of one merchant) and **balances as of a past time**
 //!   (the time the middle of the log was recorded): p50 and p99 of 200 requests;
@@ -319,10 +321,11 @@ async fn appends(store: &EventStore, seconds: u64) -> anyhow::Result<(f64, f64)>
     ))
 }
 
-/// Payments folded from the log a second, ids drawn from the whole log, and the events a
+/// Payments loaded from the log a second, ids drawn from the whole log, and the events a
 /// payment read had on average: the payments of a small log are the append measurement's
 /// two-event ones, those of a large log the generator's whole lifecycles, so the two figures
-/// are compared with their sizes.
+/// are compared with their sizes. A payment whose row keeps its state is one row to read
+/// however many events it has (`ledger_store::kept_state`).
 async fn payment_reads(store: &EventStore, seconds: u64) -> anyhow::Result<(f64, f64)> {
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "SELECT stream_id FROM streams WHERE stream_type = 'payment' ORDER BY random() LIMIT $1",
@@ -334,6 +337,16 @@ async fn payment_reads(store: &EventStore, seconds: u64) -> anyhow::Result<(f64,
         return Ok((0.0, 0.0));
     }
     let ids = Arc::new(ids);
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM streams WHERE stream_id = ANY($1) AND state IS NOT NULL",
+    )
+    .bind(ids.as_slice())
+    .fetch_one(store.pool())
+    .await?;
+    println!(
+        "payments sampled with a kept state: {kept} of {}",
+        ids.len()
+    );
     // No kept folds: each read goes to the log, as for a payment nobody asked about lately.
     let handler = CommandHandler::new(store.clone());
     let next = Arc::new(AtomicUsize::new(0));

@@ -88,7 +88,7 @@ pub(crate) async fn write_plan(
                INSERT INTO streams (stream_id, stream_type, version, state_format, state,
                    first_occurred_at, last_occurred_at, last_position)
                SELECT new_stream.* FROM UNNEST($14::uuid[], $15::text[], $16::bigint[],
-                   $26::integer[], $27::text[]::jsonb[], $28::timestamptz[],
+                   $26::integer[], $27::text[], $28::timestamptz[],
                    $29::timestamptz[], $30::bigint[])
                    AS new_stream, announced
                ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version,

@@ -135,7 +135,7 @@ pub(crate) async fn read(
     stream_id: Uuid,
 ) -> Result<Option<StoredStream>, StoreError> {
     let row = sqlx::query!(
-        r#"SELECT stream_id, stream_type, version, state_format, state::text AS state,
+        r#"SELECT stream_id, stream_type, version, state_format, state,
                first_occurred_at, last_occurred_at, last_position
            FROM streams WHERE stream_id = $1"#,
         stream_id,

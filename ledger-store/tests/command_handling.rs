@@ -646,7 +646,7 @@ async fn a_stream_new_to_a_process_is_read_from_its_row() {
     let handler = CommandHandler::new(db.store());
     let payment = authorized_payment(&handler, "10.00").await;
     sqlx::query(
-        "UPDATE streams SET state = jsonb_set(state, '{payment,order_id}', '\"order_edited\"')
+        "UPDATE streams SET state = jsonb_set(state::jsonb, '{payment,order_id}', '\"order_edited\"')::text
          WHERE stream_id = $1",
     )
     .bind(payment.as_uuid())
@@ -671,11 +671,11 @@ async fn a_kept_state_of_another_format_or_version_is_not_used() {
     let payment = authorized_payment(&handler, "10.00").await;
     let truth = folded_from_events::<PaymentState>(&handler, payment.as_uuid()).await;
     let edit =
-        "UPDATE streams SET state = jsonb_set(state, '{payment,order_id}', '\"order_edited\"')
+        "UPDATE streams SET state = jsonb_set(state::jsonb, '{payment,order_id}', '\"order_edited\"')::text
                 WHERE stream_id = $1";
     for change in [
         "UPDATE streams SET state_format = state_format + 1 WHERE stream_id = $1",
-        "UPDATE streams SET state = jsonb_set(state, '{version}', '1') WHERE stream_id = $1",
+        "UPDATE streams SET state = jsonb_set(state::jsonb, '{version}', '1')::text WHERE stream_id = $1",
     ] {
         sqlx::query(edit)
             .bind(payment.as_uuid())

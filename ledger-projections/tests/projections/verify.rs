@@ -293,7 +293,7 @@ async fn a_kept_state_that_is_not_the_fold_of_the_log_is_reported() {
     .unwrap();
     let (edited, moved_back) = (kept[0].0, kept[1].0);
     sqlx::query(
-        "UPDATE streams SET state = jsonb_set(state, '{payment,order_id}', '\"order_edited\"')
+        "UPDATE streams SET state = jsonb_set(state::jsonb, '{payment,order_id}', '\"order_edited\"')::text
          WHERE stream_id = $1",
     )
     .bind(edited)
@@ -303,7 +303,7 @@ async fn a_kept_state_that_is_not_the_fold_of_the_log_is_reported() {
     // The row says the stream ends earlier than it does, with that earlier version's state.
     sqlx::query(
         "UPDATE streams SET version = version - 1,
-             state = jsonb_set(state, '{version}', to_jsonb(version - 1))
+             state = jsonb_set(state::jsonb, '{version}', to_jsonb(version - 1))::text
          WHERE stream_id = $1",
     )
     .bind(moved_back)
@@ -314,7 +314,7 @@ async fn a_kept_state_that_is_not_the_fold_of_the_log_is_reported() {
     sqlx::query(
         "INSERT INTO streams (stream_id, stream_type, version, state_format, state,
              first_occurred_at, last_occurred_at, last_position)
-         SELECT $1, 'payment', 1, state_format, jsonb_set(state, '{version}', '1'),
+         SELECT $1, 'payment', 1, state_format, jsonb_set(state::jsonb, '{version}', '1')::text,
              first_occurred_at, first_occurred_at, 1
          FROM streams WHERE stream_id = $2",
     )
