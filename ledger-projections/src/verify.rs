@@ -494,16 +494,16 @@ async fn fold_streams(
             let (stream_id, position, occurred_at) = (row.stream_id, row.position, row.occurred_at);
             fold.check(row)?;
             folded_to = from_stored(position)?;
-            if !fold.poisoned.contains(&stream_id) {
-                page_ends.insert(
-                    stream_id,
-                    PageEnd {
-                        position: folded_to,
-                        occurred_at,
-                    },
-                );
-            }
+            page_ends.insert(
+                stream_id,
+                PageEnd {
+                    position: folded_to,
+                    occurred_at,
+                },
+            );
         }
+        // A stream stopped at a bad event has no fold to hold its row to; it is reported.
+        page_ends.retain(|stream_id, _| !fold.poisoned.contains(stream_id));
         kept_states
             .check_page(
                 &mut connection,

@@ -171,6 +171,8 @@ pub(crate) fn plan_batch(
         .into_iter()
         .filter_map(|(stream_id, from_version)| {
             let state = streams.get(&stream_id)?;
+            // Every stream of an append has events (`validate` refuses one without), so each
+            // touched stream has its end.
             let end = touched.ends.remove(&stream_id)?;
             Some(StreamAdvance {
                 stream_id,

@@ -413,6 +413,21 @@ fn capture_item(payment_id: PaymentId, capture_id: &str, gross: &str) -> BatchIt
     }
 }
 
+/// Records settlement batch `batch_id` of `items`, as a test-environment command.
+async fn settle(
+    handler: &CommandHandler,
+    batch_id: SettlementBatchId,
+    items: Vec<BatchItem>,
+) -> Result<ledger_store::commands::Handled<SettlementBatchState>, StoreError> {
+    handler
+        .handle_settlement(
+            batch_id,
+            &batch(batch_id, items),
+            &context(Environment::Test, None),
+        )
+        .await
+}
+
 #[tokio::test]
 async fn a_settlement_batch_is_atomic_across_payments() {
     let db = TestDatabase::new().await;
@@ -428,21 +443,16 @@ async fn a_settlement_batch_is_atomic_across_payments() {
         .handle_payment(second, &capture("c1", "20.00"), &test)
         .await
         .unwrap();
-    let batch_id = SettlementBatchId::new_random();
-    let settled = handler
-        .handle_settlement(
-            batch_id,
-            &batch(
-                batch_id,
-                vec![
-                    capture_item(first, "c1", "10.00"),
-                    capture_item(second, "c1", "20.00"),
-                ],
-            ),
-            &test,
-        )
-        .await
-        .unwrap();
+    let settled = settle(
+        &handler,
+        SettlementBatchId::new_random(),
+        vec![
+            capture_item(first, "c1", "10.00"),
+            capture_item(second, "c1", "20.00"),
+        ],
+    )
+    .await
+    .unwrap();
     // The batch's header and its items, and a CaptureSettled on each payment.
     assert_eq!(settled.events.len(), 4);
     let net = settled.state.batch.unwrap().net;
@@ -455,21 +465,16 @@ async fn a_settlement_batch_is_atomic_across_payments() {
         .await
         .unwrap();
     let head = db.store().head().await.unwrap();
-    let other_batch = SettlementBatchId::new_random();
-    let error = handler
-        .handle_settlement(
-            other_batch,
-            &batch(
-                other_batch,
-                vec![
-                    capture_item(third, "c1", "5.00"),
-                    capture_item(first, "c1", "10.00"),
-                ],
-            ),
-            &test,
-        )
-        .await
-        .unwrap_err();
+    let error = settle(
+        &handler,
+        SettlementBatchId::new_random(),
+        vec![
+            capture_item(third, "c1", "5.00"),
+            capture_item(first, "c1", "10.00"),
+        ],
+    )
+    .await
+    .unwrap_err();
     match error {
         StoreError::Rejected(rule) => assert_eq!(rule.rule(), "settlement_item_already_settled"),
         other => panic!("unexpected {other:?}"),
@@ -547,6 +552,16 @@ async fn retries_get_the_first_answer_whether_the_rules_would_accept_them_or_not
 // Kept states: each stream's row keeps the fold its last command left, so that a stream no
 // process has read yet is one row to read (`ledger_store::kept_state`).
 
+/// A stream's row as stored.
+async fn stream_row(db: &TestDatabase, stream_id: Uuid) -> ledger_store::kept_state::StoredStream {
+    db.store().stored_stream(stream_id).await.unwrap().unwrap()
+}
+
+/// Edits a payment's kept state behind the log's back.
+const EDIT_KEPT_ORDER_ID: &str = "UPDATE streams
+    SET state = jsonb_set(state::jsonb, '{payment,order_id}', '\"order_edited\"')::text
+    WHERE stream_id = $1";
+
 /// The fold of a stream from its events, and its summary, as a reader without kept states
 /// would make them.
 async fn folded_from_events<State>(
@@ -578,27 +593,18 @@ async fn every_command_keeps_the_fold_it_leaves_in_its_streams_row() {
     }
     // A settlement appends to the batch and, in the same append, to each payment it settles.
     let batch_id = SettlementBatchId::new_random();
-    handler
-        .handle_settlement(
-            batch_id,
-            &batch(
-                batch_id,
-                vec![
-                    capture_item(first, "c1", "7.00"),
-                    capture_item(second, "c1", "7.00"),
-                ],
-            ),
-            &test,
-        )
-        .await
-        .unwrap();
+    settle(
+        &handler,
+        batch_id,
+        vec![
+            capture_item(first, "c1", "7.00"),
+            capture_item(second, "c1", "7.00"),
+        ],
+    )
+    .await
+    .unwrap();
     for payment in [first, second] {
-        let stored = db
-            .store()
-            .stored_stream(payment.as_uuid())
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = stream_row(&db, payment.as_uuid()).await;
         let kept = stored
             .folded::<PaymentState>()
             .expect("a kept payment state");
@@ -613,12 +619,7 @@ async fn every_command_keeps_the_fold_it_leaves_in_its_streams_row() {
             .unwrap();
         assert_eq!(elsewhere, from_events);
     }
-    let stored = db
-        .store()
-        .stored_stream(batch_id.as_uuid())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stream_row(&db, batch_id.as_uuid()).await;
     let kept = stored
         .folded::<SettlementBatchState>()
         .expect("a kept batch state");
@@ -627,12 +628,8 @@ async fn every_command_keeps_the_fold_it_leaves_in_its_streams_row() {
         folded_from_events::<SettlementBatchState>(&handler, batch_id.as_uuid()).await
     );
     // A payment's row is not a batch's state.
-    assert!(db
-        .store()
-        .stored_stream(first.as_uuid())
+    assert!(stream_row(&db, first.as_uuid())
         .await
-        .unwrap()
-        .unwrap()
         .folded::<SettlementBatchState>()
         .is_none());
 }
@@ -645,14 +642,11 @@ async fn a_stream_new_to_a_process_is_read_from_its_row() {
     let db = TestDatabase::new().await;
     let handler = CommandHandler::new(db.store());
     let payment = authorized_payment(&handler, "10.00").await;
-    sqlx::query(
-        "UPDATE streams SET state = jsonb_set(state::jsonb, '{payment,order_id}', '\"order_edited\"')::text
-         WHERE stream_id = $1",
-    )
-    .bind(payment.as_uuid())
-    .execute(db.pool())
-    .await
-    .unwrap();
+    sqlx::query(EDIT_KEPT_ORDER_ID)
+        .bind(payment.as_uuid())
+        .execute(db.pool())
+        .await
+        .unwrap();
     let read = CommandHandler::new(db.store())
         .load_payment(Environment::Test, payment)
         .await
@@ -670,14 +664,11 @@ async fn a_kept_state_of_another_format_or_version_is_not_used() {
     let test = context(Environment::Test, None);
     let payment = authorized_payment(&handler, "10.00").await;
     let truth = folded_from_events::<PaymentState>(&handler, payment.as_uuid()).await;
-    let edit =
-        "UPDATE streams SET state = jsonb_set(state::jsonb, '{payment,order_id}', '\"order_edited\"')::text
-                WHERE stream_id = $1";
     for change in [
         "UPDATE streams SET state_format = state_format + 1 WHERE stream_id = $1",
         "UPDATE streams SET state = jsonb_set(state::jsonb, '{version}', '1')::text WHERE stream_id = $1",
     ] {
-        sqlx::query(edit)
+        sqlx::query(EDIT_KEPT_ORDER_ID)
             .bind(payment.as_uuid())
             .execute(db.pool())
             .await
@@ -697,12 +688,8 @@ async fn a_kept_state_of_another_format_or_version_is_not_used() {
         .handle_payment(payment, &capture("c1", "4.00"), &test)
         .await
         .unwrap();
-    let kept = db
-        .store()
-        .stored_stream(payment.as_uuid())
+    let kept = stream_row(&db, payment.as_uuid())
         .await
-        .unwrap()
-        .unwrap()
         .folded::<PaymentState>()
         .expect("kept again by the next command");
     assert_eq!(
@@ -750,12 +737,7 @@ async fn an_append_without_a_state_clears_the_kept_one() {
         })
         .await
         .unwrap();
-    let stored = db
-        .store()
-        .stored_stream(payment.as_uuid())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stream_row(&db, payment.as_uuid()).await;
     assert_eq!(stored.version, 3);
     assert!(stored.kept.is_none());
     let read = CommandHandler::new(db.store())

@@ -2,6 +2,8 @@
 
 use ledger_api::auth::Role;
 use ledger_core::ids::Environment;
+use ledger_core::payment::PaymentState;
+use ledger_store::state_cache::StreamSummary;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -190,6 +192,26 @@ async fn an_atomic_request_appends_all_or_nothing_and_replays_as_a_whole() {
         recorded_at.iter().all(|time| *time == recorded_at[0]),
         "one transaction"
     );
+    // Each payment's row keeps the state the unit's last line on it left: the fold of its
+    // events, as another process reads it.
+    let handler = &app.state.app.handler;
+    for payment in [first, second] {
+        let row = handler
+            .store()
+            .stored_stream(payment)
+            .await
+            .unwrap()
+            .unwrap();
+        let kept = row
+            .folded::<PaymentState>()
+            .expect("the unit's append keeps the payment's state");
+        let (folded, history) = handler
+            .load_with_history::<PaymentState>(payment)
+            .await
+            .unwrap();
+        assert_eq!(kept.state, folded);
+        assert_eq!(kept.summary, StreamSummary::default().after(&history));
+    }
 
     // The same request again appends nothing and answers as before.
     let again = post(&app, service(&app), "?atomic=true", ndjson(&good)).await;
