@@ -214,6 +214,7 @@ impl StreamStates {
     ) -> R {
         let (before, first_occurred_at) = match self.states.remove(&stream_id) {
             Some(cached) => (cached.state, cached.first_occurred_at),
+            // Only a stream's first event finds no state: `prepare` folds the others again.
             None => (StreamState::empty_for(event), occurred_at),
         };
         let seen = inspect(&before);

@@ -7,8 +7,8 @@
 //! `Aggregate::STATE_FORMAT`. It is only written by a command that decided on the state it
 //! keeps, is only used when its format and version are the ones the reader expects, and
 //! `ledger verify` compares every one with the log's fold at its version. An append that
-//! brings no state (a raw append, a unit of commands) clears it, and the stream is folded from
-//! its events until its next command.
+//! brings no state (a raw append through `EventStore::append`) clears it, and the stream is
+//! folded from its events until its next command.
 
 use chrono::{DateTime, Utc};
 use ledger_core::aggregate::Aggregate;
@@ -20,8 +20,11 @@ use crate::event::StreamType;
 use crate::rows::from_stored;
 use crate::state_cache::{Folded, StreamSummary};
 
-/// The state a stream's append leaves it in, to keep in its row: made from the fold of the
-/// stream up to and including the append's events, so it cannot exist without being one.
+/// The state a stream's append leaves it in, to keep in its row: the serde form of a state of
+/// the stream's kind, at the version the plan checks the append leaves (a state at another
+/// version is not kept). That it is the fold of the events is the caller's to make true (the
+/// command handler folds its decision's events onto the state it decided on) and
+/// `ledger verify`'s to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeptState {
     version: u64,
