@@ -143,6 +143,11 @@ impl fmt::Display for VerificationReport {
             "streams folded: {} ({} events)",
             self.streams_folded, self.events_folded
         )?;
+        writeln!(
+            formatter,
+            "kept stream states compared with the fold: {}",
+            self.kept_states_compared
+        )?;
         for (currency, total) in &self.trial_balance_totals {
             writeln!(formatter, "trial balance {currency}: {total}")?;
         }
@@ -169,6 +174,9 @@ pub struct VerificationReport {
     pub chain: ChainVerification,
     pub events_folded: u64,
     pub streams_folded: u64,
+    /// Stream rows whose kept state was compared with the fold (see `kept_states`); a row
+    /// written again while verification ran may count twice.
+    pub kept_states_compared: u64,
     /// Per currency; all zero when the books balance.
     pub trial_balance_totals: BTreeMap<String, Decimal>,
     /// The checkpoint each live projection was compared at.
@@ -250,6 +258,7 @@ pub async fn verify(
         chain,
         events_folded: folded.events,
         streams_folded: folded.streams,
+        kept_states_compared: folded.kept_states_compared,
         trial_balance_totals: totals,
         compared_at,
         discrepancies,
@@ -380,6 +389,7 @@ impl<T> Drop for Task<T> {
 struct Folded {
     events: u64,
     streams: u64,
+    kept_states_compared: u64,
     trial_balance: TrialBalance,
     discrepancies: Vec<Discrepancy>,
 }
@@ -460,6 +470,7 @@ async fn fold_streams(
         folded: Folded {
             events: 0,
             streams: 0,
+            kept_states_compared: 0,
             trial_balance: TrialBalance::default(),
             discrepancies: Vec::new(),
         },
@@ -516,6 +527,7 @@ async fn fold_streams(
         fold.states.evict(&HashSet::new());
     }
     let skipped = fold.poisoned.len() as u64;
+    fold.folded.kept_states_compared = kept_states.compared();
     kept_states
         .finish(
             &mut connection,

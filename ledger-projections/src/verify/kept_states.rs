@@ -40,6 +40,11 @@ pub(super) struct KeptStates {
 }
 
 impl KeptStates {
+    /// How many kept states were compared so far.
+    pub(super) fn compared(&self) -> u64 {
+        self.compared
+    }
+
     /// Compares the kept states the page settles; `page_last` is the page's last position.
     pub(super) async fn check_page(
         &mut self,

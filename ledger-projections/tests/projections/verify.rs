@@ -23,6 +23,13 @@ async fn a_clean_ledger_verifies_clean() {
     assert!(report.chain.is_intact());
     assert_eq!(report.events_folded, head);
     assert_eq!(report.streams_folded, 8);
+    // Every row keeping a state was held to the fold.
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM streams WHERE state IS NOT NULL")
+        .fetch_one(database.pool())
+        .await
+        .unwrap();
+    assert!(kept > 0);
+    assert_eq!(report.kept_states_compared, kept as u64);
     assert!(report
         .trial_balance_totals
         .values()
@@ -274,10 +281,15 @@ async fn the_refold_finds_the_same_whatever_it_keeps() {
     );
     assert_eq!(refold_findings(&little_kept), found);
     assert_eq!(
-        (little_kept.events_folded, little_kept.streams_folded),
+        (
+            little_kept.events_folded,
+            little_kept.streams_folded,
+            little_kept.kept_states_compared
+        ),
         (
             everything_kept.events_folded,
-            everything_kept.streams_folded
+            everything_kept.streams_folded,
+            everything_kept.kept_states_compared
         )
     );
     assert_eq!(everything_kept.streams_folded, 2 * 8 + 20);
