@@ -48,11 +48,12 @@ pub trait DomainEvent: Sized {
 ///
 /// The log keeps each stream's latest fold beside it (ledger-store's `kept_state`), so that
 /// a read of one stream is one row, not its every event. That copy is this state's serde
-/// form, and `STATE_FORMAT` names the form: change it whenever a change of the state's
-/// fields or of their meaning would make a kept copy read back as something other than the
-/// fold (`tests/golden/states.json` fails until it is changed). A copy of another format is
-/// not used; the stream is folded from its events instead, and its next append keeps the
-/// new form.
+/// form in the bytes of [`crate::kept_form`], and `STATE_FORMAT` names the form: change it
+/// whenever a change of the state's fields, of their order or of their meaning would make a
+/// kept copy read back as something other than the fold (`tests/golden/states.json` fails
+/// until it is changed). A copy of another format is not used; the stream is folded from its
+/// events instead, and its next append keeps the new form. Format 1 was the JSON text of the
+/// serde form; 2 is `kept_form`'s MessagePack.
 pub trait Aggregate: Serialize + serde::de::DeserializeOwned {
     const STREAM_TYPE: StreamType;
     const STATE_FORMAT: u32;
@@ -90,7 +91,7 @@ domain_event!(ReconciliationEvent);
 
 impl Aggregate for PaymentState {
     const STREAM_TYPE: StreamType = StreamType::Payment;
-    const STATE_FORMAT: u32 = 1;
+    const STATE_FORMAT: u32 = 2;
     type Event = PaymentEvent;
     fn evolve(self, event: &PaymentEvent) -> Self {
         payment::evolve(self, event)
@@ -102,7 +103,7 @@ impl Aggregate for PaymentState {
 
 impl Aggregate for SettlementBatchState {
     const STREAM_TYPE: StreamType = StreamType::SettlementBatch;
-    const STATE_FORMAT: u32 = 1;
+    const STATE_FORMAT: u32 = 2;
     type Event = SettlementEvent;
     fn evolve(self, event: &SettlementEvent) -> Self {
         crate::settlement::evolve(self, event)
@@ -114,7 +115,7 @@ impl Aggregate for SettlementBatchState {
 
 impl Aggregate for ReconciliationRunState {
     const STREAM_TYPE: StreamType = StreamType::ReconciliationRun;
-    const STATE_FORMAT: u32 = 1;
+    const STATE_FORMAT: u32 = 2;
     type Event = ReconciliationEvent;
     fn evolve(self, event: &ReconciliationEvent) -> Self {
         crate::reconciliation::evolve(self, event)

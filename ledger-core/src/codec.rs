@@ -24,6 +24,11 @@ pub enum CodecError {
         schema_version: u32,
         reason: String,
     },
+    #[error("a kept {stream_type} state does not encode or read back: {reason}")]
+    KeptState {
+        stream_type: &'static str,
+        reason: String,
+    },
 }
 
 /// Generates the codec of an event enum whose variants each wrap one payload struct.

@@ -17,7 +17,8 @@
 //! - [`playbook`]: every decline and error code a card gateway gives, with what to tell the
 //!   customer, whether a retry may help, the next step and who to escalate to.
 //! - [`codec`]: the stable JSON of events, schema versions and upcasting.
-//! - [`aggregate`]: what the event store needs to fold and store any stream.
+//! - [`aggregate`]: what the event store needs to fold and store any stream, and
+//!   [`kept_form`]: the bytes of the latest fold the log keeps beside each stream.
 //! - [`error`]: [`DomainError`], one variant per business rule.
 //! - [`stored`]: the one table of stored names of each enum kept as text (`as_str`, `FromStr`).
 //!
@@ -33,6 +34,7 @@ pub mod currency;
 pub mod error;
 pub mod ids;
 pub mod journal;
+pub mod kept_form;
 pub mod money;
 pub mod payment;
 pub mod playbook;

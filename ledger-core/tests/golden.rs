@@ -455,10 +455,23 @@ fn example_states() -> Value {
         .iter()
         .fold(ReconciliationRunState::default(), reconciliation::evolve);
     json!({
-        "payment": {"format": PaymentState::STATE_FORMAT, "state": payment},
-        "settlement_batch": {"format": SettlementBatchState::STATE_FORMAT, "state": batch},
-        "reconciliation_run": {"format": ReconciliationRunState::STATE_FORMAT, "state": run},
+        "payment": golden_state(&payment),
+        "settlement_batch": golden_state(&batch),
+        "reconciliation_run": golden_state(&run),
     })
+}
+
+/// A state's format, its serde form as JSON to read, and its kept bytes in hex.
+fn golden_state<State: Aggregate>(state: &State) -> Value {
+    let kept = ledger_core::kept_form::encode(state).expect("a state encodes");
+    json!({"format": State::STATE_FORMAT, "state": state, "kept": hex::encode(kept)})
+}
+
+/// The state whose kept bytes the golden file holds for `kind`.
+fn golden_kept<State: Aggregate>(golden: &Value, kind: &str) -> State {
+    let bytes =
+        hex::decode(golden[kind]["kept"].as_str().expect("kept bytes in hex")).expect("hex");
+    ledger_core::kept_form::decode(&bytes).expect("the golden kept bytes read back")
 }
 
 /// The log keeps each stream's latest fold in this form (`Aggregate::STATE_FORMAT`): a
@@ -478,7 +491,12 @@ fn kept_state_shapes_match_the_golden_file() {
         if current[kind]["format"] == golden[kind]["format"] {
             assert_eq!(
                 current[kind]["state"], golden[kind]["state"],
-                "the kept form of a {kind} state changed: change its STATE_FORMAT, then regenerate"
+                "the serde form of a {kind} state changed: change its STATE_FORMAT, then regenerate"
+            );
+            // The bytes name no field: a field moved within its struct changes them alone.
+            assert_eq!(
+                current[kind]["kept"], golden[kind]["kept"],
+                "the kept bytes of a {kind} state changed: change its STATE_FORMAT, then regenerate"
             );
         }
     }
@@ -516,5 +534,14 @@ fn golden_states_read_back_as_the_folds_they_were_written_from() {
         reconciliation_examples()
             .iter()
             .fold(ReconciliationRunState::default(), reconciliation::evolve)
+    );
+    assert_eq!(golden_kept::<PaymentState>(&golden, "payment"), payment);
+    assert_eq!(
+        golden_kept::<SettlementBatchState>(&golden, "settlement_batch"),
+        batch
+    );
+    assert_eq!(
+        golden_kept::<ReconciliationRunState>(&golden, "reconciliation_run"),
+        run
     );
 }

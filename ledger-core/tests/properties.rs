@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ledger_core::ids::*;
 use ledger_core::journal::{self, Account, AccountKey, TrialBalance};
+use ledger_core::kept_form;
 use ledger_core::payment::invariants;
 use ledger_core::payment::state::DisputeStatus;
 use ledger_core::payment::*;
@@ -243,15 +244,15 @@ proptest! {
         }
     }
 
-    /// The log keeps each stream's latest fold as its serde form (`Aggregate::STATE_FORMAT`),
+    /// The log keeps each stream's latest fold in its kept form (`ledger_core::kept_form`),
     /// and a read trusts that copy instead of folding: after every step, the state reads back
-    /// from its JSON as exactly the fold it was written from.
+    /// from its kept bytes as exactly the fold it was written from.
     #[test]
-    fn every_payment_state_reads_back_from_its_kept_json((_, commands) in lifecycle()) {
+    fn every_payment_state_reads_back_from_its_kept_form((_, commands) in lifecycle()) {
         let (_, _, steps) = run(&commands);
         for step in &steps {
-            let kept = serde_json::to_string(&step.before).expect("a state serializes");
-            let read: PaymentState = serde_json::from_str(&kept).expect("a kept state reads back");
+            let kept = kept_form::encode(&step.before).expect("a state encodes");
+            let read: PaymentState = kept_form::decode(&kept).expect("a kept state reads back");
             prop_assert_eq!(&read, &step.before);
         }
     }
@@ -632,8 +633,8 @@ proptest! {
         }
         let refolded = log.iter().fold(recorded_batch(), settlement::evolve);
         prop_assert_eq!(&refolded, &batch);
-        let kept = serde_json::to_string(&batch).expect("a batch serializes");
-        let read: SettlementBatchState = serde_json::from_str(&kept).expect("a kept batch reads back");
+        let kept = kept_form::encode(&batch).expect("a batch encodes");
+        let read: SettlementBatchState = kept_form::decode(&kept).expect("a kept batch reads back");
         prop_assert_eq!(read, batch);
     }
 
@@ -660,8 +661,8 @@ proptest! {
             }
             prop_assert!(reconciliation::invariants::check(&state).is_ok(), "{:?}", reconciliation::invariants::check(&state));
         }
-        let kept = serde_json::to_string(&state).expect("a run serializes");
-        let read: ReconciliationRunState = serde_json::from_str(&kept).expect("a kept run reads back");
+        let kept = kept_form::encode(&state).expect("a run encodes");
+        let read: ReconciliationRunState = kept_form::decode(&kept).expect("a kept run reads back");
         prop_assert_eq!(&read, &state);
         prop_assert_eq!(reconciliation::fold(&log), state);
     }

@@ -88,7 +88,7 @@ pub(crate) async fn write_plan(
                INSERT INTO streams (stream_id, stream_type, version, state_format, state,
                    first_occurred_at, last_occurred_at, last_position)
                SELECT new_stream.* FROM UNNEST($14::uuid[], $15::text[], $16::bigint[],
-                   $26::integer[], $27::text[], $28::timestamptz[],
+                   $26::integer[], $27::bytea[], $28::timestamptz[],
                    $29::timestamptz[], $30::bigint[])
                    AS new_stream, announced
                ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version,
@@ -140,7 +140,7 @@ pub(crate) async fn write_plan(
         &plan.base.hash[..],
         &streams.from_versions,
         &streams.state_formats as &[Option<i32>],
-        &streams.states as &[Option<&str>],
+        &streams.states as &[Option<&[u8]>],
         &streams.first_occurred_ats as &[Option<chrono::DateTime<Utc>>],
         &streams.last_occurred_ats,
         &streams.last_positions,
@@ -214,7 +214,7 @@ struct StreamColumns<'plan> {
     versions: Vec<i64>,
     from_versions: Vec<i64>,
     state_formats: Vec<Option<i32>>,
-    states: Vec<Option<&'plan str>>,
+    states: Vec<Option<&'plan [u8]>>,
     first_occurred_ats: Vec<Option<chrono::DateTime<Utc>>>,
     last_occurred_ats: Vec<chrono::DateTime<Utc>>,
     last_positions: Vec<i64>,
@@ -243,7 +243,7 @@ impl<'plan> StreamColumns<'plan> {
             columns
                 .state_formats
                 .push(kept.map(|kept| i32::try_from(kept.format()).unwrap_or(i32::MAX)));
-            columns.states.push(kept.map(KeptState::json));
+            columns.states.push(kept.map(KeptState::bytes));
             columns
                 .first_occurred_ats
                 .push(advance.end.first_occurred_at);

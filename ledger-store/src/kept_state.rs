@@ -3,8 +3,8 @@
 //! in this process is one row instead of its every event (migration
 //! `20261210100000_kept_stream_states.sql`, docs/scaling.md).
 //!
-//! The log stays the truth: a kept state is ledger-core's serde form of the fold, named by
-//! `Aggregate::STATE_FORMAT`. It is only written by a command that decided on the state it
+//! The log stays the truth: a kept state is the fold in ledger-core's `kept_form` (the bytes of
+//! its serde form), named by `Aggregate::STATE_FORMAT`. It is only written by a command that decided on the state it
 //! keeps, is only used when its format and version are the ones the reader expects, and
 //! `ledger verify` compares every one with the log's fold at its version. An append that
 //! brings no state (a raw append through `EventStore::append`) clears it, and the stream is
@@ -12,6 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use ledger_core::aggregate::Aggregate;
+use ledger_core::kept_form;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -20,7 +21,7 @@ use crate::event::StreamType;
 use crate::rows::from_stored;
 use crate::state_cache::{Folded, StreamSummary};
 
-/// The state a stream's append leaves it in, to keep in its row: the serde form of a state of
+/// The state a stream's append leaves it in, to keep in its row: the kept form of a state of
 /// the stream's kind, at the version the plan checks the append leaves (a state at another
 /// version is not kept). That it is the fold of the events is the caller's to make true (the
 /// command handler folds its decision's events onto the state it decided on) and
@@ -29,7 +30,7 @@ use crate::state_cache::{Folded, StreamSummary};
 pub struct KeptState {
     version: u64,
     format: u32,
-    json: String,
+    bytes: Vec<u8>,
     first_occurred_at: DateTime<Utc>,
 }
 
@@ -40,13 +41,12 @@ impl KeptState {
         state: &State,
         first_occurred_at: DateTime<Utc>,
     ) -> Result<Self, StoreError> {
-        let json = serde_json::to_string(state).map_err(|error| {
-            StoreError::InvalidRequest(format!("a stream state does not serialize: {error}"))
-        })?;
+        let bytes = kept_form::encode(state)
+            .map_err(|error| StoreError::InvalidRequest(error.to_string()))?;
         Ok(KeptState {
             version: state.version(),
             format: State::STATE_FORMAT,
-            json,
+            bytes,
             first_occurred_at,
         })
     }
@@ -73,8 +73,8 @@ impl KeptState {
         self.format
     }
 
-    pub(crate) fn json(&self) -> &str {
-        &self.json
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     pub(crate) fn first_occurred_at(&self) -> DateTime<Utc> {
@@ -95,7 +95,7 @@ pub struct StoredStream {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredKeptState {
     pub format: u32,
-    pub json: String,
+    pub bytes: Vec<u8>,
     pub first_occurred_at: DateTime<Utc>,
     pub last_occurred_at: DateTime<Utc>,
     pub last_position: u64,
@@ -109,7 +109,7 @@ impl StoredStream {
         if self.stream_type != State::STREAM_TYPE || kept.format != State::STATE_FORMAT {
             return None;
         }
-        let state: State = match serde_json::from_str(&kept.json) {
+        let state: State = match kept_form::decode(&kept.bytes) {
             Ok(state) => state,
             Err(error) => {
                 tracing::warn!(
@@ -155,10 +155,10 @@ pub(crate) async fn read(
         row.last_occurred_at,
         row.last_position,
     ) {
-        (Some(format), Some(json), Some(first), Some(last), Some(position)) => {
+        (Some(format), Some(bytes), Some(first), Some(last), Some(position)) => {
             Some(StoredKeptState {
                 format: u32::try_from(format).unwrap_or(u32::MAX),
-                json,
+                bytes,
                 first_occurred_at: first,
                 last_occurred_at: last,
                 last_position: from_stored(position)?,

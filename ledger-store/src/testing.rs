@@ -33,6 +33,8 @@ use std::process::{Child, ChildStdin, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use ledger_core::aggregate::Aggregate;
+use ledger_core::kept_form;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -355,6 +357,32 @@ impl TestDatabase {
     /// An event store on this database.
     pub fn store(&self) -> EventStore {
         EventStore::new(self.pool.clone())
+    }
+
+    /// Edits a stream's kept state behind the log's back (see `kept_state`), as someone with
+    /// the database's password could: `edit` gets the state its row keeps, and the row keeps
+    /// what `edit` leaves, with its format, version and times unchanged. Panics if the row
+    /// keeps no state of `State`'s current format.
+    #[allow(clippy::expect_used)]
+    pub async fn edit_kept_state<State: Aggregate>(
+        &self,
+        stream_id: Uuid,
+        edit: impl FnOnce(&mut State),
+    ) {
+        let bytes: Vec<u8> = sqlx::query_scalar("SELECT state FROM streams WHERE stream_id = $1")
+            .bind(stream_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("the stream's row keeps a state");
+        let mut state: State = kept_form::decode(&bytes).expect("a kept state of this format");
+        edit(&mut state);
+        let bytes = kept_form::encode(&state).expect("a state encodes");
+        sqlx::query("UPDATE streams SET state = $2 WHERE stream_id = $1")
+            .bind(stream_id)
+            .bind(bytes)
+            .execute(&self.pool)
+            .await
+            .expect("the edit is written");
     }
 }
 

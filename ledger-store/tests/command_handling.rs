@@ -557,10 +557,15 @@ async fn stream_row(db: &TestDatabase, stream_id: Uuid) -> ledger_store::kept_st
     db.store().stored_stream(stream_id).await.unwrap().unwrap()
 }
 
-/// Edits a payment's kept state behind the log's back.
-const EDIT_KEPT_ORDER_ID: &str = "UPDATE streams
-    SET state = jsonb_set(state::jsonb, '{payment,order_id}', '\"order_edited\"')::text
-    WHERE stream_id = $1";
+/// Edits a payment's kept state behind the log's back: its order id becomes `order_edited`.
+async fn edit_kept_order_id(db: &TestDatabase, payment: PaymentId) {
+    db.edit_kept_state::<PaymentState>(payment.as_uuid(), |state| {
+        if let Some(payment) = state.payment.as_mut() {
+            payment.order_id = OrderId::parse("order_edited").unwrap();
+        }
+    })
+    .await;
+}
 
 /// The fold of a stream from its events, and its summary, as a reader without kept states
 /// would make them.
@@ -642,11 +647,7 @@ async fn a_stream_new_to_a_process_is_read_from_its_row() {
     let db = TestDatabase::new().await;
     let handler = CommandHandler::new(db.store());
     let payment = authorized_payment(&handler, "10.00").await;
-    sqlx::query(EDIT_KEPT_ORDER_ID)
-        .bind(payment.as_uuid())
-        .execute(db.pool())
-        .await
-        .unwrap();
+    edit_kept_order_id(&db, payment).await;
     let read = CommandHandler::new(db.store())
         .load_payment(Environment::Test, payment)
         .await
@@ -662,40 +663,40 @@ async fn a_kept_state_of_another_format_or_version_is_not_used() {
     let db = TestDatabase::new().await;
     let handler = CommandHandler::new(db.store());
     let test = context(Environment::Test, None);
-    let payment = authorized_payment(&handler, "10.00").await;
-    let truth = folded_from_events::<PaymentState>(&handler, payment.as_uuid()).await;
-    for change in [
-        "UPDATE streams SET state_format = state_format + 1 WHERE stream_id = $1",
-        "UPDATE streams SET state = jsonb_set(state::jsonb, '{version}', '1')::text WHERE stream_id = $1",
-    ] {
-        sqlx::query(EDIT_KEPT_ORDER_ID)
-            .bind(payment.as_uuid())
-            .execute(db.pool())
-            .await
-            .unwrap();
-        sqlx::query(change)
-            .bind(payment.as_uuid())
-            .execute(db.pool())
-            .await
-            .unwrap();
+    for change in ["another format", "a state at another version"] {
+        let payment = authorized_payment(&handler, "10.00").await;
+        let truth = folded_from_events::<PaymentState>(&handler, payment.as_uuid()).await;
+        // Were the edited state used, the read would answer its order id.
+        edit_kept_order_id(&db, payment).await;
+        if change == "another format" {
+            sqlx::query("UPDATE streams SET state_format = state_format + 1 WHERE stream_id = $1")
+                .bind(payment.as_uuid())
+                .execute(db.pool())
+                .await
+                .unwrap();
+        } else {
+            db.edit_kept_state::<PaymentState>(payment.as_uuid(), |state| state.version = 1)
+                .await;
+        }
         let read = CommandHandler::new(db.store())
             .load_folded::<PaymentState>(payment.as_uuid())
             .await
             .unwrap();
         assert_eq!(read, truth, "{change}");
+        handler
+            .handle_payment(payment, &capture("c1", "4.00"), &test)
+            .await
+            .unwrap();
+        let kept = stream_row(&db, payment.as_uuid())
+            .await
+            .folded::<PaymentState>()
+            .expect("kept again by the next command");
+        assert_eq!(
+            kept,
+            folded_from_events::<PaymentState>(&handler, payment.as_uuid()).await,
+            "{change}"
+        );
     }
-    handler
-        .handle_payment(payment, &capture("c1", "4.00"), &test)
-        .await
-        .unwrap();
-    let kept = stream_row(&db, payment.as_uuid())
-        .await
-        .folded::<PaymentState>()
-        .expect("kept again by the next command");
-    assert_eq!(
-        kept,
-        folded_from_events::<PaymentState>(&handler, payment.as_uuid()).await
-    );
 }
 
 /// An append that brings no state (a raw append to the log) leaves the row keeping none, so

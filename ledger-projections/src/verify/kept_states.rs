@@ -13,6 +13,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use ledger_core::aggregate::Aggregate;
+use ledger_core::codec::CodecError;
+use ledger_core::kept_form;
 use ledger_core::payment::PaymentState;
 use ledger_core::reconciliation::ReconciliationRunState;
 use ledger_core::settlement::SettlementBatchState;
@@ -98,7 +100,7 @@ impl KeptStates {
             let found = Found {
                 stream_type: &row.stream_type,
                 version: from_stored(row.version)?,
-                json: &row.state,
+                bytes: &row.state,
                 first_occurred_at: row.first_occurred_at,
                 last_occurred_at: row.last_occurred_at,
                 last_position: from_stored(row.last_position)?,
@@ -193,7 +195,7 @@ impl KeptStates {
 struct Found<'row> {
     stream_type: &'row str,
     version: u64,
-    json: &'row str,
+    bytes: &'row [u8],
     first_occurred_at: DateTime<Utc>,
     last_occurred_at: DateTime<Utc>,
     last_position: u64,
@@ -223,9 +225,9 @@ fn differs(
         ));
     }
     let (stream_type, same_state) = match folded {
-        StreamState::Payment(state) => ("payment", same(found.json, state)),
-        StreamState::Settlement(state) => ("settlement_batch", same(found.json, state)),
-        StreamState::Reconciliation(state) => ("reconciliation_run", same(found.json, state)),
+        StreamState::Payment(state) => ("payment", same(found.bytes, state)),
+        StreamState::Settlement(state) => ("settlement_batch", same(found.bytes, state)),
+        StreamState::Reconciliation(state) => ("reconciliation_run", same(found.bytes, state)),
     };
     if found.stream_type != stream_type {
         return Some(format!(
@@ -259,9 +261,9 @@ fn differs(
     }
 }
 
-fn same<State>(json: &str, folded: &State) -> Result<bool, serde_json::Error>
+fn same<State>(bytes: &[u8], folded: &State) -> Result<bool, CodecError>
 where
     State: Aggregate + PartialEq,
 {
-    Ok(serde_json::from_str::<State>(json)? == *folded)
+    Ok(kept_form::decode::<State>(bytes)? == *folded)
 }

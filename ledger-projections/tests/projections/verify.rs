@@ -1,5 +1,7 @@
 //! `verify` reports a damaged read-model row and a tampered log row, each as what it is.
 
+use ledger_core::ids::OrderId;
+use ledger_core::payment::PaymentState;
 use ledger_projections::{verify, Discrepancy, Projector, ProjectorOptions};
 use ledger_store::testing::TestDatabase;
 
@@ -314,30 +316,27 @@ async fn a_kept_state_that_is_not_the_fold_of_the_log_is_reported() {
     .await
     .unwrap();
     let (edited, moved_back) = (kept[0].0, kept[1].0);
-    sqlx::query(
-        "UPDATE streams SET state = jsonb_set(state::jsonb, '{payment,order_id}', '\"order_edited\"')::text
-         WHERE stream_id = $1",
-    )
-    .bind(edited)
-    .execute(pool)
-    .await
-    .unwrap();
+    database
+        .edit_kept_state::<PaymentState>(edited, |state| {
+            if let Some(payment) = state.payment.as_mut() {
+                payment.order_id = OrderId::parse("order_edited").unwrap();
+            }
+        })
+        .await;
     // The row says the stream ends earlier than it does, with that earlier version's state.
-    sqlx::query(
-        "UPDATE streams SET version = version - 1,
-             state = jsonb_set(state::jsonb, '{version}', to_jsonb(version - 1))::text
-         WHERE stream_id = $1",
-    )
-    .bind(moved_back)
-    .execute(pool)
-    .await
-    .unwrap();
+    sqlx::query("UPDATE streams SET version = version - 1 WHERE stream_id = $1")
+        .bind(moved_back)
+        .execute(pool)
+        .await
+        .unwrap();
+    database
+        .edit_kept_state::<PaymentState>(moved_back, |state| state.version -= 1)
+        .await;
     let invented = uuid::Uuid::new_v4();
     sqlx::query(
         "INSERT INTO streams (stream_id, stream_type, version, state_format, state,
              first_occurred_at, last_occurred_at, last_position)
-         SELECT $1, 'payment', 1, state_format, jsonb_set(state::jsonb, '{version}', '1')::text,
-             first_occurred_at, first_occurred_at, 1
+         SELECT $1, 'payment', 1, state_format, state, first_occurred_at, first_occurred_at, 1
          FROM streams WHERE stream_id = $2",
     )
     .bind(invented)
@@ -345,6 +344,9 @@ async fn a_kept_state_that_is_not_the_fold_of_the_log_is_reported() {
     .execute(pool)
     .await
     .unwrap();
+    database
+        .edit_kept_state::<PaymentState>(invented, |state| state.version = 1)
+        .await;
 
     let report = verify(&ledger.store, ProjectorOptions::default())
         .await
