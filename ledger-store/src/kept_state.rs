@@ -4,11 +4,12 @@
 //! `20261210100000_kept_stream_states.sql`, docs/scaling.md).
 //!
 //! The log stays the truth: a kept state is the fold in ledger-core's `kept_form` (the bytes of
-//! its serde form), named by `Aggregate::STATE_FORMAT`. It is only written by a command that decided on the state it
-//! keeps, is only used when its format and version are the ones the reader expects, and
-//! `ledger verify` compares every one with the log's fold at its version. An append that
-//! brings no state (a raw append through `EventStore::append`) clears it, and the stream is
-//! folded from its events until its next command.
+//! its serde form), named by `Aggregate::STATE_FORMAT`. It is only written by a command that
+//! decided on the state it keeps, is only used when its format and version are the ones the
+//! reader expects, and `ledger verify` compares every one with the log's fold at its version.
+//! An append that brings no state (a raw append through `EventStore::append`) clears it, and
+//! the stream is folded from its events until its next command. Its column is `bytea` since
+//! migration `20261211100000_kept_states_as_bytes.sql` (format 1 was JSON text).
 
 use chrono::{DateTime, Utc};
 use ledger_core::aggregate::Aggregate;
