@@ -14,20 +14,20 @@
 //!    (`projection_compare_tables`): each pair of tables by its row count and a sum of seeded
 //!    row hashes, and a pair that differs row by row (`EXCEPT` both ways).
 //!
-//! The passes (the chain, the refold with its journal, the read models) run at once, each on
-//! its own task and connection (their wall times are in [`VerificationReport::durations`]);
-//! the two that read the whole log read one page ahead of their checks. Each holds at most two
-//! pages and a bounded state cache, or a build's batches and bounded state cache: memory does
-//! not grow with the log.
+//! The chain and the refold are fed by one read of the log, a pipeline of three tasks: the
+//! reader fetches the next page while the chain check hashes the one before and the refold
+//! folds the one before that. The read models' build runs beside them on connections of its
+//! own (the wall times are in [`VerificationReport::durations`]). The pipeline holds at most
+//! five pages and a bounded state cache, the build its batches and bounded state cache: memory
+//! does not grow with the log.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use ledger_core::journal::TrialBalance;
 use ledger_core::payment::invariants;
-use ledger_store::{ChainVerification, EventStore, LogHead};
+use ledger_store::{ChainCheck, ChainVerification, EventStore, LogHead, RecordedEvent};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -213,24 +213,22 @@ pub async fn verify(
     options: ProjectorOptions,
 ) -> Result<VerificationReport, ProjectionError> {
     let pool = store.pool();
-    // The three passes read the log independently and share nothing, so they run at once:
-    // run one after another, the server and this process each idled while the other worked,
-    // and verification took the sum of a rebuild and two more reads of the whole log.
-    let chain = Task::spawn({
-        let store = store.clone();
-        timed(async move { store.verify_chain(1, None).await })
-    });
-    let folded = Task::spawn(timed(fold_streams(
-        pool.clone(),
+    // The chain and the refold check the same pages of the log, read once (`check_log`); the
+    // read models' build reads the log on its own. The two run at once: one after the other,
+    // the server and this process each idled while the other worked.
+    let log = Task::spawn(check_log(
+        store.clone(),
         options.batch_size.clamp(1, VERIFY_PAGE_SIZE),
         options.state_cache_capacity,
-    )));
+    ));
     let (compare_time, compared) = timed(compare_read_models(pool, options)).await;
     let (compared_at, rows, comparison) = compared?;
-    let (chain_time, chain) = chain.join().await?;
-    let chain = chain?;
-    let (fold_time, folded) = folded.join().await?;
-    let folded = folded?;
+    let CheckedLog {
+        chain,
+        chain_time,
+        folded,
+        fold_time,
+    } = log.join().await??;
     let mut discrepancies = Vec::new();
     if let Some(broken) = &chain.first_broken {
         discrepancies.push(Discrepancy::ChainBroken {
@@ -394,56 +392,59 @@ struct Folded {
     discrepancies: Vec<Discrepancy>,
 }
 
-/// A page of the log in position order, as [`fold_streams`] folds it.
-struct LogRow {
-    position: i64,
-    stream_id: Uuid,
-    stream_type: String,
-    stream_version: i64,
-    event_type: String,
-    schema_version: i32,
-    occurred_at: DateTime<Utc>,
-    payload: Value,
+/// What [`check_log`] found, and how long its two checks took.
+struct CheckedLog {
+    chain: ChainVerification,
+    chain_time: Duration,
+    folded: Folded,
+    fold_time: Duration,
 }
 
-/// Reads the log in position order on a task of its own, one page ahead of the fold: the
-/// server finds the next page while this process folds the current one. At most one page
-/// waits in the channel, so memory does not grow with the log.
-fn spawn_log_reader(
-    pool: PgPool,
+/// A page of the log as the pipeline passes it on: the first error ends it.
+type Page = Result<Vec<RecordedEvent>, ProjectionError>;
+
+/// Checks the chain and refolds every stream from one read of the log (see the module docs).
+async fn check_log(
+    store: EventStore,
     page_size: usize,
-) -> (
-    mpsc::Receiver<Result<Vec<LogRow>, ProjectionError>>,
-    Task<()>,
-) {
-    let page_size = i64::try_from(page_size).unwrap_or(i64::MAX);
+    capacity: usize,
+) -> Result<CheckedLog, ProjectionError> {
+    let started = Instant::now();
+    let chain = store.start_chain_check().await?;
+    let (pages, _reader) = spawn_log_reader(store.clone(), page_size);
+    let (checked_pages, chain) = spawn_chain_check(chain, pages, started);
+    let folded = fold_streams(store.pool().clone(), checked_pages, capacity).await;
+    let fold_time = started.elapsed();
+    // The chain check has passed on every page: it is done, or stopped by an error.
+    let (chain, chain_time) = chain.join().await?;
+    let folded = folded?;
+    let chain = store.finish_chain_check(chain).await?;
+    Ok(CheckedLog {
+        chain,
+        chain_time,
+        folded,
+        fold_time,
+    })
+}
+
+/// Reads the log in position order on a task of its own, a page ahead of the checks: the
+/// server finds the next page while this process checks the ones before. At most one page
+/// waits in the channel, so memory does not grow with the log.
+fn spawn_log_reader(store: EventStore, page_size: usize) -> (mpsc::Receiver<Page>, Task<()>) {
     let (sender, receiver) = mpsc::channel(1);
     let reader = Task::spawn(async move {
-        let mut after = 0_i64;
+        let mut next = 1;
         loop {
             let Ok(slot) = sender.reserve().await else {
                 return;
             };
-            let page = sqlx::query_as!(
-                LogRow,
-                r#"SELECT position, stream_id, stream_type, stream_version, event_type,
-                   schema_version, occurred_at, payload
-               FROM events
-               WHERE position > $1
-               ORDER BY position
-               LIMIT $2"#,
-                after,
-                page_size,
-            )
-            .fetch_all(&pool)
-            .await;
-            match page {
-                Ok(rows) if rows.is_empty() => return,
-                Ok(rows) => {
-                    if let Some(last) = rows.last() {
-                        after = last.position;
-                    }
-                    slot.send(Ok(rows));
+            match store.read_all(next, page_size).await {
+                Ok(page) => {
+                    let Some(last) = page.last() else {
+                        return;
+                    };
+                    next = last.position + 1;
+                    slot.send(Ok(page));
                 }
                 Err(error) => {
                     slot.send(Err(error.into()));
@@ -455,15 +456,39 @@ fn spawn_log_reader(
     (receiver, reader)
 }
 
-/// Folds every stream from nothing in position order, as the projector does: the log is read
-/// in the order it is stored, `page_size` events a page, and a stream's state is kept between
-/// its events in a bounded cache (`capacity` states); one the cache let go is folded again
-/// from its earlier events, which were checked when they were first met. (Reading the log in `(stream, version)` order
-/// instead held one state at a time, but fetched every event from a random place in the table:
-/// at ten million events that pass took twice as long as either of the others.)
+/// Checks each page's links on a task of its own, then passes the page on to the refold;
+/// returns the check, and how long it took, once the last page is passed on.
+fn spawn_chain_check(
+    mut chain: ChainCheck,
+    mut pages: mpsc::Receiver<Page>,
+    started: Instant,
+) -> (mpsc::Receiver<Page>, Task<(ChainCheck, Duration)>) {
+    let (sender, receiver) = mpsc::channel(1);
+    let check = Task::spawn(async move {
+        while let Some(page) = pages.recv().await {
+            if let Ok(events) = &page {
+                chain.check(events);
+            }
+            let failed = page.is_err();
+            if sender.send(page).await.is_err() || failed {
+                break;
+            }
+        }
+        (chain, started.elapsed())
+    });
+    (receiver, check)
+}
+
+/// Folds every stream from nothing in position order, as the projector does: the log comes
+/// in the order it is stored, a page at a time, and a stream's state is kept between its
+/// events in a bounded cache (`capacity` states); one the cache let go is
+/// folded again from its earlier events, which were checked when they were first met.
+/// (Reading the log in `(stream, version)` order instead held one state at a time, but fetched
+/// every event from a random place in the table: at ten million events that pass took twice
+/// as long as either of the others.)
 async fn fold_streams(
     pool: PgPool,
-    page_size: usize,
+    mut pages: mpsc::Receiver<Page>,
     capacity: usize,
 ) -> Result<Folded, ProjectionError> {
     let mut fold = StreamFold {
@@ -480,20 +505,19 @@ async fn fold_streams(
     let mut kept_states = KeptStates::default();
     let mut folded_to = 0;
     let mut connection = pool.acquire().await?;
-    let (mut pages, _reader) = spawn_log_reader(pool, page_size);
     while let Some(rows) = pages.recv().await {
         let rows = rows?;
         let Some(first) = rows.first() else {
             continue;
         };
-        let page_start = from_stored(first.position)?;
+        let page_start = first.position;
         let mut needed = HashSet::new();
         let mut needs = Vec::new();
         for row in &rows {
             if !fold.poisoned.contains(&row.stream_id) && needed.insert(row.stream_id) {
                 needs.push(StreamNeed {
                     stream_id: row.stream_id,
-                    first_version: from_stored(row.stream_version)?,
+                    first_version: row.stream_version,
                 });
             }
         }
@@ -503,8 +527,8 @@ async fn fold_streams(
         let mut page_ends = HashMap::with_capacity(needs.len());
         for row in rows {
             let (stream_id, position, occurred_at) = (row.stream_id, row.position, row.occurred_at);
-            fold.check(row)?;
-            folded_to = from_stored(position)?;
+            fold.check(row);
+            folded_to = position;
             page_ends.insert(
                 stream_id,
                 PageEnd {
@@ -550,19 +574,18 @@ struct StreamFold {
 
 impl StreamFold {
     /// Checks one event against its stream's state before it, then folds it in.
-    fn check(&mut self, row: LogRow) -> Result<(), ProjectionError> {
+    fn check(&mut self, row: RecordedEvent) {
         self.folded.events += 1;
-        let position = from_stored(row.position)?;
-        let version = from_stored(row.stream_version)?;
+        let (position, version) = (row.position, row.stream_version);
         if version == 1 {
             self.folded.streams += 1;
         }
         if self.poisoned.contains(&row.stream_id) {
-            return Ok(());
+            return;
         }
         let event = match decode(
             position,
-            &row.stream_type,
+            row.stream_type.as_str(),
             &row.event_type,
             row.schema_version,
             row.payload,
@@ -576,7 +599,7 @@ impl StreamFold {
                         reason: error.to_string(),
                     },
                 );
-                return Ok(());
+                return;
             }
         };
         let before = self.states.version(&row.stream_id);
@@ -588,7 +611,7 @@ impl StreamFold {
                     reason: format!("stream version {version} follows version {before}"),
                 },
             );
-            return Ok(());
+            return;
         }
         let entry = self
             .states
@@ -614,7 +637,7 @@ impl StreamFold {
                         violation: format!("its journal entry overflows: {error}"),
                     },
                 );
-                return Ok(());
+                return;
             }
         }
         if let Some(StreamState::Payment(payment)) = self.states.get(&row.stream_id) {
@@ -629,7 +652,6 @@ impl StreamFold {
                 );
             }
         }
-        Ok(())
     }
 
     fn poison(&mut self, stream_id: Uuid, discrepancy: Discrepancy) {

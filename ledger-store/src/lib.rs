@@ -98,7 +98,7 @@ pub use validate::{
     MAX_EVENTS_PER_APPEND, MAX_EVENT_TYPE_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_METADATA_BYTES,
     MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, MAX_STREAMS_PER_APPEND,
 };
-pub use verify::{ChainBreak, ChainVerification};
+pub use verify::{ChainBreak, ChainCheck, ChainVerification};
 pub use writer::{
     WriterStatistics, MAX_BATCH_EVENTS, MAX_BATCH_LINGER, MAX_BATCH_REQUESTS, PIPELINE_DEPTH,
     PIPELINE_WHEN_ALONE_FOR, WRITER_QUEUE_CAPACITY,

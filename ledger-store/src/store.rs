@@ -14,7 +14,7 @@ use crate::event::{AppendOutcome, AppendRequest, Environment, IdempotencyRecord,
 use crate::kept_state::StoredStream;
 use crate::read::LogHead;
 use crate::subscribe::SubscribeOptions;
-use crate::verify::ChainVerification;
+use crate::verify::{ChainCheck, ChainVerification};
 use crate::writer::{Job, WriterCounters, WriterStatistics};
 
 /// The schema, embedded: apply with [`migrate`] before using a database.
@@ -268,5 +268,20 @@ impl EventStore {
         to_position: Option<u64>,
     ) -> Result<ChainVerification, StoreError> {
         crate::verify::verify_chain(&self.pool, from_position, to_position).await
+    }
+
+    /// Starts a check of the whole hash chain that the caller feeds with the pages of the log
+    /// it reads for its own checks (see [`ChainCheck`]).
+    pub async fn start_chain_check(&self) -> Result<ChainCheck, StoreError> {
+        ChainCheck::start(&self.pool).await
+    }
+
+    /// The verdict of a chain check fed every page of the log: the same as
+    /// [`EventStore::verify_chain`]`(1, None)`'s.
+    pub async fn finish_chain_check(
+        &self,
+        check: ChainCheck,
+    ) -> Result<ChainVerification, StoreError> {
+        check.finish(&self.pool).await
     }
 }

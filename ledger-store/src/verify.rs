@@ -55,6 +55,50 @@ pub(crate) async fn verify_chain(
     }
 }
 
+/// The whole chain checked from pages of the log its caller reads anyway: `ledger verify`
+/// folds the same pages, and one read of the log for both costs the server and this process
+/// one pass over ten million events instead of two.
+///
+/// Feed it every page from position 1 in order ([`ChainCheck::check`]), then
+/// [`ChainCheck::finish`]: the verdict is the one [`crate::EventStore::verify_chain`] gives
+/// for `(1, None)`.
+#[derive(Debug)]
+pub struct ChainCheck {
+    links: Links,
+    /// Read before the first page: whatever commits meanwhile only lengthens the chain.
+    head_before: LogHead,
+}
+
+impl ChainCheck {
+    pub(crate) async fn start(pool: &PgPool) -> Result<ChainCheck, StoreError> {
+        let head_before = head(pool).await?;
+        Ok(ChainCheck {
+            links: Links::new(1, GENESIS_HASH, None),
+            head_before,
+        })
+    }
+
+    /// Checks the next events of the log; once the chain is broken, the rest prove nothing
+    /// and are passed over.
+    pub fn check(&mut self, events: &[RecordedEvent]) {
+        for event in events {
+            if self.links.check(event) == Link::Stop {
+                return;
+            }
+        }
+    }
+
+    /// The verdict, once every page was checked.
+    pub(crate) async fn finish(self, pool: &PgPool) -> Result<ChainVerification, StoreError> {
+        let verification = self.links.verification();
+        if verification.is_intact() {
+            reaches_head(pool, verification, &self.head_before).await
+        } else {
+            Ok(verification)
+        }
+    }
+}
+
 /// Whether an intact chain, checked to its end, holds the head read before it.
 async fn reaches_head(
     pool: &PgPool,
@@ -93,49 +137,101 @@ async fn reaches_head(
     Ok(verification)
 }
 
+/// Whether to go on checking after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Next,
+    /// Broken, or past the last position asked for.
+    Stop,
+}
+
+/// The links checked so far, one event at a time in position order.
+#[derive(Debug)]
+struct Links {
+    expected_position: u64,
+    expected_prev_hash: [u8; 32],
+    to_position: Option<u64>,
+    events_checked: u64,
+    first_broken: Option<ChainBreak>,
+    done: bool,
+}
+
+impl Links {
+    fn new(from_position: u64, anchor_hash: [u8; 32], to_position: Option<u64>) -> Links {
+        Links {
+            expected_position: from_position,
+            expected_prev_hash: anchor_hash,
+            to_position,
+            events_checked: 0,
+            first_broken: None,
+            done: false,
+        }
+    }
+
+    fn check(&mut self, event: &RecordedEvent) -> Link {
+        if self.done || self.to_position.is_some_and(|to| event.position > to) {
+            self.done = true;
+            return Link::Stop;
+        }
+        if let Some(reason) = check_link(event, self.expected_position, &self.expected_prev_hash) {
+            self.first_broken = Some(ChainBreak {
+                position: event.position.min(self.expected_position),
+                reason,
+            });
+            self.done = true;
+            return Link::Stop;
+        }
+        self.events_checked += 1;
+        self.expected_prev_hash = event.hash;
+        self.expected_position += 1;
+        Link::Next
+    }
+
+    fn verification(self) -> ChainVerification {
+        ChainVerification {
+            events_checked: self.events_checked,
+            last_intact_position: self.expected_position - 1,
+            first_broken: self.first_broken,
+        }
+    }
+}
+
 async fn verify_links(
     pool: &PgPool,
     from_position: u64,
     to_position: Option<u64>,
 ) -> Result<ChainVerification, StoreError> {
     let from_position = from_position.max(1);
-    let mut expected_prev_hash = if from_position == 1 {
+    let anchor_hash = if from_position == 1 {
         GENESIS_HASH
     } else {
         let before = events_between(pool, from_position - 1, from_position - 1).await?;
         match before.first() {
             Some(event) => event.hash,
             None => {
-                return Ok(broken(0, 0, from_position - 1, "anchor event is missing"));
+                return Ok(ChainVerification {
+                    events_checked: 0,
+                    last_intact_position: 0,
+                    first_broken: Some(ChainBreak {
+                        position: from_position - 1,
+                        reason: "anchor event is missing".to_owned(),
+                    }),
+                });
             }
         }
     };
-    let mut expected_position = from_position;
-    let mut events_checked = 0;
+    let mut links = Links::new(from_position, anchor_hash, to_position);
     let (mut pages, reader) = spawn_reader(pool.clone(), from_position);
     // The reader stops when the receiver is dropped: on a break found, or an error here.
     let _reader = AbortOnDrop(reader);
-    while let Some(page) = pages.recv().await {
-        let page = page?;
-        for event in &page {
-            if to_position.is_some_and(|to| event.position > to) {
-                return Ok(intact(events_checked, expected_position - 1));
+    'pages: while let Some(page) = pages.recv().await {
+        for event in &page? {
+            if links.check(event) == Link::Stop {
+                break 'pages;
             }
-            if let Some(reason) = check_link(event, expected_position, &expected_prev_hash) {
-                let break_at = event.position.min(expected_position);
-                return Ok(broken(
-                    events_checked,
-                    expected_position - 1,
-                    break_at,
-                    &reason,
-                ));
-            }
-            events_checked += 1;
-            expected_prev_hash = event.hash;
-            expected_position += 1;
         }
     }
-    Ok(intact(events_checked, expected_position - 1))
+    Ok(links.verification())
 }
 
 /// Reads the log from `from_position` in pages on a task of its own, one page ahead of the
@@ -178,29 +274,5 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-fn intact(events_checked: u64, last_intact_position: u64) -> ChainVerification {
-    ChainVerification {
-        events_checked,
-        last_intact_position,
-        first_broken: None,
-    }
-}
-
-fn broken(
-    events_checked: u64,
-    last_intact_position: u64,
-    position: u64,
-    reason: &str,
-) -> ChainVerification {
-    ChainVerification {
-        events_checked,
-        last_intact_position,
-        first_broken: Some(ChainBreak {
-            position,
-            reason: reason.to_owned(),
-        }),
     }
 }

@@ -1,7 +1,7 @@
 //! The hash chain: verifiable from an export line alone, and tampering is found.
 
 use ledger_store::testing::TestDatabase;
-use ledger_store::{export_line, ExpectedVersion};
+use ledger_store::{export_line, ChainVerification, EventStore, ExpectedVersion};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -49,6 +49,7 @@ async fn verify_finds_the_tampered_row() {
     let clean = store.verify_chain(1, None).await.unwrap();
     assert!(clean.is_intact());
     assert_eq!(clean.events_checked, 5);
+    assert_eq!(checked_by_pages(&store, 2).await, clean);
 
     let mut connection = db.pool().acquire().await.unwrap();
     sqlx::query!("ALTER TABLE events DISABLE TRIGGER ALL")
@@ -67,6 +68,7 @@ async fn verify_finds_the_tampered_row() {
         .unwrap();
 
     let verification = store.verify_chain(1, None).await.unwrap();
+    assert_eq!(checked_by_pages(&store, 2).await, verification);
     let broken = verification.first_broken.expect("tampering must be found");
     assert_eq!(broken.position, 3);
     assert_eq!(verification.last_intact_position, 2);
@@ -101,6 +103,7 @@ async fn verify_finds_a_log_truncated_at_its_end() {
         .unwrap();
 
     let verification = store.verify_chain(1, None).await.unwrap();
+    assert_eq!(checked_by_pages(&store, 2).await, verification);
     let broken = verification
         .first_broken
         .expect("the truncation must be found");
@@ -109,4 +112,18 @@ async fn verify_finds_a_log_truncated_at_its_end() {
     assert_eq!(verification.last_intact_position, 3);
     // A range that stops before the cut is still intact: only its end is compared to the head.
     assert!(store.verify_chain(1, Some(3)).await.unwrap().is_intact());
+}
+
+/// The chain as `ledger verify` checks it: fed the pages of one read of the whole log, which
+/// its refold folds too. Its verdict must be `verify_chain`'s, breaks and cut ends included.
+async fn checked_by_pages(store: &EventStore, page_size: usize) -> ChainVerification {
+    let mut check = store.start_chain_check().await.unwrap();
+    let mut next = 1;
+    loop {
+        let page = store.read_all(next, page_size).await.unwrap();
+        let Some(last) = page.last() else { break };
+        next = last.position + 1;
+        check.check(&page);
+    }
+    store.finish_chain_check(check).await.unwrap()
 }
