@@ -280,7 +280,7 @@ impl Projector {
     /// Writes the batch, every lane in its own transaction at once. Returns the events
     /// applied (the most any lane applied), or `None` when a lane found a gap before the
     /// batch and the log must be read again after the lowest checkpoint.
-    async fn write(&self, batch: &Batch) -> Result<Option<usize>, ProjectionError> {
+    pub(crate) async fn write(&self, batch: &Batch) -> Result<Option<usize>, ProjectionError> {
         let outcomes = futures::future::try_join_all(
             self.lanes
                 .iter()

@@ -14,14 +14,15 @@
 //!    (`projection_compare_tables`): each pair of tables by its row count and a sum of seeded
 //!    row hashes, and a pair that differs row by row (`EXCEPT` both ways).
 //!
-//! The chain and the refold are fed by one read of the log, a pipeline of three tasks: the
-//! reader fetches the next page while the chain check hashes the one before and the refold
-//! folds the one before that. The read models' build runs beside them on connections of its
-//! own (the wall times are in [`VerificationReport::durations`]). The pipeline holds at most
-//! five pages and a bounded state cache, the build its batches and bounded state cache: memory
-//! does not grow with the log.
+//! All of it is fed by one read of the log, a pipeline of four tasks: the reader fetches the
+//! next page while the chain check hashes the one before, the refold decodes and folds the one
+//! before that, and a writer applies the refold's batches to the scratch build
+//! (`scratch_feed`: the build does not read, decode or fold the log again). The comparison
+//! follows, once the build has reached the live checkpoints. The wall times are in
+//! [`VerificationReport::durations`]. The pipeline holds at most five pages, two of the
+//! build's batches and a bounded state cache: memory does not grow with the log.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::batch::BatchEvent;
 use crate::checkpoint;
 use crate::error::{from_stored, to_stored, ProjectionError};
 use crate::projection::{tables_of, Projection};
@@ -42,7 +44,9 @@ use crate::schema::{create_schema, drop_schema, prepare_build, SchemaName};
 use crate::stream_states::{decode, StreamNeed, StreamState, StreamStates};
 
 mod kept_states;
+mod scratch_feed;
 use kept_states::{KeptStates, PageEnd};
+use scratch_feed::{ScratchFeed, Targets};
 
 /// Most events the refold reads per page (the options' batch size, if smaller).
 const VERIFY_PAGE_SIZE: usize = 10_000;
@@ -148,6 +152,11 @@ impl fmt::Display for VerificationReport {
             "kept stream states compared with the fold: {}",
             self.kept_states_compared
         )?;
+        writeln!(
+            formatter,
+            "read models' fresh build: {} events from the refold, {} read from the log again",
+            self.events_built_from_refold, self.events_built_from_log
+        )?;
         for (currency, total) in &self.trial_balance_totals {
             writeln!(formatter, "trial balance {currency}: {total}")?;
         }
@@ -177,23 +186,32 @@ pub struct VerificationReport {
     /// Stream rows whose kept state was compared with the fold (see `kept_states`); a row
     /// written again while verification ran may count twice.
     pub kept_states_compared: u64,
+    /// Events the fresh build of the read models took from the refold's pages rather than
+    /// reading the log again: all of them up to the live checkpoints, unless the refold found
+    /// something wrong in a page or the live projections moved on (`scratch_feed`).
+    pub events_built_from_refold: u64,
+    /// Events the fresh build read from the log itself, summed over the groups of projections
+    /// at one checkpoint: 0 when the refold fed it everything.
+    pub events_built_from_log: u64,
     /// Per currency; all zero when the books balance.
     pub trial_balance_totals: BTreeMap<String, Decimal>,
     /// The checkpoint each live projection was compared at.
     pub compared_at: BTreeMap<String, u64>,
     pub discrepancies: Vec<Discrepancy>,
-    /// How long each pass took; they run at the same time.
+    /// How long each part took.
     pub durations: PassDurations,
 }
 
-/// The wall time of each pass of [`verify`].
+/// The wall time of each part of [`verify`], each from its start: the chain, the refold and
+/// the build share one read of the log and end about together; the comparison follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PassDurations {
     /// The hash chain.
     pub chain: Duration,
     /// The refold with its invariants and journal.
     pub fold: Duration,
-    /// The fresh build of the read models and their comparison with the live ones.
+    /// The fresh build of the read models and their comparison with the live ones: the
+    /// whole verification.
     pub read_models: Duration,
     /// Of `read_models`, the comparison (the last attempt's, when the live projections moved
     /// during the first).
@@ -213,22 +231,30 @@ pub async fn verify(
     options: ProjectorOptions,
 ) -> Result<VerificationReport, ProjectionError> {
     let pool = store.pool();
-    // The chain and the refold check the same pages of the log, read once (`check_log`); the
-    // read models' build reads the log on its own. The two run at once: one after the other,
-    // the server and this process each idled while the other worked.
-    let log = Task::spawn(check_log(
-        store.clone(),
-        options.batch_size.clamp(1, VERIFY_PAGE_SIZE),
-        options.state_cache_capacity,
-    ));
-    let (compare_time, compared) = timed(compare_read_models(pool, options)).await;
-    let (compared_at, rows, comparison) = compared?;
-    let CheckedLog {
-        chain,
-        chain_time,
-        folded,
-        fold_time,
-    } = log.join().await??;
+    let started = Instant::now();
+    let scratch = SchemaName::unique("projection_verify");
+    let tables = tables_of(&Projection::ALL);
+    let mut connection = pool.acquire().await?;
+    create_schema(&mut connection, &scratch, &tables).await?;
+    prepare_build(&mut connection, &scratch, &tables).await?;
+    let checked = check_all(store, options, &scratch, &tables).await;
+    drop_schema(&mut connection, &scratch).await?;
+    let (
+        CheckedLog {
+            chain,
+            chain_time,
+            folded,
+            fold_time,
+            fed,
+        },
+        Compared {
+            compared_at,
+            rows,
+            comparison,
+            built_from_log,
+        },
+    ) = checked?;
+    let read_models = started.elapsed();
     let mut discrepancies = Vec::new();
     if let Some(broken) = &chain.first_broken {
         discrepancies.push(Discrepancy::ChainBroken {
@@ -257,22 +283,18 @@ pub async fn verify(
         events_folded: folded.events,
         streams_folded: folded.streams,
         kept_states_compared: folded.kept_states_compared,
+        events_built_from_refold: fed,
+        events_built_from_log: built_from_log,
         trial_balance_totals: totals,
         compared_at,
         discrepancies,
         durations: PassDurations {
             chain: chain_time,
             fold: fold_time,
-            read_models: compare_time,
+            read_models,
             comparison,
         },
     })
-}
-
-async fn timed<T>(work: impl std::future::Future<Output = T>) -> (Duration, T) {
-    let started = Instant::now();
-    let value = work.await;
-    (started.elapsed(), value)
 }
 
 /// One recorded `ledger verify` run (table `chain_verifications`).
@@ -398,22 +420,57 @@ struct CheckedLog {
     chain_time: Duration,
     folded: Folded,
     fold_time: Duration,
+    /// Events the scratch build took from the refold (see `scratch_feed`).
+    fed: u64,
 }
 
 /// A page of the log as the pipeline passes it on: the first error ends it.
 type Page = Result<Vec<RecordedEvent>, ProjectionError>;
 
-/// Checks the chain and refolds every stream from one read of the log (see the module docs).
+/// Checks the log and builds the scratch read models from it, then compares them with the
+/// live ones.
+async fn check_all(
+    store: &EventStore,
+    options: ProjectorOptions,
+    scratch: &SchemaName,
+    tables: &[String],
+) -> Result<(CheckedLog, Compared), ProjectionError> {
+    let pool = store.pool();
+    let live = {
+        let mut connection = pool.acquire().await?;
+        checkpoint::read_all(&mut connection).await?
+    };
+    let targets = Targets::of(&live)?;
+    let (feed, build) = ScratchFeed::start(pool, scratch, &targets, options);
+    let checked = check_log(
+        store.clone(),
+        options.batch_size.clamp(1, VERIFY_PAGE_SIZE),
+        options.state_cache_capacity,
+        targets.boundaries(),
+        feed,
+    )
+    .await?;
+    let fed = build.join().await??;
+    // Whatever the feed did not build (the live projections moved on, or the refold found a
+    // page with something wrong), the comparison's catch-up builds from the log.
+    let compared = compare_with_scratch(pool, scratch, tables, options).await?;
+    Ok((CheckedLog { fed, ..checked }, compared))
+}
+
+/// Checks the chain and refolds every stream from one read of the log (see the module docs),
+/// feeding the refold's pages to the scratch build. Pages end at every `boundaries` position.
 async fn check_log(
     store: EventStore,
     page_size: usize,
     capacity: usize,
+    boundaries: BTreeSet<u64>,
+    feed: ScratchFeed,
 ) -> Result<CheckedLog, ProjectionError> {
     let started = Instant::now();
     let chain = store.start_chain_check().await?;
-    let (pages, _reader) = spawn_log_reader(store.clone(), page_size);
+    let (pages, _reader) = spawn_log_reader(store.clone(), page_size, boundaries);
     let (checked_pages, chain) = spawn_chain_check(chain, pages, started);
-    let folded = fold_streams(store.pool().clone(), checked_pages, capacity).await;
+    let folded = fold_streams(store.pool().clone(), checked_pages, capacity, feed).await;
     let fold_time = started.elapsed();
     // The chain check has passed on every page: it is done, or stopped by an error.
     let (chain, chain_time) = chain.join().await?;
@@ -424,13 +481,18 @@ async fn check_log(
         chain_time,
         folded,
         fold_time,
+        fed: 0,
     })
 }
 
 /// Reads the log in position order on a task of its own, a page ahead of the checks: the
 /// server finds the next page while this process checks the ones before. At most one page
 /// waits in the channel, so memory does not grow with the log.
-fn spawn_log_reader(store: EventStore, page_size: usize) -> (mpsc::Receiver<Page>, Task<()>) {
+fn spawn_log_reader(
+    store: EventStore,
+    page_size: usize,
+    boundaries: BTreeSet<u64>,
+) -> (mpsc::Receiver<Page>, Task<()>) {
     let (sender, receiver) = mpsc::channel(1);
     let reader = Task::spawn(async move {
         let mut next = 1;
@@ -438,7 +500,13 @@ fn spawn_log_reader(store: EventStore, page_size: usize) -> (mpsc::Receiver<Page
             let Ok(slot) = sender.reserve().await else {
                 return;
             };
-            match store.read_all(next, page_size).await {
+            let limit = match boundaries.range(next..).next() {
+                Some(boundary) => {
+                    page_size.min(usize::try_from(boundary - next + 1).unwrap_or(usize::MAX))
+                }
+                None => page_size,
+            };
+            match store.read_all(next, limit).await {
                 Ok(page) => {
                     let Some(last) = page.last() else {
                         return;
@@ -490,6 +558,7 @@ async fn fold_streams(
     pool: PgPool,
     mut pages: mpsc::Receiver<Page>,
     capacity: usize,
+    mut feed: ScratchFeed,
 ) -> Result<Folded, ProjectionError> {
     let mut fold = StreamFold {
         folded: Folded {
@@ -525,9 +594,14 @@ async fn fold_streams(
             .prepare(&mut connection, &needs, page_start)
             .await?;
         let mut page_ends = HashMap::with_capacity(needs.len());
+        let poisoned_before = fold.poisoned.len();
+        let mut checked = Vec::with_capacity(if feed.is_feeding() { rows.len() } else { 0 });
         for row in rows {
             let (stream_id, position, occurred_at) = (row.stream_id, row.position, row.occurred_at);
-            fold.check(row);
+            let event = fold.check(row);
+            if let Some(event) = event.filter(|_| feed.is_feeding()) {
+                checked.push(event);
+            }
             folded_to = position;
             page_ends.insert(
                 stream_id,
@@ -537,6 +611,11 @@ async fn fold_streams(
                 },
             );
         }
+        if fold.poisoned.len() > poisoned_before {
+            feed.stop();
+        }
+        let streams: Vec<Uuid> = needs.iter().map(|need| need.stream_id).collect();
+        feed.add_page(checked, &streams, &fold.states).await;
         // A stream stopped at a bad event has no fold to hold its row to; it is reported.
         page_ends.retain(|stream_id, _| !fold.poisoned.contains(stream_id));
         kept_states
@@ -573,15 +652,16 @@ struct StreamFold {
 }
 
 impl StreamFold {
-    /// Checks one event against its stream's state before it, then folds it in.
-    fn check(&mut self, row: RecordedEvent) {
+    /// Checks one event against its stream's state before it, then folds it in; returns it
+    /// decoded, with its journal entry, unless its stream is stopped.
+    fn check(&mut self, row: RecordedEvent) -> Option<BatchEvent> {
         self.folded.events += 1;
         let (position, version) = (row.position, row.stream_version);
         if version == 1 {
             self.folded.streams += 1;
         }
         if self.poisoned.contains(&row.stream_id) {
-            return;
+            return None;
         }
         let event = match decode(
             position,
@@ -599,7 +679,7 @@ impl StreamFold {
                         reason: error.to_string(),
                     },
                 );
-                return;
+                return None;
             }
         };
         let before = self.states.version(&row.stream_id);
@@ -611,14 +691,14 @@ impl StreamFold {
                     reason: format!("stream version {version} follows version {before}"),
                 },
             );
-            return;
+            return None;
         }
         let entry = self
             .states
             .fold(row.stream_id, position, row.occurred_at, &event, |state| {
                 state.journal_entry(&event)
             });
-        match entry {
+        let entry = match entry {
             Ok(Some(entry)) => {
                 if !entry.is_balanced() {
                     self.folded
@@ -626,8 +706,9 @@ impl StreamFold {
                         .push(Discrepancy::UnbalancedEntry { position });
                 }
                 self.folded.trial_balance.post(&entry);
+                Some(entry)
             }
-            Ok(None) => {}
+            Ok(None) => None,
             Err(error) => {
                 self.poison(
                     row.stream_id,
@@ -637,9 +718,9 @@ impl StreamFold {
                         violation: format!("its journal entry overflows: {error}"),
                     },
                 );
-                return;
+                return None;
             }
-        }
+        };
         if let Some(StreamState::Payment(payment)) = self.states.get(&row.stream_id) {
             if let Err(violation) = invariants::check(payment) {
                 self.poison(
@@ -650,8 +731,20 @@ impl StreamFold {
                         violation: violation.to_string(),
                     },
                 );
+                return None;
             }
         }
+        Some(BatchEvent {
+            position,
+            event_id: row.event_id,
+            stream_id: row.stream_id,
+            event_type: row.event_type,
+            occurred_at: row.occurred_at,
+            recorded_at: row.recorded_at,
+            event,
+            entry,
+            state_after: None,
+        })
     }
 
     fn poison(&mut self, stream_id: Uuid, discrepancy: Discrepancy) {
@@ -660,23 +753,16 @@ impl StreamFold {
     }
 }
 
-/// Builds a scratch copy at the live checkpoints and compares it with the live tables.
-async fn compare_read_models(
-    pool: &PgPool,
-    options: ProjectorOptions,
-) -> Result<Compared, ProjectionError> {
-    let scratch = SchemaName::unique("projection_verify");
-    let tables = tables_of(&Projection::ALL);
-    let mut connection = pool.acquire().await?;
-    create_schema(&mut connection, &scratch, &tables).await?;
-    prepare_build(&mut connection, &scratch, &tables).await?;
-    let compared = compare_with_scratch(pool, &scratch, &tables, options).await;
-    drop_schema(&mut connection, &scratch).await?;
-    compared
+/// What the comparison found, and at which checkpoints.
+struct Compared {
+    compared_at: BTreeMap<String, u64>,
+    rows: Vec<Discrepancy>,
+    /// How long the comparison took (the last attempt's).
+    comparison: Duration,
+    /// Events the build applied from its own read of the log, summed over its projections'
+    /// groups: what the refold's pages did not feed it.
+    built_from_log: u64,
 }
-
-/// The checkpoints compared at, the rows that differ, and how long the comparison took.
-type Compared = (BTreeMap<String, u64>, Vec<Discrepancy>, Duration);
 
 async fn compare_with_scratch(
     pool: &PgPool,
@@ -684,12 +770,13 @@ async fn compare_with_scratch(
     tables: &[String],
     options: ProjectorOptions,
 ) -> Result<Compared, ProjectionError> {
+    let mut built_from_log = 0;
     for _ in 0..COMPARE_ATTEMPTS {
         let live = {
             let mut connection = pool.acquire().await?;
             checkpoint::read_all(&mut connection).await?
         };
-        build_scratch_to(pool, scratch, &live, options).await?;
+        built_from_log += build_scratch_to(pool, scratch, &live, options).await?;
         // Comparing every row of a long log's read models takes longer than the statement
         // timeout.
         let mut transaction = ledger_store::begin_unbounded_transaction(pool).await?;
@@ -722,31 +809,29 @@ async fn compare_with_scratch(
                 row: row.row_data,
             })
             .collect();
-        return Ok((live, discrepancies, comparison));
+        return Ok(Compared {
+            compared_at: live,
+            rows: discrepancies,
+            comparison,
+            built_from_log,
+        });
     }
     Err(ProjectionError::LiveProjectionsMoving)
 }
 
-/// Brings each scratch projection to the live checkpoint of the same projection.
+/// Brings each scratch projection to the live checkpoint of the same projection, reading the
+/// log from the scratch checkpoint on; returns the events applied.
 async fn build_scratch_to(
     pool: &PgPool,
     scratch: &SchemaName,
     live: &BTreeMap<String, u64>,
     options: ProjectorOptions,
-) -> Result<(), ProjectionError> {
-    let mut groups: BTreeMap<u64, Vec<Projection>> = BTreeMap::new();
-    for (name, position) in live {
-        let projection: Projection = name.parse()?;
-        groups.entry(*position).or_default().push(projection);
-    }
-    for (position, projections) in groups {
-        to_stored(position)?;
-        if position == 0 {
-            continue;
-        }
+) -> Result<u64, ProjectionError> {
+    let mut applied = 0;
+    for (position, projections) in Targets::of(live)?.groups() {
         let mut projector =
-            Projector::for_build(pool.clone(), scratch.clone(), &projections, options);
-        projector.catch_up(Some(position)).await?;
+            Projector::for_build(pool.clone(), scratch.clone(), projections, options);
+        applied += projector.catch_up(Some(*position)).await?;
     }
-    Ok(())
+    Ok(applied)
 }

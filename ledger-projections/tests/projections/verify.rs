@@ -2,7 +2,9 @@
 
 use ledger_core::ids::OrderId;
 use ledger_core::payment::PaymentState;
-use ledger_projections::{verify, Discrepancy, Projector, ProjectorOptions};
+use ledger_projections::{
+    verify, Discrepancy, Projection, Projector, ProjectorOptions, SchemaName,
+};
 use ledger_store::testing::TestDatabase;
 
 use crate::support::{every_lifecycle, many_payments, Ledger};
@@ -24,6 +26,9 @@ async fn a_clean_ledger_verifies_clean() {
     assert!(report.is_clean(), "{:#?}", report.discrepancies);
     assert!(report.chain.is_intact());
     assert_eq!(report.events_folded, head);
+    // The fresh build took every event from the refold: nothing was read twice.
+    assert_eq!(report.events_built_from_refold, head);
+    assert_eq!(report.events_built_from_log, 0);
     assert_eq!(report.streams_folded, 8);
     // Every row keeping a state was held to the fold.
     let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM streams WHERE state IS NOT NULL")
@@ -179,6 +184,10 @@ async fn a_tampered_log_row_is_reported() {
         "{:#?}",
         report.discrepancies
     );
+    // The build is not fed the page with the changed event or any after it (the refold
+    // stopped folding that payment); it builds them from the log as a projector does.
+    assert!(report.events_built_from_refold < position as u64);
+    assert!(report.events_built_from_log > 0);
     // The live read models were projected from the untampered log: they differ now.
     assert!(report
         .discrepancies
@@ -375,4 +384,67 @@ async fn a_kept_state_that_is_not_the_fold_of_the_log_is_reported() {
     assert!(reason_of(moved_back).contains("but the log holds version"));
     assert!(reason_of(invented).contains("the log does not hold"));
     assert!(report.to_string().contains(&format!("stream {edited}")));
+}
+
+/// The fresh build of the read models is fed the refold's pages, each projection up to its
+/// own live checkpoint: with the payments and the journal projected only halfway, and pages of
+/// three events, every event is built from the refold's pages, nothing from a second read of
+/// the log, and the build matches every live table at its own checkpoint.
+#[tokio::test]
+async fn the_read_models_are_built_from_the_refold_to_each_checkpoint() {
+    let database = TestDatabase::new().await;
+    let ledger = Ledger::new(database.store());
+    every_lifecycle(&ledger).await;
+    many_payments(&ledger, 20).await;
+    let pool = database.pool();
+    let head = ledger.store.head().await.unwrap().last_position;
+    let halfway = head / 2 + 1;
+    let behind = [Projection::Payments, Projection::Journal];
+    let ahead: Vec<Projection> = Projection::ALL
+        .into_iter()
+        .filter(|projection| !behind.contains(projection))
+        .collect();
+    let options = ProjectorOptions::default();
+    Projector::new(pool.clone(), SchemaName::live(), &behind, options)
+        .catch_up(Some(halfway))
+        .await
+        .unwrap();
+    Projector::new(pool.clone(), SchemaName::live(), &ahead, options)
+        .catch_up(None)
+        .await
+        .unwrap();
+
+    let report = verify(
+        &ledger.store,
+        ProjectorOptions {
+            batch_size: 3,
+            state_cache_capacity: 1,
+            ..ProjectorOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.is_clean(), "{:#?}", report.discrepancies);
+    assert_eq!(report.compared_at["payments"], halfway);
+    assert_eq!(report.compared_at["journal"], halfway);
+    assert_eq!(report.compared_at["orders"], head);
+    assert_eq!(report.events_built_from_refold, head);
+    assert_eq!(report.events_built_from_log, 0);
+
+    // The same build, checked: a payment row changed in the live table is found.
+    sqlx::query("UPDATE projection_payments SET captured_amount = captured_amount + 1 WHERE captured_amount > 0")
+        .execute(pool)
+        .await
+        .unwrap();
+    let report = verify(&ledger.store, ProjectorOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        report.discrepancies.iter().any(|discrepancy| matches!(
+            discrepancy,
+            Discrepancy::ReadModelRow { table, .. } if table == "projection_payments"
+        )),
+        "{:#?}",
+        report.discrepancies
+    );
 }
