@@ -71,10 +71,6 @@ pub enum ProjectionError {
     #[error("unexpected stored value: {0}")]
     Corrupt(String),
 
-    /// The server exported a snapshot name that is not one (verification's comparison).
-    #[error("the server exported an unexpected snapshot name {0:?}")]
-    InvalidSnapshot(String),
-
     /// The live projections kept moving while verification tried to compare with them.
     #[error("the live projections moved on while verifying; try again")]
     LiveProjectionsMoving,

@@ -31,7 +31,7 @@ use ledger_core::payment::invariants;
 use ledger_store::{ChainCheck, ChainVerification, EventStore, LogHead, RecordedEvent};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -786,21 +786,16 @@ async fn compare_with_scratch(
             continue;
         }
         let started = Instant::now();
-        // The tables are compared in two halves at once, the second in a transaction on the
-        // first one's snapshot, taken with the checkpoints locked: the server's two cores
-        // share the scans, which at ten million events took 37-45 s on one.
-        let (first, second) = halves_by_size(&mut transaction, scratch, tables).await?;
-        let snapshot = sqlx::query_scalar!(r#"SELECT pg_export_snapshot() AS "snapshot!""#)
-            .fetch_one(&mut *transaction)
-            .await?;
-        let mut beside = begin_on_snapshot(pool, &snapshot).await?;
-        let (mut rows, more) = futures::try_join!(
-            compare_tables(&mut transaction, scratch, &first),
-            compare_tables(&mut beside, scratch, &second),
-        )?;
-        rows.extend(more);
+        let rows = sqlx::query!(
+            r#"SELECT table_name AS "table_name!", only_in AS "only_in!", row_data AS "row_data!"
+               FROM projection_compare_tables('public', $1, $2, $3)"#,
+            scratch.as_str(),
+            tables,
+            MAX_ROWS_REPORTED,
+        )
+        .fetch_all(&mut *transaction)
+        .await?;
         let comparison = started.elapsed();
-        beside.rollback().await?;
         transaction.rollback().await?;
         let discrepancies = rows
             .into_iter()
@@ -822,92 +817,6 @@ async fn compare_with_scratch(
         });
     }
     Err(ProjectionError::LiveProjectionsMoving)
-}
-
-/// One row of `projection_compare_tables`: a row found in one schema's table only.
-struct DifferingRow {
-    table_name: String,
-    only_in: String,
-    row_data: Value,
-}
-
-/// Compares the live tables with the scratch ones of the same names.
-async fn compare_tables(
-    connection: &mut PgConnection,
-    scratch: &SchemaName,
-    tables: &[String],
-) -> Result<Vec<DifferingRow>, ProjectionError> {
-    if tables.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = sqlx::query_as!(
-        DifferingRow,
-        r#"SELECT table_name AS "table_name!", only_in AS "only_in!", row_data AS "row_data!"
-           FROM projection_compare_tables('public', $1, $2, $3)"#,
-        scratch.as_str(),
-        tables,
-        MAX_ROWS_REPORTED,
-    )
-    .fetch_all(connection)
-    .await?;
-    Ok(rows)
-}
-
-/// The tables split in two of about the same size (the scratch copies' sizes), the largest
-/// first into the smaller half.
-async fn halves_by_size(
-    connection: &mut PgConnection,
-    scratch: &SchemaName,
-    tables: &[String],
-) -> Result<(Vec<String>, Vec<String>), ProjectionError> {
-    let sized = sqlx::query!(
-        r#"SELECT c.relname::text AS "name!", pg_total_relation_size(c.oid) AS "bytes!"
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND c.relkind = 'r'
-           ORDER BY 2 DESC, 1"#,
-        scratch.as_str(),
-        tables,
-    )
-    .fetch_all(connection)
-    .await?;
-    let mut halves: [(i64, Vec<String>); 2] = Default::default();
-    for table in sized {
-        let lighter = usize::from(halves[1].0 < halves[0].0);
-        halves[lighter].0 += table.bytes;
-        halves[lighter].1.push(table.name);
-    }
-    let [(_, first), (_, second)] = halves;
-    Ok((first, second))
-}
-
-/// A transaction that sees exactly what the one that exported `snapshot` sees, without the
-/// statement timeout (a comparison of a long log's tables outgrows it).
-async fn begin_on_snapshot(
-    pool: &PgPool,
-    snapshot: &str,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ProjectionError> {
-    // `SET TRANSACTION SNAPSHOT` takes no parameter; what the server exported is hexadecimal
-    // digits and dashes, and nothing else is let through.
-    if snapshot.is_empty()
-        || !snapshot
-            .chars()
-            .all(|character| character.is_ascii_hexdigit() || character == '-')
-    {
-        return Err(ProjectionError::InvalidSnapshot(
-            snapshot.chars().take(80).collect(),
-        ));
-    }
-    let mut transaction = ledger_store::begin_transaction(pool).await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .execute(&mut *transaction)
-        .await?;
-    sqlx::query(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
-        .execute(&mut *transaction)
-        .await?;
-    sqlx::query!("SELECT set_config('statement_timeout', '0', true)")
-        .fetch_one(&mut *transaction)
-        .await?;
-    Ok(transaction)
 }
 
 /// Brings each scratch projection to the live checkpoint of the same projection, reading the
