@@ -171,8 +171,9 @@ impl From<ProjectionError> for ApiError {
         match error {
             ProjectionError::Database(database) => database.into(),
             ProjectionError::Store(store) => store.into(),
-            not_yet @ (ProjectionError::NotYetProjected { .. }
-            | ProjectionError::LiveProjectionsMoving) => ApiError::Unavailable(not_yet.to_string()),
+            not_yet @ ProjectionError::NotYetProjected { .. } => {
+                ApiError::Unavailable(not_yet.to_string())
+            }
             other => ApiError::internal(other),
         }
     }

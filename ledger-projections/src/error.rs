@@ -71,10 +71,6 @@ pub enum ProjectionError {
     #[error("unexpected stored value: {0}")]
     Corrupt(String),
 
-    /// The live projections kept moving while verification tried to compare with them.
-    #[error("the live projections moved on while verifying; try again")]
-    LiveProjectionsMoving,
-
     #[error("writing the export failed: {0}")]
     Io(#[from] std::io::Error),
 

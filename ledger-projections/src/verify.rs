@@ -52,8 +52,6 @@ use scratch_feed::{ScratchFeed, Targets};
 const VERIFY_PAGE_SIZE: usize = 10_000;
 /// Differing rows reported per table and side.
 const MAX_ROWS_REPORTED: i32 = 50;
-/// Attempts to catch the live projections standing still for the comparison.
-const COMPARE_ATTEMPTS: usize = 5;
 
 /// One thing found wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -770,53 +768,54 @@ async fn compare_with_scratch(
     tables: &[String],
     options: ProjectorOptions,
 ) -> Result<Compared, ProjectionError> {
-    let mut built_from_log = 0;
-    for _ in 0..COMPARE_ATTEMPTS {
-        let live = {
-            let mut connection = pool.acquire().await?;
-            checkpoint::read_all(&mut connection).await?
-        };
-        built_from_log += build_scratch_to(pool, scratch, &live, options).await?;
-        // Comparing every row of a long log's read models takes longer than the statement
-        // timeout.
-        let mut transaction = ledger_store::begin_unbounded_transaction(pool).await?;
-        let names: Vec<String> = live.keys().cloned().collect();
-        let locked = checkpoint::lock(&mut transaction, &names).await?;
-        if locked != live {
-            continue;
-        }
-        let started = Instant::now();
-        let rows = sqlx::query!(
-            r#"SELECT table_name AS "table_name!", only_in AS "only_in!", row_data AS "row_data!"
-               FROM projection_compare_tables('public', $1, $2, $3)"#,
-            scratch.as_str(),
-            tables,
-            MAX_ROWS_REPORTED,
-        )
-        .fetch_all(&mut *transaction)
-        .await?;
-        let comparison = started.elapsed();
-        transaction.rollback().await?;
-        let discrepancies = rows
-            .into_iter()
-            .map(|row| Discrepancy::ReadModelRow {
-                table: row.table_name,
-                only_in: if row.only_in == "public" {
-                    "live".to_owned()
-                } else {
-                    "fresh fold".to_owned()
-                },
-                row: row.row_data,
-            })
-            .collect();
-        return Ok(Compared {
-            compared_at: live,
-            rows: discrepancies,
-            comparison,
-            built_from_log,
-        });
+    // The scratch build first catches up, unlocked, with what the live projections did while
+    // the log was checked. Then their checkpoints are locked, so that they wait, and the
+    // little they did meanwhile is built too. (Waiting instead for the live projections to
+    // stand still between a build and the lock, five times at most, failed most verifications
+    // of a ledger taking traffic: its projector moves every second.)
+    let live = {
+        let mut connection = pool.acquire().await?;
+        checkpoint::read_all(&mut connection).await?
+    };
+    let mut built_from_log = build_scratch_to(pool, scratch, &live, options).await?;
+    // Comparing every row of a long log's read models takes longer than the statement
+    // timeout.
+    let mut transaction = ledger_store::begin_unbounded_transaction(pool).await?;
+    let names: Vec<String> = live.keys().cloned().collect();
+    let locked = checkpoint::lock(&mut transaction, &names).await?;
+    if locked != live {
+        built_from_log += build_scratch_to(pool, scratch, &locked, options).await?;
     }
-    Err(ProjectionError::LiveProjectionsMoving)
+    let started = Instant::now();
+    let rows = sqlx::query!(
+        r#"SELECT table_name AS "table_name!", only_in AS "only_in!", row_data AS "row_data!"
+           FROM projection_compare_tables('public', $1, $2, $3)"#,
+        scratch.as_str(),
+        tables,
+        MAX_ROWS_REPORTED,
+    )
+    .fetch_all(&mut *transaction)
+    .await?;
+    let comparison = started.elapsed();
+    transaction.rollback().await?;
+    let discrepancies = rows
+        .into_iter()
+        .map(|row| Discrepancy::ReadModelRow {
+            table: row.table_name,
+            only_in: if row.only_in == "public" {
+                "live".to_owned()
+            } else {
+                "fresh fold".to_owned()
+            },
+            row: row.row_data,
+        })
+        .collect();
+    Ok(Compared {
+        compared_at: locked,
+        rows: discrepancies,
+        comparison,
+        built_from_log,
+    })
 }
 
 /// Brings each scratch projection to the live checkpoint of the same projection, reading the
