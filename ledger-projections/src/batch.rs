@@ -54,6 +54,23 @@ impl Batch {
         self.events.last().map(|event| event.recorded_at)
     }
 
+    /// Keeps a stream's state after the batch (a touched stream's), which the read models
+    /// write from.
+    pub(crate) fn keep_state(&mut self, stream_id: Uuid, state: Option<&StreamState>) {
+        match state {
+            Some(StreamState::Payment(state)) => {
+                self.payments.insert(stream_id, state.clone());
+            }
+            Some(StreamState::Settlement(state)) => {
+                self.settlements.insert(stream_id, state.clone());
+            }
+            Some(StreamState::Reconciliation(state)) => {
+                self.reconciliations.insert(stream_id, state.clone());
+            }
+            None => {}
+        }
+    }
+
     /// The events a projection at checkpoint `after` has not applied yet.
     pub fn events_after(&self, after: u64) -> impl Iterator<Item = &BatchEvent> {
         self.events
@@ -182,18 +199,7 @@ async fn read(
         }
     }
     for stream_id in seen.iter() {
-        match states.get(stream_id) {
-            Some(StreamState::Payment(state)) => {
-                batch.payments.insert(*stream_id, state.clone());
-            }
-            Some(StreamState::Settlement(state)) => {
-                batch.settlements.insert(*stream_id, state.clone());
-            }
-            Some(StreamState::Reconciliation(state)) => {
-                batch.reconciliations.insert(*stream_id, state.clone());
-            }
-            None => {}
-        }
+        batch.keep_state(*stream_id, states.get(stream_id));
     }
     states.evict(&seen);
     Ok(Some(batch))

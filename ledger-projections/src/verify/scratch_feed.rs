@@ -22,7 +22,7 @@ use crate::error::ProjectionError;
 use crate::projection::Projection;
 use crate::projector::{Projector, ProjectorOptions};
 use crate::schema::SchemaName;
-use crate::stream_states::{StreamState, StreamStates};
+use crate::stream_states::StreamStates;
 
 /// The positions a build of each projection must stop at: the live checkpoints read before
 /// the log, each projection built to its own.
@@ -122,20 +122,7 @@ impl ScratchFeed {
         }
         self.pending.events.extend(events);
         for stream_id in streams {
-            match states.get(stream_id) {
-                Some(StreamState::Payment(state)) => {
-                    self.pending.payments.insert(*stream_id, state.clone());
-                }
-                Some(StreamState::Settlement(state)) => {
-                    self.pending.settlements.insert(*stream_id, state.clone());
-                }
-                Some(StreamState::Reconciliation(state)) => {
-                    self.pending
-                        .reconciliations
-                        .insert(*stream_id, state.clone());
-                }
-                None => {}
-            }
+            self.pending.keep_state(*stream_id, states.get(stream_id));
         }
         let at_target = self.boundaries.contains(&page_last);
         if !at_target && self.pending.events.len() < self.batch_size {
