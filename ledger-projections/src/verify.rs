@@ -211,8 +211,7 @@ pub struct PassDurations {
     /// The fresh build of the read models and their comparison with the live ones: the
     /// whole verification.
     pub read_models: Duration,
-    /// Of `read_models`, the comparison (the last attempt's, when the live projections moved
-    /// during the first).
+    /// Of `read_models`, the comparison itself, with the live checkpoints locked.
     pub comparison: Duration,
 }
 
@@ -755,7 +754,7 @@ impl StreamFold {
 struct Compared {
     compared_at: BTreeMap<String, u64>,
     rows: Vec<Discrepancy>,
-    /// How long the comparison took (the last attempt's).
+    /// How long the comparison took.
     comparison: Duration,
     /// Events the build applied from its own read of the log, summed over its projections'
     /// groups: what the refold's pages did not feed it.

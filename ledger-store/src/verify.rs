@@ -59,9 +59,10 @@ pub(crate) async fn verify_chain(
 /// folds the same pages, and one read of the log for both costs the server and this process
 /// one pass over ten million events instead of two.
 ///
-/// Feed it every page from position 1 in order ([`ChainCheck::check`]), then
-/// [`ChainCheck::finish`]: the verdict is the one [`crate::EventStore::verify_chain`] gives
-/// for `(1, None)`.
+/// Start it with [`crate::EventStore::start_chain_check`], feed it every page from position 1
+/// in order ([`ChainCheck::check`]), then end it with
+/// [`crate::EventStore::finish_chain_check`]: the verdict is the one
+/// [`crate::EventStore::verify_chain`] gives for `(1, None)`.
 #[derive(Debug)]
 pub struct ChainCheck {
     links: Links,
