@@ -242,8 +242,8 @@ pub async fn verify(
             chain_time,
             folded,
             fold_time,
-            fed,
         },
+        fed,
         Compared {
             compared_at,
             rows,
@@ -417,21 +417,19 @@ struct CheckedLog {
     chain_time: Duration,
     folded: Folded,
     fold_time: Duration,
-    /// Events the scratch build took from the refold (see `scratch_feed`).
-    fed: u64,
 }
 
 /// A page of the log as the pipeline passes it on: the first error ends it.
 type Page = Result<Vec<RecordedEvent>, ProjectionError>;
 
 /// Checks the log and builds the scratch read models from it, then compares them with the
-/// live ones.
+/// live ones. Also returns how many events the build took from the refold (`scratch_feed`).
 async fn check_all(
     store: &EventStore,
     options: ProjectorOptions,
     scratch: &SchemaName,
     tables: &[String],
-) -> Result<(CheckedLog, Compared), ProjectionError> {
+) -> Result<(CheckedLog, u64, Compared), ProjectionError> {
     let pool = store.pool();
     let live = {
         let mut connection = pool.acquire().await?;
@@ -451,7 +449,7 @@ async fn check_all(
     // Whatever the feed did not build (the live projections moved on, or the refold found a
     // page with something wrong), the comparison's catch-up builds from the log.
     let compared = compare_with_scratch(pool, scratch, tables, options).await?;
-    Ok((CheckedLog { fed, ..checked }, compared))
+    Ok((checked, fed, compared))
 }
 
 /// Checks the chain and refolds every stream from one read of the log (see the module docs),
@@ -478,7 +476,6 @@ async fn check_log(
         chain_time,
         folded,
         fold_time,
-        fed: 0,
     })
 }
 
@@ -611,8 +608,7 @@ async fn fold_streams(
         if fold.poisoned.len() > poisoned_before {
             feed.stop();
         }
-        let streams: Vec<Uuid> = needs.iter().map(|need| need.stream_id).collect();
-        feed.add_page(checked, &streams, &fold.states).await;
+        feed.add_page(checked, &needs, &fold.states).await;
         // A stream stopped at a bad event has no fold to hold its row to; it is reported.
         page_ends.retain(|stream_id, _| !fold.poisoned.contains(stream_id));
         kept_states

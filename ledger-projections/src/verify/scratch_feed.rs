@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::PgPool;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use super::Task;
 use crate::batch::{Batch, BatchEvent};
@@ -22,7 +21,7 @@ use crate::error::ProjectionError;
 use crate::projection::Projection;
 use crate::projector::{Projector, ProjectorOptions};
 use crate::schema::SchemaName;
-use crate::stream_states::StreamStates;
+use crate::stream_states::{StreamNeed, StreamStates};
 
 /// The positions a build of each projection must stop at: the live checkpoints read before
 /// the log, each projection built to its own.
@@ -100,11 +99,12 @@ impl ScratchFeed {
     }
 
     /// Adds a page the refold checked and found nothing wrong in, with the states its streams
-    /// are left in; sends the batch once it is full or the page ends at a target.
+    /// (`streams`, the page's) are left in; sends the batch once it is full or the page ends at
+    /// a target.
     pub(super) async fn add_page(
         &mut self,
         events: Vec<BatchEvent>,
-        streams: &[Uuid],
+        streams: &[StreamNeed],
         states: &StreamStates,
     ) {
         if self.sender.is_none() {
@@ -121,8 +121,9 @@ impl ScratchFeed {
                 .reserve_exact(self.batch_size + events.len());
         }
         self.pending.events.extend(events);
-        for stream_id in streams {
-            self.pending.keep_state(*stream_id, states.get(stream_id));
+        for stream in streams {
+            self.pending
+                .keep_state(stream.stream_id, states.get(&stream.stream_id));
         }
         let at_target = self.boundaries.contains(&page_last);
         if !at_target && self.pending.events.len() < self.batch_size {
