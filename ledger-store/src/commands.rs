@@ -246,7 +246,8 @@ impl CommandHandler {
 
     /// How many stream reads this handler has sent to the log (each load is one, a kept fold
     /// included: it reads the events after it). For tests and diagnostics: a command costs
-    /// one per attempt, plus one per payment a settlement names.
+    /// one per attempt, plus one per payment a settlement names, but none when it is decided
+    /// on a fold this process keeps and appends (see `turn`).
     pub fn stream_reads(&self) -> u64 {
         self.stream_reads.load(Ordering::Relaxed)
     }
@@ -569,6 +570,10 @@ impl CommandHandler {
     /// one of the streams meanwhile, backs off, reads again and decides again, at most
     /// [`MAX_CONFLICT_RETRIES`] times. A refusal is first checked against the key (see
     /// [`Decision::Refused`]); an error of `decide` ends the turn as it is.
+    ///
+    /// A fold this process keeps stands in for the read: the append's version check finds
+    /// it behind as surely as a read would, and what no append checks is read for before it
+    /// is answered. A command on a stream this process wrote or read last costs no read.
     async fn turn<State, Refusal, Error>(
         &self,
         stream_id: Uuid,
@@ -600,14 +605,29 @@ impl CommandHandler {
             Load::Known(state) => Some(state),
             Load::Kept | Load::Whole => None,
         };
-        for attempt in 0..MAX_CONFLICT_RETRIES {
-            let (state, summary) = match known.take() {
-                Some(state) => (state, StreamSummary::default()),
-                None if keep => {
+        // A fold this process keeps is decided on as it is, without reading whether the log
+        // moved past it, when only an append can come of the decision that the append's
+        // version check settles: a stream of its own, no payments read beside it. Anything
+        // else decided on it (a refusal, an error, nothing to record) is checked against the
+        // log before it is answered.
+        let mut trust_kept = named.is_empty();
+        let mut attempt = 0;
+        while attempt < MAX_CONFLICT_RETRIES {
+            let kept = match (&known, keep && trust_kept) {
+                (None, true) => self.states.get::<State>(stream_id),
+                _ => None,
+            };
+            let unchecked = kept.is_some();
+            let (state, summary) = match (known.take(), kept) {
+                (Some(state), _) => (state, StreamSummary::default()),
+                (None, Some(Folded { state, summary })) => {
+                    (visible(state, context.environment), summary)
+                }
+                (None, None) if keep => {
                     let Folded { state, summary } = self.load_folded::<State>(stream_id).await?;
                     (visible(state, context.environment), summary)
                 }
-                None => {
+                (None, None) => {
                     let (state, history) = self.load_with_history::<State>(stream_id).await?;
                     let summary = StreamSummary::default().after(&history);
                     (visible(state, context.environment), summary)
@@ -622,7 +642,14 @@ impl CommandHandler {
                 payments.insert(*payment_id, visible_payment(state, context.environment));
                 payments_began.insert(*payment_id, summary.first_occurred_at);
             }
-            let (events, payment_events) = match decide(&state, &payments)? {
+            let decided = decide(&state, &payments);
+            let appends = matches!(&decided, Ok(Decision::Record(events)) if !events.is_empty());
+            if unchecked && !appends && self.moved_past(stream_id, summary.version).await? {
+                // Decided on a fold the log has moved past: decide again on the log's.
+                trust_kept = false;
+                continue;
+            }
+            let (events, payment_events) = match decided? {
                 Decision::Record(events) => (events, BTreeMap::new()),
                 Decision::RecordAcross {
                     events,
@@ -665,7 +692,12 @@ impl CommandHandler {
                 )?);
             }
             match self.append(streams, context).await {
-                Err(StoreError::ConcurrencyConflict { .. }) => back_off(attempt).await,
+                // The kept fold was behind the log: no race lost, no pause before reading it.
+                Err(StoreError::ConcurrencyConflict { .. }) if unchecked => trust_kept = false,
+                Err(StoreError::ConcurrencyConflict { .. }) => {
+                    back_off(attempt).await;
+                    attempt += 1;
+                }
                 Err(error) => return Err(error.into()),
                 Ok(outcome) => {
                     let handled = self
@@ -682,6 +714,12 @@ impl CommandHandler {
             attempts: MAX_CONFLICT_RETRIES,
         }
         .into())
+    }
+
+    /// Whether the log holds events of the stream after `version`: the check of a decision
+    /// made on a kept fold that no append's version check settles.
+    async fn moved_past(&self, stream_id: Uuid, version: u64) -> Result<bool, StoreError> {
+        Ok(!self.read_stream(stream_id, version + 1).await?.is_empty())
     }
 
     async fn append(

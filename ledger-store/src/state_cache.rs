@@ -5,7 +5,9 @@
 //! writes after it and in whichever process. Loading a stream is then: take the kept fold,
 //! read only the events after its version (usually none: an index probe that returns no
 //! row), fold those. No entry is ever wrong, only behind; so nothing needs invalidating and
-//! two processes can each keep their own.
+//! two processes can each keep their own. A command skips even that read: it appends at the
+//! kept fold's version, and the log refuses the append if the fold is behind
+//! (`CommandHandler`'s turn).
 //!
 //! Bounded by two generations: entries go into the young map; when it is full the old map is
 //! dropped and the young one becomes old. A hit in the old map moves the entry back to the

@@ -280,6 +280,79 @@ async fn a_kept_fold_catches_up_with_what_another_process_appended() {
     );
 }
 
+fn refund(id: &str, amount: &str) -> PaymentCommand {
+    PaymentCommand::Refund(RefundPayment {
+        refund_id: RefundId::parse(id).unwrap(),
+        amount: Some(usd(amount)),
+        reason: None,
+    })
+}
+
+/// A command on a fold this handler keeps reads nothing before it is decided. When another
+/// process moved the payment on meanwhile, the fold is behind, and the command must still be
+/// decided on the log's state: an append through the log's version check, a refusal through
+/// a read before it is answered.
+#[tokio::test]
+async fn a_command_on_a_kept_fold_reads_nothing_and_a_fold_left_behind_is_decided_again() {
+    let db = TestDatabase::new().await;
+    let here = CommandHandler::new(db.store());
+    let elsewhere = CommandHandler::new(db.store());
+    let test = context(Environment::Test, None);
+    let payment_id = authorized_payment(&here, "10.00").await;
+
+    let reads = here.stream_reads();
+    here.handle_payment(payment_id, &capture("c1", "1.00"), &test)
+        .await
+        .unwrap();
+    assert_eq!(
+        here.stream_reads() - reads,
+        0,
+        "the kept fold is decided on"
+    );
+
+    // Elsewhere captures 4.00: here's fold knows of 1.00 captured only.
+    elsewhere
+        .handle_payment(payment_id, &capture("c2", "4.00"), &test)
+        .await
+        .unwrap();
+    // Here's fold would refund at most 1.00; the log holds 5.00 captured.
+    let refunded = here
+        .handle_payment(payment_id, &refund("r1", "3.00"), &test)
+        .await
+        .expect("a refusal decided on a stale fold is decided again on the log's state");
+    assert_eq!(refunded.stream.version, 5);
+    assert_eq!(
+        refunded.state.payment.unwrap().captured_amount(),
+        Money::parse("5.00", Currency::USD).unwrap()
+    );
+
+    // Elsewhere captures 3.00 more: 2.00 is left, though here's fold would capture 5.00.
+    elsewhere
+        .handle_payment(payment_id, &capture("c3", "3.00"), &test)
+        .await
+        .unwrap();
+    let head = db.store().head().await.unwrap();
+    let refused = here
+        .handle_payment(payment_id, &capture("c4", "5.00"), &test)
+        .await
+        .unwrap_err();
+    match refused {
+        StoreError::Rejected(rule) => assert_eq!(rule.rule(), "capture_exceeds_authorized"),
+        other => panic!("expected the rules' refusal, got {other:?}"),
+    }
+    assert_eq!(db.store().head().await.unwrap(), head, "nothing appended");
+    let (fresh, _) = here
+        .load_with_history::<PaymentState>(payment_id.as_uuid())
+        .await
+        .unwrap();
+    assert_eq!(
+        here.kept::<PaymentState>(payment_id.as_uuid())
+            .unwrap()
+            .state,
+        fresh
+    );
+}
+
 #[tokio::test]
 async fn fifty_concurrent_copies_of_one_request_record_one_set_of_events() {
     let db = TestDatabase::new().await;

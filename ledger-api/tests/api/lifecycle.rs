@@ -206,11 +206,12 @@ async fn commands_are_counted_in_the_writer_metrics() {
     assert!(after.contains("ledger_writer_written_again_batches_total 0"));
 }
 
-/// A capture or refund given an amount reads its payment's stream once: the amount's
-/// currency, the default amounts and the approval check come from the state the command is
-/// decided on, under the stream's turn, not from a read of their own before it.
+/// A capture or refund given an amount reads nothing of its payment's stream when this
+/// process keeps the payment's fold: the amount's currency, the default amounts and the
+/// approval check come from the state the command is decided on, under the stream's turn,
+/// not from a read of their own before it, and the append checks that state's version.
 #[tokio::test]
-async fn a_command_built_from_its_payment_reads_the_stream_once() {
+async fn a_command_built_from_its_kept_payment_reads_nothing_of_the_stream() {
     let app = spawn_app().await;
     let id = initiate(&app, "reads-1", "100.00", "MANUAL").await;
     authorize(&app, &id).await;
@@ -224,7 +225,7 @@ async fn a_command_built_from_its_payment_reads_the_stream_once() {
     )
     .await;
     assert_eq!(captured["payment"]["capturedAmount"], "60.00");
-    assert_eq!(handler.stream_reads() - before, 1, "one read for a capture");
+    assert_eq!(handler.stream_reads() - before, 0, "no read for a capture");
 
     let before = handler.stream_reads();
     let refunded = payment_mutation(
@@ -234,7 +235,7 @@ async fn a_command_built_from_its_payment_reads_the_stream_once() {
     )
     .await;
     assert_eq!(refunded["payment"]["refundPendingAmount"], "60.00");
-    assert_eq!(handler.stream_reads() - before, 1, "one read for a refund");
+    assert_eq!(handler.stream_reads() - before, 0, "no read for a refund");
 }
 
 #[tokio::test]
