@@ -34,8 +34,12 @@ use super::tables::{self, DeliveryRow, PaymentLink, Seen};
 
 /// Most requests one statement answers.
 pub(super) const MAX_GROUP: usize = 256;
-/// Tasks per kind of statement: while one statement runs, the next group gathers for another.
-const TASKS: usize = 2;
+/// Tasks per kind of statement: while a task's statement runs, the next group gathers. With
+/// two each, under a burst on two cores shared with the database, statements ran side by side
+/// at half the size (a record answered 2.8 deliveries against 4.5 with one task), and the
+/// database spent more CPU on the same deliveries (docs/scaling.md, "Where a confirmation's
+/// time goes").
+const TASKS: usize = 1;
 /// Requests waiting for a task; callers wait when it is full.
 const QUEUE_CAPACITY: usize = 4_096;
 /// How long a task keeps its statements' generic plans. A generic plan is made with the
