@@ -13,8 +13,8 @@
 //!
 //! At each checkpoint:
 //! - **appends**: 32 writers initiate and authorize payments through the `CommandHandler`
-//!   (every command a read of its stream, a decision, an append) for `SECONDS`: commands/s and
-//!   the p99 of one command;
+//!   (a read of the new stream's row, or the fold the handler keeps from the initiation; a
+//!   decision; an append) for `SECONDS`: commands/s and the p99 of one command;
 //! - **`payment(id)`**: 32 readers load payments picked at random from the whole log through a
 //!   handler with no kept folds (what `payment(id)` reads from the log: the state its stream's
 //!   row keeps, or its events where the row keeps none): payments/s, and how many kept states
@@ -80,6 +80,14 @@ async fn main() -> anyhow::Result<()> {
     let shared_buffers = shared_buffers();
     configure(&cluster, &shared_buffers).await?;
     println!("private cluster: shared_buffers = {shared_buffers}");
+    // PostgreSQL maps its shared memory on huge pages when the machine reserves them
+    // (`vm.nr_hugepages`; its `huge_pages = try` default), which shortens every page walk of a
+    // random read through a large `shared_buffers`.
+    println!(
+        "huge pages of the machine: {} reserved, {} free after the cluster started",
+        meminfo_kib("HugePages_Total:").unwrap_or(0),
+        meminfo_kib("HugePages_Free:").unwrap_or(0)
+    );
     let database = cluster.create_database().await?;
     let store = database.store();
     let pool = database.pool().clone();
@@ -203,7 +211,8 @@ fn shared_buffers() -> String {
     format!("{}MB", total_kib / 4 / 1024)
 }
 
-/// A figure of `/proc/meminfo` in KiB (`MemTotal:`), where the system reports it.
+/// A figure of `/proc/meminfo` (KiB for a size such as `MemTotal:`, a count for
+/// `HugePages_Total:`), where the system reports it.
 fn meminfo_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = status.lines().find(|line| line.starts_with(field))?;

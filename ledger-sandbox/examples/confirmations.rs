@@ -20,6 +20,10 @@ use ledger_sandbox::{EnabledEvents, SandboxConfig};
 use ledger_stripe::gateway::handled_event_types;
 use serde_json::Value;
 
+// The allocator the `ledger` binary uses, so the sandbox costs here what `ledger sandbox` costs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KEY: &str = "sk_test_benchmark";
 
 /// The next run's seed; set from the clock at start.
