@@ -85,8 +85,8 @@ async fn main() -> anyhow::Result<()> {
     // random read through a large `shared_buffers`.
     println!(
         "huge pages of the machine: {} reserved, {} free after the cluster started",
-        meminfo_kib("HugePages_Total:").unwrap_or(0),
-        meminfo_kib("HugePages_Free:").unwrap_or(0)
+        meminfo_figure("HugePages_Total:").unwrap_or(0),
+        meminfo_figure("HugePages_Free:").unwrap_or(0)
     );
     let database = cluster.create_database().await?;
     let store = database.store();
@@ -207,13 +207,13 @@ fn shared_buffers() -> String {
     if let Ok(setting) = std::env::var("SCALE_BENCH_SHARED_BUFFERS") {
         return setting;
     }
-    let total_kib = meminfo_kib("MemTotal:").unwrap_or(4 * 1024 * 1024);
+    let total_kib = meminfo_figure("MemTotal:").unwrap_or(4 * 1024 * 1024);
     format!("{}MB", total_kib / 4 / 1024)
 }
 
 /// A figure of `/proc/meminfo` (KiB for a size such as `MemTotal:`, a count for
 /// `HugePages_Total:`), where the system reports it.
-fn meminfo_kib(field: &str) -> Option<u64> {
+fn meminfo_figure(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = status.lines().find(|line| line.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()

@@ -6,7 +6,7 @@
 //! Made one by one they were most of a delivery's cost in the database: each a round trip,
 //! a statement's fixed cost, and for the record a commit of its own with its WAL flush and a
 //! run of the hourly rollup's statement trigger. A burst of webhooks (a checkout sends three
-//! events at once) queues them, so a few tasks take every request waiting (up to
+//! events at once) queues them, so one task per kind takes every request waiting (up to
 //! [`MAX_GROUP`]) and answer them all with one statement, as the store groups its stream reads
 //! and appends. Each request is still answered by a statement sent after it was asked, so it
 //! sees every commit made before it was asked, as a statement of its own would.
