@@ -367,6 +367,53 @@ async fn notifications_about_one_payment_arrive_in_order_under_concurrent_comman
     assert_in_order_per_payment(&bodies);
 }
 
+/// After dispatching, the dispatcher lets the next events gather: what is appended during its
+/// pause goes out together, in one transaction (one `created_at` for all its deliveries), and
+/// the first event after a quiet spell goes out at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_appended_while_the_dispatcher_pauses_go_out_together_and_the_first_at_once() {
+    let database = TestDatabase::new().await;
+    let (url, received) = receiver(always_ok, Duration::ZERO).await;
+    let (endpoint_id, _) = endpoint(&database, &url, &["*"]).await;
+    let gather = Duration::from_secs(5);
+    let pool = database.server_pool().await;
+    let wake = Arc::new(Notify::new());
+    let dispatcher = Dispatcher::new(pool.clone(), wake.clone()).gathering_for(gather);
+    let sender = Sender::new(pool, fast_options(), wake).unwrap();
+    let _running = Running(vec![
+        tokio::spawn(dispatcher.follow(Duration::from_millis(50), std::future::pending())),
+        tokio::spawn(sender.run(std::future::pending())),
+    ]);
+
+    let handler = CommandHandler::new(database.store());
+    let started = std::time::Instant::now();
+    // Initiated (dispatched at once), then authorized and captured, during the pause.
+    captured_payment(&handler, 0).await;
+    wait_for("the first notification", || {
+        !received.distinct_ids().is_empty()
+    })
+    .await;
+    assert!(
+        started.elapsed() < gather,
+        "the first event after a quiet spell waited for the pause"
+    );
+    for number in 1..=10 {
+        captured_payment(&handler, number).await;
+    }
+    wait_for("33 notifications", || received.distinct_ids().len() == 33).await;
+    assert!(started.elapsed() >= gather);
+    let listed = deliveries::list(database.pool(), Environment::Test, endpoint_id, 100, None)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 33);
+    let transactions: HashSet<_> = listed.iter().map(|delivery| delivery.created_at).collect();
+    assert_eq!(
+        transactions.len(),
+        2,
+        "the first event alone, then everything appended during the pause in one transaction"
+    );
+}
+
 /// The verification snippet that docs/notifications.md gives for `language` (the code block
 /// after the line naming it), so the documented code is the code that is checked.
 fn documented_snippet(language: &str) -> String {
