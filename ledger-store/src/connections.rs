@@ -2,11 +2,13 @@
 //!
 //! Reading a stream is the one query of every command and every `payment(id)`, and with the
 //! folded states kept (`state_cache`) it is usually an index probe that returns no row: the
-//! round trip and the statement's fixed cost are all of it. So the reads queued at one moment
-//! go to the server together: a reader task takes the first waiting read and every other one
-//! queued behind it (up to [`MAX_READS_PER_QUERY`]), and one statement answers them all. Each
-//! read is still answered by a query sent after it was asked, so it sees every event
-//! committed before it was asked, as a read of its own would.
+//! round trip and the statement's fixed cost are all of it. So is reading the row of a stream
+//! this process keeps no fold of (`kept_state`), which for a new payment finds nothing. So the
+//! reads queued at one moment go to the server together: a reader task takes the first waiting
+//! read and every other one queued behind it (up to [`MAX_READS_PER_QUERY`]); one statement
+//! answers all its reads of events, another all its reads of rows. Each read is still answered
+//! by a query sent after it was asked, so it sees every event committed before it was asked, as
+//! a read of its own would.
 //!
 //! [`STREAM_READ_CONNECTIONS`] reader tasks share the queue, so while one query runs the next
 //! reads gather for another. Each task keeps its own connection, detached from the pool:
@@ -24,6 +26,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
+use crate::kept_state::StoredStream;
 use crate::rows::{to_stored, EventRow};
 use crate::store::IDLE_CHECK_AFTER;
 
@@ -35,15 +38,38 @@ pub const MAX_READS_PER_QUERY: usize = 128;
 const READ_QUEUE_CAPACITY: usize = 4_096;
 
 type Answer = Result<Vec<RecordedEvent>, StoreError>;
+type RowAnswer = Result<Option<StoredStream>, StoreError>;
 
+/// A stream's events from a version on.
 struct StreamRead {
     stream_id: Uuid,
     from_version: i64,
     reply: oneshot::Sender<Answer>,
 }
 
+/// A stream's row (see `kept_state`): the read of a stream this process keeps no fold of.
+struct RowRead {
+    stream_id: Uuid,
+    reply: oneshot::Sender<RowAnswer>,
+}
+
+enum Read {
+    Events(StreamRead),
+    Row(RowRead),
+}
+
+impl Read {
+    /// Whether the caller gave up waiting: its read needs no answer.
+    fn is_abandoned(&self) -> bool {
+        match self {
+            Read::Events(read) => read.reply.is_closed(),
+            Read::Row(read) => read.reply.is_closed(),
+        }
+    }
+}
+
 pub(crate) struct StreamReaders {
-    queue: mpsc::Sender<StreamRead>,
+    queue: mpsc::Sender<Read>,
 }
 
 impl StreamReaders {
@@ -60,25 +86,44 @@ impl StreamReaders {
     /// A stream's events from `from_version` on, in version order.
     pub async fn read_stream(&self, stream_id: Uuid, from_version: u64) -> Answer {
         let (reply, answer) = oneshot::channel();
-        let read = StreamRead {
+        let from_version = to_stored(from_version)?;
+        self.ask(Read::Events(StreamRead {
             stream_id,
-            from_version: to_stored(from_version)?,
+            from_version,
             reply,
-        };
+        }))
+        .await?;
+        answered(answer).await
+    }
+
+    /// A stream's row, `None` when the stream does not exist.
+    pub async fn stored_stream(&self, stream_id: Uuid) -> RowAnswer {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Read::Row(RowRead { stream_id, reply })).await?;
+        answered(answer).await
+    }
+
+    async fn ask(&self, read: Read) -> Result<(), StoreError> {
         self.queue
             .send(read)
             .await
-            .map_err(|_| StoreError::ReadFailed("the stream readers have stopped".to_owned()))?;
-        answer.await.map_err(|_| {
-            StoreError::ReadFailed("the stream reader stopped before answering".to_owned())
-        })?
+            .map_err(|_| StoreError::ReadFailed("the stream readers have stopped".to_owned()))
     }
 }
 
-/// One reader task: takes the reads queued, answers them with one query, and again.
-async fn serve_reads(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<StreamRead>>>) {
+async fn answered<T>(answer: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+    answer.await.map_err(|_| {
+        StoreError::ReadFailed("the stream reader stopped before answering".to_owned())
+    })?
+}
+
+/// One reader task: takes the reads queued, answers those of events with one query and those
+/// of rows with another, and again.
+async fn serve_reads(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Read>>>) {
     let mut connection: Option<(PgConnection, Instant)> = None;
     let mut reads = Vec::with_capacity(MAX_READS_PER_QUERY);
+    let mut event_reads = Vec::new();
+    let mut row_reads = Vec::new();
     loop {
         {
             let mut waiting = waiting.lock().await;
@@ -86,34 +131,82 @@ async fn serve_reads(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<StreamRead>
                 return;
             }
         }
-        // Reads whose callers gave up need no answer.
-        reads.retain(|read| !read.reply.is_closed());
-        if reads.is_empty() {
+        for read in reads.drain(..) {
+            match read {
+                _ if read.is_abandoned() => {}
+                Read::Events(read) => event_reads.push(read),
+                Read::Row(read) => row_reads.push(read),
+            }
+        }
+        if event_reads.is_empty() && row_reads.is_empty() {
             continue;
         }
-        let answered = match ready(&pool, connection.take()).await {
-            Ok(mut ready) => {
-                let answered = read_streams(&mut ready, &reads).await;
-                if answered.is_ok() {
-                    connection = Some((ready, Instant::now()));
-                }
-                answered
-            }
-            Err(error) => Err(error),
-        };
-        match answered {
-            Ok(mut answers) => {
-                for (read, answer) in reads.drain(..).zip(answers.drain(..)) {
-                    let _ = read.reply.send(answer);
-                }
-            }
+        let mut ready = match ready(&pool, connection.take()).await {
+            Ok(ready) => ready,
             Err(error) => {
                 let message = error.to_string();
-                for read in reads.drain(..) {
-                    let _ = read
-                        .reply
-                        .send(Err(StoreError::ReadFailed(message.clone())));
-                }
+                reply(
+                    &mut event_reads,
+                    Err(StoreError::ReadFailed(message.clone())),
+                );
+                reply(&mut row_reads, Err(StoreError::ReadFailed(message)));
+                continue;
+            }
+        };
+        let mut healthy = true;
+        if !event_reads.is_empty() {
+            let answered = read_streams(&mut ready, &event_reads).await;
+            healthy &= answered.is_ok();
+            reply(&mut event_reads, answered);
+        }
+        if !row_reads.is_empty() {
+            let stream_ids: Vec<Uuid> = row_reads.iter().map(|read| read.stream_id).collect();
+            let answered = crate::kept_state::read_many(&mut ready, &stream_ids).await;
+            healthy &= answered.is_ok();
+            reply(&mut row_reads, answered);
+        }
+        // A connection that failed a query is dropped, never reused.
+        if healthy {
+            connection = Some((ready, Instant::now()));
+        }
+    }
+}
+
+/// A read whose answer goes back to its caller.
+trait Replies {
+    type Answer;
+    fn reply(self, answer: Result<Self::Answer, StoreError>);
+}
+
+impl Replies for StreamRead {
+    type Answer = Vec<RecordedEvent>;
+    fn reply(self, answer: Answer) {
+        let _ = self.reply.send(answer);
+    }
+}
+
+impl Replies for RowRead {
+    type Answer = Option<StoredStream>;
+    fn reply(self, answer: RowAnswer) {
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Sends each read its answer from one query's answers, or the query's failure to all.
+fn reply<R: Replies>(
+    reads: &mut Vec<R>,
+    answered: Result<Vec<Result<R::Answer, StoreError>>, StoreError>,
+) {
+    match answered {
+        Ok(answers) => {
+            for (read, answer) in reads.drain(..).zip(answers) {
+                read.reply(answer);
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            for read in reads.drain(..) {
+                read.reply(Err(StoreError::ReadFailed(message.clone())));
             }
         }
     }

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use ledger_core::aggregate::Aggregate;
 use ledger_core::kept_form;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -133,44 +133,69 @@ impl StoredStream {
     }
 }
 
-/// One stream's row, if the stream exists.
-pub(crate) async fn read(
-    pool: &PgPool,
-    stream_id: Uuid,
-) -> Result<Option<StoredStream>, StoreError> {
-    let row = sqlx::query!(
-        r#"SELECT stream_id, stream_type, version, state_format, state,
-               first_occurred_at, last_occurred_at, last_position
-           FROM streams WHERE stream_id = $1"#,
-        stream_id,
+/// Several streams' rows from one statement, in the order of `stream_ids`: `None` for a
+/// stream that does not exist; a row that does not read back fails its own stream's answer, not
+/// the others'. Read on the stream readers' connections (see `connections`).
+pub(crate) async fn read_many(
+    connection: &mut PgConnection,
+    stream_ids: &[Uuid],
+) -> Result<Vec<Result<Option<StoredStream>, StoreError>>, StoreError> {
+    // One primary-key probe per stream; `OFFSET 0` keeps the lateral subquery a probe, as in
+    // the stream readers' read of events.
+    let rows = sqlx::query!(
+        r#"SELECT k.read AS "read!", s.stream_id AS "stream_id!", s.stream_type AS "stream_type!",
+               s.version AS "version!", s.state_format AS "state_format?", s.state AS "state?",
+               s.first_occurred_at AS "first_occurred_at?",
+               s.last_occurred_at AS "last_occurred_at?", s.last_position AS "last_position?"
+           FROM UNNEST($1::uuid[]) WITH ORDINALITY AS k(stream_id, read)
+           CROSS JOIN LATERAL (
+               SELECT * FROM streams WHERE streams.stream_id = k.stream_id OFFSET 0
+           ) s"#,
+        stream_ids,
     )
-    .fetch_optional(pool)
+    .fetch_all(connection)
     .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let kept = match (
-        row.state_format,
-        row.state,
-        row.first_occurred_at,
-        row.last_occurred_at,
-        row.last_position,
-    ) {
-        (Some(format), Some(bytes), Some(first), Some(last), Some(position)) => {
-            Some(StoredKeptState {
-                format: u32::try_from(format).unwrap_or(u32::MAX),
-                bytes,
-                first_occurred_at: first,
-                last_occurred_at: last,
-                last_position: from_stored(position)?,
+    let mut stored: Vec<Result<Option<StoredStream>, StoreError>> =
+        stream_ids.iter().map(|_| Ok(None)).collect();
+    for row in rows {
+        // ORDINALITY counts from 1.
+        let slot = usize::try_from(row.read - 1)
+            .ok()
+            .and_then(|index| stored.get_mut(index))
+            .ok_or_else(|| {
+                StoreError::ReadFailed(format!(
+                    "the server answered stream row {} of {}",
+                    row.read,
+                    stream_ids.len()
+                ))
+            })?;
+        let read = || -> Result<StoredStream, StoreError> {
+            let kept = match (
+                row.state_format,
+                row.state,
+                row.first_occurred_at,
+                row.last_occurred_at,
+                row.last_position,
+            ) {
+                (Some(format), Some(bytes), Some(first), Some(last), Some(position)) => {
+                    Some(StoredKeptState {
+                        format: u32::try_from(format).unwrap_or(u32::MAX),
+                        bytes,
+                        first_occurred_at: first,
+                        last_occurred_at: last,
+                        last_position: from_stored(position)?,
+                    })
+                }
+                _ => None,
+            };
+            Ok(StoredStream {
+                stream_id: row.stream_id,
+                stream_type: row.stream_type.parse()?,
+                version: from_stored(row.version)?,
+                kept,
             })
-        }
-        _ => None,
-    };
-    Ok(Some(StoredStream {
-        stream_id: row.stream_id,
-        stream_type: row.stream_type.parse()?,
-        version: from_stored(row.version)?,
-        kept,
-    }))
+        };
+        *slot = read().map(Some);
+    }
+    Ok(stored)
 }

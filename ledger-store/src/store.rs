@@ -197,7 +197,7 @@ impl EventStore {
     /// One stream's row: its type, version and kept state (see [`crate::kept_state`]); `None`
     /// when the stream does not exist.
     pub async fn stored_stream(&self, stream_id: Uuid) -> Result<Option<StoredStream>, StoreError> {
-        crate::kept_state::read(&self.pool, stream_id).await
+        self.stream_readers.stored_stream(stream_id).await
     }
 
     /// One stream's events from `from_version` on (1 for all), in version order.

@@ -201,6 +201,48 @@ async fn concurrent_stream_reads_each_get_their_own_stream() {
     futures::future::join_all(reads).await;
 }
 
+/// Reads of streams' rows are answered together with reads of events, by the same readers:
+/// each gets its own stream's row (its type and version), a stream never written gets none,
+/// and the reads of events beside them are unaffected.
+#[tokio::test]
+async fn concurrent_row_and_event_reads_each_get_their_own_stream() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let mut streams = Vec::new();
+    for index in 0..30 {
+        let stream_id = Uuid::new_v4();
+        let count = 1 + index % 5;
+        let recorded = store
+            .append(single(stream_id, ExpectedVersion::NoStream, count))
+            .await
+            .unwrap()
+            .into_result();
+        streams.push((stream_id, recorded.events));
+    }
+    let reads = (0..300).map(|read| {
+        let store = store.clone();
+        let (stream_id, events) = streams[(read * 7) % streams.len()].clone();
+        async move {
+            match read % 3 {
+                0 => {
+                    let row = store.stored_stream(stream_id).await.unwrap().unwrap();
+                    assert_eq!(row.stream_id, stream_id);
+                    assert_eq!(row.stream_type, StreamType::Payment);
+                    assert_eq!(row.version, events.len() as u64, "stream {stream_id}");
+                    // A raw append brings no state to keep.
+                    assert_eq!(row.kept, None);
+                }
+                1 => {
+                    let never_written = Uuid::new_v4();
+                    assert_eq!(store.stored_stream(never_written).await.unwrap(), None);
+                }
+                _ => assert_eq!(store.read_stream(stream_id, 1).await.unwrap(), events),
+            }
+        }
+    });
+    futures::future::join_all(reads).await;
+}
+
 /// The store's connections never JIT-compile: on tables not analyzed yet the planner's
 /// estimates start compilations that cost far more than the short statements themselves.
 #[tokio::test]
