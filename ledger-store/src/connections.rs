@@ -3,12 +3,12 @@
 //! Reading a stream is the one query of every command and every `payment(id)`, and with the
 //! folded states kept (`state_cache`) it is usually an index probe that returns no row: the
 //! round trip and the statement's fixed cost are all of it. So is reading the row of a stream
-//! this process keeps no fold of (`kept_state`), which for a new payment finds nothing. So the
-//! reads queued at one moment go to the server together: a reader task takes the first waiting
-//! read and every other one queued behind it (up to [`MAX_READS_PER_QUERY`]); one statement
-//! answers all its reads of events, another all its reads of rows. Each read is still answered
-//! by a query sent after it was asked, so it sees every event committed before it was asked, as
-//! a read of its own would.
+//! this process keeps no fold of (`kept_state`), which for a new payment finds nothing, and the
+//! claim on a refused command's idempotency key. So the reads queued at one moment go to the
+//! server together: a reader task takes the first waiting read and every other one queued
+//! behind it (up to [`MAX_READS_PER_QUERY`]); one statement answers all its reads of each kind.
+//! Each read is still answered by a query sent after it was asked, so it sees every event
+//! committed before it was asked, as a read of its own would.
 //!
 //! [`STREAM_READ_CONNECTIONS`] reader tasks share the queue, so while one query runs the next
 //! reads gather for another. Each task keeps its own connection, detached from the pool:
@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::event::RecordedEvent;
+use crate::event::{Environment, IdempotencyRecord, RecordedEvent};
 use crate::kept_state::StoredStream;
 use crate::rows::{to_stored, EventRow};
 use crate::store::IDLE_CHECK_AFTER;
@@ -39,6 +39,7 @@ const READ_QUEUE_CAPACITY: usize = 4_096;
 
 type Answer = Result<Vec<RecordedEvent>, StoreError>;
 type RowAnswer = Result<Option<StoredStream>, StoreError>;
+type ClaimAnswer = Result<Option<IdempotencyRecord>, StoreError>;
 
 /// A stream's events from a version on.
 struct StreamRead {
@@ -53,9 +54,17 @@ struct RowRead {
     reply: oneshot::Sender<RowAnswer>,
 }
 
+/// An idempotency claim: the check of a refused command's key.
+struct ClaimRead {
+    environment: Environment,
+    key: String,
+    reply: oneshot::Sender<ClaimAnswer>,
+}
+
 enum Read {
     Events(StreamRead),
     Row(RowRead),
+    Claim(ClaimRead),
 }
 
 impl Read {
@@ -64,6 +73,7 @@ impl Read {
         match self {
             Read::Events(read) => read.reply.is_closed(),
             Read::Row(read) => read.reply.is_closed(),
+            Read::Claim(read) => read.reply.is_closed(),
         }
     }
 }
@@ -103,6 +113,19 @@ impl StreamReaders {
         answered(answer).await
     }
 
+    /// The claim on an idempotency key, `None` when nobody claimed it.
+    pub async fn idempotency_record(&self, environment: Environment, key: &str) -> ClaimAnswer {
+        let (reply, answer) = oneshot::channel();
+        let key = key.to_owned();
+        self.ask(Read::Claim(ClaimRead {
+            environment,
+            key,
+            reply,
+        }))
+        .await?;
+        answered(answer).await
+    }
+
     async fn ask(&self, read: Read) -> Result<(), StoreError> {
         self.queue
             .send(read)
@@ -117,13 +140,14 @@ async fn answered<T>(answer: oneshot::Receiver<Result<T, StoreError>>) -> Result
     })?
 }
 
-/// One reader task: takes the reads queued, answers those of events with one query and those
-/// of rows with another, and again.
+/// One reader task: takes the reads queued, answers those of each kind (events, rows, claims)
+/// with one query, and again.
 async fn serve_reads(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Read>>>) {
     let mut connection: Option<(PgConnection, Instant)> = None;
     let mut reads = Vec::with_capacity(MAX_READS_PER_QUERY);
     let mut event_reads = Vec::new();
     let mut row_reads = Vec::new();
+    let mut claim_reads = Vec::new();
     loop {
         {
             let mut waiting = waiting.lock().await;
@@ -136,9 +160,10 @@ async fn serve_reads(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Read>>>) {
                 _ if read.is_abandoned() => {}
                 Read::Events(read) => event_reads.push(read),
                 Read::Row(read) => row_reads.push(read),
+                Read::Claim(read) => claim_reads.push(read),
             }
         }
-        if event_reads.is_empty() && row_reads.is_empty() {
+        if event_reads.is_empty() && row_reads.is_empty() && claim_reads.is_empty() {
             continue;
         }
         let mut ready = match ready(&pool, connection.take()).await {
@@ -149,7 +174,8 @@ async fn serve_reads(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Read>>>) {
                     &mut event_reads,
                     Err(StoreError::ReadFailed(message.clone())),
                 );
-                reply(&mut row_reads, Err(StoreError::ReadFailed(message)));
+                reply(&mut row_reads, Err(StoreError::ReadFailed(message.clone())));
+                reply(&mut claim_reads, Err(StoreError::ReadFailed(message)));
                 continue;
             }
         };
@@ -164,6 +190,15 @@ async fn serve_reads(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Read>>>) {
             let answered = crate::kept_state::read_many(&mut ready, &stream_ids).await;
             healthy &= answered.is_ok();
             reply(&mut row_reads, answered);
+        }
+        if !claim_reads.is_empty() {
+            let keys: Vec<(Environment, String)> = claim_reads
+                .iter()
+                .map(|read| (read.environment, read.key.clone()))
+                .collect();
+            let answered = crate::read::idempotency_records(&mut ready, &keys).await;
+            healthy &= answered.is_ok();
+            reply(&mut claim_reads, answered);
         }
         // A connection that failed a query is dropped, never reused.
         if healthy {
@@ -181,6 +216,13 @@ trait Replies {
 impl Replies for StreamRead {
     type Answer = Vec<RecordedEvent>;
     fn reply(self, answer: Answer) {
+        let _ = self.reply.send(answer);
+    }
+}
+
+impl Replies for ClaimRead {
+    type Answer = Option<IdempotencyRecord>;
+    fn reply(self, answer: ClaimAnswer) {
         let _ = self.reply.send(answer);
     }
 }

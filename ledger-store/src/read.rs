@@ -1,7 +1,7 @@
 //! Reading the log: one stream, the global order by position, idempotency claims, the head.
 //! Reads need no lock: the writer only makes position N+1 visible after N (see `writer`).
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::error::StoreError;
 use crate::event::{Environment, IdempotencyRecord, RecordedEvent};
@@ -127,29 +127,63 @@ pub(crate) async fn events_between(
     decode(rows)
 }
 
-pub(crate) async fn idempotency_record(
-    pool: &PgPool,
-    environment: Environment,
-    key: &str,
-) -> Result<Option<IdempotencyRecord>, StoreError> {
-    let row = sqlx::query!(
-        r#"SELECT environment, key, request_hash, result, created_at
-           FROM idempotency_keys WHERE environment = $1 AND key = $2"#,
-        environment.as_str(),
-        key,
+/// Several idempotency claims from one statement, in the order asked: `None` for a key nobody
+/// claimed; a row that does not read back fails its own answer, not the others'. Read on the
+/// stream readers' connections (see `connections`).
+pub(crate) async fn idempotency_records(
+    connection: &mut PgConnection,
+    keys: &[(Environment, String)],
+) -> Result<Vec<Result<Option<IdempotencyRecord>, StoreError>>, StoreError> {
+    let environments: Vec<&str> = keys
+        .iter()
+        .map(|(environment, _)| environment.as_str())
+        .collect();
+    let names: Vec<&str> = keys.iter().map(|(_, key)| key.as_str()).collect();
+    // One primary-key probe per key; `OFFSET 0` keeps the lateral subquery a probe.
+    let rows = sqlx::query!(
+        r#"SELECT k.read AS "read!", i.environment AS "environment!", i.key AS "key!",
+               i.request_hash AS "request_hash!", i.result AS "result!",
+               i.created_at AS "created_at!"
+           FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(environment, key, read)
+           CROSS JOIN LATERAL (
+               SELECT * FROM idempotency_keys
+               WHERE idempotency_keys.environment = k.environment AND idempotency_keys.key = k.key
+               OFFSET 0
+           ) i"#,
+        &environments as &[&str],
+        &names as &[&str],
     )
-    .fetch_optional(pool)
+    .fetch_all(connection)
     .await?;
-    row.map(|row| {
-        Ok(IdempotencyRecord {
-            environment: row.environment.parse()?,
-            key: row.key,
-            request_hash: row.request_hash,
-            result: row.result,
-            created_at: row.created_at,
-        })
-    })
-    .transpose()
+    let mut records: Vec<Result<Option<IdempotencyRecord>, StoreError>> =
+        keys.iter().map(|_| Ok(None)).collect();
+    for row in rows {
+        // ORDINALITY counts from 1.
+        let slot = usize::try_from(row.read - 1)
+            .ok()
+            .and_then(|index| records.get_mut(index))
+            .ok_or_else(|| {
+                StoreError::ReadFailed(format!(
+                    "the server answered claim {} of {}",
+                    row.read,
+                    keys.len()
+                ))
+            })?;
+        *slot = row
+            .environment
+            .parse::<Environment>()
+            .map_err(StoreError::from)
+            .map(|environment| {
+                Some(IdempotencyRecord {
+                    environment,
+                    key: row.key,
+                    request_hash: row.request_hash,
+                    result: row.result,
+                    created_at: row.created_at,
+                })
+            });
+    }
+    Ok(records)
 }
 
 pub(crate) async fn head(pool: &PgPool) -> Result<LogHead, StoreError> {

@@ -237,7 +237,9 @@ impl EventStore {
         environment: Environment,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        crate::read::idempotency_record(&self.pool, environment, key).await
+        self.stream_readers
+            .idempotency_record(environment, key)
+            .await
     }
 
     /// The last position written and its hash.

@@ -1,10 +1,11 @@
 //! Appending and reading back; optimistic concurrency; atomic multi-stream appends.
 
 use ledger_store::testing::TestDatabase;
-use ledger_store::{AppendRequest, ExpectedVersion, StoreError, StreamType};
+use ledger_store::{AppendRequest, Environment, ExpectedVersion, StoreError, StreamType};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{count_events, single, stream};
+use crate::helpers::{claim, count_events, single, stream};
 
 /// What an append returns is exactly what reading the stream and the log gives back,
 /// every column included, with versions from 1 and positions from 1.
@@ -201,29 +202,31 @@ async fn concurrent_stream_reads_each_get_their_own_stream() {
     futures::future::join_all(reads).await;
 }
 
-/// Reads of streams' rows are answered together with reads of events, by the same readers:
-/// each gets its own stream's row (its type and version), a stream never written gets none,
-/// and the reads of events beside them are unaffected.
+/// Reads of streams' rows and of idempotency claims are answered together with reads of
+/// events, by the same readers: each gets its own stream's row (its type and version) or its
+/// own key's claim (the positions its request recorded), a stream never written or a key never
+/// claimed gets none, and the reads of events beside them are unaffected.
 #[tokio::test]
-async fn concurrent_row_and_event_reads_each_get_their_own_stream() {
+async fn concurrent_reads_of_rows_claims_and_events_each_get_their_own() {
     let db = TestDatabase::new().await;
     let store = db.store();
     let mut streams = Vec::new();
     for index in 0..30 {
         let stream_id = Uuid::new_v4();
         let count = 1 + index % 5;
-        let recorded = store
-            .append(single(stream_id, ExpectedVersion::NoStream, count))
-            .await
-            .unwrap()
-            .into_result();
+        let mut request = single(stream_id, ExpectedVersion::NoStream, count);
+        request.idempotency = Some(claim(
+            &format!("key-{stream_id}"),
+            &json!({ "index": index }),
+        ));
+        let recorded = store.append(request).await.unwrap().into_result();
         streams.push((stream_id, recorded.events));
     }
-    let reads = (0..300).map(|read| {
+    let reads = (0..400).map(|read| {
         let store = store.clone();
         let (stream_id, events) = streams[(read * 7) % streams.len()].clone();
         async move {
-            match read % 3 {
+            match read % 4 {
                 0 => {
                     let row = store.stored_stream(stream_id).await.unwrap().unwrap();
                     assert_eq!(row.stream_id, stream_id);
@@ -235,6 +238,29 @@ async fn concurrent_row_and_event_reads_each_get_their_own_stream() {
                 1 => {
                     let never_written = Uuid::new_v4();
                     assert_eq!(store.stored_stream(never_written).await.unwrap(), None);
+                }
+                2 => {
+                    let key = format!("key-{stream_id}");
+                    let record = store
+                        .idempotency_record(Environment::Test, &key)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!(record.key, key);
+                    assert_eq!(
+                        record.result,
+                        json!({
+                            "first_position": events[0].position,
+                            "last_position": events[events.len() - 1].position,
+                        })
+                    );
+                    assert_eq!(
+                        store
+                            .idempotency_record(Environment::Test, "never-claimed")
+                            .await
+                            .unwrap(),
+                        None
+                    );
                 }
                 _ => assert_eq!(store.read_stream(stream_id, 1).await.unwrap(), events),
             }
