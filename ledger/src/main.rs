@@ -13,6 +13,8 @@ mod cli;
 mod config;
 mod database;
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use cli::{Cli, Command};
 use database::Database;
@@ -33,8 +35,11 @@ fn default_filter(command: &Command) -> &'static str {
 fn init_logging(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only for a person at a terminal: a pipe or a file (a log collector, journald)
+    // gets plain lines, not escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

@@ -71,10 +71,24 @@ fn a_day_played_by_demo_verifies_and_exports_clean_json_lines() {
         );
     }
 
-    let verify = ledger(&directory, &["verify"]);
+    // Its log lines, read from a pipe or a file as an operator's log collector does: plain
+    // text, without a terminal's colour codes.
+    let verify = Command::new(ledger_binary())
+        .arg("verify")
+        .current_dir(&directory)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("the ledger binary runs");
     let report = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{report}");
     assert!(report.contains("no discrepancies"), "{report}");
+    let log = String::from_utf8_lossy(&verify.stderr);
+    assert!(log.contains(" INFO "), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in log lines written to a pipe:\n{log}"
+    );
 
     let export = ledger(&directory, &["export"]);
     assert!(export.status.success());
