@@ -207,6 +207,13 @@ impl Endpoints {
         if count >= MAX_ENDPOINTS {
             return Err(NotifyError::TooManyEndpoints(MAX_ENDPOINTS));
         }
+        // The dispatcher holds this row for the whole of a batch, from reading its events to
+        // reading the endpoints. Waiting for it here, the endpoint's `created_position` is read
+        // after any batch in progress commits, so no batch can pass events after that position
+        // without seeing the endpoint; and a batch that starts meanwhile waits for this one.
+        sqlx::query!("SELECT position FROM notification_checkpoint WHERE id FOR SHARE")
+            .fetch_one(&mut *transaction)
+            .await?;
         let endpoint_id = Uuid::new_v4();
         let secret = new_secret();
         sqlx::query!(

@@ -414,6 +414,66 @@ async fn events_appended_while_the_dispatcher_pauses_go_out_together_and_the_fir
     );
 }
 
+/// An endpoint created while the dispatcher is inside a batch (it has read the batch's events
+/// and not yet the endpoints) waits for that batch to commit, so its `created_position` is at
+/// or past every event the batch passed without seeing it. Reading the log's head first, it
+/// could commit after the batch read no endpoint: the events appended in between, after its
+/// `created_position`, would never be delivered to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_endpoint_created_during_a_dispatcher_batch_starts_after_what_the_batch_passed() {
+    let database = TestDatabase::new().await;
+    let handler = CommandHandler::new(database.store());
+    captured_payment(&handler, 0).await;
+
+    // A dispatcher's batch in progress: the checkpoint held, as `Dispatcher::run_batch` holds it.
+    let mut batch = database.pool().begin().await.unwrap();
+    sqlx::query("SELECT position FROM notification_checkpoint WHERE id FOR UPDATE")
+        .execute(&mut *batch)
+        .await
+        .unwrap();
+    let creating = tokio::spawn({
+        let pool = database.pool().clone();
+        async move {
+            Endpoints::new(pool, UrlPolicy::default())
+                .create(
+                    Environment::Test,
+                    NewEndpoint {
+                        idempotency_key: "created-during-a-batch".to_owned(),
+                        url: "http://127.0.0.1:9/hook".to_owned(),
+                        event_types: vec!["*".to_owned()],
+                        description: None,
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    });
+    // Events appended while the endpoint is being created, which the batch reads.
+    captured_payment(&handler, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !creating.is_finished(),
+        "the endpoint was created while a dispatcher batch was in progress"
+    );
+    let passed: i64 = sqlx::query_scalar("SELECT last_position FROM log_head WHERE id = 1")
+        .fetch_one(&mut *batch)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE notification_checkpoint SET position = $1 WHERE id")
+        .bind(passed)
+        .execute(&mut *batch)
+        .await
+        .unwrap();
+    batch.commit().await.unwrap();
+
+    let created = creating.await.unwrap();
+    assert!(
+        created.endpoint.created_position >= passed as u64,
+        "created at position {}, but the batch passed {passed} without seeing the endpoint",
+        created.endpoint.created_position
+    );
+}
+
 /// The verification snippet that docs/notifications.md gives for `language` (the code block
 /// after the line naming it), so the documented code is the code that is checked.
 fn documented_snippet(language: &str) -> String {
