@@ -289,6 +289,23 @@ pub(crate) async fn ready(
 /// Longest wait for a lock on the connections kept here.
 pub const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// The answer a grouped statement's row belongs to: `read` is the row's `WITH ORDINALITY`
+/// number, counted from 1, of the request it answers. A number no request has fails the whole
+/// statement (`what` names the requests in the error).
+pub(crate) fn answer_to<'a, T>(
+    answers: &'a mut [T],
+    read: i64,
+    what: &str,
+) -> Result<&'a mut T, StoreError> {
+    let count = answers.len();
+    usize::try_from(read - 1)
+        .ok()
+        .and_then(|index| answers.get_mut(index))
+        .ok_or_else(|| {
+            StoreError::ReadFailed(format!("the server answered {what} {read} of {count}"))
+        })
+}
+
 /// Each read's events, in the order of `reads`, from one query.
 async fn read_streams(
     connection: &mut PgConnection,
@@ -321,17 +338,7 @@ async fn read_streams(
     .await?;
     let mut answers: Vec<Answer> = reads.iter().map(|_| Ok(Vec::new())).collect();
     for row in rows {
-        // ORDINALITY counts from 1.
-        let Some(answer) = usize::try_from(row.read - 1)
-            .ok()
-            .and_then(|index| answers.get_mut(index))
-        else {
-            return Err(StoreError::ReadFailed(format!(
-                "the server answered read {} of {}",
-                row.read,
-                reads.len()
-            )));
-        };
+        let answer = answer_to(&mut answers, row.read, "read")?;
         let Ok(events) = answer else {
             continue;
         };

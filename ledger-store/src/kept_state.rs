@@ -158,17 +158,7 @@ pub(crate) async fn read_many(
     let mut stored: Vec<Result<Option<StoredStream>, StoreError>> =
         stream_ids.iter().map(|_| Ok(None)).collect();
     for row in rows {
-        // ORDINALITY counts from 1.
-        let slot = usize::try_from(row.read - 1)
-            .ok()
-            .and_then(|index| stored.get_mut(index))
-            .ok_or_else(|| {
-                StoreError::ReadFailed(format!(
-                    "the server answered stream row {} of {}",
-                    row.read,
-                    stream_ids.len()
-                ))
-            })?;
+        let slot = crate::connections::answer_to(&mut stored, row.read, "stream row")?;
         let read = || -> Result<StoredStream, StoreError> {
             let kept = match (
                 row.state_format,

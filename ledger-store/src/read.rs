@@ -158,17 +158,7 @@ pub(crate) async fn idempotency_records(
     let mut records: Vec<Result<Option<IdempotencyRecord>, StoreError>> =
         keys.iter().map(|_| Ok(None)).collect();
     for row in rows {
-        // ORDINALITY counts from 1.
-        let slot = usize::try_from(row.read - 1)
-            .ok()
-            .and_then(|index| records.get_mut(index))
-            .ok_or_else(|| {
-                StoreError::ReadFailed(format!(
-                    "the server answered claim {} of {}",
-                    row.read,
-                    keys.len()
-                ))
-            })?;
+        let slot = crate::connections::answer_to(&mut records, row.read, "claim")?;
         *slot = row
             .environment
             .parse::<Environment>()
