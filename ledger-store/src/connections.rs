@@ -41,30 +41,26 @@ type Answer = Result<Vec<RecordedEvent>, StoreError>;
 type RowAnswer = Result<Option<StoredStream>, StoreError>;
 type ClaimAnswer = Result<Option<IdempotencyRecord>, StoreError>;
 
+/// A read waiting for its answer: what is asked, and where the answer goes.
+struct Asked<Query, Found> {
+    query: Query,
+    reply: oneshot::Sender<Result<Found, StoreError>>,
+}
+
 /// A stream's events from a version on.
-struct StreamRead {
+struct EventsFrom {
     stream_id: Uuid,
     from_version: i64,
-    reply: oneshot::Sender<Answer>,
 }
 
-/// A stream's row (see `kept_state`): the read of a stream this process keeps no fold of.
-struct RowRead {
-    stream_id: Uuid,
-    reply: oneshot::Sender<RowAnswer>,
-}
-
-/// An idempotency claim: the check of a refused command's key.
-struct ClaimRead {
-    environment: Environment,
-    key: String,
-    reply: oneshot::Sender<ClaimAnswer>,
-}
+type StreamRead = Asked<EventsFrom, Vec<RecordedEvent>>;
 
 enum Read {
     Events(StreamRead),
-    Row(RowRead),
-    Claim(ClaimRead),
+    /// A stream's row (see `kept_state`): the read of a stream this process keeps no fold of.
+    Row(Asked<Uuid, Option<StoredStream>>),
+    /// An idempotency claim: the check of a refused command's key.
+    Claim(Asked<(Environment, String), Option<IdempotencyRecord>>),
 }
 
 impl Read {
@@ -97,9 +93,11 @@ impl StreamReaders {
     pub async fn read_stream(&self, stream_id: Uuid, from_version: u64) -> Answer {
         let (reply, answer) = oneshot::channel();
         let from_version = to_stored(from_version)?;
-        self.ask(Read::Events(StreamRead {
-            stream_id,
-            from_version,
+        self.ask(Read::Events(Asked {
+            query: EventsFrom {
+                stream_id,
+                from_version,
+            },
             reply,
         }))
         .await?;
@@ -109,17 +107,19 @@ impl StreamReaders {
     /// A stream's row, `None` when the stream does not exist.
     pub async fn stored_stream(&self, stream_id: Uuid) -> RowAnswer {
         let (reply, answer) = oneshot::channel();
-        self.ask(Read::Row(RowRead { stream_id, reply })).await?;
+        self.ask(Read::Row(Asked {
+            query: stream_id,
+            reply,
+        }))
+        .await?;
         answered(answer).await
     }
 
     /// The claim on an idempotency key, `None` when nobody claimed it.
     pub async fn idempotency_record(&self, environment: Environment, key: &str) -> ClaimAnswer {
         let (reply, answer) = oneshot::channel();
-        let key = key.to_owned();
-        self.ask(Read::Claim(ClaimRead {
-            environment,
-            key,
+        self.ask(Read::Claim(Asked {
+            query: (environment, key.to_owned()),
             reply,
         }))
         .await?;
@@ -186,16 +186,14 @@ async fn serve_reads(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Read>>>) {
             reply(&mut event_reads, answered);
         }
         if !row_reads.is_empty() {
-            let stream_ids: Vec<Uuid> = row_reads.iter().map(|read| read.stream_id).collect();
+            let stream_ids: Vec<Uuid> = row_reads.iter().map(|read| read.query).collect();
             let answered = crate::kept_state::read_many(&mut ready, &stream_ids).await;
             healthy &= answered.is_ok();
             reply(&mut row_reads, answered);
         }
         if !claim_reads.is_empty() {
-            let keys: Vec<(Environment, String)> = claim_reads
-                .iter()
-                .map(|read| (read.environment, read.key.clone()))
-                .collect();
+            let keys: Vec<(Environment, String)> =
+                claim_reads.iter().map(|read| read.query.clone()).collect();
             let answered = crate::read::idempotency_records(&mut ready, &keys).await;
             healthy &= answered.is_ok();
             reply(&mut claim_reads, answered);
@@ -207,48 +205,23 @@ async fn serve_reads(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Read>>>) {
     }
 }
 
-/// A read whose answer goes back to its caller.
-trait Replies {
-    type Answer;
-    fn reply(self, answer: Result<Self::Answer, StoreError>);
-}
-
-impl Replies for StreamRead {
-    type Answer = Vec<RecordedEvent>;
-    fn reply(self, answer: Answer) {
-        let _ = self.reply.send(answer);
-    }
-}
-
-impl Replies for ClaimRead {
-    type Answer = Option<IdempotencyRecord>;
-    fn reply(self, answer: ClaimAnswer) {
-        let _ = self.reply.send(answer);
-    }
-}
-
-impl Replies for RowRead {
-    type Answer = Option<StoredStream>;
-    fn reply(self, answer: RowAnswer) {
-        let _ = self.reply.send(answer);
-    }
-}
-
 /// Sends each read its answer from one query's answers, or the query's failure to all.
-fn reply<R: Replies>(
-    reads: &mut Vec<R>,
-    answered: Result<Vec<Result<R::Answer, StoreError>>, StoreError>,
+fn reply<Query, Found>(
+    reads: &mut Vec<Asked<Query, Found>>,
+    answered: Result<Vec<Result<Found, StoreError>>, StoreError>,
 ) {
     match answered {
         Ok(answers) => {
             for (read, answer) in reads.drain(..).zip(answers) {
-                read.reply(answer);
+                let _ = read.reply.send(answer);
             }
         }
         Err(error) => {
             let message = error.to_string();
             for read in reads.drain(..) {
-                read.reply(Err(StoreError::ReadFailed(message.clone())));
+                let _ = read
+                    .reply
+                    .send(Err(StoreError::ReadFailed(message.clone())));
             }
         }
     }
@@ -311,8 +284,8 @@ async fn read_streams(
     connection: &mut PgConnection,
     reads: &[StreamRead],
 ) -> Result<Vec<Answer>, StoreError> {
-    let stream_ids: Vec<Uuid> = reads.iter().map(|read| read.stream_id).collect();
-    let from_versions: Vec<i64> = reads.iter().map(|read| read.from_version).collect();
+    let stream_ids: Vec<Uuid> = reads.iter().map(|read| read.query.stream_id).collect();
+    let from_versions: Vec<i64> = reads.iter().map(|read| read.query.from_version).collect();
     // One index probe on (stream_id, stream_version) per read, whatever the table's size
     // when the plan was made: `OFFSET 0` keeps the planner from flattening the lateral
     // subquery into a join, which on a new, still small log it would hash with a scan of
