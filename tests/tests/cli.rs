@@ -7,14 +7,22 @@ use std::process::{Command, Output, Stdio};
 use ledger_tests::{fresh_directory, ledger_binary};
 
 fn ledger(directory: &Path, arguments: &[&str]) -> Output {
-    Command::new(ledger_binary())
+    ledger_logging(directory, arguments, Some("warn"))
+}
+
+/// The binary run with `RUST_LOG` set to `log`, or unset (its own default) when `None`.
+fn ledger_logging(directory: &Path, arguments: &[&str], log: Option<&str>) -> Output {
+    let mut command = Command::new(ledger_binary());
+    command
         .args(arguments)
         .current_dir(directory)
         .env_remove("DATABASE_URL")
-        .env_remove("LEDGER_STRIPE_WEBHOOK_SECRETS")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the ledger binary runs")
+        .env_remove("LEDGER_STRIPE_WEBHOOK_SECRETS");
+    match log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    command.output().expect("the ledger binary runs")
 }
 
 #[test]
@@ -46,14 +54,7 @@ fn a_day_played_by_demo_verifies_and_exports_clean_json_lines() {
     );
 
     // As a newcomer runs it, with no RUST_LOG: the story, not the server's log lines.
-    let demo = Command::new(ledger_binary())
-        .args(["demo", "--payments", "12"])
-        .current_dir(&directory)
-        .env_remove("DATABASE_URL")
-        .env_remove("LEDGER_STRIPE_WEBHOOK_SECRETS")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the ledger binary runs");
+    let demo = ledger_logging(&directory, &["demo", "--payments", "12"], None);
     let story = String::from_utf8_lossy(&demo.stderr);
     assert!(demo.status.success(), "{story}");
     assert!(story.contains("playing a day of 12 payments"), "{story}");
@@ -73,13 +74,7 @@ fn a_day_played_by_demo_verifies_and_exports_clean_json_lines() {
 
     // Its log lines, read from a pipe or a file as an operator's log collector does: plain
     // text, without a terminal's colour codes.
-    let verify = Command::new(ledger_binary())
-        .arg("verify")
-        .current_dir(&directory)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("the ledger binary runs");
+    let verify = ledger_logging(&directory, &["verify"], Some("info"));
     let report = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{report}");
     assert!(report.contains("no discrepancies"), "{report}");
